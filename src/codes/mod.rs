@@ -1,0 +1,1 @@
+//! codes (under construction)

@@ -1,0 +1,156 @@
+//! Host and domain names: IDNA normalisation to lower-case ASCII, the registrable domain
+//! (public suffix list, via `psl`), and coverage (is a host under a filed domain). Pure.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Why a text is not a usable domain name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{text:?} is not a valid domain name: {reason}")]
+pub struct DomainError {
+    pub text: String,
+    pub reason: &'static str,
+}
+
+/// Normalise a host name: trim, strip one trailing dot, IDNA to ASCII (punycode), lower case.
+/// IP literals are refused (use [`std::net::IpAddr`] for those).
+pub fn normalise_host(text: &str) -> Result<String, DomainError> {
+    let err = |reason| DomainError {
+        text: text.to_string(),
+        reason,
+    };
+    let t = text.trim();
+    let t = t.strip_suffix('.').unwrap_or(t);
+    if t.is_empty() {
+        return Err(err("empty"));
+    }
+    if t.len() > 253 {
+        return Err(err("longer than 253 characters"));
+    }
+    let ascii = idna::domain_to_ascii(t).map_err(|_| err("not a valid internationalised name"))?;
+    if ascii.is_empty() {
+        return Err(err("empty"));
+    }
+    if ascii.parse::<std::net::IpAddr>().is_ok() {
+        return Err(err("an IP address, not a domain"));
+    }
+    for label in ascii.split('.') {
+        if label.is_empty() {
+            return Err(err("empty label"));
+        }
+        if label.len() > 63 {
+            return Err(err("a label is longer than 63 characters"));
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(err("characters other than letters, digits and `-`"));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(err("a label starts or ends with `-`"));
+        }
+    }
+    Ok(ascii)
+}
+
+/// A registrable domain (eTLD+1): lower-case ASCII, no `www.`, e.g. `example.com.cn`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Domain(String);
+
+impl Domain {
+    /// Parse a registrable domain as filed. `www.example.com` and other subdomains are refused
+    /// (file the registrable domain: the filing covers its subdomains), as are public suffixes.
+    pub fn parse(text: &str) -> Result<Self, DomainError> {
+        let host = normalise_host(text)?;
+        let reg = registrable(&host).ok_or_else(|| DomainError {
+            text: text.to_string(),
+            reason: "no registrable domain (is it a public suffix?)",
+        })?;
+        if reg != host {
+            return Err(DomainError {
+                text: text.to_string(),
+                reason: "a subdomain; file the registrable domain instead",
+            });
+        }
+        Ok(Domain(host))
+    }
+
+    /// The registrable domain of any host under it (`www.a.example.com.cn` → `example.com.cn`).
+    pub fn of_host(text: &str) -> Result<Self, DomainError> {
+        let host = normalise_host(text)?;
+        registrable(&host).map(Domain).ok_or_else(|| DomainError {
+            text: text.to_string(),
+            reason: "no registrable domain (is it a public suffix?)",
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `host` (already normalised) is this domain or under it.
+    pub fn covers(&self, host: &str) -> bool {
+        host == self.0
+            || (host.len() > self.0.len()
+                && host.ends_with(&self.0)
+                && host.as_bytes()[host.len() - self.0.len() - 1] == b'.')
+    }
+}
+
+fn registrable(host: &str) -> Option<String> {
+    let d = psl::domain(host.as_bytes())?;
+    // Only trust known suffixes; an unknown TLD (`.test`, `.example`, `.internal`) is
+    // treated as a one-label suffix, which is what the PSL's default rule says.
+    std::str::from_utf8(d.as_bytes()).ok().map(str::to_string)
+}
+
+impl fmt::Display for Domain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for Domain {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Domain {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Domain::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registrable_domains() {
+        assert_eq!(Domain::parse("Example.COM.").unwrap().as_str(), "example.com");
+        assert_eq!(Domain::parse("example.com.cn").unwrap().as_str(), "example.com.cn");
+        assert_eq!(Domain::parse("示例.中国").unwrap().as_str(), "xn--fsq092h.xn--fiqs8s");
+        assert!(Domain::parse("www.example.com").is_err());
+        assert!(Domain::parse("com.cn").is_err());
+        assert!(Domain::parse("203.0.113.7").is_err());
+        assert!(Domain::parse("exa mple.com").is_err());
+        assert_eq!(Domain::parse("shop.test").unwrap().as_str(), "shop.test");
+        assert_eq!(
+            Domain::of_host("www.a.example.com.cn").unwrap().as_str(),
+            "example.com.cn"
+        );
+    }
+
+    #[test]
+    fn coverage() {
+        let d = Domain::parse("example.com").unwrap();
+        assert!(d.covers("example.com"));
+        assert!(d.covers("www.example.com"));
+        assert!(!d.covers("badexample.com"));
+        assert!(!d.covers("example.com.evil.test"));
+    }
+}

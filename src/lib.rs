@@ -1,0 +1,34 @@
+//! # beian — ICP filing (备案) registry and compliance scanner
+//!
+//! Library layout (one line a module; see `ARCHITECTURE.md` for the invariants):
+//!
+//! - [`number`]: filing, licence and public-security numbers — parse, normalise, format (pure).
+//! - [`codes`]: code tables loaded from `seeds/codes` (provinces, natures, categories, …) and
+//!   identity-number checks (USCC, resident ID).
+//! - [`cert`]: the `bazs.cert` certificate: canonical bytes, signing, verification, keyring (pure).
+//! - [`registry`]: the embedded filing core — model, workflow (pure), store traits, the sled
+//!   store, issuance, audit log, snapshot export for scanners.
+//! - [`accounts`]: users, roles, password rules, verification codes, sessions.
+//! - [`observation`]: what the scanner saw at one target (facts only, no judgement).
+//! - [`domain`]: host names — IDNA normalisation, registrable domains (public suffix list).
+//! - [`crawl`]: resolver with address guard, fetcher, rate limits, scheduler.
+//! - [`extract`]: charset decoding, footer number and link extraction (pure).
+//! - [`verdict`]: policy files and `evaluate(observation, registry view, policy) → findings` (pure).
+//! - [`report`]: sinks — JSON Lines, CSV, Markdown summary, scan history and diff.
+//! - [`metrics`]: every Prometheus metric, defined once.
+//! - [`api`]: the HTTP API (axum), auth, one error→response mapping.
+//! The `beian` binary (`src/main.rs`, `src/cli/`) is a thin layer over this library.
+
+pub mod accounts;
+pub mod api;
+pub mod cert;
+pub mod codes;
+pub mod crawl;
+pub mod domain;
+pub mod extract;
+pub mod metrics;
+pub mod number;
+pub mod observation;
+pub mod registry;
+pub mod report;
+pub mod verdict;

@@ -1,0 +1,5 @@
+//! The embedded filing core: model, workflow (pure transitions), store traits (read-only and
+//! read-write), the sled store (the only file naming sled), issuance (the only holder of the
+//! signing key), the hash-chained audit log, and the snapshot exported for scanners.
+
+pub mod snapshot;
