@@ -17,6 +17,7 @@
 //! - [`report`]: sinks — JSON Lines, CSV, Markdown summary, scan history and diff.
 //! - [`metrics`]: every Prometheus metric, defined once.
 //! - [`api`]: the HTTP API (axum), auth, one error→response mapping.
+//!
 //! The `beian` binary (`src/main.rs`, `src/cli/`) is a thin layer over this library.
 
 pub mod accounts;
