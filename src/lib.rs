@@ -15,6 +15,7 @@
 //! - [`extract`]: charset decoding, footer number and link extraction (pure).
 //! - [`verdict`]: policy files and `evaluate(observation, registry view, policy) → findings` (pure).
 //! - [`report`]: sinks — JSON Lines, CSV, Markdown summary, scan history and diff.
+//! - [`fleet`]: a loopback fleet of lab web sites (virtual hosts) for the demo, tests and benches.
 //! - [`metrics`]: every Prometheus metric, defined once.
 //! - [`api`]: the HTTP API (axum), auth, one error→response mapping.
 //!
@@ -27,6 +28,7 @@ pub mod codes;
 pub mod crawl;
 pub mod domain;
 pub mod extract;
+pub mod fleet;
 pub mod metrics;
 pub mod number;
 pub mod observation;
