@@ -2,6 +2,7 @@
 //!
 //! Library layout (one line a module; see `ARCHITECTURE.md` for the invariants):
 //!
+//! - [`advice`]: the self-check wording — what is wrong and how to fix it, in Chinese and English.
 //! - [`number`]: filing, licence and public-security numbers — parse, normalise, format (pure).
 //! - [`codes`]: code tables loaded from `seeds/codes` (provinces, natures, categories, …) and
 //!   identity-number checks (USCC, resident ID).
@@ -22,6 +23,7 @@
 //! The `beian` binary (`src/main.rs`, `src/cli/`) is a thin layer over this library.
 
 pub mod accounts;
+pub mod advice;
 pub mod api;
 pub mod cert;
 pub mod codes;
