@@ -204,3 +204,26 @@ fn md_escape(s: &str) -> String {
         .collect::<String>()
         .replace('|', "\\|")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn reading_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = Summary::from_jsonl(&bytes[..], "fuzz");
+        }
+
+        #[test]
+        fn markdown_cells_stay_in_one_row(p in "(.|\n|\r|[|]){0,20}") {
+            let mut s = Summary::new();
+            s.count("compliant", None, std::iter::empty(), Some(&p));
+            let md = s.to_markdown("t");
+            let rows = md.lines().filter(|l| l.starts_with("| ") && l.ends_with(" |")).count();
+            // 4 verdict rows, the province header and one province row.
+            prop_assert_eq!(rows, 4 + 1 + 1 + 1);
+        }
+    }
+}
