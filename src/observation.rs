@@ -63,6 +63,9 @@ pub struct FetchRecord {
     pub error: Option<FetchError>,
     /// `Retry-After` seconds of a final 429/503, if any.
     pub retry_after: Option<u64>,
+    /// The body was longer than its cap and only the first `bytes` were kept (homepages).
+    #[serde(default)]
+    pub truncated: bool,
 }
 
 /// DNS facts for the target host.
