@@ -7,7 +7,7 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Targets in flight at once (global concurrency).
 pub const DEFAULT_CONCURRENCY: usize = 64;
@@ -38,7 +38,7 @@ pub const DEFAULT_POOL_IDLE_TIMEOUT_MS: u64 = 2_000;
 pub const DEFAULT_DNS_CACHE_SIZE: usize = 1_024;
 
 /// Everything the scanner's network half can be told.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScanConfig {
     /// Targets in flight at once across the scanner.
