@@ -138,3 +138,19 @@ mod opt_b64 {
         .transpose()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fetch_record_without_truncated_reads_as_not_truncated() {
+        let json = r#"{"url":"http://a.example/","hops":[],"status":200,"content_type":null,
+            "bytes":3,"elapsed_ms":1,"error":null,"retry_after":null}"#;
+        let record: FetchRecord = serde_json::from_str(json).unwrap();
+        assert!(!record.truncated);
+        let back: FetchRecord =
+            serde_json::from_str(&serde_json::to_string(&record).unwrap()).unwrap();
+        assert_eq!(back, record);
+    }
+}

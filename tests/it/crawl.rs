@@ -769,3 +769,28 @@ async fn scan_stream_visits_each_of_2000_targets_once_with_bounded_memory() {
         "targets are pulled lazily ({max_ahead} ahead)"
     );
 }
+
+#[tokio::test]
+async fn waiting_for_the_host_rate_limit_does_not_use_up_the_deadline() {
+    let site = serve(LAB_IP, |req, mut s| async move {
+        match req.path.as_str() {
+            "/" => respond(&mut s, 200, &[], b"home").await,
+            _ => respond(&mut s, 404, &[], b"").await,
+        }
+    })
+    .await;
+    let mut config = lab_config(&["polite.test"]);
+    config.host_rate = std::num::NonZeroU32::new(1);
+    config.deadline_ms = 1_500;
+    let obs = observe(config, &format!("http://polite.test:{}/", site.port())).await;
+    // Three requests at one a second take about two seconds, more than the deadline.
+    assert_eq!(obs.homepage[0].status, Some(200));
+    assert_eq!(
+        obs.cert.as_ref().unwrap().fetch.status,
+        Some(404),
+        "{obs:#?}"
+    );
+    let misplaced = obs.cert_misplaced.as_ref().unwrap();
+    assert_eq!(misplaced.fetch.status, Some(404), "{obs:#?}");
+    assert_eq!(site.paths().len(), 3);
+}
