@@ -3,3 +3,4 @@
 mod dashboards;
 mod report;
 mod verdict;
+mod crawl;
