@@ -158,7 +158,10 @@ pub fn prescan_meta(head: &[u8]) -> Option<&'static Encoding> {
 
 /// Parse attributes from `start` up to the closing `>`; returns (name, value) pairs with
 /// lowercase names, and the index after the tag.
-fn parse_attributes(b: &[u8], start: usize) -> (Vec<(Vec<u8>, Vec<u8>)>, usize) {
+/// One parsed attribute: lowercase name and raw value.
+type Attribute = (Vec<u8>, Vec<u8>);
+
+fn parse_attributes(b: &[u8], start: usize) -> (Vec<Attribute>, usize) {
     let mut attrs = Vec::new();
     let mut i = start;
     loop {
@@ -217,11 +220,18 @@ fn parse_attributes(b: &[u8], start: usize) -> (Vec<(Vec<u8>, Vec<u8>)>, usize) 
     }
 }
 
-fn meta_encoding(attrs: &[(Vec<u8>, Vec<u8>)]) -> Option<&'static Encoding> {
-    let get = |n: &[u8]| attrs.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_slice());
+fn meta_encoding(attrs: &[Attribute]) -> Option<&'static Encoding> {
+    let get = |n: &[u8]| {
+        attrs
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.as_slice())
+    };
     let label = if let Some(cs) = get(b"charset") {
         Some(cs)
-    } else if get(b"http-equiv").is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"content-type")) {
+    } else if get(b"http-equiv")
+        .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"content-type"))
+    {
         get(b"content").and_then(charset_param)
     } else {
         None
@@ -271,7 +281,10 @@ mod tests {
 
     #[test]
     fn header_charset_parsing() {
-        assert_eq!(header_charset("text/html;charset=\"gbk\""), Some(encoding_rs::GBK));
+        assert_eq!(
+            header_charset("text/html;charset=\"gbk\""),
+            Some(encoding_rs::GBK)
+        );
         assert_eq!(header_charset("text/html; Charset = utf-8"), Some(UTF_8));
         assert_eq!(header_charset("text/html"), None);
         assert_eq!(header_charset("text/html; charset="), None);

@@ -47,13 +47,22 @@ mod tests {
         for (href, host) in [
             ("https://beian.miit.gov.cn/", "beian.miit.gov.cn"),
             ("https://beian.miit.gov.cn", "beian.miit.gov.cn"),
-            ("https://beian.miit.gov.cn/#/Integrated/index", "beian.miit.gov.cn"),
+            (
+                "https://beian.miit.gov.cn/#/Integrated/index",
+                "beian.miit.gov.cn",
+            ),
             ("HTTP://WWW.MIIBEIAN.GOV.CN", "www.miibeian.gov.cn"),
             ("//beian.miit.gov.cn/", "beian.miit.gov.cn"),
-            ("  \nhttp://www.miitbeian.gov.cn/publish/query/indexFirst.action ", "www.miitbeian.gov.cn"),
+            (
+                "  \nhttp://www.miitbeian.gov.cn/publish/query/indexFirst.action ",
+                "www.miitbeian.gov.cn",
+            ),
             ("https://www.beian.\n  miit.gov.cn/", ""),
             ("https://www.beian.\nmiit.gov.cn/", "www.beian.miit.gov.cn"),
-            ("https://www.beian.miit.gov.cn:443/?a=b", "www.beian.miit.gov.cn"),
+            (
+                "https://www.beian.miit.gov.cn:443/?a=b",
+                "www.beian.miit.gov.cn",
+            ),
         ] {
             let want = (!host.is_empty()).then(|| host.to_string());
             assert_eq!(miit_host(href), want, "{href:?}");
