@@ -821,7 +821,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// `-<1–4 digits>` directly attached; with `letters`, an optional `A`/`X` after it that
-    /// is not the start of a word. Returns the suffix text (`-2A`).
+    /// is not the start of a word (`-1All rights` has no letter suffix). Returns the suffix text (`-2A`).
     fn suffix(&mut self, letters: bool) -> Option<String> {
         let save = self.pos;
         if !self.eat_adjacent('-') {
@@ -842,8 +842,9 @@ impl<'a> Cursor<'a> {
             return None;
         }
         if letters {
+            // Only capital letters: a lower-case letter after the digits is ordinary text.
             if let Some(sc) = self.peek() {
-                let letter = sc.c.to_ascii_uppercase();
+                let letter = sc.c;
                 let next_is_word = self
                     .peek_at(self.pos + 1)
                     .is_some_and(|nx| !nx.space_before && nx.c.is_ascii_alphanumeric());
@@ -1067,5 +1068,117 @@ mod tests {
         assert!(!n.is_subject());
         assert_eq!(n.subject_number().to_string(), "陇ICP备123456号");
         assert!(n.same_as(&FilingNumber::parse("甘ICP备123456号-2").unwrap()));
+    }
+
+    fn found(text: &str) -> Vec<String> {
+        find_numbers(text).iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn scan_finds_numbers_in_running_text() {
+        assert_eq!(
+            found("主体备案号：京ICP备11036572号　网站：京ICP备11036572号-1 App：京ICP备11036572号-2A"),
+            ["京ICP备11036572号", "京ICP备11036572号-1", "京ICP备11036572号-2A"]
+        );
+        assert_eq!(
+            found("增值电信业务经营许可证：浙B2-20090317 京ICP证040286号 合字B1.B2-20130027 浙D3-20210417"),
+            ["浙B2-20090317", "京ICP证040286号", "合字B1.B2-20130027"]
+        );
+        assert_eq!(
+            found("渝ICP备17003456号-1　渝公网安备 50010302001234号"),
+            ["渝ICP备17003456号-1", "渝公网安备50010302001234号"]
+        );
+        assert_eq!(found("ICP证：皖ICP备12034567号-1"), ["皖ICP备12034567号-1"]);
+        assert_eq!(found("北京ICP备12345678号"), ["京ICP备12345678号"]);
+    }
+
+    #[test]
+    fn scan_repairs_and_spacing() {
+        assert_eq!(found("冀 ICP 备 19023716 号"), ["冀ICP备19023716号"]);
+        assert_eq!(found("粤ICP备案15047721号"), ["粤ICP备15047721号"]);
+        assert_eq!(found("滇ICP备09018326-5号"), ["滇ICP备09018326号-5"]);
+        assert_eq!(found("云ICP备2021018843-1"), ["云ICP备2021018843号-1"]);
+        assert_eq!(found("京ICP备10287415 |京公网安备"), ["京ICP备10287415号"]);
+        assert_eq!(
+            found("浙ICP备１４０２２９８１号－５"),
+            ["浙ICP备14022981号-5"]
+        );
+        assert_eq!(
+            found("蒙ICP备\u{3000}16002345号-1"),
+            ["蒙ICP备16002345号-1"]
+        );
+    }
+
+    #[test]
+    fn scan_does_not_glue_neighbours() {
+        // A year after the number is not part of it, nor a word after a letter suffix.
+        assert_eq!(found("京ICP备12345678号-1 2024"), ["京ICP备12345678号-1"]);
+        assert_eq!(
+            found("京ICP备12345678 2024 版权所有"),
+            ["京ICP备12345678号"]
+        );
+        assert_eq!(
+            found("京ICP备12345678号-1All Rights Reserved"),
+            ["京ICP备12345678号-1"]
+        );
+        assert_eq!(found("京ICP备12345678号-2A"), ["京ICP备12345678号-2A"]);
+        // A block break ends a number.
+        let mut t = ScanText::new();
+        t.push_str("京ICP备");
+        t.push_break();
+        t.push_str("12345678号");
+        assert!(scan_numbers(t.chars()).is_empty());
+        let mut t = ScanText::new();
+        t.push_str("京ICP备12345678号");
+        t.push_break();
+        t.push_str("-1");
+        let m = scan_numbers(t.chars());
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].number.to_string(), "京ICP备12345678号");
+        assert_eq!((m[0].start, m[0].digits.clone(), m[0].end), (0, 5..13, 14));
+    }
+
+    #[test]
+    fn scan_refuses_non_numbers() {
+        for text in [
+            "ICP备88888888号",
+            "萌ICP备20240001号",
+            "京ICP备XXXXXXXX号",
+            "京公网安备 1101********号",
+            "京公网安备 11010502****34号",
+            "浙D3-20210417",
+            "京网文[2021]3344-567号",
+            "统一社会信用代码：91110105MA01B2C3D4",
+            "京ICP备123456789012号",
+        ] {
+            assert!(found(text).is_empty(), "{text}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn scan_never_panics_and_finds_only_canonical(text in "\\PC{0,64}") {
+            for n in find_numbers(&text) {
+                let s = n.to_string();
+                let again = find_numbers(&s);
+                proptest::prop_assert_eq!(again.len(), 1);
+                proptest::prop_assert_eq!(again[0].to_string(), s);
+            }
+        }
+
+        #[test]
+        fn embedded_filing_numbers_are_found(
+            prefix in "[a-z，。 ]{0,20}",
+            digits in "[0-9]{6,10}",
+            suffix in proptest::option::of(1u32..1000),
+            after in "[，。 ]{0,3}[a-z]{0,5}",
+        ) {
+            let number = match suffix {
+                Some(s) => format!("沪ICP备{digits}号-{s}"),
+                None => format!("沪ICP备{digits}号"),
+            };
+            let text = format!("{prefix}{number}{after}");
+            proptest::prop_assert_eq!(found(&text), vec![number]);
+        }
     }
 }
