@@ -4,3 +4,4 @@ mod dashboards;
 mod report;
 mod verdict;
 mod crawl;
+mod extract;
