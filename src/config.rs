@@ -86,10 +86,7 @@ impl Config {
     /// Parse configuration text; `path` names it in errors.
     pub fn parse(path: &str, text: &str) -> Result<Config, ConfigFileError> {
         let config: Config = toml::from_str(text).map_err(|e| {
-            let (line, column) = e
-                .span()
-                .map(|s| line_col(text, s.start))
-                .unwrap_or((0, 0));
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
             ConfigFileError::Parse {
                 path: path.to_string(),
                 line,
@@ -149,9 +146,12 @@ mod tests {
 
     #[test]
     fn unknown_keys_name_file_and_line() {
-        let e = Config::parse("conf/beian.toml", "[scan]\nconcurrency = 3\nconcurency = 4\n")
-            .unwrap_err()
-            .to_string();
+        let e = Config::parse(
+            "conf/beian.toml",
+            "[scan]\nconcurrency = 3\nconcurency = 4\n",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.starts_with("conf/beian.toml:3:"), "{e}");
         assert!(e.contains("concurency"), "{e}");
         let e = Config::parse("b.toml", "[scna]\n").unwrap_err().to_string();
