@@ -158,47 +158,6 @@ pub fn advice(code: &str, ctx: &AdviceContext) -> Advice {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn number_advice_names_the_number_and_the_link() {
-        let ctx = AdviceContext {
-            host: "www.example.com".into(),
-            service_number: Some("京ICP备12345678号-1".into()),
-            subject_number: Some("京ICP备12345678号".into()),
-            required_number: "service".into(),
-            ..Default::default()
-        };
-        let a = advice("number_missing", &ctx);
-        assert!(a.fix_zh.contains("京ICP备12345678号-1"));
-        assert!(a.fix_en.contains("https://beian.miit.gov.cn/"));
-        let subj = AdviceContext {
-            required_number: "subject".into(),
-            ..ctx
-        };
-        assert!(advice("number_unlinked", &subj)
-            .fix_en
-            .contains("京ICP备12345678号<"));
-    }
-
-    #[test]
-    fn cert_advice_names_the_path() {
-        let ctx = AdviceContext {
-            host: "a.test".into(),
-            ..Default::default()
-        };
-        assert!(advice("cert_missing", &ctx)
-            .en
-            .contains("https://a.test/cert/bazs.cert"));
-        assert!(advice("cert_misplaced", &ctx)
-            .fix_en
-            .contains("/cert/bazs.cert"));
-        assert!(advice("something_new", &ctx).en.contains("something_new"));
-    }
-}
-
 /// The whole human self-check report for one target, in Chinese with English.
 pub fn render_report(
     result: &crate::scan::TargetResult,
@@ -298,4 +257,45 @@ pub fn render_report(
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn number_advice_names_the_number_and_the_link() {
+        let ctx = AdviceContext {
+            host: "www.example.com".into(),
+            service_number: Some("京ICP备12345678号-1".into()),
+            subject_number: Some("京ICP备12345678号".into()),
+            required_number: "service".into(),
+            ..Default::default()
+        };
+        let a = advice("number_missing", &ctx);
+        assert!(a.fix_zh.contains("京ICP备12345678号-1"));
+        assert!(a.fix_en.contains("https://beian.miit.gov.cn/"));
+        let subj = AdviceContext {
+            required_number: "subject".into(),
+            ..ctx
+        };
+        assert!(advice("number_unlinked", &subj)
+            .fix_en
+            .contains("京ICP备12345678号<"));
+    }
+
+    #[test]
+    fn cert_advice_names_the_path() {
+        let ctx = AdviceContext {
+            host: "a.test".into(),
+            ..Default::default()
+        };
+        assert!(advice("cert_missing", &ctx)
+            .en
+            .contains("https://a.test/cert/bazs.cert"));
+        assert!(advice("cert_misplaced", &ctx)
+            .fix_en
+            .contains("/cert/bazs.cert"));
+        assert!(advice("something_new", &ctx).en.contains("something_new"));
+    }
 }
