@@ -395,6 +395,23 @@ async fn scan(global: &Global, args: ScanRunArgs) -> anyhow::Result<i32> {
     if let Some(h) = history_writer {
         let meta = h.finish(ended)?;
         eprintln!("scan kept in history as {}", meta.id);
+        // New findings against the previous scan, for the alert on newly unfiled sites.
+        let hist = history(global)?;
+        if let Some((older, newer)) = hist.latest_two()? {
+            let d = hist.diff(&older.id, &newer.id)?;
+            let mut counts: std::collections::BTreeMap<String, i64> = Default::default();
+            for c in &d.changes {
+                for code in &c.new_findings {
+                    *counts.entry(code.clone()).or_default() += 1;
+                }
+            }
+            for (code, n) in counts {
+                metrics
+                    .scan_last_new_findings
+                    .with_label_values(&[beian::metrics::closed_label(&code)])
+                    .set(n);
+            }
+        }
     }
     if let Some(p) = &args.metrics_textfile {
         common::write_atomic(p, metrics.encode().as_bytes())?;
