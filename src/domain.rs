@@ -131,9 +131,18 @@ mod tests {
 
     #[test]
     fn registrable_domains() {
-        assert_eq!(Domain::parse("Example.COM.").unwrap().as_str(), "example.com");
-        assert_eq!(Domain::parse("example.com.cn").unwrap().as_str(), "example.com.cn");
-        assert_eq!(Domain::parse("示例.中国").unwrap().as_str(), "xn--fsq092h.xn--fiqs8s");
+        assert_eq!(
+            Domain::parse("Example.COM.").unwrap().as_str(),
+            "example.com"
+        );
+        assert_eq!(
+            Domain::parse("example.com.cn").unwrap().as_str(),
+            "example.com.cn"
+        );
+        assert_eq!(
+            Domain::parse("示例.中国").unwrap().as_str(),
+            "xn--fsq092h.xn--fiqs8s"
+        );
         assert!(Domain::parse("www.example.com").is_err());
         assert!(Domain::parse("com.cn").is_err());
         assert!(Domain::parse("203.0.113.7").is_err());

@@ -49,7 +49,8 @@ pub const PROVINCES: &[(char, &str)] = &[
 ];
 
 /// Alternative abbreviations seen in real numbers: (alternative, primary).
-pub const ALT_PROVINCES: &[(char, char)] = &[('陇', '甘'), ('黔', '贵'), ('滇', '云'), ('蜀', '川')];
+pub const ALT_PROVINCES: &[(char, char)] =
+    &[('陇', '甘'), ('黔', '贵'), ('滇', '云'), ('蜀', '川')];
 
 /// The primary abbreviation for a province character, if it is one (alternatives map to
 /// their primary form: `陇` → `甘`).
@@ -161,7 +162,8 @@ impl FilingNumber {
         if !is_province(self.province) {
             return Err(invalid(&text, "unknown province abbreviation"));
         }
-        if !(6..=10).contains(&self.digits.len()) || !self.digits.bytes().all(|b| b.is_ascii_digit())
+        if !(6..=10).contains(&self.digits.len())
+            || !self.digits.bytes().all(|b| b.is_ascii_digit())
         {
             return Err(invalid(&text, "a filing number has 6–10 digits"));
         }
@@ -382,7 +384,10 @@ impl LicenceNumber {
             let mut cs = norm.chars();
             let p = cs.next().ok_or(NumberError::Empty)?;
             if !is_province(p) {
-                return Err(invalid(text, "does not start with a province abbreviation or 合字"));
+                return Err(invalid(
+                    text,
+                    "does not start with a province abbreviation or 合字",
+                ));
             }
             (Some(p), cs.as_str())
         };
@@ -444,9 +449,7 @@ fn parse_plain_suffix(text: &str, r: &str) -> Result<Option<u32>, NumberError> {
     if s.is_empty() || s.len() > 4 || !s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(invalid(text, "bad suffix"));
     }
-    s.parse()
-        .map(Some)
-        .map_err(|_| invalid(text, "bad suffix"))
+    s.parse().map(Some).map_err(|_| invalid(text, "bad suffix"))
 }
 
 impl fmt::Display for LicenceNumber {
@@ -566,7 +569,11 @@ mod tests {
             ("京ＩＣＰ备１２３４５６７８号", "京ICP备12345678号"),
         ];
         for (input, want) in cases {
-            assert_eq!(FilingNumber::parse(input).unwrap().to_string(), want, "{input}");
+            assert_eq!(
+                FilingNumber::parse(input).unwrap().to_string(),
+                want,
+                "{input}"
+            );
         }
     }
 
@@ -604,7 +611,9 @@ mod tests {
     #[test]
     fn psb() {
         assert_eq!(
-            PsbNumber::parse("京公网安备 11010502030143号").unwrap().to_string(),
+            PsbNumber::parse("京公网安备 11010502030143号")
+                .unwrap()
+                .to_string(),
             "京公网安备11010502030143号"
         );
         assert!(PsbNumber::parse("京公网安备1101********号").is_err());

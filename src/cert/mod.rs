@@ -86,20 +86,42 @@ pub struct Certificate {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum CertVerdict {
-    Valid { payload: CertPayload },
+    Valid {
+        payload: CertPayload,
+    },
     /// Unparseable, wrong version, or larger than [`MAX_CERT_BYTES`].
-    Malformed { reason: String },
-    BadSignature { key_id: KeyId },
-    UnknownKey { key_id: KeyId },
-    CompromisedKey { key_id: KeyId },
+    Malformed {
+        reason: String,
+    },
+    BadSignature {
+        key_id: KeyId,
+    },
+    UnknownKey {
+        key_id: KeyId,
+    },
+    CompromisedKey {
+        key_id: KeyId,
+    },
     /// Genuine, but the scanned host is not under any signed domain.
-    DomainNotCovered { payload: CertPayload },
+    DomainNotCovered {
+        payload: CertPayload,
+    },
     /// Genuine, but the registry's current serial for the filing is higher.
-    Superseded { payload: CertPayload, current_serial: u64 },
+    Superseded {
+        payload: CertPayload,
+        current_serial: u64,
+    },
     /// Genuine, but the annual review is overdue.
-    Expired { payload: CertPayload },
+    Expired {
+        payload: CertPayload,
+    },
     /// Genuine, but the filing was cancelled or revoked.
-    FilingRevoked { payload: CertPayload, state: FilingState },
+    FilingRevoked {
+        payload: CertPayload,
+        state: FilingState,
+    },
     /// Genuine, but the registry view has no issued certificate for this service number.
-    FilingUnknown { payload: CertPayload },
+    FilingUnknown {
+        payload: CertPayload,
+    },
 }

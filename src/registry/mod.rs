@@ -2,4 +2,6 @@
 //! read-write), the sled store (the only file naming sled), issuance (the only holder of the
 //! signing key), the hash-chained audit log, and the snapshot exported for scanners.
 
+pub mod model;
 pub mod snapshot;
+pub mod workflow;

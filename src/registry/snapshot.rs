@@ -114,9 +114,7 @@ impl Snapshot {
     /// The filing covering `host` (a normalised host name): its registrable domain's filing.
     pub fn lookup_host(&self, host: &str) -> Option<&SnapshotFiling> {
         let reg = crate::domain::Domain::of_host(host).ok()?;
-        self.by_domain
-            .get(reg.as_str())
-            .map(|&i| &self.filings[i])
+        self.by_domain.get(reg.as_str()).map(|&i| &self.filings[i])
     }
 
     /// The filing with this service number (alternative province forms match).
@@ -242,8 +240,16 @@ mod tests {
             7,
             Keyring::default(),
             vec![
-                filing("京ICP备12345678号-1", &["example.com"], FilingState::Revoked),
-                filing("京ICP备12345679号-1", &["example.com", "b.test"], FilingState::Active),
+                filing(
+                    "京ICP备12345678号-1",
+                    &["example.com"],
+                    FilingState::Revoked,
+                ),
+                filing(
+                    "京ICP备12345679号-1",
+                    &["example.com", "b.test"],
+                    FilingState::Active,
+                ),
             ],
             vec![ProviderBlock {
                 provider: "甲".into(),
