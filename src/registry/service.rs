@@ -29,10 +29,13 @@ use super::workflow::{self, DomainHolder, Effect, Event, ReviewMode, State, Work
 pub enum RegistryError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("key store: {0}")]
+    #[error(transparent)]
     Issuance(#[from] IssuanceError),
-    #[error("{what}: {source}")]
-    Workflow { what: String, source: WorkflowError },
+    #[error("{what}: {refusal}")]
+    Workflow {
+        what: String,
+        refusal: WorkflowError,
+    },
     #[error("not found: {0}")]
     NotFound(String),
     #[error("{path}: not a registry (run `beian registry init {path}` first)")]
@@ -377,8 +380,12 @@ impl<S: RegistryStore> Registry<S> {
             Some(n) => format!("filing {} ({n})", state.filing.id),
             None => format!("filing {}", state.filing.id),
         };
-        let t = workflow::apply(&state, event, actor, now)
-            .map_err(|source| RegistryError::Workflow { what, source })?;
+        let t = workflow::apply(&state, event, actor, now).map_err(|source| {
+            RegistryError::Workflow {
+                what,
+                refusal: source,
+            }
+        })?;
         let meta = AuditMeta::new(actor, event.name(), now);
         let mut filing = t.filing;
         for e in &t.effects {
