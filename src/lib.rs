@@ -2,6 +2,7 @@
 //!
 //! Library layout (one line a module; see `ARCHITECTURE.md` for the invariants):
 //!
+//! - [`advice`]: the self-check wording — what is wrong and how to fix it, in Chinese and English.
 //! - [`number`]: filing, licence and public-security numbers — parse, normalise, format (pure).
 //! - [`codes`]: code tables loaded from `seeds/codes` (provinces, natures, categories, …) and
 //!   identity-number checks (USCC, resident ID).
@@ -15,17 +16,21 @@
 //! - [`extract`]: charset decoding, footer number and link extraction (pure).
 //! - [`verdict`]: policy files and `evaluate(observation, registry view, policy) → findings` (pure).
 //! - [`report`]: sinks — JSON Lines, CSV, Markdown summary, scan history and diff.
+//! - [`fleet`]: a loopback fleet of lab web sites (virtual hosts) for the demo, tests and benches.
 //! - [`metrics`]: every Prometheus metric, defined once.
 //! - [`api`]: the HTTP API (axum), auth, one error→response mapping.
+//!
 //! The `beian` binary (`src/main.rs`, `src/cli/`) is a thin layer over this library.
 
 pub mod accounts;
+pub mod advice;
 pub mod api;
 pub mod cert;
 pub mod codes;
 pub mod crawl;
 pub mod domain;
 pub mod extract;
+pub mod fleet;
 pub mod metrics;
 pub mod number;
 pub mod observation;
