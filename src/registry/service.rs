@@ -694,8 +694,8 @@ impl<S: RegistryStore> Registry<S> {
                     f.number.map(|n| n.to_string()).unwrap_or_default(),
                     what.to_string(),
                 )),
-                Err(RegistryError::Workflow { source, .. }) => {
-                    report.refused.push((id, source.to_string()))
+                Err(RegistryError::Workflow { refusal, .. }) => {
+                    report.refused.push((id, refusal.to_string()))
                 }
                 Err(e) => return Err(e),
             }
@@ -945,7 +945,7 @@ impl<S: RegistryStore> Registry<S> {
         if actor != Actor::Miit {
             return Err(RegistryError::Workflow {
                 what: "key rotation".into(),
-                source: WorkflowError {
+                refusal: WorkflowError {
                     rule: workflow::Rule::Permission,
                     reason: format!("{actor} may not rotate keys; only MIIT"),
                 },
