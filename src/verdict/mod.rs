@@ -1,1 +1,303 @@
-//! verdict (under construction)
+//! Judging one target: [`evaluate`] turns an [`Observation`], the certificate verification
+//! result, the registry [`Snapshot`] and the [`PolicySet`] into an [`Assessment`] — a
+//! [`Verdict`] plus findings with stable codes (DESIGN.md §4), each carrying the policy's
+//! severity, legal basis and action. Also owns the policy files ([`policy`]). Pure: no
+//! network, disk or clock reads; time is passed in.
+
+pub mod policy;
+
+mod evaluate;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::number::FilingNumber;
+
+pub use evaluate::{assess, evaluate};
+pub use policy::{
+    FindingRule, Fine, Policy, PolicyError, PolicySet, PolicySource, RequiredNumber, Severity,
+};
+
+/// Stable finding codes (DESIGN.md §4). The snake_case names are an interface: records,
+/// policies and dashboards use them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingCode {
+    Unfiled,
+    FilingRevoked,
+    CertMissing,
+    CertMisplaced,
+    CertMalformed,
+    CertBadSignature,
+    CertDomainMismatch,
+    CertSuperseded,
+    CertExpired,
+    NumberMissing,
+    NumberMismatch,
+    NumberUnlinked,
+    NumberMisplaced,
+    LicenceMissing,
+    AccessProviderMismatch,
+}
+
+impl FindingCode {
+    /// Every code, in declaration order (`ALL[c as usize] == c`).
+    pub const ALL: [FindingCode; 15] = [
+        FindingCode::Unfiled,
+        FindingCode::FilingRevoked,
+        FindingCode::CertMissing,
+        FindingCode::CertMisplaced,
+        FindingCode::CertMalformed,
+        FindingCode::CertBadSignature,
+        FindingCode::CertDomainMismatch,
+        FindingCode::CertSuperseded,
+        FindingCode::CertExpired,
+        FindingCode::NumberMissing,
+        FindingCode::NumberMismatch,
+        FindingCode::NumberUnlinked,
+        FindingCode::NumberMisplaced,
+        FindingCode::LicenceMissing,
+        FindingCode::AccessProviderMismatch,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingCode::Unfiled => "unfiled",
+            FindingCode::FilingRevoked => "filing_revoked",
+            FindingCode::CertMissing => "cert_missing",
+            FindingCode::CertMisplaced => "cert_misplaced",
+            FindingCode::CertMalformed => "cert_malformed",
+            FindingCode::CertBadSignature => "cert_bad_signature",
+            FindingCode::CertDomainMismatch => "cert_domain_mismatch",
+            FindingCode::CertSuperseded => "cert_superseded",
+            FindingCode::CertExpired => "cert_expired",
+            FindingCode::NumberMissing => "number_missing",
+            FindingCode::NumberMismatch => "number_mismatch",
+            FindingCode::NumberUnlinked => "number_unlinked",
+            FindingCode::NumberMisplaced => "number_misplaced",
+            FindingCode::LicenceMissing => "licence_missing",
+            FindingCode::AccessProviderMismatch => "access_provider_mismatch",
+        }
+    }
+
+    /// The code named `s`, if any.
+    pub fn parse(s: &str) -> Option<FindingCode> {
+        FindingCode::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+impl fmt::Display for FindingCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a target could not be judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownReason {
+    /// The name did not resolve.
+    Dns,
+    /// Every address (or a redirect target) was in a special-purpose range.
+    BlockedAddress,
+    Connect,
+    Tls,
+    Timeout,
+    /// The hard per-target deadline passed.
+    Deadline,
+    /// 401 or 403: forbidden, typically a WAF page.
+    #[serde(rename = "http_403")]
+    Http403,
+    /// A 5xx response.
+    #[serde(rename = "http_5xx")]
+    Http5xx,
+    TooManyRedirects,
+    /// Anything else: other statuses (404, 429, …), bad redirects, oversized or broken bodies.
+    Other,
+}
+
+impl UnknownReason {
+    pub const ALL: [UnknownReason; 10] = [
+        UnknownReason::Dns,
+        UnknownReason::BlockedAddress,
+        UnknownReason::Connect,
+        UnknownReason::Tls,
+        UnknownReason::Timeout,
+        UnknownReason::Deadline,
+        UnknownReason::Http403,
+        UnknownReason::Http5xx,
+        UnknownReason::TooManyRedirects,
+        UnknownReason::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnknownReason::Dns => "dns",
+            UnknownReason::BlockedAddress => "blocked_address",
+            UnknownReason::Connect => "connect",
+            UnknownReason::Tls => "tls",
+            UnknownReason::Timeout => "timeout",
+            UnknownReason::Deadline => "deadline",
+            UnknownReason::Http403 => "http_403",
+            UnknownReason::Http5xx => "http_5xx",
+            UnknownReason::TooManyRedirects => "too_many_redirects",
+            UnknownReason::Other => "other",
+        }
+    }
+}
+
+impl fmt::Display for UnknownReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A site's overall verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "verdict", content = "reason")]
+pub enum Verdict {
+    /// Fetched, covered by an active filing, and no finding above `info`.
+    Compliant,
+    /// Fetched, covered by an active filing, with at least one finding above `info`.
+    Noncompliant,
+    /// Fetched (2xx), and no active filing covers the host.
+    Unfiled,
+    /// Not fetched: no judgement is possible.
+    Unknown(UnknownReason),
+}
+
+impl Verdict {
+    /// `compliant`, `noncompliant`, `unfiled` or `unknown`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Compliant => "compliant",
+            Verdict::Noncompliant => "noncompliant",
+            Verdict::Unfiled => "unfiled",
+            Verdict::Unknown(_) => "unknown",
+        }
+    }
+
+    pub fn reason(self) -> Option<UnknownReason> {
+        match self {
+            Verdict::Unknown(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Verdict::Unknown(r) => write!(f, "unknown ({r})"),
+            v => f.write_str(v.as_str()),
+        }
+    }
+}
+
+/// One finding, with what the applicable policy says about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub code: FindingCode,
+    pub severity: Severity,
+    pub legal_basis: String,
+    pub action: String,
+    pub fine: Fine,
+    /// Consecutive scans needed before this finding alerts.
+    pub confirmations: u32,
+    /// What was seen (may quote numbers read from the site: records only, never labels).
+    pub message: String,
+}
+
+/// What was found at the certificate paths, in one word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CertStatus {
+    /// No certificate probe in the observation (or the site was not fetched).
+    NotProbed,
+    /// The probe failed for a reason that says nothing about the file (timeout, 403, 5xx, …).
+    Unreachable,
+    /// A body was fetched but no verification result was supplied.
+    NotVerified,
+    Missing,
+    Misplaced,
+    Malformed,
+    BadSignature,
+    UnknownKey,
+    CompromisedKey,
+    DomainNotCovered,
+    Superseded,
+    Expired,
+    FilingRevoked,
+    FilingUnknown,
+    Valid,
+}
+
+impl CertStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertStatus::NotProbed => "not_probed",
+            CertStatus::Unreachable => "unreachable",
+            CertStatus::NotVerified => "not_verified",
+            CertStatus::Missing => "missing",
+            CertStatus::Misplaced => "misplaced",
+            CertStatus::Malformed => "malformed",
+            CertStatus::BadSignature => "bad_signature",
+            CertStatus::UnknownKey => "unknown_key",
+            CertStatus::CompromisedKey => "compromised_key",
+            CertStatus::DomainNotCovered => "domain_not_covered",
+            CertStatus::Superseded => "superseded",
+            CertStatus::Expired => "expired",
+            CertStatus::FilingRevoked => "filing_revoked",
+            CertStatus::FilingUnknown => "filing_unknown",
+            CertStatus::Valid => "valid",
+        }
+    }
+}
+
+impl fmt::Display for CertStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The judgement of one target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Assessment {
+    pub target: String,
+    pub host: String,
+    pub verdict: Verdict,
+    /// In [`FindingCode`] order, each code at most once.
+    pub findings: Vec<Finding>,
+    /// The service number of the filing covering the host (also when cancelled/revoked).
+    pub filing: Option<FilingNumber>,
+    /// The filing's primary province abbreviation.
+    pub province: Option<char>,
+    pub cert_status: CertStatus,
+    /// The service number a genuine certificate carries (whatever its status).
+    pub cert_number: Option<FilingNumber>,
+    pub cert_serial: Option<u64>,
+    /// The province whose policy override applied (`None`: national).
+    pub policy_province: Option<char>,
+    /// [`Policy::sha256`] of the policy applied.
+    pub policy_sha256: String,
+    /// Unix seconds passed to `evaluate`.
+    pub assessed_at: i64,
+}
+
+impl Assessment {
+    /// Whether the assessment has a finding with this code.
+    pub fn has(&self, code: FindingCode) -> bool {
+        self.findings.iter().any(|f| f.code == code)
+    }
+
+    /// The codes, in order.
+    pub fn codes(&self) -> Vec<FindingCode> {
+        self.findings.iter().map(|f| f.code).collect()
+    }
+
+    /// The highest severity among the findings.
+    pub fn max_severity(&self) -> Option<Severity> {
+        self.findings.iter().map(|f| f.severity).max()
+    }
+}

@@ -3,3 +3,5 @@
 mod cli_registry;
 mod dashboards;
 mod registry;
+mod report;
+mod verdict;

@@ -1,0 +1,423 @@
+//! Scan history: each scan's JSON Lines under a directory (`<dir>/<scan-id>.jsonl`) with a
+//! small `<scan-id>.meta.json` (start/end time, target count, policy hash, summary), and the
+//! diff between two scans. The diff holds one scan's (target → verdict, reason, finding
+//! codes) map in memory and streams the other.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::summary::RecordHead;
+use super::{for_each_line, JsonlWriter, ReportError, ScanRecord, Summary};
+
+/// What is kept about one finished (or running) scan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanMeta {
+    pub id: String,
+    /// Unix seconds.
+    pub started_at: i64,
+    /// Unix seconds; `None` while running (or if the scan died).
+    pub ended_at: Option<i64>,
+    pub targets: u64,
+    pub policy_sha256: String,
+    pub summary: Summary,
+}
+
+/// A directory of scans, e.g. `<registry>/scans`.
+#[derive(Debug, Clone)]
+pub struct ScanHistory {
+    dir: PathBuf,
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+    let tmp = path.with_extension("tmp");
+    let io = |e| ReportError::io(path, e);
+    let mut f = File::create(&tmp).map_err(io)?;
+    f.write_all(bytes).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+impl ScanHistory {
+    /// Open (creating if needed) a history directory.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<ScanHistory, ReportError> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir).map_err(|e| ReportError::io(&dir, e))?;
+        Ok(ScanHistory { dir })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The records file of a scan.
+    pub fn records_path(&self, id: &str) -> Result<PathBuf, ReportError> {
+        if !valid_id(id) {
+            return Err(ReportError::BadScanId { id: id.to_string() });
+        }
+        Ok(self.dir.join(format!("{id}.jsonl")))
+    }
+
+    fn meta_path(&self, id: &str) -> Result<PathBuf, ReportError> {
+        if !valid_id(id) {
+            return Err(ReportError::BadScanId { id: id.to_string() });
+        }
+        Ok(self.dir.join(format!("{id}.meta.json")))
+    }
+
+    /// Start recording a scan. Its id is the UTC start time (`20240501T120000Z`), with `-2`,
+    /// `-3`, … appended if that id is taken.
+    pub fn start(&self, started_at: i64, policy_sha256: &str) -> Result<ScanWriter, ReportError> {
+        let base = chrono::DateTime::<chrono::Utc>::from_timestamp(started_at, 0)
+            .unwrap_or_default()
+            .format("%Y%m%dT%H%M%SZ")
+            .to_string();
+        for n in 1..=1000u32 {
+            let id = if n == 1 {
+                base.clone()
+            } else {
+                format!("{base}-{n}")
+            };
+            let path = self.records_path(&id)?;
+            let file = match OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(ReportError::io(&path, e)),
+            };
+            let meta = ScanMeta {
+                id: id.clone(),
+                started_at,
+                ended_at: None,
+                targets: 0,
+                policy_sha256: policy_sha256.to_string(),
+                summary: Summary::new(),
+            };
+            let meta_path = self.meta_path(&id)?;
+            write_meta(&meta_path, &meta)?;
+            return Ok(ScanWriter {
+                jsonl: JsonlWriter::new(BufWriter::new(file), path.display().to_string()),
+                meta,
+                meta_path,
+                records_path: path,
+            });
+        }
+        Err(ReportError::BadScanId {
+            id: format!("{base}-…"),
+        })
+    }
+
+    /// Every scan with a readable meta file, oldest first.
+    pub fn list(&self) -> Result<Vec<ScanMeta>, ReportError> {
+        let rd = std::fs::read_dir(&self.dir).map_err(|e| ReportError::io(&self.dir, e))?;
+        let mut out = Vec::new();
+        for entry in rd {
+            let entry = entry.map_err(|e| ReportError::io(&self.dir, e))?;
+            let name = entry.file_name();
+            let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".meta.json")) else {
+                continue;
+            };
+            if valid_id(id) {
+                out.push(self.meta(id)?);
+            }
+        }
+        out.sort_by(|a, b| a.started_at.cmp(&b.started_at).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    /// The meta of one scan.
+    pub fn meta(&self, id: &str) -> Result<ScanMeta, ReportError> {
+        let path = self.meta_path(id)?;
+        let bytes = std::fs::read(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                ReportError::NoSuchScan {
+                    path: path.display().to_string(),
+                }
+            } else {
+                ReportError::io(&path, e)
+            }
+        })?;
+        serde_json::from_slice(&bytes).map_err(|e| ReportError::Parse {
+            path: path.display().to_string(),
+            line: e.line() as u64,
+            message: e.to_string(),
+        })
+    }
+
+    /// The two most recent finished scans (older, newer), if there are two.
+    pub fn latest_two(&self) -> Result<Option<(ScanMeta, ScanMeta)>, ReportError> {
+        let mut done: Vec<ScanMeta> = self
+            .list()?
+            .into_iter()
+            .filter(|m| m.ended_at.is_some())
+            .collect();
+        let newer = done.pop();
+        let older = done.pop();
+        Ok(older.zip(newer))
+    }
+
+    /// Diff two scans of this history by id.
+    pub fn diff(&self, older: &str, newer: &str) -> Result<ScanDiff, ReportError> {
+        diff(&self.records_path(older)?, &self.records_path(newer)?)
+    }
+}
+
+fn write_meta(path: &Path, meta: &ScanMeta) -> Result<(), ReportError> {
+    let bytes = serde_json::to_vec_pretty(meta).map_err(|e| ReportError::Io {
+        path: path.display().to_string(),
+        source: std::io::Error::other(e),
+    })?;
+    write_atomic(path, &bytes)
+}
+
+/// Appends records to one scan of a [`ScanHistory`]; [`ScanWriter::finish`] seals the meta.
+pub struct ScanWriter {
+    jsonl: JsonlWriter<BufWriter<File>>,
+    meta: ScanMeta,
+    meta_path: PathBuf,
+    records_path: PathBuf,
+}
+
+impl ScanWriter {
+    pub fn id(&self) -> &str {
+        &self.meta.id
+    }
+
+    pub fn records_path(&self) -> &Path {
+        &self.records_path
+    }
+
+    /// Append (and flush) one record.
+    pub fn write(&mut self, record: &ScanRecord) -> Result<(), ReportError> {
+        self.jsonl.write(record)?;
+        self.meta.targets += 1;
+        self.meta.summary.add(record);
+        Ok(())
+    }
+
+    /// Sync the records and write the final meta.
+    pub fn finish(self, ended_at: i64) -> Result<ScanMeta, ReportError> {
+        let mut meta = self.meta;
+        meta.ended_at = Some(ended_at);
+        let file = self
+            .jsonl
+            .into_inner()
+            .into_inner()
+            .map_err(|e| ReportError::io(&self.records_path, e.into_error()))?;
+        file.sync_all()
+            .map_err(|e| ReportError::io(&self.records_path, e))?;
+        write_meta(&self.meta_path, &meta)?;
+        Ok(meta)
+    }
+}
+
+/// One target's state in a scan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TargetState {
+    pub verdict: String,
+    pub reason: Option<String>,
+    pub findings: BTreeSet<String>,
+}
+
+impl TargetState {
+    fn from_head(h: RecordHead) -> (String, TargetState) {
+        (
+            h.target,
+            TargetState {
+                verdict: h.verdict,
+                reason: h.reason,
+                findings: h.findings.into_iter().map(|f| f.code).collect(),
+            },
+        )
+    }
+
+    fn judged(&self) -> bool {
+        self.verdict != "unknown"
+    }
+
+    fn describe(&self) -> String {
+        match &self.reason {
+            Some(r) => format!("{} ({r})", self.verdict),
+            None => self.verdict.clone(),
+        }
+    }
+}
+
+/// A target whose verdict or findings changed between two scans.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TargetChange {
+    pub target: String,
+    /// `None`: not in the older scan.
+    pub before: Option<TargetState>,
+    /// `None`: not in the newer scan.
+    pub after: Option<TargetState>,
+    /// Codes in the newer scan and not the older (only when both were judged, or the target
+    /// is new).
+    pub new_findings: Vec<String>,
+    /// Codes in the older scan and not the newer (only when both were judged: an `unknown`
+    /// result resolves nothing).
+    pub resolved_findings: Vec<String>,
+}
+
+/// The differences between two scans.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScanDiff {
+    pub older: String,
+    pub newer: String,
+    pub older_targets: u64,
+    pub newer_targets: u64,
+    pub unchanged: u64,
+    /// Changed and new targets in the newer scan's order, then targets gone from it (sorted).
+    pub changes: Vec<TargetChange>,
+}
+
+/// Diff two scan files (JSON Lines).
+pub fn diff(older: &Path, newer: &Path) -> Result<ScanDiff, ReportError> {
+    let open = |p: &Path| -> Result<BufReader<File>, ReportError> {
+        File::open(p)
+            .map(BufReader::new)
+            .map_err(|e| ReportError::io(p, e))
+    };
+    diff_readers(
+        open(older)?,
+        &older.display().to_string(),
+        open(newer)?,
+        &newer.display().to_string(),
+    )
+}
+
+/// Diff two JSON Lines streams; the older one is held as a map, the newer one streamed.
+/// When a target appears twice in one scan, its last record counts.
+pub fn diff_readers<A: BufRead, B: BufRead>(
+    older: A,
+    older_label: &str,
+    newer: B,
+    newer_label: &str,
+) -> Result<ScanDiff, ReportError> {
+    let mut before: HashMap<String, (TargetState, bool)> = HashMap::new();
+    let mut older_targets = 0;
+    for_each_line(older, older_label, |_, h: RecordHead| {
+        older_targets += 1;
+        let (t, s) = TargetState::from_head(h);
+        before.insert(t, (s, false));
+        Ok(())
+    })?;
+    let mut d = ScanDiff {
+        older: older_label.to_string(),
+        newer: newer_label.to_string(),
+        older_targets,
+        newer_targets: 0,
+        unchanged: 0,
+        changes: Vec::new(),
+    };
+    for_each_line(newer, newer_label, |_, h: RecordHead| {
+        d.newer_targets += 1;
+        let (target, after) = TargetState::from_head(h);
+        match before.get_mut(&target) {
+            Some((b, seen)) => {
+                *seen = true;
+                if *b == after {
+                    d.unchanged += 1;
+                    return Ok(());
+                }
+                let (new_findings, resolved_findings) = if b.judged() && after.judged() {
+                    (
+                        after.findings.difference(&b.findings).cloned().collect(),
+                        b.findings.difference(&after.findings).cloned().collect(),
+                    )
+                } else {
+                    (Vec::new(), Vec::new())
+                };
+                if b.verdict == after.verdict
+                    && b.reason == after.reason
+                    && new_findings.is_empty()
+                    && resolved_findings.is_empty()
+                {
+                    d.unchanged += 1;
+                    return Ok(());
+                }
+                d.changes.push(TargetChange {
+                    target,
+                    before: Some(b.clone()),
+                    after: Some(after),
+                    new_findings,
+                    resolved_findings,
+                });
+            }
+            None => d.changes.push(TargetChange {
+                target,
+                before: None,
+                new_findings: after.findings.iter().cloned().collect(),
+                after: Some(after),
+                resolved_findings: Vec::new(),
+            }),
+        }
+        Ok(())
+    })?;
+    let mut gone: Vec<(String, TargetState)> = before
+        .into_iter()
+        .filter(|(_, (_, seen))| !seen)
+        .map(|(t, (s, _))| (t, s))
+        .collect();
+    gone.sort_by(|a, b| a.0.cmp(&b.0));
+    for (target, s) in gone {
+        d.changes.push(TargetChange {
+            target,
+            before: Some(s),
+            after: None,
+            new_findings: Vec::new(),
+            resolved_findings: Vec::new(),
+        });
+    }
+    Ok(d)
+}
+
+impl ScanDiff {
+    /// No target changed, appeared or disappeared.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    /// Render as plain text: a header, then one line per change (`~` changed, `+` new in the
+    /// newer scan, `-` gone from it).
+    pub fn render_text(&self) -> String {
+        let mut out = format!(
+            "scan diff: {} -> {}\n{} -> {} targets; {} changed, {} unchanged\n",
+            self.older,
+            self.newer,
+            self.older_targets,
+            self.newer_targets,
+            self.changes.len(),
+            self.unchanged
+        );
+        for c in &self.changes {
+            let (mark, from, to) = match (&c.before, &c.after) {
+                (Some(b), Some(a)) => ('~', b.describe(), a.describe()),
+                (None, Some(a)) => ('+', "(absent)".into(), a.describe()),
+                (Some(b), None) => ('-', b.describe(), "(absent)".into()),
+                (None, None) => continue,
+            };
+            // Targets come from the scan list; keep one change per line regardless.
+            let target: String = c.target.chars().filter(|ch| !ch.is_control()).collect();
+            out.push_str(&format!("{mark} {target}: {from} -> {to}"));
+            if !c.new_findings.is_empty() {
+                out.push_str(&format!("; new: {}", c.new_findings.join(", ")));
+            }
+            if !c.resolved_findings.is_empty() {
+                out.push_str(&format!("; resolved: {}", c.resolved_findings.join(", ")));
+            }
+            out.push('\n');
+        }
+        out
+    }
+}

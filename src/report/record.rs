@@ -1,0 +1,191 @@
+//! The per-target JSON Lines record: what was judged and the evidence it rests on.
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::observation::{DnsObservation, FetchRecord, Observation};
+use crate::verdict::{Assessment, CertStatus};
+
+/// One finding in a record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordFinding {
+    pub code: String,
+    pub severity: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+/// One ICP number as the footer showed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordIcp {
+    pub number: String,
+    pub linked: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_host: Option<String>,
+    pub in_footer: bool,
+}
+
+/// What the homepage showed (canonical forms).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordNumbers {
+    pub icp: Vec<RecordIcp>,
+    pub licences: Vec<String>,
+    pub psb: Vec<String>,
+}
+
+/// The certificate outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordCert {
+    /// A [`CertStatus`] name (`valid`, `missing`, `superseded`, …).
+    pub status: String,
+    /// The service number the certificate carries, when valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<String>,
+    /// The serial of a genuine certificate (whatever its status).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<u64>,
+}
+
+/// The facts behind the verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// DNS answers, the address used, blocked answers, error, timing.
+    pub dns: DnsObservation,
+    /// The address used for the first connection.
+    #[serde(default)]
+    pub address: Option<IpAddr>,
+    /// Whether any answer (or redirect target) was refused by the address guard.
+    pub blocked: bool,
+    /// Homepage fetches (https, then http): hops, status, bytes, timings, errors.
+    pub homepage: Vec<FetchRecord>,
+    #[serde(default)]
+    pub homepage_used: Option<usize>,
+    #[serde(default)]
+    pub charset: Option<String>,
+    /// The `/cert/bazs.cert` fetch (without the body).
+    #[serde(default)]
+    pub cert: Option<FetchRecord>,
+    /// The `/cert/bazx.cert` probe, when made.
+    #[serde(default)]
+    pub cert_misplaced: Option<FetchRecord>,
+    pub elapsed_ms: u64,
+}
+
+/// One JSON Lines record: one target's verdict, findings, numbers, certificate and evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanRecord {
+    pub target: String,
+    pub host: String,
+    /// `compliant`, `noncompliant`, `unfiled` or `unknown`.
+    pub verdict: String,
+    /// Why the verdict is `unknown` (`dns`, `tls`, `http_403`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub findings: Vec<RecordFinding>,
+    /// The service number of the filing covering the host, when known.
+    #[serde(default)]
+    pub filing: Option<String>,
+    /// The filing's province abbreviation, when known.
+    #[serde(default)]
+    pub province: Option<String>,
+    pub numbers: RecordNumbers,
+    pub cert: RecordCert,
+    pub evidence: Evidence,
+    pub policy_sha256: String,
+    /// RFC 3339 (UTC) time the target's scan started.
+    pub scanned_at: String,
+}
+
+/// RFC 3339 UTC with seconds; out-of-range times fall back to the epoch.
+pub(crate) fn rfc3339(unix: i64) -> String {
+    DateTime::<Utc>::from_timestamp(unix, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+impl ScanRecord {
+    /// Build the record of one target from what was seen and how it was judged.
+    pub fn new(obs: &Observation, a: &Assessment) -> ScanRecord {
+        let page = obs.page.as_ref();
+        let numbers = RecordNumbers {
+            icp: page
+                .map(|p| {
+                    p.icp
+                        .iter()
+                        .map(|m| RecordIcp {
+                            number: m.number.to_string(),
+                            linked: m.linked,
+                            link_host: m.link_host.clone(),
+                            in_footer: m.in_footer,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            licences: page
+                .map(|p| p.licences.iter().map(|l| l.to_string()).collect())
+                .unwrap_or_default(),
+            psb: page
+                .map(|p| p.psb.iter().map(|n| n.to_string()).collect())
+                .unwrap_or_default(),
+        };
+        let cert = RecordCert {
+            status: a.cert_status.as_str().to_string(),
+            number: if a.cert_status == CertStatus::Valid {
+                a.cert_number.as_ref().map(|n| n.to_string())
+            } else {
+                None
+            },
+            serial: a.cert_serial,
+        };
+        let blocked = !obs.dns.blocked.is_empty()
+            || obs
+                .homepage
+                .iter()
+                .chain(obs.cert.iter().map(|c| &c.fetch))
+                .chain(obs.cert_misplaced.iter().map(|c| &c.fetch))
+                .any(|r| {
+                    r.error.as_ref().is_some_and(|e| {
+                        e.kind == crate::observation::FetchErrorKind::BlockedAddress
+                    })
+                });
+        ScanRecord {
+            target: a.target.clone(),
+            host: a.host.clone(),
+            verdict: a.verdict.as_str().to_string(),
+            reason: a.verdict.reason().map(|r| r.as_str().to_string()),
+            findings: a
+                .findings
+                .iter()
+                .map(|f| RecordFinding {
+                    code: f.code.as_str().to_string(),
+                    severity: f.severity.as_str().to_string(),
+                    message: f.message.clone(),
+                })
+                .collect(),
+            filing: a.filing.as_ref().map(|n| n.to_string()),
+            province: a.province.map(|c| c.to_string()),
+            numbers,
+            cert,
+            evidence: Evidence {
+                dns: obs.dns.clone(),
+                address: obs.dns.used,
+                blocked,
+                homepage: obs.homepage.clone(),
+                homepage_used: obs.homepage_used,
+                charset: obs.charset.clone(),
+                cert: obs.cert.as_ref().map(|c| c.fetch.clone()),
+                cert_misplaced: obs.cert_misplaced.as_ref().map(|c| c.fetch.clone()),
+                elapsed_ms: obs.elapsed_ms,
+            },
+            policy_sha256: a.policy_sha256.clone(),
+            scanned_at: rfc3339(obs.started_at),
+        }
+    }
+
+    /// The finding codes, in record order.
+    pub fn codes(&self) -> impl Iterator<Item = &str> {
+        self.findings.iter().map(|f| f.code.as_str())
+    }
+}

@@ -1,0 +1,229 @@
+//! The scan summary: counts by verdict, unknown reason, finding code and province, built
+//! incrementally (memory grows with the number of categories, not of targets) and rendered
+//! as Markdown.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::BufRead;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::{for_each_line, ReportError, ScanRecord};
+
+/// Verdict counts of one province.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProvinceCounts {
+    pub targets: u64,
+    pub compliant: u64,
+    pub noncompliant: u64,
+    pub unfiled: u64,
+    pub unknown: u64,
+}
+
+/// Counts over a scan.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub targets: u64,
+    pub by_verdict: BTreeMap<String, u64>,
+    /// Unknown verdicts by reason.
+    pub by_reason: BTreeMap<String, u64>,
+    /// Targets with each finding code.
+    pub by_finding: BTreeMap<String, u64>,
+    /// By the filing's province; targets with no known filing under `(none)`.
+    pub by_province: BTreeMap<String, ProvinceCounts>,
+}
+
+/// The part of a record a summary or diff needs (other fields are skipped when reading).
+#[derive(Debug, Deserialize)]
+pub(crate) struct RecordHead {
+    pub target: String,
+    pub verdict: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub findings: Vec<CodeOnly>,
+    #[serde(default)]
+    pub province: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct CodeOnly {
+    pub code: String,
+}
+
+/// The province key for targets with no known filing.
+pub const NO_PROVINCE: &str = "(none)";
+
+impl Summary {
+    pub fn new() -> Summary {
+        Summary::default()
+    }
+
+    /// Count one record.
+    pub fn add(&mut self, r: &ScanRecord) {
+        self.count(
+            &r.verdict,
+            r.reason.as_deref(),
+            r.codes(),
+            r.province.as_deref(),
+        );
+    }
+
+    pub(crate) fn add_head(&mut self, h: &RecordHead) {
+        self.count(
+            &h.verdict,
+            h.reason.as_deref(),
+            h.findings.iter().map(|f| f.code.as_str()),
+            h.province.as_deref(),
+        );
+    }
+
+    fn count<'a>(
+        &mut self,
+        verdict: &str,
+        reason: Option<&str>,
+        codes: impl Iterator<Item = &'a str>,
+        province: Option<&str>,
+    ) {
+        self.targets += 1;
+        bump(&mut self.by_verdict, verdict);
+        if verdict == "unknown" {
+            bump(&mut self.by_reason, reason.unwrap_or("other"));
+        }
+        let mut seen: Vec<&str> = codes.collect();
+        seen.sort_unstable();
+        seen.dedup();
+        for c in seen {
+            bump(&mut self.by_finding, c);
+        }
+        let p = self
+            .by_province
+            .entry(province.unwrap_or(NO_PROVINCE).to_string())
+            .or_default();
+        p.targets += 1;
+        match verdict {
+            "compliant" => p.compliant += 1,
+            "noncompliant" => p.noncompliant += 1,
+            "unfiled" => p.unfiled += 1,
+            _ => p.unknown += 1,
+        }
+    }
+
+    /// Build a summary by streaming a JSON Lines scan file (`label` names it in errors).
+    pub fn from_jsonl<R: BufRead>(reader: R, label: &str) -> Result<Summary, ReportError> {
+        let mut s = Summary::new();
+        for_each_line(reader, label, |_, h: RecordHead| {
+            s.add_head(&h);
+            Ok(())
+        })?;
+        Ok(s)
+    }
+
+    pub fn from_jsonl_path(path: &Path) -> Result<Summary, ReportError> {
+        let f = std::fs::File::open(path).map_err(|e| ReportError::io(path, e))?;
+        Summary::from_jsonl(std::io::BufReader::new(f), &path.display().to_string())
+    }
+
+    /// Render as Markdown under `title`.
+    pub fn to_markdown(&self, title: &str) -> String {
+        let mut out = String::new();
+        let pct = |n: u64| {
+            if self.targets == 0 {
+                0.0
+            } else {
+                n as f64 * 100.0 / self.targets as f64
+            }
+        };
+        let _ = writeln!(out, "# {}\n", md_escape(title));
+        let _ = writeln!(out, "Targets scanned: **{}**\n", self.targets);
+        let _ = writeln!(out, "## By verdict\n");
+        let _ = writeln!(out, "| verdict | targets | share |\n|---|---:|---:|");
+        for v in ["compliant", "noncompliant", "unfiled", "unknown"] {
+            let n = self.by_verdict.get(v).copied().unwrap_or(0);
+            let _ = writeln!(out, "| {v} | {n} | {:.1}% |", pct(n));
+        }
+        for (v, n) in &self.by_verdict {
+            if !["compliant", "noncompliant", "unfiled", "unknown"].contains(&v.as_str()) {
+                let _ = writeln!(out, "| {} | {n} | {:.1}% |", md_escape(v), pct(*n));
+            }
+        }
+        if !self.by_reason.is_empty() {
+            let _ = writeln!(out, "\n## Unknown, by reason\n");
+            let _ = writeln!(out, "| reason | targets |\n|---|---:|");
+            for (r, n) in &self.by_reason {
+                let _ = writeln!(out, "| {} | {n} |", md_escape(r));
+            }
+        }
+        let _ = writeln!(out, "\n## By finding\n");
+        if self.by_finding.is_empty() {
+            let _ = writeln!(out, "No findings.");
+        } else {
+            let _ = writeln!(out, "| finding | targets | share |\n|---|---:|---:|");
+            let mut rows: Vec<_> = self.by_finding.iter().collect();
+            rows.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            for (c, n) in rows {
+                let _ = writeln!(out, "| `{}` | {n} | {:.1}% |", md_escape(c), pct(*n));
+            }
+        }
+        let _ = writeln!(out, "\n## By province\n");
+        let _ = writeln!(
+            out,
+            "| province | targets | compliant | noncompliant | unfiled | unknown |\n|---|---:|---:|---:|---:|---:|"
+        );
+        for (p, c) in &self.by_province {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} |",
+                md_escape(p),
+                c.targets,
+                c.compliant,
+                c.noncompliant,
+                c.unfiled,
+                c.unknown
+            );
+        }
+        out
+    }
+}
+
+fn bump(map: &mut BTreeMap<String, u64>, key: &str) {
+    match map.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            map.insert(key.to_string(), 1);
+        }
+    }
+}
+
+/// Keep table cells intact: escape `|`, drop line breaks and backticks.
+fn md_escape(s: &str) -> String {
+    s.chars()
+        .filter(|c| *c != '`')
+        .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
+        .collect::<String>()
+        .replace('|', "\\|")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn reading_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = Summary::from_jsonl(&bytes[..], "fuzz");
+        }
+
+        #[test]
+        fn markdown_cells_stay_in_one_row(p in "(.|\n|\r|[|]){0,20}") {
+            let mut s = Summary::new();
+            s.count("compliant", None, std::iter::empty(), Some(&p));
+            let md = s.to_markdown("t");
+            let rows = md.lines().filter(|l| l.starts_with("| ") && l.ends_with(" |")).count();
+            // 4 verdict rows, the province header and one province row.
+            prop_assert_eq!(rows, 4 + 1 + 1 + 1);
+        }
+    }
+}
