@@ -24,6 +24,9 @@ use super::store::{
 };
 use super::workflow::{self, DomainHolder, Effect, Event, ReviewMode, State, WorkflowError};
 
+/// Batch operations commit (durably) every this many filings.
+const BATCH: usize = 1000;
+
 /// Why an operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -609,6 +612,10 @@ impl<S: RegistryStore> Registry<S> {
                 now,
             )?;
             done.push(id);
+            if done.len() % BATCH == 0 {
+                txn.commit()?;
+                txn = self.store.begin()?;
+            }
         }
         txn.commit()?;
         Ok(done)
@@ -667,7 +674,11 @@ impl<S: RegistryStore> Registry<S> {
         let queue = self.review_queue(province)?;
         let mut report = ReviewReport::default();
         let mut txn = self.store.begin()?;
-        for f in queue {
+        for (i, f) in queue.into_iter().enumerate() {
+            if i > 0 && i % BATCH == 0 {
+                txn.commit()?;
+                txn = self.store.begin()?;
+            }
             let id = f.id;
             let what = if f.status == Status::AwaitingReview {
                 "submission"
