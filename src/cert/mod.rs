@@ -2,7 +2,20 @@
 //! signing, the public keyring and verification. Pure: no network, disk or clock reads
 //! (time is passed in). Only `registry::issuance` holds a signing key and calls [`sign`].
 //!
-//! (Interface fixed by the lead; the implementation is being filled in.)
+//! - `format`: the versioned text format, [`parse`], [`sign`], [`inspect`];
+//! - `keys`: key ids, the [`Keyring`] and its JSON export;
+//! - `verify`: [`verify()`] for one host against a pinned keyring.
+
+mod format;
+mod keys;
+mod verify;
+
+pub use format::{
+    inspect, parse, sign, signed_message, CertError, HEADER_V1, MAX_KEY_ID_LEN,
+    MAX_SUBJECT_NAME_CHARS, SIGNATURE_DOMAIN,
+};
+pub use keys::{key_id_for, KeyringError, KEYRING_FORMAT, KEYRING_VERSION};
+pub use verify::verify;
 
 use std::collections::BTreeMap;
 
@@ -18,6 +31,7 @@ pub type KeyId = String;
 
 /// One public key of the registry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PublicKeyEntry {
     pub key_id: KeyId,
     /// ed25519 public key, 32 bytes, hex.
