@@ -19,7 +19,7 @@ const NOW: i64 = 1_750_000_000;
 
 fn line(i: usize) -> String {
     format!(
-        r#"{{"subject":{{"name":"基准公司{i}","nature":"企业","id_type":"统一社会信用代码","id_number":"B{i:012}","province":"京","address":"北京","contact":{{"name":"某"}}}},"website":{{"name":"站点{i}","homepage":"https://bench{i}.com/","domains":["bench{i}.com"],"ips":["10.{}.{}.{}"],"providers":["基准接入商"],"access_method":"虚拟主机","categories":[],"operating_licence":null}}}}"#,
+        r#"{{"subject":{{"name":"基准公司{i}","nature":"企业","id_type":"统一社会信用代码","id_number":"91110000{i:09}Y","province":"京","address":"北京","contact":{{"name":"某"}}}},"website":{{"name":"站点{i}","homepage":"https://bench{i}.com/","domains":["bench{i}.com"],"ips":["10.{}.{}.{}"],"providers":["基准接入商"],"access_method":"虚拟主机","categories":[],"operating_licence":null}}}}"#,
         (i >> 16) & 255,
         (i >> 8) & 255,
         i & 255
@@ -36,7 +36,10 @@ fn jsonl(from: usize, to: usize) -> String {
 }
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() {
@@ -54,7 +57,9 @@ fn main() {
     let t_import = t.elapsed();
     assert_eq!(report.accepted.len(), n_import);
     let t2 = Instant::now();
-    let verified = reg.verify_access(None, "基准接入商", None, NOW).expect("verify");
+    let verified = reg
+        .verify_access(None, "基准接入商", None, NOW)
+        .expect("verify");
     let t_verify = t2.elapsed();
     let t3 = Instant::now();
     let review = reg.review_auto(None, NOW).expect("review");

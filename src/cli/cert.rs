@@ -68,8 +68,8 @@ pub fn run(cmd: CertCmd, g: &Globals) -> anyhow::Result<i32> {
 }
 
 fn inspect(bytes: &[u8]) -> anyhow::Result<String> {
-    // Until crate::cert::inspect lands: the file is text.
-    Ok(String::from_utf8_lossy(bytes).into_owned())
+    let cert = beian::cert::parse(bytes)?;
+    Ok(beian::cert::inspect(&cert))
 }
 
 fn verify(
@@ -77,6 +77,12 @@ fn verify(
     reg: &beian::registry::Registry,
     host: &str,
 ) -> anyhow::Result<beian::cert::CertVerdict> {
-    let _ = (bytes, reg, host);
-    anyhow::bail!("certificate verification is not available in this build yet")
+    let keyring = reg.keyring();
+    Ok(beian::cert::verify(
+        bytes,
+        &keyring,
+        host,
+        &reg.lookup(),
+        super::now(),
+    ))
 }

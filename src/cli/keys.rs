@@ -33,7 +33,7 @@ pub fn run(cmd: KeysCmd, g: &Globals) -> anyhow::Result<i32> {
             Ok(0)
         }
         KeysCmd::Export { out } => {
-            let json = serde_json::to_string_pretty(&reg.keyring())?;
+            let json = reg.keyring().to_json();
             std::fs::write(&out, json).with_context(|| format!("{}", out.display()))?;
             println!("keyring written: {}", out.display());
             Ok(0)

@@ -6,9 +6,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use ed25519_dalek::{SigningKey, VerifyingKey};
+use ed25519_dalek::SigningKey;
 
-use crate::cert::{CertPayload, KeyId, Keyring, PublicKeyEntry};
+use crate::cert::{key_id_for, CertPayload, KeyId, Keyring, PublicKeyEntry};
 
 use super::model::{Filing, IssuedCert, Subject};
 
@@ -25,6 +25,8 @@ pub enum IssuanceError {
     Exists { path: String },
     #[error("no usable signing key: every key is compromised; rotate first")]
     NoUsableKey,
+    #[error("cannot sign the certificate of filing {filing}: {reason}")]
+    Sign { filing: u64, reason: String },
     #[error("cannot issue a certificate for filing {0}: it has no number")]
     Unnumbered(u64),
 }
@@ -105,7 +107,7 @@ impl Issuer {
         let dir = Self::keys_dir(registry_dir);
         let ring_path = dir.join("keyring.json");
         let text = std::fs::read_to_string(&ring_path).map_err(|e| io_err(&ring_path, e))?;
-        let keyring: Keyring = serde_json::from_str(&text).map_err(|e| IssuanceError::Corrupt {
+        let keyring = Keyring::from_json(&text).map_err(|e| IssuanceError::Corrupt {
             path: ring_path.display().to_string(),
             reason: e.to_string(),
         })?;
@@ -137,17 +139,14 @@ impl Issuer {
         let key = SigningKey::generate(&mut rand::rngs::OsRng);
         let vk = key.verifying_key();
         let id = key_id_for(&vk);
-        let key_path = self.dir.join(format!("{id}.key"));
+        let key_path = self.dir.join(key_file_name(&id));
         write_file(&key_path, hex::encode(key.to_bytes()).as_bytes(), true)?;
-        self.keyring.keys.insert(
-            id.clone(),
-            PublicKeyEntry {
-                key_id: id.clone(),
-                public_key: hex::encode(vk.to_bytes()),
-                created_at: now,
-                compromised: false,
-            },
-        );
+        self.keyring
+            .insert(PublicKeyEntry::new(id.clone(), &vk, now))
+            .map_err(|e| IssuanceError::Corrupt {
+                path: key_path.display().to_string(),
+                reason: e.to_string(),
+            })?;
         self.save_keyring()?;
         write_file(&self.dir.join("current"), id.as_bytes(), false)?;
         self.current = id.clone();
@@ -156,8 +155,11 @@ impl Issuer {
     }
 
     fn save_keyring(&self) -> Result<(), IssuanceError> {
-        let json = serde_json::to_vec_pretty(&self.keyring).unwrap_or_default();
-        write_file(&self.dir.join("keyring.json"), &json, false)
+        write_file(
+            &self.dir.join("keyring.json"),
+            self.keyring.to_json().as_bytes(),
+            false,
+        )
     }
 
     /// Rotate: a new key signs from now on. With `compromised`, that key is marked
@@ -168,12 +170,9 @@ impl Issuer {
         now: i64,
     ) -> Result<Rotation, IssuanceError> {
         if let Some(k) = compromised {
-            let e = self
-                .keyring
-                .keys
-                .get_mut(k)
-                .ok_or_else(|| IssuanceError::UnknownKey(k.to_string()))?;
-            e.compromised = true;
+            if !self.keyring.mark_compromised(k) {
+                return Err(IssuanceError::UnknownKey(k.to_string()));
+            }
             self.save_keyring()?;
         }
         let new = self.add_key(now)?;
@@ -194,7 +193,7 @@ impl Issuer {
             return Err(IssuanceError::NoUsableKey);
         }
         if self.signing.is_none() {
-            let path = self.dir.join(format!("{}.key", self.current));
+            let path = self.dir.join(key_file_name(&self.current));
             let text = std::fs::read_to_string(&path).map_err(|e| io_err(&path, e))?;
             let corrupt = |reason: &str| IssuanceError::Corrupt {
                 path: path.display().to_string(),
@@ -242,7 +241,10 @@ impl Issuer {
             key_id: key_id.clone(),
         };
         let key = self.signing_key()?;
-        let bytes = sign_certificate(&payload, key);
+        let bytes = crate::cert::sign(&payload, key).map_err(|e| IssuanceError::Sign {
+            filing: filing.id,
+            reason: e.to_string(),
+        })?;
         Ok(IssuedCert {
             serial: filing.cert_serial,
             key_id,
@@ -253,24 +255,17 @@ impl Issuer {
     }
 }
 
-/// The key id of a public key (the certificate module's definition).
-fn key_id_for(vk: &VerifyingKey) -> KeyId {
-    use sha2::Digest;
-    // Placeholder until crate::cert::key_id_for lands on main.
-    let h = sha2::Sha256::digest(vk.as_bytes());
-    format!("k1-{}", &hex::encode(h)[..16])
-}
-
-/// Sign a certificate payload into file bytes (the certificate module's format).
-fn sign_certificate(payload: &CertPayload, key: &SigningKey) -> Vec<u8> {
-    // Placeholder until crate::cert::sign lands on main.
-    use ed25519_dalek::Signer;
-    let body = serde_json::to_vec(payload).unwrap_or_default();
-    let sig = key.sign(&body);
-    let mut out = b"beian-cert-placeholder\n".to_vec();
-    out.extend_from_slice(&body);
-    out.push(b'\n');
-    out.extend_from_slice(hex::encode(sig.to_bytes()).as_bytes());
-    out.push(b'\n');
-    out
+/// The secret key file of a key id (`ed25519:ab…` → `ed25519_ab….key`).
+pub fn key_file_name(key_id: &str) -> String {
+    let safe: String = key_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{safe}.key")
 }

@@ -168,6 +168,29 @@ fn full_registry_workflow_through_the_cli() {
         .output()
         .unwrap();
     assert!(inspected.status.success());
+    assert!(String::from_utf8_lossy(&inspected.stdout).contains(&number));
+    // Verification against the registry: the new certificate is valid for its domains, the
+    // old one is superseded, and a copy on another domain is not covered.
+    let new_path = tmp.path().join("new.cert");
+    std::fs::write(&new_path, &new_cert).unwrap();
+    let verdict = |file: &Path, domain: &str| -> (i32, serde_json::Value) {
+        let o = run(
+            &reg,
+            &["cert", "verify", file.to_str().unwrap(), "--domain", domain],
+        );
+        let v = serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null);
+        (o.status.code().unwrap(), v)
+    };
+    let (code, v) = verdict(&new_path, "www.example-bj.org");
+    assert_eq!((code, v["status"].as_str()), (0, Some("valid")), "{v}");
+    let (code, v) = verdict(&old_cert, "example-bj.com");
+    assert_eq!((code, v["status"].as_str()), (1, Some("superseded")), "{v}");
+    let (code, v) = verdict(&new_path, "yunduan-blog.com");
+    assert_eq!(
+        (code, v["status"].as_str()),
+        (1, Some("domain_not_covered")),
+        "{v}"
+    );
 
     // Duplicate domain of another subject, at import.
     let dup = tmp.path().join("dup.jsonl");
@@ -176,7 +199,7 @@ fn full_registry_workflow_through_the_cli() {
         .lines()
         .nth(2)
         .unwrap()
-        .replace("91310115MA1K3XYZ0B", "91310115MA1K3XYZ9Z");
+        .replace("91310115MA1K3XY107", "91310115MA1K3XY999");
     std::fs::write(&dup, format!("{line}\n")).unwrap();
     let out = ok(&reg, &["filing", "import", dup.to_str().unwrap()]);
     assert!(
@@ -237,10 +260,21 @@ fn full_registry_workflow_through_the_cli() {
 
     // Keys, snapshot, audit.
     let ring = tmp.path().join("ring.json");
-    ok(&reg, &["keys", "rotate"]);
+    let key_id = show(&reg, "--number", &number)["cert_key_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ok(&reg, &["keys", "rotate", "--compromised", &key_id]);
+    let (code, v) = verdict(&new_path, "example-bj.org");
+    assert_eq!(
+        (code, v["status"].as_str()),
+        (1, Some("compromised_key")),
+        "{v}"
+    );
     ok(&reg, &["keys", "export", "--out", ring.to_str().unwrap()]);
     let ring: serde_json::Value = serde_json::from_slice(&std::fs::read(&ring).unwrap()).unwrap();
-    assert_eq!(ring["keys"].as_object().unwrap().len(), 2);
+    assert_eq!(ring["keys"].as_array().unwrap().len(), 2);
+    assert_eq!(ring["format"], "beian-keyring");
     let snap = tmp.path().join("snap.bin");
     ok(
         &reg,
@@ -273,7 +307,7 @@ fn full_registry_workflow_through_the_cli() {
 
 fn generated_line(i: usize) -> String {
     format!(
-        r#"{{"subject":{{"name":"批量公司{i}","nature":"企业","id_type":"统一社会信用代码","id_number":"GEN{i:012}","province":"京","address":"北京","contact":{{"name":"某"}}}},"website":{{"name":"站点{i}","homepage":"https://site{i}.com/","domains":["site{i}.com"],"ips":["10.{}.{}.{}"],"providers":["批量接入商"],"access_method":"虚拟主机","categories":[],"operating_licence":null}}}}"#,
+        r#"{{"subject":{{"name":"批量公司{i}","nature":"企业","id_type":"统一社会信用代码","id_number":"91110000{i:09}X","province":"京","address":"北京","contact":{{"name":"某"}}}},"website":{{"name":"站点{i}","homepage":"https://site{i}.com/","domains":["site{i}.com"],"ips":["10.{}.{}.{}"],"providers":["批量接入商"],"access_method":"虚拟主机","categories":[],"operating_licence":null}}}}"#,
         (i >> 16) & 255,
         (i >> 8) & 255,
         i & 255

@@ -252,7 +252,10 @@ fn rotation_signs_new_certificates_with_the_new_key_and_survives_reopen() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let key = dir.path().join("keys").join(format!("{first_key}.key"));
+        let key = dir
+            .path()
+            .join("keys")
+            .join(beian::registry::issuance::key_file_name(&first_key));
         assert_eq!(
             std::fs::metadata(key).unwrap().permissions().mode() & 0o777,
             0o600
