@@ -157,3 +157,76 @@ pub fn verify_chain(
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(
+        n: u64,
+    ) -> (
+        Vec<(u64, Result<AuditRecord, String>)>,
+        Option<(u64, [u8; 32])>,
+    ) {
+        let mut prev = GENESIS;
+        let mut out = Vec::new();
+        for i in 0..n {
+            let (r, h) = AuditRecord::chained(
+                i,
+                100 + i as i64,
+                "miit".into(),
+                "revoke".into(),
+                format!("filing:{i}"),
+                Some(serde_json::json!({"status": "active"})),
+                Some(serde_json::json!({"status": "revoked"})),
+                &prev,
+            );
+            prev = h;
+            out.push((i, Ok(r)));
+        }
+        (out, Some((n - 1, prev)))
+    }
+
+    #[test]
+    fn intact_chain_verifies() {
+        let (c, head) = chain(5);
+        let r = verify_chain(c, head);
+        assert!(r.ok(), "{r:?}");
+        assert_eq!(r.records, 5);
+    }
+
+    #[test]
+    fn edited_record_is_the_first_broken_link() {
+        let (mut c, head) = chain(5);
+        if let Ok(r) = &mut c[2].1 {
+            r.after = Some(serde_json::json!({"status": "active"}));
+        }
+        assert_eq!(verify_chain(c, head).first_broken.map(|b| b.0), Some(2));
+    }
+
+    #[test]
+    fn rehashed_record_breaks_the_next_link() {
+        let (mut c, head) = chain(5);
+        let prev = match &c[1].1 {
+            Ok(r) => hex::decode(&r.hash).unwrap().try_into().unwrap(),
+            Err(_) => unreachable!(),
+        };
+        if let Ok(r) = &mut c[2].1 {
+            r.actor = "bureau:京".into();
+            r.hash = hex::encode(r.compute_hash(&prev));
+        }
+        assert_eq!(verify_chain(c, head).first_broken.map(|b| b.0), Some(3));
+    }
+
+    #[test]
+    fn removed_and_truncated_records_are_detected() {
+        let (mut c, head) = chain(5);
+        c.remove(1);
+        assert_eq!(verify_chain(c, head).first_broken.map(|b| b.0), Some(2));
+        let (mut c, head) = chain(5);
+        c.pop();
+        assert!(!verify_chain(c, head).ok(), "truncation must not pass");
+        let (c, _) = chain(3);
+        assert!(!verify_chain(c, None).ok(), "records without a head");
+    }
+}
