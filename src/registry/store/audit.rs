@@ -162,6 +162,11 @@ pub fn verify_chain(
 mod tests {
     use super::*;
 
+    type Chain = (
+        Vec<(u64, Result<AuditRecord, String>)>,
+        Option<(u64, [u8; 32])>,
+    );
+
     fn chain(
         n: u64,
     ) -> (
@@ -221,10 +226,10 @@ mod tests {
     #[test]
     fn removed_and_truncated_records_are_detected() {
         let (mut c, head) = chain(5);
-        c.remove(1);
+        let _ = c.remove(1);
         assert_eq!(verify_chain(c, head).first_broken.map(|b| b.0), Some(2));
         let (mut c, head) = chain(5);
-        c.pop();
+        let _ = c.pop();
         assert!(!verify_chain(c, head).ok(), "truncation must not pass");
         let (c, _) = chain(3);
         assert!(!verify_chain(c, None).ok(), "records without a head");
