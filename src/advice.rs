@@ -158,6 +158,107 @@ pub fn advice(code: &str, ctx: &AdviceContext) -> Advice {
     }
 }
 
+/// The whole human self-check report for one target, in Chinese with English.
+pub fn render_report(
+    result: &crate::scan::TargetResult,
+    snapshot: &crate::registry::snapshot::Snapshot,
+    required_number: &str,
+) -> String {
+    use crate::verdict::{UnknownReason, Verdict};
+    use std::fmt::Write;
+    let a = &result.assessment;
+    let obs = &result.observation;
+    let filing = snapshot.lookup_host(&obs.host);
+    let ctx = AdviceContext {
+        host: obs.host.clone(),
+        service_number: filing.map(|f| f.service_number.to_string()),
+        subject_number: filing.map(|f| f.subject_number.to_string()),
+        required_number: required_number.to_string(),
+        shown_numbers: obs
+            .page
+            .as_ref()
+            .map(|p| p.icp.iter().map(|m| m.number.to_string()).collect())
+            .unwrap_or_default(),
+        licence: filing.and_then(|f| f.licence.as_ref().map(|l| l.to_string())),
+        providers: filing.map(|f| f.providers.clone()).unwrap_or_default(),
+        serving_provider: obs
+            .dns
+            .used
+            .and_then(|ip| snapshot.provider_of(ip).map(str::to_string)),
+    };
+    let mut s = String::new();
+    let _ = writeln!(s, "beian 自检 / self-check: {}", obs.target);
+    let verdict_zh = match a.verdict {
+        Verdict::Compliant => "合规",
+        Verdict::Noncompliant => "不合规",
+        Verdict::Unfiled => "未备案",
+        Verdict::Unknown(_) => "无法判断",
+    };
+    let _ = writeln!(s, "结论 Verdict: {verdict_zh} / {}", a.verdict);
+    if let Some(f) = filing {
+        let _ = writeln!(
+            s,
+            "备案 Filing: {} （主体 subject {}，{}） {:?}",
+            f.service_number, f.subject_number, f.subject_name, f.state
+        );
+    }
+    let _ = writeln!(s, "证书 Certificate (/cert/bazs.cert): {}", a.cert_status);
+    if !ctx.shown_numbers.is_empty() {
+        let _ = writeln!(
+            s,
+            "首页备案号 Numbers shown: {}",
+            ctx.shown_numbers.join(", ")
+        );
+    }
+    if let Verdict::Unknown(reason) = a.verdict {
+        let (zh, en) = match reason {
+            UnknownReason::Dns => ("域名无法解析。", "The name does not resolve."),
+            UnknownReason::BlockedAddress => (
+                "域名解析到内网或保留地址，检查器不会访问。",
+                "The name resolves to a private or reserved address, which the checker does not visit.",
+            ),
+            UnknownReason::Connect => ("无法连接服务器。", "Could not connect to the server."),
+            UnknownReason::Tls => ("HTTPS握手失败。", "The TLS handshake failed."),
+            UnknownReason::Timeout | UnknownReason::Deadline => {
+                ("服务器响应超时。", "The server did not answer in time.")
+            }
+            UnknownReason::Http403 => (
+                "服务器拒绝访问（403，可能是防火墙/WAF）。请放行检查器。",
+                "The server refused access (403, probably a WAF). Allow the checker through.",
+            ),
+            UnknownReason::Http5xx => ("服务器错误（5xx）。", "The server answered with an error (5xx)."),
+            UnknownReason::TooManyRedirects => ("重定向次数过多。", "Too many redirects."),
+            UnknownReason::Other => ("首页无法读取。", "The homepage could not be read."),
+        };
+        let _ = writeln!(s, "\n无法检查 Could not check: {zh} / {en}");
+    }
+    if a.findings.is_empty() {
+        if a.verdict == Verdict::Compliant {
+            let _ = writeln!(s, "\n没有发现问题。 No problems found.");
+        }
+        return s;
+    }
+    let _ = writeln!(s, "\n问题 Problems:");
+    for (i, f) in a.findings.iter().enumerate() {
+        let adv = advice(f.code.as_str(), &ctx);
+        let _ = writeln!(
+            s,
+            "{}. [{}] {} — {}\n   {}",
+            i + 1,
+            f.severity.as_str(),
+            f.code.as_str(),
+            adv.zh,
+            adv.en
+        );
+        let _ = writeln!(s, "   修改方法: {}", adv.fix_zh);
+        let _ = writeln!(s, "   How to fix: {}", adv.fix_en);
+        if !f.legal_basis.is_empty() {
+            let _ = writeln!(s, "   依据 Legal basis: {}", f.legal_basis);
+        }
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

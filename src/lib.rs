@@ -12,11 +12,13 @@
 //! - [`accounts`]: users, roles, password rules, verification codes, sessions.
 //! - [`observation`]: what the scanner saw at one target (facts only, no judgement).
 //! - [`domain`]: host names — IDNA normalisation, registrable domains (public suffix list).
+//! - [`config`]: the strict TOML configuration file (`beian.toml`).
 //! - [`crawl`]: resolver with address guard, fetcher, rate limits, scheduler.
 //! - [`extract`]: charset decoding, footer number and link extraction (pure).
 //! - [`verdict`]: policy files and `evaluate(observation, registry view, policy) → findings` (pure).
 //! - [`report`]: sinks — JSON Lines, CSV, Markdown summary, scan history and diff.
 //! - [`fleet`]: a loopback fleet of lab web sites (virtual hosts) for the demo, tests and benches.
+//! - [`scan`]: scan orchestration — targets through crawl, certificate verification and evaluation to records.
 //! - [`metrics`]: every Prometheus metric, defined once.
 //! - [`api`]: the HTTP API (axum), auth, one error→response mapping.
 //!
@@ -27,6 +29,7 @@ pub mod advice;
 pub mod api;
 pub mod cert;
 pub mod codes;
+pub mod config;
 pub mod crawl;
 pub mod domain;
 pub mod extract;
@@ -36,4 +39,5 @@ pub mod number;
 pub mod observation;
 pub mod registry;
 pub mod report;
+pub mod scan;
 pub mod verdict;

@@ -543,6 +543,449 @@ impl FromStr for PsbNumber {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Scanning running text for numbers
+// ---------------------------------------------------------------------------------------------
+
+/// One character of text prepared for scanning: NFKC-normalised with dashes folded to `-`.
+/// Whitespace is not a character here: it is recorded on the next character as `space_before`,
+/// so that whitespace inside a number is ignored while still ending digit groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanChar {
+    pub c: char,
+    /// Whitespace (space, tab, newline, `&nbsp;`, U+3000, a `<br>`) came before this character.
+    pub space_before: bool,
+    /// A block boundary came before this character: no number spans it.
+    pub break_before: bool,
+}
+
+/// Text prepared for [`scan_numbers`], built piece by piece (text, spaces, block breaks).
+#[derive(Debug, Clone, Default)]
+pub struct ScanText {
+    chars: Vec<ScanChar>,
+    pending_space: bool,
+    pending_break: bool,
+}
+
+impl ScanText {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Text prepared from one plain string (no block breaks).
+    pub fn from_text(text: &str) -> Self {
+        let mut t = Self::new();
+        t.push_str(text);
+        t
+    }
+
+    /// Append text: NFKC-normalised, dashes folded, whitespace turned into flags, invisible
+    /// format characters (zero-width space, BOM, soft hyphen) dropped.
+    pub fn push_str(&mut self, text: &str) {
+        for c in text.nfkc() {
+            if c.is_whitespace() {
+                self.pending_space = true;
+                continue;
+            }
+            if matches!(
+                c,
+                '\u{200b}' | '\u{200c}' | '\u{200d}' | '\u{2060}' | '\u{feff}' | '\u{ad}'
+            ) {
+                continue;
+            }
+            let c = fold_dash(c);
+            self.chars.push(ScanChar {
+                c,
+                space_before: self.pending_space || self.pending_break,
+                break_before: self.pending_break,
+            });
+            self.pending_space = false;
+            self.pending_break = false;
+        }
+    }
+
+    /// Whitespace (or a `<br>`) before the next character.
+    pub fn push_space(&mut self) {
+        self.pending_space = true;
+    }
+
+    /// A block boundary before the next character (ignored at the very start).
+    pub fn push_break(&mut self) {
+        if !self.chars.is_empty() {
+            self.pending_break = true;
+        }
+    }
+
+    /// Number of characters so far (the index the next character will get).
+    pub fn len(&self) -> usize {
+        self.chars.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.chars.is_empty()
+    }
+
+    pub fn chars(&self) -> &[ScanChar] {
+        &self.chars
+    }
+}
+
+fn fold_dash(c: char) -> char {
+    match c {
+        '‐' | '‑' | '‒' | '–' | '—' | '―' | '−' | '－' | '﹣' | '⁃' => '-',
+        other => other,
+    }
+}
+
+/// A number found in text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum FoundNumber {
+    Filing(FilingNumber),
+    Licence(LicenceNumber),
+    Psb(PsbNumber),
+}
+
+impl fmt::Display for FoundNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FoundNumber::Filing(n) => n.fmt(f),
+            FoundNumber::Licence(n) => n.fmt(f),
+            FoundNumber::Psb(n) => n.fmt(f),
+        }
+    }
+}
+
+/// Where a number sits in the scanned characters (indices into [`ScanText::chars`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberMatch {
+    pub number: FoundNumber,
+    /// Index of the first character (the province, or `合` of `合字`).
+    pub start: usize,
+    /// One past the last character of the number.
+    pub end: usize,
+    /// The main digit run (without any suffix).
+    pub digits: std::ops::Range<usize>,
+}
+
+/// Every filing, licence and public-security number in `chars`, in order, not overlapping.
+/// Linear in the input: each attempt looks at a bounded number of characters.
+///
+/// Rules: a number starts with a province character (or `合字` for licences) and never spans a
+/// block break; whitespace between its parts is ignored, but digit groups separated by
+/// whitespace are joined only while the total stays within the number's length (so a following
+/// year or phone number is not glued on); a service suffix (`-1`, `-2A`) must directly follow
+/// `号` or the digits. Placeholders (`XXXXXXXX`), masked digits and characters that are not
+/// provinces give no number.
+pub fn scan_numbers(chars: &[ScanChar]) -> Vec<NumberMatch> {
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i].c;
+        let m = if is_province(c) {
+            match_filing(chars, i)
+                .or_else(|| match_icp_licence(chars, i))
+                .or_else(|| match_value_added(chars, i))
+                .or_else(|| match_psb(chars, i))
+        } else if c == '合' {
+            match_value_added(chars, i)
+        } else {
+            None
+        };
+        match m {
+            Some(m) => {
+                i = m.end.max(i + 1);
+                found.push(m);
+            }
+            None => i += 1,
+        }
+    }
+    found
+}
+
+/// Every number in a plain string, in order (see [`scan_numbers`]).
+pub fn find_numbers(text: &str) -> Vec<FoundNumber> {
+    scan_numbers(ScanText::from_text(text).chars())
+        .into_iter()
+        .map(|m| m.number)
+        .collect()
+}
+
+/// A cursor over the characters of one candidate number, stopping at block breaks.
+struct Cursor<'a> {
+    chars: &'a [ScanChar],
+    start: usize,
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(chars: &'a [ScanChar], start: usize) -> Self {
+        Cursor {
+            chars,
+            start,
+            pos: start,
+        }
+    }
+
+    fn peek_at(&self, pos: usize) -> Option<ScanChar> {
+        let sc = *self.chars.get(pos)?;
+        if pos > self.start && sc.break_before {
+            return None;
+        }
+        Some(sc)
+    }
+
+    fn peek(&self) -> Option<ScanChar> {
+        self.peek_at(self.pos)
+    }
+
+    fn eat(&mut self, want: char) -> bool {
+        match self.peek() {
+            Some(sc) if sc.c == want => {
+                self.pos += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn eat_ci(&mut self, want: &str) -> bool {
+        let save = self.pos;
+        for w in want.chars() {
+            match self.peek() {
+                Some(sc) if sc.c.eq_ignore_ascii_case(&w) => self.pos += 1,
+                _ => {
+                    self.pos = save;
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Eat `want` only if it directly follows the previous character (no whitespace).
+    fn eat_adjacent(&mut self, want: char) -> bool {
+        match self.peek() {
+            Some(sc) if sc.c == want && !sc.space_before => {
+                self.pos += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Digit groups (whitespace between groups allowed) with at most `max` digits in total.
+    /// A contiguous run longer than `max` is not a number: `None`. Returns the digits and
+    /// their range.
+    fn digit_groups(&mut self, max: usize) -> Option<(String, std::ops::Range<usize>)> {
+        let begin = self.pos;
+        let mut digits = String::new();
+        let mut end = self.pos;
+        loop {
+            // One contiguous group.
+            let group_start = self.pos;
+            let mut group = String::new();
+            while let Some(sc) = self.peek() {
+                if !sc.c.is_ascii_digit() || (self.pos > group_start && sc.space_before) {
+                    break;
+                }
+                group.push(sc.c);
+                self.pos += 1;
+                if group.len() > max {
+                    return None;
+                }
+            }
+            if group.is_empty() {
+                self.pos = group_start;
+                break;
+            }
+            if digits.len() + group.len() > max {
+                if digits.is_empty() {
+                    return None;
+                }
+                self.pos = group_start;
+                break;
+            }
+            digits.push_str(&group);
+            end = self.pos;
+            match self.peek() {
+                Some(sc) if sc.c.is_ascii_digit() && sc.space_before => continue,
+                _ => break,
+            }
+        }
+        self.pos = end;
+        if digits.is_empty() {
+            None
+        } else {
+            Some((digits, begin..end))
+        }
+    }
+
+    /// `-<1–4 digits>` directly attached; with `letters`, an optional `A`/`X` after it that
+    /// is not the start of a word (`-1All rights` has no letter suffix). Returns the suffix text (`-2A`).
+    fn suffix(&mut self, letters: bool) -> Option<String> {
+        let save = self.pos;
+        if !self.eat_adjacent('-') {
+            return None;
+        }
+        let mut s = String::from("-");
+        let mut n = 0;
+        while let Some(sc) = self.peek() {
+            if !sc.c.is_ascii_digit() || sc.space_before {
+                break;
+            }
+            s.push(sc.c);
+            n += 1;
+            self.pos += 1;
+        }
+        if n == 0 || n > 4 {
+            self.pos = save;
+            return None;
+        }
+        if letters {
+            // Only capital letters: a lower-case letter after the digits is ordinary text.
+            if let Some(sc) = self.peek() {
+                let letter = sc.c;
+                let next_is_word = self
+                    .peek_at(self.pos + 1)
+                    .is_some_and(|nx| !nx.space_before && nx.c.is_ascii_alphanumeric());
+                if !sc.space_before && (letter == 'A' || letter == 'X') && !next_is_word {
+                    s.push(letter);
+                    self.pos += 1;
+                }
+            }
+        }
+        Some(s)
+    }
+
+    /// Optional label punctuation between a keyword and the digits (`：`).
+    fn skip_colon(&mut self) {
+        let _ = self.eat(':');
+    }
+}
+
+fn match_filing(chars: &[ScanChar], start: usize) -> Option<NumberMatch> {
+    let province = chars.get(start)?.c;
+    let mut cur = Cursor::new(chars, start + 1);
+    cur.start = start;
+    if !cur.eat_ci("ICP") || !cur.eat('备') {
+        return None;
+    }
+    let _ = cur.eat('案');
+    let _ = cur.eat('号');
+    cur.skip_colon();
+    let (digits, range) = cur.digit_groups(10)?;
+    if digits.len() < 6 {
+        return None;
+    }
+    let mut suffix = cur.suffix(true);
+    let after_digits = cur.pos;
+    if cur.eat('号') {
+        if suffix.is_none() {
+            suffix = cur.suffix(true);
+        }
+    } else {
+        cur.pos = after_digits;
+    }
+    let text = format!("{province}ICP备{digits}号{}", suffix.unwrap_or_default());
+    let number = FilingNumber::parse(&text).ok()?;
+    Some(NumberMatch {
+        number: FoundNumber::Filing(number),
+        start,
+        end: cur.pos,
+        digits: range,
+    })
+}
+
+fn match_icp_licence(chars: &[ScanChar], start: usize) -> Option<NumberMatch> {
+    let province = chars.get(start)?.c;
+    let mut cur = Cursor::new(chars, start + 1);
+    cur.start = start;
+    if !cur.eat_ci("ICP") || !cur.eat('证') {
+        return None;
+    }
+    cur.skip_colon();
+    let (digits, range) = cur.digit_groups(8)?;
+    let _ = cur.eat('号');
+    let suffix = cur.suffix(false).unwrap_or_default();
+    let text = format!("{province}ICP证{digits}号{suffix}");
+    let number = LicenceNumber::parse(&text).ok()?;
+    Some(NumberMatch {
+        number: FoundNumber::Licence(number),
+        start,
+        end: cur.pos,
+        digits: range,
+    })
+}
+
+fn match_value_added(chars: &[ScanChar], start: usize) -> Option<NumberMatch> {
+    let first = chars.get(start)?.c;
+    let mut cur = Cursor::new(chars, start + 1);
+    cur.start = start;
+    let prefix = if first == '合' {
+        if !cur.eat('字') {
+            return None;
+        }
+        "合字".to_string()
+    } else {
+        first.to_string()
+    };
+    let class = if cur.eat_ci("B1.B2") || cur.eat_ci("B1B2") || cur.eat_ci("B1、B2") {
+        "B1.B2"
+    } else if cur.eat_ci("B1") {
+        "B1"
+    } else if cur.eat_ci("B2") {
+        "B2"
+    } else {
+        return None;
+    };
+    if !cur.eat('-') {
+        return None;
+    }
+    let (digits, range) = cur.digit_groups(8)?;
+    if digits.len() != 8 {
+        return None;
+    }
+    let suffix = cur.suffix(false).unwrap_or_default();
+    let text = format!("{prefix}{class}-{digits}{suffix}");
+    let number = LicenceNumber::parse(&text).ok()?;
+    Some(NumberMatch {
+        number: FoundNumber::Licence(number),
+        start,
+        end: cur.pos,
+        digits: range,
+    })
+}
+
+fn match_psb(chars: &[ScanChar], start: usize) -> Option<NumberMatch> {
+    let province = chars.get(start)?.c;
+    let mut cur = Cursor::new(chars, start + 1);
+    cur.start = start;
+    for k in "公网安备".chars() {
+        if !cur.eat(k) {
+            return None;
+        }
+    }
+    let _ = cur.eat('号');
+    cur.skip_colon();
+    let (digits, range) = cur.digit_groups(16)?;
+    // Masked numbers (`1101********号`) end in a mask character: not a number.
+    if cur
+        .peek()
+        .is_some_and(|sc| matches!(sc.c, '*' | 'x' | 'X' | '×'))
+    {
+        return None;
+    }
+    let _ = cur.eat('号');
+    let text = format!("{province}公网安备{digits}号");
+    let number = PsbNumber::parse(&text).ok()?;
+    Some(NumberMatch {
+        number: FoundNumber::Psb(number),
+        start,
+        end: cur.pos,
+        digits: range,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -625,5 +1068,117 @@ mod tests {
         assert!(!n.is_subject());
         assert_eq!(n.subject_number().to_string(), "陇ICP备123456号");
         assert!(n.same_as(&FilingNumber::parse("甘ICP备123456号-2").unwrap()));
+    }
+
+    fn found(text: &str) -> Vec<String> {
+        find_numbers(text).iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn scan_finds_numbers_in_running_text() {
+        assert_eq!(
+            found("主体备案号：京ICP备11036572号　网站：京ICP备11036572号-1 App：京ICP备11036572号-2A"),
+            ["京ICP备11036572号", "京ICP备11036572号-1", "京ICP备11036572号-2A"]
+        );
+        assert_eq!(
+            found("增值电信业务经营许可证：浙B2-20090317 京ICP证040286号 合字B1.B2-20130027 浙D3-20210417"),
+            ["浙B2-20090317", "京ICP证040286号", "合字B1.B2-20130027"]
+        );
+        assert_eq!(
+            found("渝ICP备17003456号-1　渝公网安备 50010302001234号"),
+            ["渝ICP备17003456号-1", "渝公网安备50010302001234号"]
+        );
+        assert_eq!(found("ICP证：皖ICP备12034567号-1"), ["皖ICP备12034567号-1"]);
+        assert_eq!(found("北京ICP备12345678号"), ["京ICP备12345678号"]);
+    }
+
+    #[test]
+    fn scan_repairs_and_spacing() {
+        assert_eq!(found("冀 ICP 备 19023716 号"), ["冀ICP备19023716号"]);
+        assert_eq!(found("粤ICP备案15047721号"), ["粤ICP备15047721号"]);
+        assert_eq!(found("滇ICP备09018326-5号"), ["滇ICP备09018326号-5"]);
+        assert_eq!(found("云ICP备2021018843-1"), ["云ICP备2021018843号-1"]);
+        assert_eq!(found("京ICP备10287415 |京公网安备"), ["京ICP备10287415号"]);
+        assert_eq!(
+            found("浙ICP备１４０２２９８１号－５"),
+            ["浙ICP备14022981号-5"]
+        );
+        assert_eq!(
+            found("蒙ICP备\u{3000}16002345号-1"),
+            ["蒙ICP备16002345号-1"]
+        );
+    }
+
+    #[test]
+    fn scan_does_not_glue_neighbours() {
+        // A year after the number is not part of it, nor a word after a letter suffix.
+        assert_eq!(found("京ICP备12345678号-1 2024"), ["京ICP备12345678号-1"]);
+        assert_eq!(
+            found("京ICP备12345678 2024 版权所有"),
+            ["京ICP备12345678号"]
+        );
+        assert_eq!(
+            found("京ICP备12345678号-1All Rights Reserved"),
+            ["京ICP备12345678号-1"]
+        );
+        assert_eq!(found("京ICP备12345678号-2A"), ["京ICP备12345678号-2A"]);
+        // A block break ends a number.
+        let mut t = ScanText::new();
+        t.push_str("京ICP备");
+        t.push_break();
+        t.push_str("12345678号");
+        assert!(scan_numbers(t.chars()).is_empty());
+        let mut t = ScanText::new();
+        t.push_str("京ICP备12345678号");
+        t.push_break();
+        t.push_str("-1");
+        let m = scan_numbers(t.chars());
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].number.to_string(), "京ICP备12345678号");
+        assert_eq!((m[0].start, m[0].digits.clone(), m[0].end), (0, 5..13, 14));
+    }
+
+    #[test]
+    fn scan_refuses_non_numbers() {
+        for text in [
+            "ICP备88888888号",
+            "萌ICP备20240001号",
+            "京ICP备XXXXXXXX号",
+            "京公网安备 1101********号",
+            "京公网安备 11010502****34号",
+            "浙D3-20210417",
+            "京网文[2021]3344-567号",
+            "统一社会信用代码：91110105MA01B2C3D4",
+            "京ICP备123456789012号",
+        ] {
+            assert!(found(text).is_empty(), "{text}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn scan_never_panics_and_finds_only_canonical(text in "\\PC{0,64}") {
+            for n in find_numbers(&text) {
+                let s = n.to_string();
+                let again = find_numbers(&s);
+                proptest::prop_assert_eq!(again.len(), 1);
+                proptest::prop_assert_eq!(again[0].to_string(), s);
+            }
+        }
+
+        #[test]
+        fn embedded_filing_numbers_are_found(
+            prefix in "[a-z，。 ]{0,20}",
+            digits in "[0-9]{6,10}",
+            suffix in proptest::option::of(1u32..1000),
+            after in "[，。 ]{0,3}[a-z]{0,5}",
+        ) {
+            let number = match suffix {
+                Some(s) => format!("沪ICP备{digits}号-{s}"),
+                None => format!("沪ICP备{digits}号"),
+            };
+            let text = format!("{prefix}{number}{after}");
+            proptest::prop_assert_eq!(found(&text), vec![number]);
+        }
     }
 }

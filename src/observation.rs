@@ -63,6 +63,9 @@ pub struct FetchRecord {
     pub error: Option<FetchError>,
     /// `Retry-After` seconds of a final 429/503, if any.
     pub retry_after: Option<u64>,
+    /// The body was longer than its cap and only the first `bytes` were kept (homepages).
+    #[serde(default)]
+    pub truncated: bool,
 }
 
 /// DNS facts for the target host.
@@ -133,5 +136,21 @@ mod opt_b64 {
                 .map_err(serde::de::Error::custom)
         })
         .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fetch_record_without_truncated_reads_as_not_truncated() {
+        let json = r#"{"url":"http://a.example/","hops":[],"status":200,"content_type":null,
+            "bytes":3,"elapsed_ms":1,"error":null,"retry_after":null}"#;
+        let record: FetchRecord = serde_json::from_str(json).unwrap();
+        assert!(!record.truncated);
+        let back: FetchRecord =
+            serde_json::from_str(&serde_json::to_string(&record).unwrap()).unwrap();
+        assert_eq!(back, record);
     }
 }

@@ -1,1 +1,393 @@
-//! crawl (under construction)
+//! The network half of the scanner: resolve a target (hickory, overrides, address guard),
+//! fetch its homepage (https, falling back to http) and `/cert/bazs.cert` (and
+//! `/cert/bazx.cert` when that is missing) under caps, timeouts, a hard deadline and
+//! politeness limits, and record everything as an [`Observation`]. The scheduler streams
+//! targets with bounded concurrency. Per-site problems are data in the observation; only
+//! building the scanner can fail.
+//!
+//! Submodules: [`guard`] (special-purpose address ranges, pure), [`resolve`] (hickory and the
+//! reqwest resolver), [`fetch`] (the HTTP client and redirect loop), [`polite`] (rate limits
+//! and concurrency caps), [`config`] (settings and defaults).
+//!
+//! Choices worth knowing:
+//! - The certificate is fetched from the origin of the homepage attempt that got an HTTP
+//!   response (the target's own scheme, host and port — not wherever its redirects ended),
+//!   since the certificate must be served by the scanned host. When neither homepage attempt
+//!   got any response, no certificate fetch is made (`cert` is `None`).
+//! - https falls back to http only when the https attempt got no response at all (connect,
+//!   TLS, timeout or protocol failure on the first request); DNS refusals, blocked addresses
+//!   and the deadline do not fall back.
+//! - Time spent waiting on rate limits is not charged to a target's deadline.
+
+pub mod config;
+pub mod fetch;
+pub mod guard;
+pub mod polite;
+pub mod resolve;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::{Stream, StreamExt};
+use url::Url;
+
+pub use config::{ConfigError, ScanConfig};
+pub use fetch::{BodyCap, Deadline, Fetched, Fetcher, Overflow};
+pub use guard::{AddressGuard, Refusal};
+pub use resolve::{BlockedAddress, GuardedResolve, Resolution, ResolveFailure, Resolver};
+
+use crate::observation::{CertFetch, FetchErrorKind, FetchRecord, Observation};
+use polite::Politeness;
+use resolve::elapsed_ms;
+
+/// Path of the certificate a filer serves.
+pub const CERT_PATH: &str = "/cert/bazs.cert";
+/// The misspelt path probed when [`CERT_PATH`] is missing.
+pub const MISPLACED_CERT_PATH: &str = "/cert/bazx.cert";
+
+/// Why a scanner could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("could not build the HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+}
+
+/// Resolver, fetcher and politeness state shared by all targets of a scan. Build one per
+/// scan (inside a tokio runtime) and share it with `Arc`.
+#[derive(Debug)]
+pub struct Scanner {
+    config: ScanConfig,
+    resolver: Arc<Resolver>,
+    fetcher: Fetcher,
+    polite: Arc<Politeness>,
+}
+
+enum TargetHost {
+    Name(String),
+    /// An IP literal: nothing to resolve.
+    Ip,
+}
+
+struct Target {
+    /// Normalised host (name, or the IP address as text).
+    host: String,
+    kind: TargetHost,
+    /// Homepage URLs in the order tried.
+    attempts: Vec<Url>,
+}
+
+impl Scanner {
+    pub fn new(config: ScanConfig) -> Result<Self, ScanError> {
+        config.validate()?;
+        let resolver = Arc::new(Resolver::new(&config));
+        let polite = Arc::new(Politeness::new(
+            config.rate,
+            config.host_rate,
+            config.concurrency,
+            config.host_concurrency,
+        ));
+        let fetcher =
+            Fetcher::new(&config, resolver.clone(), polite.clone()).map_err(ScanError::Client)?;
+        Ok(Self {
+            config,
+            resolver,
+            fetcher,
+            polite,
+        })
+    }
+
+    pub fn config(&self) -> &ScanConfig {
+        &self.config
+    }
+
+    pub fn resolver(&self) -> &Resolver {
+        &self.resolver
+    }
+
+    /// Scan one target (`example.com`, `https://example.com:8443/`, or an IP address).
+    /// Waits for a global and a per-host slot first. Never fails: an unusable target is an
+    /// observation with `dns.error` set and nothing fetched.
+    pub async fn observe(&self, target: &str) -> Observation {
+        let start = Instant::now();
+        let mut obs = Observation {
+            target: target.to_string(),
+            host: String::new(),
+            started_at: unix_now(),
+            dns: Default::default(),
+            allow_private: self.resolver.guard().is_relaxed(),
+            homepage: Vec::new(),
+            homepage_used: None,
+            charset: None,
+            page: None,
+            cert: None,
+            cert_misplaced: None,
+            elapsed_ms: 0,
+        };
+        match self.parse_target(target) {
+            Ok(parsed) => {
+                obs.host = parsed.host.clone();
+                let _slots = self.polite.enter(&parsed.host).await;
+                self.observe_target(&parsed, &mut obs).await;
+            }
+            Err(message) => {
+                obs.host = target.trim().to_ascii_lowercase();
+                obs.dns.error = Some(message);
+            }
+        }
+        obs.elapsed_ms = elapsed_ms(start);
+        obs
+    }
+
+    async fn observe_target(&self, target: &Target, obs: &mut Observation) {
+        let mut deadline = Deadline::after(self.config.deadline());
+
+        if let TargetHost::Name(name) = &target.kind {
+            let dns_start = Instant::now();
+            let lookup = tokio::time::timeout_at(deadline.at(), self.resolver.observe(name));
+            match lookup.await {
+                Ok((dns, resolution)) => {
+                    obs.dns = dns;
+                    if resolution.is_none() {
+                        return;
+                    }
+                }
+                Err(_) => {
+                    obs.dns.error = Some("the per-target deadline passed while resolving".into());
+                    obs.dns.elapsed_ms = elapsed_ms(dns_start);
+                    return;
+                }
+            }
+        }
+
+        // Homepage: https, then http when https got no response at all.
+        let homepage_cap = BodyCap {
+            cap: self.config.homepage_cap,
+            overflow: Overflow::Truncate,
+        };
+        let mut answered: Option<(usize, Option<Vec<u8>>)> = None;
+        for (index, url) in target.attempts.iter().enumerate() {
+            let fetched = self
+                .fetcher
+                .fetch(url.clone(), homepage_cap, &mut deadline)
+                .await;
+            let got_response = fetched
+                .record
+                .hops
+                .first()
+                .is_some_and(|h| h.status.is_some());
+            let fall_back = !got_response
+                && fetched.record.error.as_ref().is_some_and(|e| {
+                    matches!(
+                        e.kind,
+                        FetchErrorKind::Connect
+                            | FetchErrorKind::Tls
+                            | FetchErrorKind::Timeout
+                            | FetchErrorKind::Protocol
+                    )
+                });
+            obs.homepage.push(fetched.record);
+            if got_response {
+                answered = Some((index, fetched.body));
+                break;
+            }
+            if !fall_back {
+                break;
+            }
+        }
+        obs.dns.used = obs
+            .homepage
+            .iter()
+            .flat_map(|r| r.hops.iter())
+            .find_map(|h| h.address.map(|a| a.ip()));
+
+        let Some((index, body)) = answered else {
+            return;
+        };
+        let used = &obs.homepage[index];
+        if let (Some(body), Some(status)) = (body, used.status) {
+            if (200..300).contains(&status) {
+                obs.homepage_used = Some(index);
+                if self.config.extract {
+                    let content_type = used.content_type.clone();
+                    self.extract(body, content_type, obs).await;
+                }
+            }
+        }
+
+        // Certificate, on the origin that answered.
+        let origin = &target.attempts[index];
+        let cert = self.fetch_cert(origin, CERT_PATH, &mut deadline).await;
+        let missing = cert.fetch.error.is_none()
+            && cert.fetch.status.is_some_and(|s| !(200..300).contains(&s));
+        obs.cert = Some(cert);
+        if missing {
+            obs.cert_misplaced = Some(
+                self.fetch_cert(origin, MISPLACED_CERT_PATH, &mut deadline)
+                    .await,
+            );
+        }
+    }
+
+    async fn fetch_cert(&self, origin: &Url, path: &str, deadline: &mut Deadline) -> CertFetch {
+        let cap = BodyCap {
+            cap: self.config.cert_cap,
+            overflow: Overflow::Refuse,
+        };
+        let mut url = origin.clone();
+        url.set_path(path);
+        url.set_query(None);
+        url.set_fragment(None);
+        let fetched = self.fetcher.fetch(url, cap, deadline).await;
+        CertFetch {
+            path: path.to_string(),
+            fetch: fetched.record,
+            body: fetched.body,
+        }
+    }
+
+    /// Decode and extract off the async workers; a panic in extraction leaves `page` empty.
+    async fn extract(&self, body: Vec<u8>, content_type: Option<String>, obs: &mut Observation) {
+        let job = tokio::task::spawn_blocking(move || {
+            crate::extract::extract_document(&body, content_type.as_deref())
+        });
+        match job.await {
+            Ok(document) => {
+                obs.charset = Some(document.charset);
+                obs.page = Some(document.extraction);
+            }
+            Err(e) => {
+                tracing::error!(target = %obs.target, error = %e, "homepage extraction failed")
+            }
+        }
+    }
+
+    fn parse_target(&self, target: &str) -> Result<Target, String> {
+        let text = target.trim();
+        if text.is_empty() {
+            return Err("invalid target: empty".into());
+        }
+        if text.contains("://") {
+            let mut url = Url::parse(text).map_err(|e| format!("invalid target URL: {e}"))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(format!(
+                    "invalid target URL: scheme {} is not http or https",
+                    url.scheme()
+                ));
+            }
+            url.set_fragment(None);
+            let (host, kind) = match url.host() {
+                Some(url::Host::Domain(d)) => {
+                    let name = crate::domain::normalise_host(d)
+                        .map_err(|e| format!("invalid target: {e}"))?;
+                    (name.clone(), TargetHost::Name(name))
+                }
+                Some(url::Host::Ipv4(v4)) => (v4.to_string(), TargetHost::Ip),
+                Some(url::Host::Ipv6(v6)) => (v6.to_string(), TargetHost::Ip),
+                None => return Err("invalid target URL: no host".into()),
+            };
+            return Ok(Target {
+                host,
+                kind,
+                attempts: vec![url],
+            });
+        }
+        let bare = text.trim_start_matches('[').trim_end_matches(']');
+        let (host, kind, url_host) = match bare.parse::<IpAddr>() {
+            Ok(IpAddr::V6(v6)) => (v6.to_string(), TargetHost::Ip, format!("[{v6}]")),
+            Ok(ip) => (ip.to_string(), TargetHost::Ip, ip.to_string()),
+            Err(_) => {
+                let name = crate::domain::normalise_host(text)
+                    .map_err(|e| format!("invalid target: {e}"))?;
+                (name.clone(), TargetHost::Name(name.clone()), name)
+            }
+        };
+        let url = |scheme: &str, port: u16| {
+            Url::parse(&format!("{scheme}://{url_host}:{port}/"))
+                .map_err(|e| format!("invalid target: {e}"))
+        };
+        Ok(Target {
+            host,
+            kind,
+            attempts: vec![
+                url("https", self.config.https_port)?,
+                url("http", self.config.http_port)?,
+            ],
+        })
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Aborts the spawned scan when the stream that owns it is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<Observation>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Scan `targets` with at most `concurrency` in flight, yielding observations as they finish
+/// (not in input order). Targets are pulled lazily, so memory follows `concurrency`, not the
+/// number of targets. Each target runs on its own tokio task (multi-core); must be polled
+/// inside a tokio runtime.
+pub fn scan_stream<S>(
+    scanner: Arc<Scanner>,
+    targets: S,
+    concurrency: usize,
+) -> impl Stream<Item = Observation>
+where
+    S: Stream<Item = String>,
+{
+    targets
+        .map(move |target| {
+            let scanner = scanner.clone();
+            async move {
+                let task_target = target.clone();
+                let mut handle =
+                    AbortOnDrop(tokio::spawn(
+                        async move { scanner.observe(&task_target).await },
+                    ));
+                match (&mut handle.0).await {
+                    Ok(observation) => observation,
+                    Err(e) => failed_observation(target, &e),
+                }
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+}
+
+/// A scan task that panicked: record it as an observation rather than losing the target.
+fn failed_observation(target: String, error: &tokio::task::JoinError) -> Observation {
+    tracing::error!(%target, error = %error, "scan task failed");
+    Observation {
+        host: target.trim().to_ascii_lowercase(),
+        target,
+        started_at: unix_now(),
+        dns: crate::observation::DnsObservation {
+            error: Some("internal error: the scan task failed".into()),
+            ..Default::default()
+        },
+        allow_private: false,
+        homepage: Vec::new(),
+        homepage_used: None,
+        charset: None,
+        page: None,
+        cert: None,
+        cert_misplaced: None,
+        elapsed_ms: 0,
+    }
+}
+
+/// The homepage record whose body was used, if any.
+pub fn used_homepage(obs: &Observation) -> Option<&FetchRecord> {
+    obs.homepage_used.and_then(|i| obs.homepage.get(i))
+}

@@ -1,12 +1,31 @@
-//! Footer extraction: decode a page's bytes (header charset, BOM, `<meta>`), then find every
+//! Footer extraction: decode a page's bytes (BOM, header charset, `<meta>`), then find every
 //! ICP filing number, operating licence and public-security number a reader would see, with
 //! link and placement facts for each ICP number. Pure: data in, data out.
 //!
-//! (Interface fixed by the lead; the implementation is being filled in.)
+//! - [`decode`]: charset detection and decoding;
+//! - [`visible`]: the visible text of the DOM with per-character context;
+//! - [`link`]: which `href`s point at the MIIT filing system;
+//! - [`guard`]: bounds element nesting so the parser stays fast on hostile pages.
+//!
+//! Numbers are found by [`crate::number::scan_numbers`] in the visible text. Placement: a
+//! number is in the footer when it is inside `<footer>` or an element whose id or class
+//! mentions foot/copyright/bottom; otherwise when it sits in the last lines of the page (see
+//! [`TAIL_MAX_BLOCKS_AFTER`], [`TAIL_MAX_CHARS_AFTER`]) with no footer-like element after it,
+//! outside any header, navigation or main-content region.
 
+pub mod decode;
+pub mod guard;
+pub mod link;
+pub mod visible;
+
+use std::collections::HashMap;
+
+use scraper::Html;
 use serde::{Deserialize, Serialize};
 
-use crate::number::{FilingNumber, LicenceNumber, PsbNumber};
+use crate::number::{scan_numbers, FilingNumber, FoundNumber, LicenceNumber, PsbNumber};
+
+use visible::{visible_text, VisibleText};
 
 /// One visible ICP filing number on a page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,9 +54,170 @@ pub struct Document {
     pub extraction: Extraction,
 }
 
-/// Decode `bytes` (charset from `content_type`, then the BOM, then `<meta>`, defaulting to
+/// Outside any footer-like element, a number counts as footer text when at most this many
+/// block boundaries follow it (it is in the last few lines of the page)…
+pub const TAIL_MAX_BLOCKS_AFTER: usize = 4;
+/// …and at most this many visible characters follow it.
+pub const TAIL_MAX_CHARS_AFTER: usize = 400;
+
+/// Decode `bytes` (BOM, then the charset of `content_type`, then `<meta>`, defaulting to
 /// UTF-8) and extract everything a reader sees.
 pub fn extract_document(bytes: &[u8], content_type: Option<&str>) -> Document {
-    let _ = (bytes, content_type);
-    todo!("extraction is being implemented")
+    let (text, encoding) = decode::decode(bytes, content_type);
+    Document {
+        charset: encoding.name().to_ascii_lowercase(),
+        extraction: extract_html(&text),
+    }
+}
+
+/// Extract everything a reader sees from an already decoded HTML page.
+pub fn extract_html(html: &str) -> Extraction {
+    let html = guard::limit_nesting(html, guard::MAX_DEPTH);
+    let dom = Html::parse_document(&html);
+    let page = visible_text(&dom);
+    extract_visible(&page)
+}
+
+fn extract_visible(page: &VisibleText) -> Extraction {
+    let chars = page.text.chars();
+    let total_breaks = chars.iter().filter(|c| c.break_before).count();
+    let mut breaks_seen = 0usize; // breaks before index `swept`
+    let mut swept = 0usize;
+
+    let mut out = Extraction::default();
+    let mut icp_index: HashMap<FilingNumber, usize> = HashMap::new();
+    let mut seen_licences: HashMap<LicenceNumber, ()> = HashMap::new();
+    let mut seen_psb: HashMap<PsbNumber, ()> = HashMap::new();
+
+    for m in scan_numbers(chars) {
+        match m.number {
+            FoundNumber::Filing(number) => {
+                let first = page.context_at(m.digits.start);
+                let last = page.context_at(m.digits.end.saturating_sub(1));
+                let link_host = if first.anchor == last.anchor {
+                    page.anchor_host(first.anchor).map(str::to_string)
+                } else {
+                    None
+                };
+                let start_ctx = page.context_at(m.start);
+                let in_footer = if first.footer || start_ctx.footer {
+                    true
+                } else if start_ctx.content || first.content {
+                    false
+                } else {
+                    // Count block boundaries after the number (the sweep only moves forward:
+                    // matches come in order, so the whole pass stays linear).
+                    while swept < m.end.min(chars.len()) {
+                        if chars[swept].break_before {
+                            breaks_seen += 1;
+                        }
+                        swept += 1;
+                    }
+                    let breaks_after = total_breaks - breaks_seen;
+                    let chars_after = chars.len().saturating_sub(m.end);
+                    let footer_follows = page.last_footer_start.is_some_and(|s| s > m.start);
+                    !footer_follows
+                        && breaks_after <= TAIL_MAX_BLOCKS_AFTER
+                        && chars_after <= TAIL_MAX_CHARS_AFTER
+                };
+                match icp_index.get(&number) {
+                    Some(&i) => {
+                        let mention = &mut out.icp[i];
+                        if !mention.linked && link_host.is_some() {
+                            mention.linked = true;
+                            mention.link_host = link_host;
+                        }
+                        mention.in_footer |= in_footer;
+                    }
+                    None => {
+                        icp_index.insert(number.clone(), out.icp.len());
+                        out.icp.push(IcpMention {
+                            number,
+                            linked: link_host.is_some(),
+                            link_host,
+                            in_footer,
+                        });
+                    }
+                }
+            }
+            FoundNumber::Licence(l) => {
+                if seen_licences.insert(l.clone(), ()).is_none() {
+                    out.licences.push(l);
+                }
+            }
+            FoundNumber::Psb(p) => {
+                if seen_psb.insert(p.clone(), ()).is_none() {
+                    out.psb.push(p);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn icp(html: &str) -> Vec<(String, bool, Option<String>, bool)> {
+        extract_html(html)
+            .icp
+            .into_iter()
+            .map(|m| (m.number.to_string(), m.linked, m.link_host, m.in_footer))
+            .collect()
+    }
+
+    #[test]
+    fn linked_footer_number() {
+        let got = icp(
+            r#"<body><p>text</p><footer><a href="https://beian.miit.gov.cn/">京ICP备12345678号-1</a></footer></body>"#,
+        );
+        assert_eq!(
+            got,
+            vec![(
+                "京ICP备12345678号-1".to_string(),
+                true,
+                Some("beian.miit.gov.cn".to_string()),
+                true
+            )]
+        );
+    }
+
+    #[test]
+    fn header_number_is_not_footer() {
+        let got = icp(
+            r#"<body><header>京ICP备12345678号</header><p>lots of text</p><div class="footer">©</div></body>"#,
+        );
+        assert!(!got[0].3);
+    }
+
+    #[test]
+    fn repeats_merge() {
+        let got = icp(
+            r#"<body><p>京ICP备12345678号</p><div class="copyright"><a href="http://www.miibeian.gov.cn">京ICP备12345678号</a></div></body>"#,
+        );
+        assert_eq!(got.len(), 1);
+        assert!(got[0].1 && got[0].3);
+        assert_eq!(got[0].2.as_deref(), Some("www.miibeian.gov.cn"));
+    }
+
+    #[test]
+    fn blocks_do_not_glue_numbers() {
+        let got = icp("<body><div>京ICP备</div><div>12345678号</div></body>");
+        assert!(got.is_empty());
+        let got = icp("<body><p>京ICP备1234<span>5678</span>号</p></body>");
+        assert_eq!(got[0].0, "京ICP备12345678号");
+    }
+
+    #[test]
+    fn charset_reported() {
+        let (bytes, _, _) =
+            encoding_rs::GBK.encode("<meta charset=gb2312><footer>沪ICP备09007032号</footer>");
+        let doc = extract_document(&bytes, None);
+        assert_eq!(doc.charset, "gbk");
+        assert_eq!(
+            doc.extraction.icp[0].number.to_string(),
+            "沪ICP备09007032号"
+        );
+    }
 }

@@ -119,6 +119,7 @@ fn record(url: &str, status: Option<u16>, error: Option<FetchErrorKind>) -> Fetc
             message: "test".into(),
         }),
         retry_after: None,
+        truncated: false,
     }
 }
 

@@ -55,6 +55,7 @@ fn fetch(url: &str, status: Option<u16>, error: Option<FetchErrorKind>) -> Fetch
             message: format!("{kind:?}"),
         }),
         retry_after: None,
+        truncated: false,
     }
 }
 

@@ -167,12 +167,7 @@ mod tests {
         Option<(u64, [u8; 32])>,
     );
 
-    fn chain(
-        n: u64,
-    ) -> (
-        Vec<(u64, Result<AuditRecord, String>)>,
-        Option<(u64, [u8; 32])>,
-    ) {
+    fn chain(n: u64) -> Chain {
         let mut prev = GENESIS;
         let mut out = Vec::new();
         for i in 0..n {

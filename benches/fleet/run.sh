@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Scanner benchmark: a loopback fleet of N distinct hosts served by nginx, names answered by a
+# local dnsmasq, scanned by `beian scan`, by wrk (new connection per request) and by an aiohttp
+# script doing the same two fetches and a regex. Reports sites/s, peak RSS and CPU per site as
+# ratios measured in the same run.
+#
+#   bash benches/fleet/run.sh [N=10000] [CONCURRENCY=1000]
+set -euo pipefail
+N=${1:-10000}
+CONC=${2:-1000}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+WORK=${BENCH_WORK:-/tmp/beian-fleet-bench}
+PORT=18080
+DNS_ADDR=127.0.0.53
+mkdir -p "$WORK"
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need nginx || ! need dnsmasq || ! need wrk || ! need /usr/bin/time; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light dnsmasq-base wrk time >/dev/null
+fi
+python3 -c 'import aiohttp, aiodns' 2>/dev/null || pip install -q aiohttp aiodns
+
+cd "$ROOT"
+cargo build --release -q
+BEIAN="$ROOT/target/release/beian"
+
+# A registry with one filing; every host serves its homepage and certificate.
+rm -rf "$WORK/reg" "$WORK/www" && mkdir -p "$WORK/www/cert"
+"$BEIAN" registry init "$WORK/reg" >/dev/null
+cat > "$WORK/one.jsonl" <<'JSON'
+{"subject":{"name":"基准测试有限公司","nature":"企业","id_type":"统一社会信用代码","id_number":"91110108MA01BENCH1","province":"京","address":"北京市","contact":{"name":"张三","mobile":"13800000000","email":"a@example.com"}},"website":{"name":"基准","homepage":"http://bench.test/","domains":["bench.test"],"ips":[],"providers":["基准接入商"],"access_method":"虚拟主机","categories":[],"operating_licence":null}}
+JSON
+"$BEIAN" --registry "$WORK/reg" filing import "$WORK/one.jsonl" >/dev/null
+"$BEIAN" --registry "$WORK/reg" filing verify-access --provider 基准接入商 --all >/dev/null
+"$BEIAN" --registry "$WORK/reg" review --auto >/dev/null
+"$BEIAN" --registry "$WORK/reg" cert export --domain bench.test --out "$WORK/www/cert/bazs.cert"
+NUMBER=$("$BEIAN" --registry "$WORK/reg" filing show --domain bench.test --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)["service_number"])')
+"$BEIAN" --registry "$WORK/reg" snapshot export --out "$WORK/snapshot.bin" >/dev/null
+python3 - "$WORK/www/index.html" "$NUMBER" <<'PY'
+import sys
+filler = "".join(f"<p>段落 {i}：这是一个用于基准测试的页面内容。</p>\n" for i in range(300))
+open(sys.argv[1], "w").write(f"""<!doctype html><html><head><meta charset="utf-8"><title>基准</title></head>
+<body><header><nav>首页</nav></header><main>{filler}</main>
+<footer><p>© 2026 基准测试有限公司 <a href="https://beian.miit.gov.cn/" target="_blank">{sys.argv[2]}</a></p></footer></body></html>""")
+PY
+
+cat > "$WORK/nginx.conf" <<CONF
+worker_processes 2;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log warn;
+worker_rlimit_nofile 20000;
+events { worker_connections 8192; }
+http {
+    access_log off;
+    default_type text/html;
+    types { text/plain cert; text/html html; }
+    keepalive_timeout 5;
+    server { listen 127.0.0.1:$PORT default_server; root $WORK/www; index index.html; }
+}
+CONF
+nginx -s stop -c "$WORK/nginx.conf" 2>/dev/null || true
+nginx -c "$WORK/nginx.conf"
+pkill -f "dnsmasq.*bench.test" 2>/dev/null || true
+dnsmasq --keep-in-foreground --no-resolv --no-hosts --conf-file=/dev/null --user=root \
+    --listen-address=$DNS_ADDR --bind-interfaces --port=53 --cache-size=10000 \
+    --address=/bench.test/127.0.0.1 --pid-file=$WORK/dnsmasq.pid 2>/dev/null &
+sleep 1
+trap 'nginx -s stop -c "$WORK/nginx.conf" 2>/dev/null || true; kill $(cat $WORK/dnsmasq.pid 2>/dev/null) 2>/dev/null || true' EXIT
+
+gen_targets() { python3 -c "import sys; [print(f'site{i:06d}.bench.test') for i in range(int(sys.argv[1]))]" "$1" > "$2"; }
+gen_targets "$N" "$WORK/targets.txt"
+gen_targets "$((N * 10))" "$WORK/targets10.txt"
+
+measure() { # label, command...
+    local label=$1; shift
+    /usr/bin/time -f "%e %U %S %M" -o "$WORK/time.$label" "$@" > "$WORK/out.$label" 2>"$WORK/err.$label" || true
+    read -r wall user sys rss < "$WORK/time.$label"
+    echo "$label wall=${wall}s user=${user}s sys=${sys}s maxrss=${rss}KiB"
+}
+
+ulimit -n 20000
+echo "== wrk (new connection per request), 10s"
+wrk -t2 -c"$CONC" -d10s -H "Connection: close" "http://127.0.0.1:$PORT/" | tee "$WORK/wrk.txt"
+echo "== aiohttp"
+measure aiohttp python3 "$ROOT/benches/fleet/aiohttp_scan.py" "$WORK/targets.txt" "$PORT" "$CONC" "$DNS_ADDR"
+cat "$WORK/out.aiohttp"
+SCAN=("$BEIAN" scan --snapshot "$WORK/snapshot.bin" --dns "$DNS_ADDR:53" --allow-net 127.0.0.1/32 \
+      --http-port "$PORT" --https-port 1 --concurrency "$CONC" --no-history --no-progress)
+echo "== beian scan, $N targets"
+measure beian "${SCAN[@]}" --targets-file "$WORK/targets.txt" --out "$WORK/scan.jsonl"
+echo "== beian scan, $((N * 10)) targets"
+measure beian10 "${SCAN[@]}" --targets-file "$WORK/targets10.txt" --out "$WORK/scan10.jsonl"
+
+python3 - "$WORK" "$N" <<'PY'
+import re, sys
+w, n = sys.argv[1], int(sys.argv[2])
+def t(label):
+    wall, user, sys_, rss = open(f"{w}/time.{label}").read().split()
+    return float(wall), float(user) + float(sys_), int(rss) / 1024
+wrk = float(re.search(r"Requests/sec:\s+([\d.]+)", open(f"{w}/wrk.txt").read()).group(1))
+bw, bc, br = t("beian"); aw, ac, ar = t("aiohttp"); b10w, b10c, b10r = t("beian10")
+bs, as_ = n / bw, n / aw
+print(f"beian:   {bs:8.1f} sites/s  cpu/site {1000*bc/n:.3f} ms  peak RSS {br:.1f} MiB")
+print(f"aiohttp: {as_:8.1f} sites/s  cpu/site {1000*ac/n:.3f} ms  peak RSS {ar:.1f} MiB")
+print(f"beian x10 targets: {10*n/b10w:8.1f} sites/s  peak RSS {b10r:.1f} MiB")
+print(f"wrk: {wrk:.0f} req/s (half of wrk/2 = {wrk/4:.0f} sites/s)")
+print(f"ratios: beian/aiohttp sites/s = {bs/as_:.2f}x; beian/(wrk/2) = {bs/(wrk/2):.2f}; "
+      f"cpu/site beian/aiohttp = {bc/ac:.2f}; RSS 10x targets / 1x = {b10r/br:.2f}")
+PY

@@ -1,0 +1,79 @@
+//! `beian check URL|DOMAIN`: the filer's self-check — scan one site and explain, in Chinese
+//! with English, what is wrong and exactly how to fix it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use beian::scan::ScanContext;
+
+use super::common::{self, Global};
+use super::scan::parse_resolve;
+
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// The site to check: a domain (`www.example.com`) or a URL.
+    pub target: String,
+    /// Use a snapshot file (from `beian snapshot export`) instead of `--registry`.
+    #[arg(long, value_name = "FILE", env = "BEIAN_SNAPSHOT")]
+    pub snapshot: Option<PathBuf>,
+    /// Print the JSON record instead of the report.
+    #[arg(long)]
+    pub json: bool,
+    /// DNS server to use, `ADDR:PORT`.
+    #[arg(long, value_name = "ADDR:PORT", env = "BEIAN_DNS")]
+    pub dns: Option<std::net::SocketAddr>,
+    /// Resolve HOST to IP without DNS (repeatable).
+    #[arg(long, value_name = "HOST:IP")]
+    pub resolve: Vec<String>,
+    /// Allow private addresses (labs only).
+    #[arg(long)]
+    pub allow_private: bool,
+    /// Port for http:// when the target is a bare domain (labs).
+    #[arg(long, value_name = "PORT")]
+    pub http_port: Option<u16>,
+    /// Port for https:// when the target is a bare domain (labs).
+    #[arg(long, value_name = "PORT")]
+    pub https_port: Option<u16>,
+}
+
+pub fn run(global: &Global, args: CheckArgs) -> anyhow::Result<i32> {
+    let now = chrono::Utc::now().timestamp();
+    let mut config = common::load_config(global)?.scan;
+    if let Some(d) = args.dns {
+        config.dns = Some(d);
+    }
+    for r in &args.resolve {
+        let (h, ip) = parse_resolve(r)?;
+        config.overrides.entry(h).or_default().push(ip);
+    }
+    config.allow_private |= args.allow_private;
+    if let Some(p) = args.http_port {
+        config.http_port = p;
+    }
+    if let Some(p) = args.https_port {
+        config.https_port = p;
+    }
+    let snapshot = Arc::new(common::load_snapshot(global, args.snapshot.as_deref(), now)?);
+    let policies = Arc::new(common::load_policies(None)?);
+    let rt = common::runtime()?;
+    let result = rt.block_on(async {
+        let ctx = ScanContext::new(config, snapshot.clone(), policies.clone())?;
+        anyhow::Ok(ctx.check(&args.target).await)
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string(&result.record)?);
+    } else {
+        let required = policies
+            .for_province(result.assessment.province)
+            .required_number
+            .as_str();
+        print!("{}", beian::advice::render_report(&result, &snapshot, required));
+    }
+    Ok(
+        if result.assessment.verdict == beian::verdict::Verdict::Compliant {
+            0
+        } else {
+            1
+        },
+    )
+}

@@ -1,0 +1,97 @@
+//! Shared pieces of the subcommands: global options, the tokio runtime, configuration,
+//! snapshot and policy loading, atomic file writes.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use beian::config::Config;
+use beian::registry::snapshot::Snapshot;
+use beian::verdict::PolicySet;
+
+/// Options that apply to every subcommand.
+#[derive(Debug, Clone, Default)]
+pub struct Global {
+    pub registry: Option<PathBuf>,
+    pub config: Option<PathBuf>,
+}
+
+/// A multi-threaded tokio runtime for the async subcommands.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")
+}
+
+/// The configuration: `--config FILE` (or `BEIAN_CONFIG`), else `<registry>/beian.toml` when it
+/// exists, else the defaults.
+pub fn load_config(global: &Global) -> anyhow::Result<Config> {
+    if let Some(p) = &global.config {
+        return Ok(Config::load(p)?);
+    }
+    if let Some(dir) = &global.registry {
+        let p = dir.join("beian.toml");
+        if p.is_file() {
+            return Ok(Config::load(&p)?);
+        }
+    }
+    Ok(Config::default())
+}
+
+/// The registry view a scan uses: `--snapshot FILE`, else a fresh snapshot of `--registry DIR`.
+pub fn load_snapshot(global: &Global, file: Option<&Path>, now: i64) -> anyhow::Result<Snapshot> {
+    if let Some(p) = file {
+        return Ok(Snapshot::load(p)?);
+    }
+    match &global.registry {
+        Some(dir) => super::registry_snapshot(dir, now),
+        None => anyhow::bail!(
+            "no registry view: pass --registry DIR (or BEIAN_REGISTRY) or --snapshot FILE"
+        ),
+    }
+}
+
+/// Policies from a directory (`national.toml`, `provinces/*.toml`), or the built-in ones.
+pub fn load_policies(dir: Option<&Path>) -> anyhow::Result<PolicySet> {
+    let Some(dir) = dir else {
+        return Ok(PolicySet::embedded()?);
+    };
+    let nat_path = dir.join("national.toml");
+    let nat = std::fs::read_to_string(&nat_path)
+        .with_context(|| format!("{}", nat_path.display()))?;
+    let mut overrides = Vec::new();
+    let prov_dir = dir.join("provinces");
+    if prov_dir.is_dir() {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(&prov_dir)
+            .with_context(|| format!("{}", prov_dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+            .collect();
+        paths.sort();
+        for p in paths {
+            let text = std::fs::read_to_string(&p).with_context(|| format!("{}", p.display()))?;
+            overrides.push((p.display().to_string(), text));
+        }
+    }
+    let refs: Vec<(&str, &str)> = overrides
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    Ok(PolicySet::from_texts(
+        &nat_path.display().to_string(),
+        &nat,
+        &refs,
+    )?)
+}
+
+/// Write a file atomically: a temporary file beside it, fsync, rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp).with_context(|| format!("{}", tmp.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("{}", path.display()))?;
+    Ok(())
+}

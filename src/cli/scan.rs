@@ -1,0 +1,419 @@
+//! `beian scan`: stream targets through the scanner, write one record per target (JSON Lines,
+//! CSV or a Markdown summary), keep the scan in history, and `beian scan diff A B`.
+
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, IsTerminal, Seek, SeekFrom, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use futures::StreamExt;
+
+use beian::crawl::ScanConfig;
+use beian::metrics::Metrics;
+use beian::report::{CsvWriter, JsonlWriter, ScanHistory, Summary};
+use beian::scan::{record_metrics, ScanContext};
+
+use super::common::{self, Global};
+
+#[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ScanArgs {
+    #[command(subcommand)]
+    pub action: Option<ScanAction>,
+    #[command(flatten)]
+    pub run: ScanRunArgs,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum ScanAction {
+    /// Show what changed between two scans (scan ids from the registry's history, or JSONL files).
+    Diff {
+        /// Older scan: an id (see `beian scan list`) or a JSON Lines file.
+        a: String,
+        /// Newer scan: an id or a JSON Lines file.
+        b: String,
+    },
+    /// List the scans kept in the registry's history.
+    List,
+}
+
+/// Output formats of `beian scan`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Jsonl,
+    Csv,
+    Md,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ScanRunArgs {
+    /// Targets: domains (`example.com`) or URLs (`https://example.com/`).
+    pub targets: Vec<String>,
+    /// Read targets from a file, one per line (`-` for standard input); `#` starts a comment.
+    #[arg(long, value_name = "FILE")]
+    pub targets_file: Option<PathBuf>,
+    /// Scan every domain of every filing in the registry (or snapshot).
+    #[arg(long)]
+    pub from_registry: bool,
+    /// Use a snapshot file (from `beian snapshot export`) instead of `--registry`.
+    #[arg(long, value_name = "FILE", env = "BEIAN_SNAPSHOT")]
+    pub snapshot: Option<PathBuf>,
+    /// Write records here instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "jsonl")]
+    pub format: Format,
+    /// Targets scanned at once.
+    #[arg(long, env = "BEIAN_CONCURRENCY")]
+    pub concurrency: Option<usize>,
+    /// Overall request rate limit, per second.
+    #[arg(long, env = "BEIAN_RATE")]
+    pub rate: Option<NonZeroU32>,
+    /// DNS server to use, `ADDR:PORT` (default: the system's).
+    #[arg(long, value_name = "ADDR:PORT", env = "BEIAN_DNS")]
+    pub dns: Option<SocketAddr>,
+    /// Resolve HOST to IP without DNS (repeatable), like curl's --resolve.
+    #[arg(long, value_name = "HOST:IP")]
+    pub resolve: Vec<String>,
+    /// Allow private and other special-purpose addresses (labs only; recorded in the output).
+    #[arg(long)]
+    pub allow_private: bool,
+    /// Allow one network despite the address guard (repeatable), e.g. `127.0.0.2/32`.
+    #[arg(long, value_name = "CIDR")]
+    pub allow_net: Vec<ipnet::IpNet>,
+    /// Port for http:// when a target is a bare domain (labs).
+    #[arg(long, value_name = "PORT")]
+    pub http_port: Option<u16>,
+    /// Port for https:// when a target is a bare domain (labs).
+    #[arg(long, value_name = "PORT")]
+    pub https_port: Option<u16>,
+    /// Continue an interrupted scan: skip targets already in --out (JSON Lines) and append.
+    #[arg(long)]
+    pub resume: bool,
+    /// Read policies from DIR (`national.toml`, `provinces/<abbr>.toml`) instead of the built-in ones.
+    #[arg(long, value_name = "DIR", env = "BEIAN_POLICY_DIR")]
+    pub policy_dir: Option<PathBuf>,
+    /// Write the final metrics here for node_exporter's textfile collector.
+    #[arg(long, value_name = "FILE")]
+    pub metrics_textfile: Option<PathBuf>,
+    /// Do not keep this scan in the registry's history.
+    #[arg(long)]
+    pub no_history: bool,
+    /// Never show a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+impl ScanRunArgs {
+    /// Apply flags (and their environment variables) over the configuration file's values.
+    pub fn apply(&self, config: &mut ScanConfig) -> anyhow::Result<()> {
+        if let Some(c) = self.concurrency {
+            config.concurrency = c;
+        }
+        if let Some(r) = self.rate {
+            config.rate = Some(r);
+        }
+        if let Some(d) = self.dns {
+            config.dns = Some(d);
+        }
+        for r in &self.resolve {
+            let (host, ip) = parse_resolve(r)?;
+            config.overrides.entry(host).or_default().push(ip);
+        }
+        config.allow_private |= self.allow_private;
+        config.allow_nets.extend(self.allow_net.iter().copied());
+        if let Some(p) = self.http_port {
+            config.http_port = p;
+        }
+        if let Some(p) = self.https_port {
+            config.https_port = p;
+        }
+        Ok(())
+    }
+}
+
+/// Parse `HOST:IP` (IPv6 addresses may be bracketed: `host:[::1]`).
+pub fn parse_resolve(s: &str) -> anyhow::Result<(String, IpAddr)> {
+    let (host, ip) = s
+        .split_once(':')
+        .with_context(|| format!("--resolve {s:?}: expected HOST:IP"))?;
+    let ip = ip.trim_start_matches('[').trim_end_matches(']');
+    let ip: IpAddr = ip
+        .parse()
+        .with_context(|| format!("--resolve {s:?}: {ip:?} is not an IP address"))?;
+    let host = beian::domain::normalise_host(host)
+        .with_context(|| format!("--resolve {s:?}: bad host"))?;
+    Ok((host, ip))
+}
+
+pub fn run(global: &Global, args: ScanArgs) -> anyhow::Result<i32> {
+    match args.action {
+        Some(ScanAction::Diff { a, b }) => diff(global, &a, &b),
+        Some(ScanAction::List) => list(global),
+        None => {
+            let rt = common::runtime()?;
+            rt.block_on(scan(global, args.run))
+        }
+    }
+}
+
+fn history(global: &Global) -> anyhow::Result<ScanHistory> {
+    let dir = global
+        .registry
+        .as_ref()
+        .context("scan history lives in a registry: pass --registry DIR (or BEIAN_REGISTRY)")?;
+    Ok(ScanHistory::open(dir.join("scans"))?)
+}
+
+fn diff(global: &Global, a: &str, b: &str) -> anyhow::Result<i32> {
+    let d = if Path::new(a).is_file() && Path::new(b).is_file() {
+        beian::report::diff(Path::new(a), Path::new(b))?
+    } else {
+        history(global)?.diff(a, b)?
+    };
+    print!("{}", d.render_text());
+    Ok(if d.is_empty() { 0 } else { 1 })
+}
+
+fn list(global: &Global) -> anyhow::Result<i32> {
+    for m in history(global)?.list()? {
+        println!(
+            "{}\t{} targets\tpolicy {}",
+            m.id,
+            m.targets,
+            &m.policy_sha256[..m.policy_sha256.len().min(12)]
+        );
+    }
+    Ok(0)
+}
+
+/// Targets already written to a JSON Lines output (for --resume). A torn last line (the
+/// process was killed mid-write) is cut off so appending continues cleanly.
+fn finished_targets(path: &Path) -> anyhow::Result<HashSet<String>> {
+    let mut done = HashSet::new();
+    let mut f = match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(done),
+        Err(e) => return Err(e).with_context(|| format!("{}", path.display())),
+    };
+    let mut good_len = 0u64;
+    {
+        let mut reader = BufReader::new(&mut f);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let n = reader.read_until(b'\n', &mut line)?;
+            if n == 0 || line.last() != Some(&b'\n') {
+                break;
+            }
+            #[derive(serde::Deserialize)]
+            struct T {
+                target: String,
+            }
+            match serde_json::from_slice::<T>(&line) {
+                Ok(t) => {
+                    done.insert(t.target);
+                    good_len += n as u64;
+                }
+                Err(_) => break,
+            }
+        }
+    }
+    f.set_len(good_len)?;
+    f.seek(SeekFrom::End(0))?;
+    Ok(done)
+}
+
+enum Sink {
+    Jsonl(JsonlWriter<Box<dyn Write + Send>>),
+    Csv(CsvWriter<Box<dyn Write + Send>>),
+    Md(Box<dyn Write + Send>),
+}
+
+async fn scan(global: &Global, args: ScanRunArgs) -> anyhow::Result<i32> {
+    let started = chrono::Utc::now().timestamp();
+    let mut config = common::load_config(global)?.scan;
+    args.apply(&mut config)?;
+    config
+        .validate()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let snapshot = Arc::new(common::load_snapshot(global, args.snapshot.as_deref(), started)?);
+    let policies = Arc::new(common::load_policies(args.policy_dir.as_deref())?);
+    let national_sha = policies.national.sha256.clone();
+
+    // Targets: arguments, then the file, then the registry.
+    let mut targets: Vec<String> = args.targets.clone();
+    if args.from_registry {
+        for f in &snapshot.filings {
+            targets.extend(f.domains.iter().cloned());
+        }
+    }
+    let file_targets: Box<dyn Iterator<Item = String> + Send> = match &args.targets_file {
+        None => Box::new(std::iter::empty()),
+        Some(p) if p.as_os_str() == "-" => Box::new(
+            BufReader::new(std::io::stdin())
+                .lines()
+                .map_while(Result::ok),
+        ),
+        Some(p) => {
+            let f = File::open(p).with_context(|| format!("{}", p.display()))?;
+            Box::new(BufReader::new(f).lines().map_while(Result::ok))
+        }
+    };
+    let known_len = match &args.targets_file {
+        None => Some(targets.len() as u64),
+        Some(p) if p.as_os_str() != "-" => count_lines(p).ok().map(|n| n + targets.len() as u64),
+        _ => None,
+    };
+    if targets.is_empty() && args.targets_file.is_none() {
+        bail!("no targets: give domains or URLs, --targets-file FILE, or --from-registry");
+    }
+
+    let skip = if args.resume {
+        let out = args
+            .out
+            .as_ref()
+            .context("--resume needs --out FILE (JSON Lines) to continue")?;
+        if args.format != Format::Jsonl {
+            bail!("--resume works with --format jsonl");
+        }
+        finished_targets(out)?
+    } else {
+        HashSet::new()
+    };
+    let skipped = skip.len() as u64;
+    let target_iter = targets
+        .into_iter()
+        .chain(file_targets)
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty() && !t.starts_with('#'))
+        .filter(move |t| !skip.contains(t));
+
+    let out: Box<dyn Write + Send> = match &args.out {
+        Some(p) => {
+            let f = OpenOptions::new()
+                .create(true)
+                .write(true)
+                .append(args.resume)
+                .truncate(!args.resume)
+                .open(p)
+                .with_context(|| format!("{}", p.display()))?;
+            Box::new(std::io::BufWriter::new(f))
+        }
+        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+    };
+    let label = args
+        .out
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "<stdout>".into());
+    let mut sink = match args.format {
+        Format::Jsonl => Sink::Jsonl(JsonlWriter::new(out, label.clone())),
+        Format::Csv => Sink::Csv(CsvWriter::new(out, label.clone())),
+        Format::Md => Sink::Md(out),
+    };
+
+    let mut history_writer = match (&global.registry, args.no_history) {
+        (Some(_), false) => Some(history(global)?.start(started, &national_sha)?),
+        _ => None,
+    };
+
+    let metrics = Metrics::new();
+    metrics.scan_running.set(1);
+    if let Some(n) = known_len {
+        metrics.scan_planned.set(n.saturating_sub(skipped) as i64);
+    }
+    let progress = if !args.no_progress && std::io::stderr().is_terminal() {
+        let pb = match known_len {
+            Some(n) => indicatif::ProgressBar::new(n.saturating_sub(skipped)),
+            None => indicatif::ProgressBar::new_spinner(),
+        };
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} targets, {per_sec}, ETA {eta} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Some(pb)
+    } else {
+        None
+    };
+    if config.allow_private || !config.allow_nets.is_empty() {
+        eprintln!(
+            "note: the address guard is relaxed (--allow-private / --allow-net): private and special-purpose addresses may be scanned"
+        );
+    }
+
+    let ctx = ScanContext::new(config.clone(), snapshot, policies)?;
+    let mut summary = Summary::new();
+    let mut stream = Box::pin(ctx.run(futures::stream::iter(target_iter), config.concurrency));
+    let mut all_compliant = true;
+    while let Some(result) = stream.next().await {
+        record_metrics(&metrics, &result);
+        if result.assessment.verdict != beian::verdict::Verdict::Compliant {
+            all_compliant = false;
+        }
+        summary.add(&result.record);
+        match &mut sink {
+            Sink::Jsonl(w) => w.write(&result.record)?,
+            Sink::Csv(w) => w.write(&result.record)?,
+            Sink::Md(_) => {}
+        }
+        if let Some(h) = history_writer.as_mut() {
+            h.write(&result.record)?;
+        }
+        if let Some(pb) = &progress {
+            pb.inc(1);
+        }
+    }
+    if let Some(pb) = &progress {
+        pb.finish_and_clear();
+    }
+    match sink {
+        Sink::Jsonl(w) => w.into_inner().flush()?,
+        Sink::Csv(w) => w.into_inner()?.flush()?,
+        Sink::Md(mut out) => {
+            out.write_all(summary.to_markdown("beian scan").as_bytes())?;
+            out.flush()?;
+        }
+    }
+    let ended = chrono::Utc::now().timestamp();
+    metrics.scan_running.set(0);
+    metrics.scan_duration.set((ended - started) as f64);
+    metrics.scan_last_completion.set(ended as f64);
+    for (verdict, n) in &summary.by_verdict {
+        metrics
+            .scan_last_targets
+            .with_label_values(&[beian::metrics::closed_label(verdict)])
+            .set(*n as i64);
+    }
+    if let Some(h) = history_writer {
+        let meta = h.finish(ended)?;
+        eprintln!("scan kept in history as {}", meta.id);
+    }
+    if let Some(p) = &args.metrics_textfile {
+        common::write_atomic(p, metrics.encode().as_bytes())?;
+    }
+    if args.format != Format::Md {
+        eprint!("{}", summary.to_markdown("beian scan"));
+    }
+    Ok(if all_compliant { 0 } else { 1 })
+}
+
+fn count_lines(p: &Path) -> std::io::Result<u64> {
+    let f = File::open(p)?;
+    let mut n = 0;
+    for line in BufReader::new(f).lines() {
+        let line = line?;
+        let t = line.trim();
+        if !t.is_empty() && !t.starts_with('#') {
+            n += 1;
+        }
+    }
+    Ok(n)
+}

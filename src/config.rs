@@ -1,0 +1,160 @@
+//! The configuration file (`beian.toml`): strict TOML, unknown keys rejected with file and line.
+//! Defaults are defined once, next to the settings they belong to (`crawl::config` for the
+//! scanner). Precedence is flags > environment > file > defaults; the binary applies flags and
+//! environment over what this module loads.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::crawl::ScanConfig;
+
+/// Default API listen address of `beian serve`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default `/metrics` listen address of `beian serve`.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
+/// Default limit for API request bodies, in bytes.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub scan: ScanConfig,
+    pub serve: ServeConfig,
+    pub mail: MailConfig,
+    pub sms: SmsConfig,
+}
+
+/// `[serve]`: the HTTP API.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeConfig {
+    pub listen: String,
+    pub metrics_listen: String,
+    pub body_limit: usize,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: DEFAULT_LISTEN.into(),
+            metrics_listen: DEFAULT_METRICS_LISTEN.into(),
+            body_limit: DEFAULT_BODY_LIMIT,
+        }
+    }
+}
+
+/// `[mail]`: SMTP for account e-mail. Without a server, messages go to the registry's outbox.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    pub smtp_server: Option<String>,
+    pub smtp_port: Option<u16>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub from: Option<String>,
+}
+
+/// `[sms]`: an HTTP webhook for SMS codes. Without one, messages go to the outbox.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmsConfig {
+    pub webhook_url: Option<String>,
+}
+
+/// A configuration file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigFileError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+impl Config {
+    /// Parse configuration text; `path` names it in errors.
+    pub fn parse(path: &str, text: &str) -> Result<Config, ConfigFileError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
+            ConfigFileError::Parse {
+                path: path.to_string(),
+                line,
+                column,
+                message: e.message().to_string(),
+            }
+        })?;
+        config
+            .scan
+            .validate()
+            .map_err(|e| ConfigFileError::Invalid {
+                path: path.to_string(),
+                message: e.to_string(),
+            })?;
+        Ok(config)
+    }
+
+    /// Read and parse a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigFileError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigFileError::Io {
+            path: p.clone(),
+            source,
+        })?;
+        Config::parse(&p, &text)
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map(|i| offset - i).unwrap_or(offset + 1);
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::parse("x.toml", "").unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.serve.listen, DEFAULT_LISTEN);
+    }
+
+    #[test]
+    fn values_are_read() {
+        let c = Config::parse(
+            "x.toml",
+            "[scan]\nconcurrency = 7\ncontact_url = \"https://example.org/beian\"\n[serve]\nlisten = \"0.0.0.0:1\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.scan.concurrency, 7);
+        assert_eq!(c.serve.listen, "0.0.0.0:1");
+    }
+
+    #[test]
+    fn unknown_keys_name_file_and_line() {
+        let e = Config::parse(
+            "conf/beian.toml",
+            "[scan]\nconcurrency = 3\nconcurency = 4\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("conf/beian.toml:3:"), "{e}");
+        assert!(e.contains("concurency"), "{e}");
+        let e = Config::parse("b.toml", "[scna]\n").unwrap_err().to_string();
+        assert!(e.starts_with("b.toml:1:"), "{e}");
+    }
+}

@@ -1,0 +1,121 @@
+//! Scan orchestration shared by `beian scan`, `beian check`, `beian demo`, the API's self-check
+//! and the probe: targets → crawl (observation) → certificate verification and evaluation
+//! against a registry snapshot → records, metrics. The network lives in `crawl`; judging is pure
+//! (`verdict`), with the time of each target's observation passed in.
+
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
+
+use crate::crawl::{ScanConfig, ScanError, Scanner};
+use crate::metrics::Metrics;
+use crate::observation::Observation;
+use crate::registry::snapshot::Snapshot;
+use crate::report::ScanRecord;
+use crate::verdict::{Assessment, PolicySet};
+
+/// Everything one scan needs: the network scanner, a read-only registry snapshot, and the
+/// policies. Cheap to clone.
+#[derive(Clone)]
+pub struct ScanContext {
+    pub scanner: Arc<Scanner>,
+    pub snapshot: Arc<Snapshot>,
+    pub policies: Arc<PolicySet>,
+}
+
+/// One finished target.
+#[derive(Debug, Clone)]
+pub struct TargetResult {
+    pub observation: Observation,
+    pub assessment: Assessment,
+    pub record: ScanRecord,
+}
+
+impl ScanContext {
+    /// Build the scanner (inside a tokio runtime).
+    pub fn new(
+        config: ScanConfig,
+        snapshot: Arc<Snapshot>,
+        policies: Arc<PolicySet>,
+    ) -> Result<Self, ScanError> {
+        Ok(ScanContext {
+            scanner: Arc::new(Scanner::new(config)?),
+            snapshot,
+            policies,
+        })
+    }
+
+    /// Judge one observation (pure).
+    pub fn judge(&self, observation: Observation) -> TargetResult {
+        let now = observation.started_at;
+        let assessment = crate::verdict::assess(
+            &observation,
+            &self.snapshot,
+            &self.policies,
+            now,
+            crate::cert::verify,
+        );
+        let record = ScanRecord::new(&observation, &assessment);
+        TargetResult {
+            observation,
+            assessment,
+            record,
+        }
+    }
+
+    /// Scan one target.
+    pub async fn check(&self, target: &str) -> TargetResult {
+        let obs = self.scanner.observe(target).await;
+        self.judge(obs)
+    }
+
+    /// Scan a stream of targets with bounded concurrency; results come as they finish.
+    pub fn run<S>(&self, targets: S, concurrency: usize) -> impl Stream<Item = TargetResult>
+    where
+        S: Stream<Item = String>,
+    {
+        let me = self.clone();
+        crate::crawl::scan_stream(self.scanner.clone(), targets, concurrency)
+            .map(move |obs| me.judge(obs))
+    }
+}
+
+/// Count one result in the metrics: verdict, findings (by code, severity, filing province) and
+/// each fetch's duration and error kind.
+pub fn record_metrics(metrics: &Metrics, result: &TargetResult) {
+    let a = &result.assessment;
+    let findings: Vec<(&str, &str)> = a
+        .findings
+        .iter()
+        .map(|f| (f.code.as_str(), f.severity.as_str()))
+        .collect();
+    metrics.record_target(a.verdict.as_str(), &findings, a.province);
+    let obs = &result.observation;
+    if obs.dns.error.is_some() && obs.dns.answers.is_empty() && obs.dns.blocked.is_empty() {
+        metrics.record_fetch("dns", obs.dns.elapsed_ms as f64 / 1000.0, Some("dns"));
+    }
+    for f in &obs.homepage {
+        let err = f.error.as_ref().map(|e| error_kind_label(e.kind));
+        metrics.record_fetch("homepage", f.elapsed_ms as f64 / 1000.0, err);
+    }
+    for c in obs.cert.iter().chain(obs.cert_misplaced.iter()) {
+        let err = c.fetch.error.as_ref().map(|e| error_kind_label(e.kind));
+        metrics.record_fetch("cert", c.fetch.elapsed_ms as f64 / 1000.0, err);
+    }
+}
+
+fn error_kind_label(kind: crate::observation::FetchErrorKind) -> &'static str {
+    use crate::observation::FetchErrorKind as K;
+    match kind {
+        K::Dns => "dns",
+        K::BlockedAddress => "blocked_address",
+        K::Connect => "connect",
+        K::Tls => "tls",
+        K::Timeout => "timeout",
+        K::Deadline => "deadline",
+        K::TooManyRedirects => "too_many_redirects",
+        K::BadRedirect => "bad_redirect",
+        K::BodyTooLarge => "body_too_large",
+        K::Protocol => "protocol",
+    }
+}

@@ -1,0 +1,331 @@
+//! Footer extraction against labelled pages: every label of the shared synthetic corpus
+//! (`../shared/corpus/footers/labels.tsv`) and the hand-written regression pages in
+//! `tests/data/extract/` (`expected.tsv`), plus robustness properties (no panics on arbitrary
+//! input, a 2 MiB page, deep nesting).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use beian::extract::{extract_document, extract_html, Document};
+use proptest::prelude::*;
+
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/footers");
+const REGRESSION: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/extract");
+
+/// What a label row expects for one page.
+#[derive(Debug, PartialEq, Eq)]
+struct Expected {
+    icp: Vec<String>,
+    licences: Vec<String>,
+    psb: Vec<String>,
+    linked: Vec<bool>,
+    link_host: Vec<Option<String>>,
+    in_footer: Vec<bool>,
+}
+
+fn list(cell: &str) -> Vec<String> {
+    if cell.is_empty() {
+        Vec::new()
+    } else {
+        cell.split('|').map(str::to_string).collect()
+    }
+}
+
+/// Per-ICP columns: one value per ICP number, so `""` with one number means one empty value.
+fn per_icp(cell: &str, n: usize) -> Vec<String> {
+    if n == 0 {
+        assert!(
+            cell.is_empty(),
+            "values {cell:?} for a page without ICP numbers"
+        );
+        return Vec::new();
+    }
+    cell.split('|').map(str::to_string).collect()
+}
+
+fn yes_no(v: &str) -> bool {
+    match v {
+        "yes" => true,
+        "no" => false,
+        other => panic!("not yes/no: {other:?}"),
+    }
+}
+
+fn expected(
+    icp: &str,
+    licences: &str,
+    psb: &str,
+    linked: &str,
+    host: &str,
+    foot: &str,
+) -> Expected {
+    let icp = list(icp);
+    let n = icp.len();
+    Expected {
+        licences: list(licences),
+        psb: list(psb),
+        linked: per_icp(linked, n).iter().map(|v| yes_no(v)).collect(),
+        link_host: per_icp(host, n)
+            .into_iter()
+            .map(|h| (!h.is_empty()).then_some(h))
+            .collect(),
+        in_footer: per_icp(foot, n).iter().map(|v| yes_no(v)).collect(),
+        icp,
+    }
+}
+
+fn got(doc: &Document) -> Expected {
+    let e = &doc.extraction;
+    Expected {
+        icp: e.icp.iter().map(|m| m.number.to_string()).collect(),
+        licences: e.licences.iter().map(|l| l.to_string()).collect(),
+        psb: e.psb.iter().map(|p| p.to_string()).collect(),
+        linked: e.icp.iter().map(|m| m.linked).collect(),
+        link_host: e.icp.iter().map(|m| m.link_host.clone()).collect(),
+        in_footer: e.icp.iter().map(|m| m.in_footer).collect(),
+    }
+}
+
+/// The charset name a page's `encoding` label decodes as.
+fn charset_for_label(label: &str) -> &str {
+    match label {
+        "utf-8" | "utf-8-bom" => "utf-8",
+        "gbk" | "gb2312" => "gbk",
+        other => other,
+    }
+}
+
+fn read_rows(path: &Path) -> Vec<Vec<String>> {
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let width = header.split('\t').count();
+    lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let cells: Vec<String> = l.split('\t').map(str::to_string).collect();
+            assert_eq!(cells.len(), width, "{}: bad row {l:?}", path.display());
+            cells
+        })
+        .collect()
+}
+
+#[test]
+fn agrees_with_every_corpus_label() {
+    // `BEIAN_FOOTER_CORPUS` points elsewhere (e.g. from a git worktree); by default the
+    // corpus sits next to the repository.
+    let dir = std::env::var_os("BEIAN_FOOTER_CORPUS")
+        .map_or_else(|| PathBuf::from(CORPUS), PathBuf::from);
+    assert!(
+        dir.join("labels.tsv").is_file(),
+        "the footer corpus is missing: expected {}/labels.tsv (the shared corpus lives next to \
+         the repository, in ../shared/corpus/footers)",
+        dir.display()
+    );
+    let rows = read_rows(&dir.join("labels.tsv"));
+    assert!(rows.len() >= 80, "only {} labelled pages", rows.len());
+    let mut failures = Vec::new();
+    for r in &rows {
+        // id file encoding icp licences psb icp_linked link_host in_footer notes
+        let bytes = fs::read(dir.join(&r[1])).unwrap_or_else(|e| panic!("{}: {e}", r[1]));
+        let doc = extract_document(&bytes, None);
+        let want = expected(&r[3], &r[4], &r[5], &r[6], &r[7], &r[8]);
+        let have = got(&doc);
+        if have != want {
+            failures.push(format!(
+                "{} ({}):\n  want {want:?}\n  got  {have:?}",
+                r[1], r[9]
+            ));
+        }
+        if doc.charset != charset_for_label(&r[2]) {
+            failures.push(format!("{}: charset {} for {}", r[1], doc.charset, r[2]));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} disagreements:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn regression_pages() {
+    let dir = PathBuf::from(REGRESSION);
+    let rows = read_rows(&dir.join("expected.tsv"));
+    assert!(rows.len() >= 20);
+    let mut failures = Vec::new();
+    for r in &rows {
+        // file content_type charset icp licences psb icp_linked link_host in_footer notes
+        let bytes = fs::read(dir.join(&r[0])).unwrap_or_else(|e| panic!("{}: {e}", r[0]));
+        let content_type = (!r[1].is_empty()).then_some(r[1].as_str());
+        let doc = extract_document(&bytes, content_type);
+        let want = expected(&r[3], &r[4], &r[5], &r[6], &r[7], &r[8]);
+        let have = got(&doc);
+        if have != want {
+            failures.push(format!(
+                "{} ({}):\n  want {want:?}\n  got  {have:?}",
+                r[0], r[9]
+            ));
+        }
+        if doc.charset != r[2] {
+            failures.push(format!("{}: charset {} want {}", r[0], doc.charset, r[2]));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} disagreements:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn every_regression_page_is_listed() {
+    let rows = read_rows(&Path::new(REGRESSION).join("expected.tsv"));
+    let listed: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+    for entry in fs::read_dir(REGRESSION).expect("regression dir") {
+        let name = entry
+            .expect("dir entry")
+            .file_name()
+            .to_string_lossy()
+            .to_string();
+        if name.ends_with(".html") {
+            assert!(
+                listed.contains(&name.as_str()),
+                "{name} has no row in expected.tsv"
+            );
+        }
+    }
+}
+
+#[test]
+fn header_charset_without_meta_matters() {
+    let bytes = fs::read(Path::new(REGRESSION).join("header-gbk.html")).expect("fixture");
+    let without = extract_document(&bytes, None);
+    assert_eq!(without.charset, "utf-8");
+    assert!(
+        without.extraction.icp.is_empty(),
+        "GBK bytes read as UTF-8 hold no number"
+    );
+}
+
+/// A 2 MiB page of filler with the number at the end: extraction is correct (and, being
+/// linear, quick; the time is not asserted).
+#[test]
+fn large_page() {
+    let mut html = String::from("<!DOCTYPE html><html><head><meta charset=utf-8></head><body>");
+    let para =
+        "<div class=\"item\"><p>京ICP备 正文 <span>内容</span> 12345 -1 号 公网安备 </p></div>\n";
+    while html.len() < 2 * 1024 * 1024 {
+        html.push_str(para);
+    }
+    html.push_str(
+        "<footer><a href=\"https://beian.miit.gov.cn/\">京ICP备12345678号-1</a></footer></body></html>",
+    );
+    let e = extract_html(&html);
+    assert_eq!(e.icp.len(), 1);
+    assert_eq!(e.icp[0].number.to_string(), "京ICP备12345678号-1");
+    assert!(e.icp[0].linked && e.icp[0].in_footer);
+
+    // Many numbers: each found once, repeats merged.
+    let mut html = String::from("<body>");
+    for i in 0..20_000 {
+        html.push_str(&format!("<p>京ICP备{:08}号</p>", i % 5000 + 10_000_000));
+    }
+    html.push_str("</body>");
+    assert_eq!(extract_html(&html).icp.len(), 5000);
+}
+
+#[test]
+fn deep_nesting_does_not_overflow() {
+    let depth = 200_000;
+    let mut html = "<div>".repeat(depth);
+    html.push_str("<footer>京ICP备12345678号</footer>");
+    html.push_str(&"</div>".repeat(depth));
+    let e = extract_html(&html);
+    assert_eq!(e.icp.len(), 1);
+    let mut html = "<span><b>".repeat(depth);
+    html.push_str("京ICP备12345678号");
+    let e = extract_html(&html);
+    assert_eq!(e.icp.len(), 1);
+    // Stray end tags and unclosed blocks, about 2 MiB each.
+    let mut html = "</div>".repeat(350_000);
+    html.push_str("<footer>京ICP备12345678号</footer>");
+    assert_eq!(extract_html(&html).icp.len(), 1);
+    let mut html = "<section><div class=x>".repeat(100_000);
+    html.push_str("<div class=footer>京ICP备12345678号</div>");
+    let e = extract_html(&html);
+    assert_eq!(e.icp.len(), 1);
+    // The footer div is beyond the nesting limit and dropped; the number is still the last
+    // text of the page.
+    assert!(e.icp[0].in_footer);
+}
+
+fn htmlish() -> impl Strategy<Value = String> {
+    let token = prop_oneof![
+        Just("<div class=footer>".to_string()),
+        Just("</div>".to_string()),
+        Just("<a href=\"https://beian.miit.gov.cn/\">".to_string()),
+        Just("<a href=//www.miibeian.gov.cn>".to_string()),
+        Just("</a>".to_string()),
+        Just("<br>".to_string()),
+        Just("<span style='display:none'>".to_string()),
+        Just("</span>".to_string()),
+        Just("<!--".to_string()),
+        Just("-->".to_string()),
+        Just("<script>".to_string()),
+        Just("<template>".to_string()),
+        Just("<meta charset=gbk>".to_string()),
+        Just("京ICP备".to_string()),
+        Just("ICP证".to_string()),
+        Just("公网安备".to_string()),
+        Just("合字B1.B2-".to_string()),
+        Just("号".to_string()),
+        Just("-".to_string()),
+        Just("&nbsp;".to_string()),
+        Just("\u{3000}".to_string()),
+        "[0-9０-９ ]{0,12}",
+        "[A-Xa-x]{0,3}",
+        "\\PC{0,8}",
+    ];
+    prop::collection::vec(token, 0..40).prop_map(|v| v.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..2048),
+                                   ct in prop::option::of("[ -~]{0,40}")) {
+        let doc = extract_document(&bytes, ct.as_deref());
+        prop_assert!(!doc.charset.is_empty());
+    }
+
+    #[test]
+    fn html_like_input_never_panics(html in htmlish()) {
+        let e = extract_html(&html);
+        // Every reported number is canonical and listed once.
+        let mut seen = std::collections::HashSet::new();
+        for m in &e.icp {
+            let s = m.number.to_string();
+            prop_assert_eq!(beian::number::FilingNumber::parse(&s).map(|n| n.to_string()), Ok(s.clone()));
+            prop_assert!(seen.insert(s));
+            prop_assert_eq!(m.linked, m.link_host.is_some());
+        }
+    }
+
+    #[test]
+    fn a_footer_number_is_always_found(digits in "[1-9][0-9]{5,9}", suffix in prop::option::of(1u32..100),
+                                       filler in "[a-z 。，]{0,200}") {
+        let number = match suffix {
+            Some(s) => format!("粤ICP备{digits}号-{s}"),
+            None => format!("粤ICP备{digits}号"),
+        };
+        let html = format!("<body><p>{filler}</p><div class=copyright>© <a href=https://beian.miit.gov.cn>{number}</a></div></body>");
+        let e = extract_html(&html);
+        prop_assert_eq!(e.icp.len(), 1);
+        prop_assert_eq!(e.icp[0].number.to_string(), number);
+        prop_assert!(e.icp[0].linked && e.icp[0].in_footer);
+    }
+}
