@@ -4,24 +4,23 @@
 use super::Globals;
 
 #[derive(clap::Args, Debug)]
-#[group(id = "mode", required = true, multiple = false, args = ["auto", "approve", "reject", "list"])]
 pub struct ReviewArgs {
     /// Approve everything awaiting review (submissions, changes, cancellation requests);
     /// numbers are always generated.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["approve", "reject", "list"])]
     pub auto: bool,
     /// Approve one filing (id, service number or domain).
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", conflicts_with_all = ["reject", "list"])]
     pub approve: Option<String>,
     /// With --approve: the number to assign (a subject or service number); generated if absent.
     #[arg(long, requires = "approve")]
     pub number: Option<String>,
     /// Reject one filing, returning it with --reason.
-    #[arg(long, value_name = "ID", requires = "reason")]
+    #[arg(long, value_name = "ID", requires = "reason", conflicts_with = "list")]
     pub reject: Option<String>,
     #[arg(long)]
     pub reason: Option<String>,
-    /// List the review queue.
+    /// List the review queue (the default when no other mode is given).
     #[arg(long)]
     pub list: bool,
 }
