@@ -223,7 +223,7 @@ impl SledStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let db = ::sled::Config::new()
             .path(path)
-            .cache_capacity(256 * 1024 * 1024)
+            .cache_capacity(1024 * 1024 * 1024)
             .open()
             .map_err(|e| StoreError::Open {
                 path: path.display().to_string(),
