@@ -1,1 +1,127 @@
-fn main() {}
+//! Registry benchmark (a plain bench binary; run with `cargo bench --bench registry`):
+//!
+//! 1. import N filings (default 100k) through `Registry::import_jsonl` — the same library
+//!    path `beian filing import` uses — then `verify_access --all` and `review_auto`; reports
+//!    filings/s against the goal of ≥ 20k filings/s;
+//! 2. p50/p99 of a lookup by domain (index + record decode) on a store of M filings
+//!    (default 1M), against the goal of p99 < 50 µs.
+//!
+//! Sizes: `BEIAN_BENCH_IMPORT` and `BEIAN_BENCH_LOOKUP` (filings).
+
+use std::io::Cursor;
+use std::time::Instant;
+
+use beian::domain::Domain;
+use beian::registry::store::RegistryRead;
+use beian::registry::Registry;
+
+const NOW: i64 = 1_750_000_000;
+
+fn line(i: usize) -> String {
+    format!(
+        r#"{{"subject":{{"name":"基准公司{i}","nature":"企业","id_type":"统一社会信用代码","id_number":"91110000{i:09}Y","province":"京","address":"北京","contact":{{"name":"某"}}}},"website":{{"name":"站点{i}","homepage":"https://bench{i}.com/","domains":["bench{i}.com"],"ips":["10.{}.{}.{}"],"providers":["基准接入商"],"access_method":"虚拟主机","categories":[],"operating_licence":null}}}}"#,
+        (i >> 16) & 255,
+        (i >> 8) & 255,
+        i & 255
+    )
+}
+
+fn jsonl(from: usize, to: usize) -> String {
+    let mut s = String::with_capacity((to - from) * 420);
+    for i in from..to {
+        s.push_str(&line(i));
+        s.push('\n');
+    }
+    s
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; ignore arguments.
+    let n_import = env_usize("BEIAN_BENCH_IMPORT", 100_000);
+    let n_lookup = env_usize("BEIAN_BENCH_LOOKUP", 1_000_000);
+    let dir = tempfile::tempdir().expect("temp dir");
+
+    let (reg, _) = Registry::init(&dir.path().join("reg"), NOW).expect("init");
+    let text = jsonl(0, n_import);
+    let t = Instant::now();
+    let report = reg
+        .import_jsonl(Cursor::new(text), None, NOW, 1000, &mut |_| {})
+        .expect("import");
+    let t_import = t.elapsed();
+    assert_eq!(report.accepted.len(), n_import);
+    let t2 = Instant::now();
+    let verified = reg
+        .verify_access(None, "基准接入商", None, NOW)
+        .expect("verify");
+    let t_verify = t2.elapsed();
+    let t3 = Instant::now();
+    let review = reg.review_auto(None, NOW).expect("review");
+    let t_review = t3.elapsed();
+    assert_eq!(verified.len(), n_import);
+    assert_eq!(review.approved.len(), n_import);
+    let total = t_import + t_verify + t_review;
+    let rate = n_import as f64 / total.as_secs_f64();
+    println!(
+        "import {n_import} filings: import {:.2}s, verify-access {:.2}s, review --auto {:.2}s (incl. signing) → {:.0} filings/s end to end (goal ≥ 20000: {})",
+        t_import.as_secs_f64(),
+        t_verify.as_secs_f64(),
+        t_review.as_secs_f64(),
+        rate,
+        if rate >= 20_000.0 { "met" } else { "not met" }
+    );
+    println!(
+        "import alone: {:.0} filings/s",
+        n_import as f64 / t_import.as_secs_f64()
+    );
+    drop(reg);
+
+    // Lookup store: import up to n_lookup filings (submissions only: lookups need the index).
+    let (reg, _) = Registry::init(&dir.path().join("big"), NOW).expect("init");
+    let t = Instant::now();
+    let step = 100_000;
+    let mut from = 0;
+    while from < n_lookup {
+        let to = (from + step).min(n_lookup);
+        reg.import_jsonl(Cursor::new(jsonl(from, to)), None, NOW, 5000, &mut |_| {})
+            .expect("import");
+        from = to;
+    }
+    println!(
+        "built a {n_lookup}-filing store in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+    let store = reg.store();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let samples = 100_000;
+    let domains: Vec<Domain> = (0..samples)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            Domain::parse(&format!("bench{}.com", x as usize % n_lookup)).expect("domain")
+        })
+        .collect();
+    let mut lat = Vec::with_capacity(samples);
+    for d in &domains {
+        let t = Instant::now();
+        let id = store.filing_by_domain(d).expect("lookup").expect("present");
+        let f = store.filing(id).expect("read").expect("present");
+        lat.push(t.elapsed().as_nanos() as u64);
+        std::hint::black_box(f);
+    }
+    lat.sort_unstable();
+    let p = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)] as f64 / 1000.0;
+    println!(
+        "lookup by domain on {n_lookup} filings ({samples} random lookups, index + decode): p50 {:.1} µs, p99 {:.1} µs (goal p99 < 50 µs: {})",
+        p(0.5),
+        p(0.99),
+        if p(0.99) < 50.0 { "met" } else { "not met" }
+    );
+}

@@ -1,14 +1,35 @@
 //! Command-line interface: argument definitions and dispatch, one module per subcommand.
 //! Orchestration only; the work happens in the library.
 
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
 
+mod audit;
+mod cert;
 mod extract;
+mod filing;
+mod keys;
+mod registry;
+mod review;
+mod snapshot;
 
 /// beian — ICP filing (备案) registry and compliance scanner.
 #[derive(Parser, Debug)]
 #[command(name = "beian", version, about, long_about = None)]
 pub struct Cli {
+    /// Registry directory (created by `beian registry init DIR`).
+    #[arg(long, global = true, env = "BEIAN_REGISTRY", value_name = "DIR")]
+    pub registry: Option<PathBuf>,
+    /// Act as ROLE: `miit`, `bureau:<province>` (e.g. `bureau:京`), `isp:<provider>`,
+    /// `icp:<username>`, `pre-approval`, `special-content`, `special-query`,
+    /// `ip-reporter:<name>`, `domain-reporter:<name>`. Defaults per command: import → the
+    /// import-authorised ISP named first in each line's providers; verify-access →
+    /// isp:<--provider>; review → the bureau of each filing's province; change/cancel → the
+    /// filing's ICP user; withdraw → the bureau (MIIT for a bureau's request); revoke and
+    /// keys rotate → miit.
+    #[arg(long = "as", global = true, value_name = "ROLE")]
+    pub act_as: Option<beian::accounts::Actor>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -17,6 +38,59 @@ pub struct Cli {
 pub enum Command {
     /// Print the numbers and links a reader sees on HTML files (one JSON object per file).
     Extract(extract::ExtractArgs),
+    /// Create a registry.
+    #[command(subcommand)]
+    Registry(registry::RegistryCmd),
+    /// Filings: import, verify access, show, change, cancel, withdraw, revoke.
+    #[command(subcommand)]
+    Filing(filing::FilingCmd),
+    /// Bureau review: --auto, --approve ID [--number N], --reject ID --reason TEXT, --list.
+    Review(review::ReviewArgs),
+    /// Certificates: export, inspect, verify.
+    #[command(subcommand)]
+    Cert(cert::CertCmd),
+    /// Signing keys: rotate, export the public keyring.
+    #[command(subcommand)]
+    Keys(keys::KeysCmd),
+    /// The scanners' read-only registry snapshot.
+    #[command(subcommand)]
+    Snapshot(snapshot::SnapshotCmd),
+    /// The hash-chained audit log.
+    #[command(subcommand)]
+    Audit(audit::AuditCmd),
+}
+
+/// Options shared by the registry commands.
+pub struct Globals {
+    pub registry: Option<PathBuf>,
+    pub act_as: Option<beian::accounts::Actor>,
+}
+
+impl Globals {
+    pub fn open(&self) -> anyhow::Result<beian::registry::Registry> {
+        let dir = self.registry.as_ref().ok_or_else(|| {
+            anyhow::anyhow!("no registry: pass --registry DIR or set BEIAN_REGISTRY")
+        })?;
+        Ok(beian::registry::Registry::open(dir)?)
+    }
+}
+
+/// Output format of commands that print records.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// The current time, unix seconds.
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+pub fn fmt_time(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .map(|d| d.to_rfc3339())
+        .unwrap_or_else(|| t.to_string())
 }
 
 /// Parse, run, and map the outcome to an exit code.
@@ -30,13 +104,24 @@ pub fn main() -> i32 {
         }
     };
     init_tracing();
+    let g = Globals {
+        registry: cli.registry,
+        act_as: cli.act_as,
+    };
     let result = match cli.command {
         Command::Extract(a) => extract::run(a),
+        Command::Registry(c) => registry::run(c),
+        Command::Filing(c) => filing::run(c, &g),
+        Command::Review(a) => review::run(a, &g),
+        Command::Cert(c) => cert::run(c, &g),
+        Command::Keys(c) => keys::run(c, &g),
+        Command::Snapshot(c) => snapshot::run(c, &g),
+        Command::Audit(c) => audit::run(c, &g),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
             2
         }
     }

@@ -2,4 +2,15 @@
 //! read-write), the sled store (the only file naming sled), issuance (the only holder of the
 //! signing key), the hash-chained audit log, and the snapshot exported for scanners.
 
+pub mod import;
+pub mod issuance;
+pub mod model;
+pub mod service;
 pub mod snapshot;
+pub mod store;
+pub mod workflow;
+
+pub use service::{
+    FilingKey, FilingView, ImportProgress, ImportReport, InitReport, Registry, RegistryError,
+    ReviewReport,
+};

@@ -1,0 +1,339 @@
+//! `beian filing …`: import, access verification, show, change, cancellation requests,
+//! withdrawal, revocation, and provider changes.
+
+use std::io::BufReader;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use beian::registry::{FilingKey, FilingView};
+
+use super::Globals;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum FilingCmd {
+    /// Import website filings from a JSON Lines file (format: README, seeds/demo/filings.jsonl).
+    /// Each line is submitted by the first access provider it names, as an import-authorised
+    /// ISP (or by --as). Prints the accepted count and per-line errors; keeps the good lines.
+    /// Progress acknowledgements (durable lines) go to stderr.
+    Import {
+        file: PathBuf,
+        /// Lines per durable commit (each commit is acknowledged on stderr).
+        #[arg(long, default_value_t = 1000)]
+        chunk: usize,
+        /// Print the report as JSON.
+        #[arg(long, value_enum, default_value_t = super::Format::Text)]
+        format: super::Format,
+    },
+    /// An access provider verifies its access (default role: isp:NAME).
+    VerifyAccess {
+        #[arg(long)]
+        provider: String,
+        /// Every filing where this provider's verification is pending.
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+        /// One filing (id, service number or domain).
+        #[arg(long, required_unless_present = "all")]
+        id: Option<String>,
+    },
+    /// Show one filing.
+    Show {
+        #[command(flatten)]
+        key: KeyArgs,
+        #[arg(long, value_enum, default_value_t = super::Format::Text)]
+        format: super::Format,
+    },
+    /// Change an approved filing's domains; the old certificate stays valid until the bureau
+    /// approves the change (default role: the filing's ICP user).
+    Change {
+        #[command(flatten)]
+        key: KeyArgs,
+        #[arg(long = "add-domain")]
+        add: Vec<String>,
+        #[arg(long = "remove-domain")]
+        remove: Vec<String>,
+    },
+    /// Request cancellation; the bureau approves it in `review` (default role: the filing's
+    /// ICP user). Withdraw with `filing withdraw`.
+    Cancel {
+        #[command(flatten)]
+        key: KeyArgs,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Withdraw a pending cancellation request (default role: the bureau of the filing's
+    /// province, or MIIT if the bureau made the request). Nobody withdraws their own request.
+    Withdraw {
+        #[command(flatten)]
+        key: KeyArgs,
+    },
+    /// Revoke a filing directly (default role: miit; a bureau may revoke in its province).
+    Revoke {
+        #[command(flatten)]
+        key: KeyArgs,
+        #[arg(long)]
+        reason: String,
+    },
+    /// An access provider cancels its access (default role: isp:PROVIDER).
+    CancelAccess {
+        #[command(flatten)]
+        key: KeyArgs,
+        #[arg(long)]
+        provider: String,
+    },
+    /// Add an access provider, which must then verify (default role: the ICP user).
+    AddProvider {
+        #[command(flatten)]
+        key: KeyArgs,
+        #[arg(long)]
+        provider: String,
+    },
+    /// Attach a pre-approval document to a category (default role: the ICP user).
+    AttachDocument {
+        #[command(flatten)]
+        key: KeyArgs,
+        #[arg(long)]
+        category: String,
+        #[arg(long)]
+        document: String,
+    },
+    /// Resubmit a rejected filing (default role: the ICP user).
+    Resubmit {
+        #[command(flatten)]
+        key: KeyArgs,
+    },
+    /// List approved filings with no access provider left (empty shells).
+    EmptyShells,
+}
+
+/// How to name one filing.
+#[derive(clap::Args, Debug)]
+#[group(required = true, multiple = false)]
+pub struct KeyArgs {
+    /// A filing number (service number, e.g. 京ICP备12345678号-1).
+    #[arg(long)]
+    pub number: Option<String>,
+    /// A domain the filing covers.
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// The internal filing id (printed by import).
+    #[arg(long)]
+    pub id: Option<u64>,
+}
+
+impl KeyArgs {
+    pub fn key(&self) -> anyhow::Result<FilingKey> {
+        if let Some(n) = &self.number {
+            let n =
+                beian::number::FilingNumber::parse(n).with_context(|| "--number".to_string())?;
+            return Ok(FilingKey::Number(n));
+        }
+        if let Some(d) = &self.domain {
+            return Ok(FilingKey::Domain(d.clone()));
+        }
+        match self.id {
+            Some(i) => Ok(FilingKey::Id(i)),
+            None => anyhow::bail!("name a filing with --number, --domain or --id"),
+        }
+    }
+}
+
+/// Parse a free-form filing reference: an id, a filing number or a domain.
+pub fn parse_key(text: &str) -> anyhow::Result<FilingKey> {
+    if let Ok(i) = text.trim().parse::<u64>() {
+        return Ok(FilingKey::Id(i));
+    }
+    if let Ok(n) = beian::number::FilingNumber::parse(text) {
+        return Ok(FilingKey::Number(n));
+    }
+    Ok(FilingKey::Domain(text.to_string()))
+}
+
+pub fn print_view(v: &FilingView, format: super::Format) {
+    match format {
+        super::Format::Json => println!("{}", serde_json::to_string(v).unwrap_or_default()),
+        super::Format::Text => {
+            println!("id: {}", v.id);
+            println!(
+                "service number: {}",
+                v.service_number.as_deref().unwrap_or("-")
+            );
+            println!(
+                "subject number: {}",
+                v.subject_number.as_deref().unwrap_or("-")
+            );
+            println!("status: {}", v.status);
+            println!(
+                "subject: {} ({}, {})",
+                v.subject_name, v.subject_nature, v.province
+            );
+            println!("website: {} {}", v.name, v.homepage);
+            println!("domains: {}", v.domains.join(", "));
+            if !v.ips.is_empty() {
+                println!("ips: {}", v.ips.join(", "));
+            }
+            let providers: Vec<String> = v
+                .providers
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{}{}",
+                        p.name,
+                        if p.verified { "" } else { " (unverified)" }
+                    )
+                })
+                .collect();
+            println!("providers: {}", providers.join(", "));
+            if let Some(s) = v.cert_serial {
+                println!(
+                    "certificate serial: {s} (key {})",
+                    v.cert_key_id.as_deref().unwrap_or("-")
+                );
+            }
+            if let Some(e) = v.expires_at {
+                println!("annual review due: {}", super::fmt_time(e));
+            }
+            if let Some(c) = &v.pending_change {
+                println!("change under review: domains {}", c.join(", "));
+            }
+            if let Some(c) = &v.cancellation {
+                println!("cancellation requested by {}: {}", c.requested_by, c.reason);
+            }
+            if let Some(r) = &v.rejection {
+                println!("reason: {r}");
+            }
+            if v.empty_shell {
+                println!("empty shell: no access provider left");
+            }
+        }
+    }
+}
+
+fn done(what: &str, f: &beian::registry::model::Filing) {
+    let number = f
+        .number
+        .as_ref()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|| "-".into());
+    println!(
+        "{what}: filing {} ({number}) is now {}",
+        f.id,
+        f.status_label()
+    );
+}
+
+pub fn run(cmd: FilingCmd, g: &Globals) -> anyhow::Result<i32> {
+    let reg = g.open()?;
+    let actor = g.act_as.as_ref();
+    let now = super::now();
+    match cmd {
+        FilingCmd::Import {
+            file,
+            chunk,
+            format,
+        } => {
+            let f = std::fs::File::open(&file).with_context(|| format!("{}", file.display()))?;
+            let mut ack = |p: &beian::registry::ImportProgress| {
+                eprintln!(
+                    "acknowledged: {} lines read, {} accepted, {} rejected (durable)",
+                    p.lines_read, p.accepted, p.rejected
+                );
+            };
+            let report = reg
+                .import_jsonl(BufReader::new(f), actor, now, chunk, &mut ack)
+                .with_context(|| format!("{}", file.display()))?;
+            match format {
+                super::Format::Json => println!("{}", serde_json::to_string(&report)?),
+                super::Format::Text => {
+                    println!("accepted: {}", report.accepted.len());
+                    println!("rejected: {}", report.errors.len());
+                    for e in &report.errors {
+                        println!(
+                            "{}: line {}: {}: {}",
+                            file.display(),
+                            e.line,
+                            e.field,
+                            e.reason
+                        );
+                    }
+                    for n in &report.notes {
+                        println!("note: {n}");
+                    }
+                    for (line, id) in &report.accepted {
+                        println!("line {line}: filing {id}");
+                    }
+                }
+            }
+            Ok(0)
+        }
+        FilingCmd::VerifyAccess {
+            provider,
+            all: _,
+            id,
+        } => {
+            let key = id.as_deref().map(parse_key).transpose()?;
+            let done = reg.verify_access(actor, &provider, key.as_ref(), now)?;
+            println!("verified by {provider}: {} filings", done.len());
+            Ok(0)
+        }
+        FilingCmd::Show { key, format } => {
+            let v = reg.filing_view(&key.key()?)?;
+            print_view(&v, format);
+            Ok(0)
+        }
+        FilingCmd::Change { key, add, remove } => {
+            let f = reg.change_domains(actor, &key.key()?, &add, &remove, now)?;
+            done("change submitted for review", &f);
+            Ok(0)
+        }
+        FilingCmd::Cancel { key, reason } => {
+            let f = reg.request_cancellation(actor, &key.key()?, &reason, now)?;
+            done("cancellation requested", &f);
+            Ok(0)
+        }
+        FilingCmd::Withdraw { key } => {
+            let f = reg.withdraw_cancellation(actor, &key.key()?, now)?;
+            done("cancellation request withdrawn", &f);
+            Ok(0)
+        }
+        FilingCmd::Revoke { key, reason } => {
+            let f = reg.revoke(actor, &key.key()?, &reason, now)?;
+            done("revoked", &f);
+            Ok(0)
+        }
+        FilingCmd::CancelAccess { key, provider } => {
+            let f = reg.cancel_access(actor, &key.key()?, &provider, now)?;
+            done("access cancelled", &f);
+            if f.is_empty_shell() {
+                println!("no access provider left: filing {} is an empty shell", f.id);
+            }
+            Ok(0)
+        }
+        FilingCmd::AddProvider { key, provider } => {
+            let f = reg.add_provider(actor, &key.key()?, &provider, now)?;
+            done("provider added (awaiting its verification)", &f);
+            Ok(0)
+        }
+        FilingCmd::AttachDocument {
+            key,
+            category,
+            document,
+        } => {
+            let f = reg.attach_pre_approval(actor, &key.key()?, &category, &document, now)?;
+            done("document attached", &f);
+            Ok(0)
+        }
+        FilingCmd::Resubmit { key } => {
+            let f = reg.resubmit(actor, &key.key()?, now)?;
+            done("resubmitted", &f);
+            Ok(0)
+        }
+        FilingCmd::EmptyShells => {
+            for f in reg.empty_shells()? {
+                let number = f.number.as_ref().map(|n| n.to_string()).unwrap_or_default();
+                let domains: Vec<String> = f.domains.iter().map(|d| d.to_string()).collect();
+                println!("{}\t{number}\t{}", f.id, domains.join(","));
+            }
+            Ok(0)
+        }
+    }
+}

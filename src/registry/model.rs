@@ -1,0 +1,221 @@
+//! The filing model: subjects (主体), their services (websites first), domains, IPs, access
+//! providers, content categories with pre-approval documents, operating licences, status and
+//! history. Plain data; the rules live in [`super::workflow`].
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::accounts::Actor;
+use crate::domain::Domain;
+use crate::number::{FilingNumber, LicenceNumber, ServiceKind};
+
+/// Internal id of a subject (stable, never reused).
+pub type SubjectId = u64;
+/// Internal id of a service filing (stable, never reused; what `review --approve ID` takes).
+pub type FilingId = u64;
+
+/// Annual review is due this long after the last approval (rule 5).
+pub const ANNUAL_REVIEW_SECS: i64 = 365 * 24 * 3600;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    pub name: String,
+    #[serde(default)]
+    pub mobile: String,
+    #[serde(default)]
+    pub email: String,
+}
+
+/// A filing subject (主办单位): one per identity number, one subject number in its province.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subject {
+    pub id: SubjectId,
+    pub name: String,
+    /// Unit nature: 企业, 个人, 事业单位, …
+    pub nature: String,
+    /// Certificate type: 统一社会信用代码, 居民身份证, …
+    pub id_type: String,
+    pub id_number: String,
+    /// Primary province abbreviation.
+    pub province: char,
+    pub address: String,
+    pub contact: Contact,
+    /// The ICP user owning this subject.
+    pub owner: String,
+    /// Assigned at the first approval.
+    pub number: Option<FilingNumber>,
+    /// The highest website index handed out (`-1`, `-2`, …).
+    pub last_website_index: u32,
+    /// Non-fatal findings on the subject data (e.g. a USCC check-digit mismatch).
+    pub warnings: Vec<String>,
+    pub created_at: i64,
+}
+
+/// One access provider of a service and whether it verified the access.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderAccess {
+    pub name: String,
+    pub verified: bool,
+}
+
+/// A content category and, for pre-approval categories, the approval document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CategoryEntry {
+    pub category: String,
+    pub pre_approval: bool,
+    pub document: Option<String>,
+}
+
+/// Where a service filing is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Submitted; at least one access provider has not verified yet (bureau cannot see it).
+    AwaitingAccessVerification,
+    /// Every provider verified; in the bureau's queue.
+    AwaitingReview,
+    /// Returned to the filer with a reason.
+    Rejected,
+    /// Approved: numbered, certificate issued.
+    Active,
+    Cancelled,
+    Revoked,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::AwaitingAccessVerification => "awaiting_access_verification",
+            Status::AwaitingReview => "awaiting_review",
+            Status::Rejected => "rejected",
+            Status::Active => "active",
+            Status::Cancelled => "cancelled",
+            Status::Revoked => "revoked",
+        }
+    }
+
+    /// Whether a filing in this status holds its domains (others may not file them).
+    pub fn holds_domains(self) -> bool {
+        !matches!(self, Status::Cancelled | Status::Revoked | Status::Rejected)
+    }
+}
+
+/// A change of an approved filing, awaiting bureau review. The old certificate stays valid
+/// until it is approved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingChange {
+    pub domains: Vec<Domain>,
+    pub requested_by: Actor,
+    pub requested_at: i64,
+}
+
+/// A cancellation request awaiting the bureau (rule 6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancellationRequest {
+    pub requested_by: Actor,
+    pub reason: String,
+    pub requested_at: i64,
+}
+
+/// The certificate currently issued for a filing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedCert {
+    pub serial: u64,
+    pub key_id: String,
+    pub issued_at: i64,
+    pub expires_at: i64,
+    /// The exact file bytes (`bazs.cert`), UTF-8 text.
+    pub text: String,
+}
+
+/// One line of a filing's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub at: i64,
+    pub actor: Actor,
+    pub action: String,
+}
+
+/// A service filing (websites first; APP and mini-program kinds share the number format).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Filing {
+    pub id: FilingId,
+    pub subject_id: SubjectId,
+    pub kind: ServiceKind,
+    pub name: String,
+    pub homepage: String,
+    /// Registrable domains; several domains → one filing.
+    pub domains: Vec<Domain>,
+    pub ips: Vec<IpAddr>,
+    pub providers: Vec<ProviderAccess>,
+    pub access_method: String,
+    pub server_placement: Option<String>,
+    pub categories: Vec<CategoryEntry>,
+    pub operating_licence: Option<LicenceNumber>,
+    pub status: Status,
+    /// Service number, assigned at approval.
+    pub number: Option<FilingNumber>,
+    pub submitted_at: i64,
+    pub approved_at: Option<i64>,
+    /// Annual-review deadline: one year after the last approval.
+    pub expires_at: Option<i64>,
+    /// Serial of the last certificate issued (0: none). Grows with every re-issue.
+    pub cert_serial: u64,
+    pub certificate: Option<IssuedCert>,
+    pub pending_change: Option<PendingChange>,
+    pub cancellation: Option<CancellationRequest>,
+    /// The last rejection reason.
+    pub rejection: Option<String>,
+    pub history: Vec<HistoryEntry>,
+}
+
+impl Filing {
+    /// Operating (经营性) services hold a licence.
+    pub fn operating(&self) -> bool {
+        self.operating_licence.is_some()
+    }
+
+    /// An approved filing with no access provider left (空壳), listed for cleanup (rule 7).
+    pub fn is_empty_shell(&self) -> bool {
+        self.status == Status::Active && self.providers.is_empty()
+    }
+
+    /// Whether the bureau has something to review on this filing: a new submission, a change,
+    /// or a cancellation request.
+    pub fn in_review_queue(&self) -> bool {
+        self.status == Status::AwaitingReview
+            || (self.status == Status::Active
+                && (self.pending_change.is_some() || self.cancellation.is_some()))
+    }
+
+    /// Whether the annual review is due at `now` (rule 5).
+    pub fn annual_review_due(&self, now: i64) -> bool {
+        self.status == Status::Active && self.expires_at.is_some_and(|e| now >= e)
+    }
+
+    /// The status word shown to users, including a pending request.
+    pub fn status_label(&self) -> &'static str {
+        if self.status == Status::Active {
+            if self.cancellation.is_some() {
+                return "cancellation_requested";
+            }
+            if self.pending_change.is_some() {
+                return "change_under_review";
+            }
+        }
+        self.status.as_str()
+    }
+
+    /// The filing state a certificate verifier sees, for filings that were ever approved.
+    pub fn cert_state(&self) -> Option<crate::cert::FilingState> {
+        use crate::cert::FilingState;
+        match self.status {
+            _ if self.number.is_none() => None,
+            Status::Active => Some(FilingState::Active),
+            Status::Cancelled => Some(FilingState::Cancelled),
+            Status::Revoked => Some(FilingState::Revoked),
+            _ => None,
+        }
+    }
+}

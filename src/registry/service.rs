@@ -1,0 +1,1042 @@
+//! The registry's operations — what the CLI and the HTTP API call. Each operation gathers the
+//! facts the pure workflow needs from the store, applies the transition, issues certificates
+//! for approvals, and writes the result (with its audit records) in one durable transaction.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use crate::accounts::{Actor, UserRecord};
+use crate::cert::{FilingFacts, FilingLookup, FilingState, Keyring};
+use crate::domain::Domain;
+use crate::number::FilingNumber;
+
+use super::import::{parse_line, LineError};
+use super::issuance::{IssuanceError, Issuer, Rotation};
+use super::model::*;
+use super::snapshot::{Snapshot, SnapshotFiling};
+use super::store::sled::SledStore;
+use super::store::{
+    audit, AuditMeta, AuditReport, RegistryRead, RegistryStore, RegistryTxn, Sequence, StoreError,
+};
+use super::workflow::{self, DomainHolder, Effect, Event, ReviewMode, State, WorkflowError};
+
+/// Batch operations commit (durably) every this many filings.
+const BATCH: usize = 1000;
+
+/// Why an operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Issuance(#[from] IssuanceError),
+    #[error("{what}: {refusal}")]
+    Workflow {
+        what: String,
+        refusal: WorkflowError,
+    },
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("{path}: not a registry (run `beian registry init {path}` first)")]
+    NotInitialised { path: String },
+    #[error("{path}: already a registry")]
+    AlreadyInitialised { path: String },
+    #[error("{field}: {reason}")]
+    Input { field: String, reason: String },
+    #[error("{path}: {reason}")]
+    Io { path: String, reason: String },
+}
+
+fn input(field: &str, reason: impl Into<String>) -> RegistryError {
+    RegistryError::Input {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+/// What `registry init` created.
+#[derive(Debug, Clone, Serialize)]
+pub struct InitReport {
+    pub key_id: String,
+    pub miit_username: String,
+    /// Shown once; only its argon2 hash is stored.
+    pub miit_password: String,
+}
+
+/// Progress of an import: `accepted` lines are durable once reported.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportProgress {
+    pub lines_read: usize,
+    pub accepted: usize,
+    pub rejected: usize,
+}
+
+/// The outcome of an import.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ImportReport {
+    /// (line, filing id) of every accepted line.
+    pub accepted: Vec<(usize, FilingId)>,
+    pub errors: Vec<LineError>,
+    pub notes: Vec<String>,
+}
+
+/// The outcome of a batch review.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReviewReport {
+    /// (filing id, service number, what was approved).
+    pub approved: Vec<(FilingId, String, String)>,
+    /// (filing id, why it was refused).
+    pub refused: Vec<(FilingId, String)>,
+}
+
+/// How to find one filing.
+#[derive(Debug, Clone)]
+pub enum FilingKey {
+    Id(FilingId),
+    Number(FilingNumber),
+    Domain(String),
+}
+
+impl std::fmt::Display for FilingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FilingKey::Id(i) => write!(f, "filing {i}"),
+            FilingKey::Number(n) => write!(f, "filing {n}"),
+            FilingKey::Domain(d) => write!(f, "filing for {d}"),
+        }
+    }
+}
+
+/// One filing as shown to users (`filing show --format json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct FilingView {
+    pub id: FilingId,
+    pub subject_number: Option<String>,
+    pub service_number: Option<String>,
+    pub status: String,
+    pub subject_name: String,
+    pub subject_id_number: String,
+    pub subject_nature: String,
+    pub province: String,
+    pub name: String,
+    pub homepage: String,
+    pub domains: Vec<String>,
+    pub ips: Vec<String>,
+    pub providers: Vec<ProviderAccess>,
+    pub access_method: String,
+    pub categories: Vec<CategoryEntry>,
+    pub operating: bool,
+    pub operating_licence: Option<String>,
+    pub cert_serial: Option<u64>,
+    pub cert_key_id: Option<String>,
+    pub approved_at: Option<i64>,
+    pub expires_at: Option<i64>,
+    pub empty_shell: bool,
+    pub pending_change: Option<Vec<String>>,
+    pub cancellation: Option<CancellationRequest>,
+    pub rejection: Option<String>,
+    pub owner: String,
+    pub history: Vec<HistoryEntry>,
+}
+
+impl FilingView {
+    pub fn new(f: &Filing, s: &Subject) -> Self {
+        FilingView {
+            id: f.id,
+            subject_number: f.number.as_ref().map(|n| n.subject_number().to_string()),
+            service_number: f.number.as_ref().map(|n| n.to_string()),
+            status: f.status_label().to_string(),
+            subject_name: s.name.clone(),
+            subject_id_number: s.id_number.clone(),
+            subject_nature: s.nature.clone(),
+            province: s.province.to_string(),
+            name: f.name.clone(),
+            homepage: f.homepage.clone(),
+            domains: f.domains.iter().map(|d| d.to_string()).collect(),
+            ips: f.ips.iter().map(|i| i.to_string()).collect(),
+            providers: f.providers.clone(),
+            access_method: f.access_method.clone(),
+            categories: f.categories.clone(),
+            operating: f.operating(),
+            operating_licence: f.operating_licence.as_ref().map(|l| l.to_string()),
+            cert_serial: (f.cert_serial > 0).then_some(f.cert_serial),
+            cert_key_id: f.certificate.as_ref().map(|c| c.key_id.clone()),
+            approved_at: f.approved_at,
+            expires_at: f.expires_at,
+            empty_shell: f.is_empty_shell(),
+            pending_change: f
+                .pending_change
+                .as_ref()
+                .map(|c| c.domains.iter().map(|d| d.to_string()).collect()),
+            cancellation: f.cancellation.clone(),
+            rejection: f.rejection.clone(),
+            owner: s.owner.clone(),
+            history: f.history.clone(),
+        }
+    }
+}
+
+/// A registry: its store and its key directory.
+pub struct Registry<S: RegistryStore = SledStore> {
+    dir: PathBuf,
+    store: S,
+    issuer: Mutex<Issuer>,
+}
+
+fn store_dir(dir: &Path) -> PathBuf {
+    dir.join("store")
+}
+
+impl Registry<SledStore> {
+    /// Create a registry in `dir`: the store, a first signing key, and the initial MIIT user
+    /// (username `miit`, a generated password returned once).
+    pub fn init(dir: &Path, now: i64) -> Result<(Self, InitReport), RegistryError> {
+        if Issuer::keys_dir(dir).join("keyring.json").exists() || store_dir(dir).exists() {
+            return Err(RegistryError::AlreadyInitialised {
+                path: dir.display().to_string(),
+            });
+        }
+        std::fs::create_dir_all(dir).map_err(|e| RegistryError::Io {
+            path: dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let issuer = Issuer::create(dir, now)?;
+        let store = SledStore::open(&store_dir(dir))?;
+        let password = crate::accounts::generate_password();
+        let user = UserRecord::new("miit", &password, Actor::Miit, "registry init", now)
+            .map_err(|e| input("miit user", e.to_string()))?;
+        let key_id = issuer.current_key_id().to_string();
+        let meta = AuditMeta::new(&Actor::Miit, "registry_init", now);
+        let mut txn = store.begin()?;
+        txn.put_user(&meta, &user)?;
+        txn.audit(
+            &meta,
+            "keyring",
+            None,
+            serde_json::to_value(issuer.keyring()).ok(),
+        )?;
+        txn.commit()?;
+        let reg = Registry {
+            dir: dir.to_path_buf(),
+            store,
+            issuer: Mutex::new(issuer),
+        };
+        Ok((
+            reg,
+            InitReport {
+                key_id,
+                miit_username: "miit".into(),
+                miit_password: password,
+            },
+        ))
+    }
+
+    /// Open an initialised registry.
+    pub fn open(dir: &Path) -> Result<Self, RegistryError> {
+        if !store_dir(dir).exists() || !Issuer::keys_dir(dir).exists() {
+            return Err(RegistryError::NotInitialised {
+                path: dir.display().to_string(),
+            });
+        }
+        let issuer = Issuer::open(dir)?;
+        let store = SledStore::open(&store_dir(dir))?;
+        Ok(Registry {
+            dir: dir.to_path_buf(),
+            store,
+            issuer: Mutex::new(issuer),
+        })
+    }
+}
+
+fn holders_of<R: RegistryRead + ?Sized>(
+    r: &R,
+    domains: impl IntoIterator<Item = Domain>,
+) -> Result<BTreeMap<Domain, DomainHolder>, StoreError> {
+    let mut out = BTreeMap::new();
+    for d in domains {
+        if let Some(id) = r.filing_by_domain(&d)? {
+            if let Some(f) = r.filing(id)? {
+                if f.status.holds_domains() && f.domains.contains(&d) {
+                    out.insert(
+                        d,
+                        DomainHolder {
+                            filing_id: f.id,
+                            subject_id: f.subject_id,
+                        },
+                    );
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn find_filing<R: RegistryRead + ?Sized>(r: &R, key: &FilingKey) -> Result<Filing, RegistryError> {
+    let id = match key {
+        FilingKey::Id(i) => Some(*i),
+        FilingKey::Number(n) => r.filing_by_number(n)?,
+        FilingKey::Domain(d) => {
+            let dom = Domain::of_host(d).map_err(|e| input("--domain", e.to_string()))?;
+            r.filing_by_domain(&dom)?
+        }
+    };
+    id.and_then(|i| r.filing(i).transpose())
+        .transpose()?
+        .ok_or_else(|| RegistryError::NotFound(key.to_string()))
+}
+
+fn subject_of<R: RegistryRead + ?Sized>(r: &R, f: &Filing) -> Result<Subject, RegistryError> {
+    r.subject(f.subject_id)?.ok_or_else(|| {
+        RegistryError::NotFound(format!("subject {} of filing {}", f.subject_id, f.id))
+    })
+}
+
+fn fresh_subject_number<T: RegistryTxn>(
+    txn: &mut T,
+    province: char,
+) -> Result<FilingNumber, RegistryError> {
+    loop {
+        let n = txn.next_id(Sequence::SubjectNumber)?;
+        let number = FilingNumber::subject(province, &format!("{n:08}"))
+            .map_err(|e| input("subject number", e.to_string()))?;
+        if txn.subject_by_number(&number)?.is_none() {
+            return Ok(number);
+        }
+    }
+}
+
+/// Who acts when the caller does not say (`--as`).
+#[derive(Debug, Clone, Copy)]
+enum DefaultActor {
+    Bureau,
+    Owner,
+    Miit,
+    /// The bureau, or MIIT if the bureau made the pending request.
+    Withdrawer,
+}
+
+fn default_actor(d: DefaultActor, f: &Filing, s: &Subject) -> Actor {
+    match d {
+        DefaultActor::Bureau => Actor::bureau(s.province),
+        DefaultActor::Owner => Actor::icp(&s.owner),
+        DefaultActor::Miit => Actor::Miit,
+        DefaultActor::Withdrawer => match &f.cancellation {
+            Some(c) if matches!(c.requested_by, Actor::Bureau { .. }) => Actor::Miit,
+            _ => Actor::bureau(s.province),
+        },
+    }
+}
+
+impl<S: RegistryStore> Registry<S> {
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Apply one workflow event to a filing inside `txn` and write the result.
+    fn transition(
+        &self,
+        txn: &mut S::Txn<'_>,
+        filing: Filing,
+        event: &Event,
+        actor: &Actor,
+        now: i64,
+    ) -> Result<Filing, RegistryError> {
+        let subject = subject_of(txn, &filing)?;
+        let mut touched: Vec<Domain> = filing.domains.clone();
+        match event {
+            Event::RequestChange { add, .. } => touched.extend(add.iter().cloned()),
+            _ => {
+                if let Some(c) = &filing.pending_change {
+                    touched.extend(c.domains.iter().cloned());
+                }
+            }
+        }
+        let domain_holders = holders_of(txn, touched)?;
+        let mut typed_number_holder = None;
+        let mut fresh = None;
+        if let Event::Approve { mode } = event {
+            if filing.status == Status::AwaitingReview && subject.number.is_none() {
+                match mode {
+                    ReviewMode::Manual { number: Some(n) } => {
+                        typed_number_holder = txn.subject_by_number(n)?;
+                    }
+                    _ => fresh = Some(fresh_subject_number(txn, subject.province)?),
+                }
+            }
+        }
+        let state = State {
+            filing,
+            subject,
+            domain_holders,
+            typed_number_holder,
+            fresh_subject_number: fresh,
+        };
+        let what = match &state.filing.number {
+            Some(n) => format!("filing {} ({n})", state.filing.id),
+            None => format!("filing {}", state.filing.id),
+        };
+        let t = workflow::apply(&state, event, actor, now).map_err(|source| {
+            RegistryError::Workflow {
+                what,
+                refusal: source,
+            }
+        })?;
+        let meta = AuditMeta::new(actor, event.name(), now);
+        let mut filing = t.filing;
+        for e in &t.effects {
+            if let Effect::IssueCertificate { .. } = e {
+                let mut issuer = self.issuer.lock().unwrap_or_else(|p| p.into_inner());
+                filing.certificate = Some(issuer.issue(&filing, &t.subject, now)?);
+            }
+        }
+        if t.subject != state.subject {
+            txn.put_subject(&meta, &t.subject)?;
+        }
+        txn.put_filing(&meta, &filing)?;
+        Ok(filing)
+    }
+
+    fn one(
+        &self,
+        key: &FilingKey,
+        event: Event,
+        actor: Option<&Actor>,
+        default: DefaultActor,
+        now: i64,
+    ) -> Result<Filing, RegistryError> {
+        let mut txn = self.store.begin()?;
+        let filing = find_filing(&txn, key)?;
+        let actor = match actor {
+            Some(a) => a.clone(),
+            None => default_actor(default, &filing, &subject_of(&txn, &filing)?),
+        };
+        let f = self.transition(&mut txn, filing, &event, &actor, now)?;
+        txn.commit()?;
+        Ok(f)
+    }
+
+    /// Import JSON Lines (one website filing per line). Each line is submitted by `actor`, or
+    /// by the first access provider it names (as an import-authorised ISP). Good lines are
+    /// kept; bad lines are reported with line number, field and reason. Every `chunk` lines
+    /// are committed durably, then `on_ack` is called.
+    pub fn import_jsonl(
+        &self,
+        reader: impl BufRead,
+        actor: Option<&Actor>,
+        now: i64,
+        chunk: usize,
+        on_ack: &mut dyn FnMut(&ImportProgress),
+    ) -> Result<ImportReport, RegistryError> {
+        let chunk = chunk.max(1);
+        let mut report = ImportReport::default();
+        let mut txn = self.store.begin()?;
+        let mut in_txn = 0usize;
+        let mut lines_read = 0usize;
+        for (i, line) in reader.lines().enumerate() {
+            let lineno = i + 1;
+            let text = line.map_err(|e| RegistryError::Io {
+                path: format!("line {lineno}"),
+                reason: e.to_string(),
+            })?;
+            lines_read = lineno;
+            if text.trim().is_empty() {
+                continue;
+            }
+            match self.import_one(&mut txn, lineno, &text, actor, now)? {
+                Ok((id, notes)) => {
+                    report.accepted.push((lineno, id));
+                    report
+                        .notes
+                        .extend(notes.into_iter().map(|n| format!("line {lineno}: {n}")));
+                }
+                Err(e) => report.errors.push(e),
+            }
+            in_txn += 1;
+            if in_txn >= chunk {
+                txn.commit()?;
+                on_ack(&ImportProgress {
+                    lines_read,
+                    accepted: report.accepted.len(),
+                    rejected: report.errors.len(),
+                });
+                txn = self.store.begin()?;
+                in_txn = 0;
+            }
+        }
+        txn.commit()?;
+        on_ack(&ImportProgress {
+            lines_read,
+            accepted: report.accepted.len(),
+            rejected: report.errors.len(),
+        });
+        Ok(report)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn import_one(
+        &self,
+        txn: &mut S::Txn<'_>,
+        lineno: usize,
+        text: &str,
+        actor: Option<&Actor>,
+        now: i64,
+    ) -> Result<Result<(FilingId, Vec<String>), LineError>, RegistryError> {
+        let v = match parse_line(lineno, text) {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e)),
+        };
+        let line_err = |field: &str, reason: String| LineError {
+            line: lineno,
+            field: field.to_string(),
+            reason,
+        };
+        let existing = match txn.subject_by_id_number(&v.subject.id_number)? {
+            Some(id) => txn.subject(id)?,
+            None => None,
+        };
+        let (subject, is_new) = match existing {
+            Some(s) => {
+                if s.province != v.subject.province {
+                    return Ok(Err(line_err(
+                        "subject.province",
+                        format!(
+                            "subject {} is filed in {}, not {}",
+                            s.id_number, s.province, v.subject.province
+                        ),
+                    )));
+                }
+                (s, false)
+            }
+            None => {
+                let d = v.subject.clone();
+                let id = txn.next_id(Sequence::Subject)?;
+                (
+                    Subject {
+                        id,
+                        name: d.name,
+                        nature: d.nature,
+                        id_type: d.id_type,
+                        id_number: d.id_number,
+                        province: d.province,
+                        address: d.address,
+                        contact: d.contact,
+                        owner: d.owner,
+                        number: None,
+                        last_website_index: 0,
+                        warnings: v
+                            .notes
+                            .iter()
+                            .filter(|n| n.starts_with("subject"))
+                            .cloned()
+                            .collect(),
+                        created_at: now,
+                    },
+                    true,
+                )
+            }
+        };
+        let actor = match actor {
+            Some(a) => a.clone(),
+            None => Actor::isp(&v.submission.providers[0]),
+        };
+        let holders = holders_of(txn, v.submission.domains.iter().cloned())?;
+        let id = txn.next_id(Sequence::Filing)?;
+        let filing = match workflow::submit(id, v.submission, &subject, &holders, &actor, now) {
+            Ok(f) => f,
+            Err(e) => {
+                let field = match e.rule {
+                    workflow::Rule::DuplicateDomain => "website.domains",
+                    workflow::Rule::Permission => "website.providers",
+                    _ => "website",
+                };
+                return Ok(Err(line_err(field, e.to_string())));
+            }
+        };
+        let meta = AuditMeta::new(&actor, "import", now);
+        if is_new {
+            txn.put_subject(&meta, &subject)?;
+        }
+        txn.put_filing(&meta, &filing)?;
+        Ok(Ok((id, v.notes)))
+    }
+
+    /// Access provider `provider` verifies its access: on one filing, or on every filing
+    /// where its verification is pending. Returns the filings verified.
+    pub fn verify_access(
+        &self,
+        actor: Option<&Actor>,
+        provider: &str,
+        only: Option<&FilingKey>,
+        now: i64,
+    ) -> Result<Vec<FilingId>, RegistryError> {
+        let actor = actor.cloned().unwrap_or_else(|| Actor::isp(provider));
+        let ids: Vec<FilingId> = match only {
+            Some(k) => vec![find_filing(&self.store, k)?.id],
+            None => {
+                let mut ids = Vec::new();
+                self.store.scan_filings(&mut |f| {
+                    if f.providers
+                        .iter()
+                        .any(|p| p.name == provider && !p.verified)
+                        && matches!(
+                            f.status,
+                            Status::AwaitingAccessVerification | Status::Active
+                        )
+                    {
+                        ids.push(f.id);
+                    }
+                    true
+                })?;
+                ids
+            }
+        };
+        let mut txn = self.store.begin()?;
+        let mut done = Vec::new();
+        for id in ids {
+            let f = find_filing(&txn, &FilingKey::Id(id))?;
+            self.transition(
+                &mut txn,
+                f,
+                &Event::VerifyAccess {
+                    provider: provider.to_string(),
+                },
+                &actor,
+                now,
+            )?;
+            done.push(id);
+            if done.len() % BATCH == 0 {
+                txn.commit()?;
+                txn = self.store.begin()?;
+            }
+        }
+        txn.commit()?;
+        Ok(done)
+    }
+
+    /// The bureau's queue: filings awaiting review (submissions, changes, cancellations),
+    /// optionally of one province.
+    pub fn review_queue(&self, province: Option<char>) -> Result<Vec<Filing>, RegistryError> {
+        let mut subjects: HashMap<SubjectId, char> = HashMap::new();
+        let mut out = Vec::new();
+        let mut err = None;
+        self.store.scan_filings(&mut |f| {
+            if !f.in_review_queue() {
+                return true;
+            }
+            if let Some(p) = province {
+                let prov = match subjects.get(&f.subject_id) {
+                    Some(c) => *c,
+                    None => match self.store.subject(f.subject_id) {
+                        Ok(Some(s)) => {
+                            subjects.insert(s.id, s.province);
+                            s.province
+                        }
+                        Ok(None) => return true,
+                        Err(e) => {
+                            err = Some(e);
+                            return false;
+                        }
+                    },
+                };
+                if prov != p {
+                    return true;
+                }
+            }
+            out.push(f);
+            true
+        })?;
+        if let Some(e) = err {
+            return Err(e.into());
+        }
+        Ok(out)
+    }
+
+    /// Automatic review of everything in the queue (numbers are always generated). With a
+    /// bureau actor, only its province; without, each filing by its own province's bureau.
+    /// Filings the rules refuse (e.g. missing pre-approval documents) are reported, not fatal.
+    pub fn review_auto(
+        &self,
+        actor: Option<&Actor>,
+        now: i64,
+    ) -> Result<ReviewReport, RegistryError> {
+        let province = match actor {
+            Some(Actor::Bureau { province }) => Some(*province),
+            _ => None,
+        };
+        let queue = self.review_queue(province)?;
+        let mut report = ReviewReport::default();
+        let mut txn = self.store.begin()?;
+        for (i, f) in queue.into_iter().enumerate() {
+            if i > 0 && i % BATCH == 0 {
+                txn.commit()?;
+                txn = self.store.begin()?;
+            }
+            let id = f.id;
+            let what = if f.status == Status::AwaitingReview {
+                "submission"
+            } else if f.cancellation.is_some() {
+                "cancellation"
+            } else {
+                "change"
+            };
+            let a = match actor {
+                Some(a) => a.clone(),
+                None => default_actor(DefaultActor::Bureau, &f, &subject_of(&txn, &f)?),
+            };
+            match self.transition(
+                &mut txn,
+                f,
+                &Event::Approve {
+                    mode: ReviewMode::Automatic,
+                },
+                &a,
+                now,
+            ) {
+                Ok(f) => report.approved.push((
+                    id,
+                    f.number.map(|n| n.to_string()).unwrap_or_default(),
+                    what.to_string(),
+                )),
+                Err(RegistryError::Workflow { refusal, .. }) => {
+                    report.refused.push((id, refusal.to_string()))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        txn.commit()?;
+        Ok(report)
+    }
+
+    /// Manual approval of one filing (a typed number, or generated when `None`).
+    pub fn review_approve(
+        &self,
+        actor: Option<&Actor>,
+        key: &FilingKey,
+        number: Option<FilingNumber>,
+        now: i64,
+    ) -> Result<Filing, RegistryError> {
+        self.one(
+            key,
+            Event::Approve {
+                mode: ReviewMode::Manual { number },
+            },
+            actor,
+            DefaultActor::Bureau,
+            now,
+        )
+    }
+
+    pub fn review_reject(
+        &self,
+        actor: Option<&Actor>,
+        key: &FilingKey,
+        reason: &str,
+        now: i64,
+    ) -> Result<Filing, RegistryError> {
+        self.one(
+            key,
+            Event::Reject {
+                reason: reason.to_string(),
+            },
+            actor,
+            DefaultActor::Bureau,
+            now,
+        )
+    }
+
+    /// Open a change of an approved filing's domains (default actor: its ICP user).
+    pub fn change_domains(
+        &self,
+        actor: Option<&Actor>,
+        key: &FilingKey,
+        add: &[String],
+        remove: &[String],
+        now: i64,
+    ) -> Result<Filing, RegistryError> {
+        let parse = |field: &str, v: &[String]| -> Result<Vec<Domain>, RegistryError> {
+            v.iter()
+                .map(|d| {
+                    let h = crate::domain::normalise_host(d)
+                        .map_err(|e| input(field, e.to_string()))?;
+                    let h = h
+                        .strip_prefix("www.")
+                        .filter(|r| Domain::parse(r).is_ok())
+                        .unwrap_or(&h);
+                    Domain::parse(h).map_err(|e| input(field, e.to_string()))
+                })
+                .collect()
+        };
+        let event = Event::RequestChange {
+            add: parse("--add-domain", add)?,
+            remove: parse("--remove-domain", remove)?,
+        };
+        self.one(key, event, actor, DefaultActor::Owner, now)
+    }
+
+    /// Request cancellation (default actor: the filing's ICP user).
+    pub fn request_cancellation(
+        &self,
+        actor: Option<&Actor>,
+        key: &FilingKey,
+        reason: &str,
+        now: i64,
+    ) -> Result<Filing, RegistryError> {
+        self.one(
+            key,
+            Event::RequestCancellation {
+                reason: reason.to_string(),
+            },
+            actor,
+            DefaultActor::Owner,
+            now,
+        )
+    }
+
+    /// Withdraw a pending cancellation request (default actor: the bureau, or MIIT for a
+    /// bureau's request).
+    pub fn withdraw_cancellation(
+        &self,
+        actor: Option<&Actor>,
+        key: &FilingKey,
+        now: i64,
+    ) -> Result<Filing, RegistryError> {
+        self.one(
+            key,
+            Event::WithdrawCancellation,
+            actor,
+            DefaultActor::Withdrawer,
+            now,
+        )
+    }
+
+    /// Direct revocation (default actor: MIIT).
+    pub fn revoke(
+        &self,
+        actor: Option<&Actor>,
+        key: &FilingKey,
+        reason: &str,
+        now: i64,
+    ) -> Result<Filing, RegistryError> {
+        self.one(
+            key,
+            Event::Revoke {
+                reason: reason.to_string(),
+            },
+            actor,
+            DefaultActor::Miit,
+            now,
+        )
+    }
+
+    /// An access provider cancels its access (default actor: that provider).
+    pub fn cancel_access(
+        &self,
+        actor: Option<&Actor>,
+        key: &FilingKey,
+        provider: &str,
+        now: i64,
+    ) -> Result<Filing, RegistryError> {
+        let a = actor.cloned().unwrap_or_else(|| Actor::isp(provider));
+        self.one(
+            key,
+            Event::CancelAccess {
+                provider: provider.to_string(),
+            },
+            Some(&a),
+            DefaultActor::Owner,
+            now,
+        )
+    }
+
+    /// Add an access provider (default actor: the filing's ICP user).
+    pub fn add_provider(
+        &self,
+        actor: Option<&Actor>,
+        key: &FilingKey,
+        provider: &str,
+        now: i64,
+    ) -> Result<Filing, RegistryError> {
+        self.one(
+            key,
+            Event::AddProvider {
+                provider: provider.to_string(),
+            },
+            actor,
+            DefaultActor::Owner,
+            now,
+        )
+    }
+
+    /// Attach a pre-approval document (default actor: the filing's ICP user).
+    pub fn attach_pre_approval(
+        &self,
+        actor: Option<&Actor>,
+        key: &FilingKey,
+        category: &str,
+        document: &str,
+        now: i64,
+    ) -> Result<Filing, RegistryError> {
+        let ev = Event::AttachPreApproval {
+            category: category.into(),
+            document: document.into(),
+        };
+        self.one(key, ev, actor, DefaultActor::Owner, now)
+    }
+
+    /// Resubmit a rejected filing (default actor: the filing's ICP user).
+    pub fn resubmit(
+        &self,
+        actor: Option<&Actor>,
+        key: &FilingKey,
+        now: i64,
+    ) -> Result<Filing, RegistryError> {
+        self.one(key, Event::Resubmit, actor, DefaultActor::Owner, now)
+    }
+
+    /// A filing and its subject.
+    pub fn filing(&self, key: &FilingKey) -> Result<(Filing, Subject), RegistryError> {
+        let f = find_filing(&self.store, key)?;
+        let s = subject_of(&self.store, &f)?;
+        Ok((f, s))
+    }
+
+    pub fn filing_view(&self, key: &FilingKey) -> Result<FilingView, RegistryError> {
+        let (f, s) = self.filing(key)?;
+        Ok(FilingView::new(&f, &s))
+    }
+
+    /// The current certificate of the filing covering `host`.
+    pub fn certificate_for(&self, host: &str) -> Result<IssuedCert, RegistryError> {
+        let (f, _) = self.filing(&FilingKey::Domain(host.to_string()))?;
+        let why = format!(
+            "certificate for {host} (filing {} is {})",
+            f.id,
+            f.status_label()
+        );
+        f.certificate.ok_or(RegistryError::NotFound(why))
+    }
+
+    /// Filings with no access provider left (空壳), for cleanup.
+    pub fn empty_shells(&self) -> Result<Vec<Filing>, RegistryError> {
+        let mut out = Vec::new();
+        self.store.scan_filings(&mut |f| {
+            if f.is_empty_shell() {
+                out.push(f);
+            }
+            true
+        })?;
+        Ok(out)
+    }
+
+    pub fn keyring(&self) -> Keyring {
+        self.issuer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keyring()
+            .clone()
+    }
+
+    /// Rotate the signing key (default actor: MIIT; only MIIT may). With `compromised`, mark
+    /// that key compromised first.
+    pub fn rotate_keys(
+        &self,
+        actor: Option<&Actor>,
+        compromised: Option<&str>,
+        now: i64,
+    ) -> Result<Rotation, RegistryError> {
+        let actor = actor.cloned().unwrap_or(Actor::Miit);
+        if actor != Actor::Miit {
+            return Err(RegistryError::Workflow {
+                what: "key rotation".into(),
+                refusal: WorkflowError {
+                    rule: workflow::Rule::Permission,
+                    reason: format!("{actor} may not rotate keys; only MIIT"),
+                },
+            });
+        }
+        let mut issuer = self.issuer.lock().unwrap_or_else(|p| p.into_inner());
+        let before = serde_json::to_value(issuer.keyring()).ok();
+        let rotation = issuer.rotate(compromised, now)?;
+        let after = serde_json::to_value(issuer.keyring()).ok();
+        let mut txn = self.store.begin()?;
+        txn.audit(
+            &AuditMeta::new(&actor, "rotate_keys", now),
+            "keyring",
+            before,
+            after,
+        )?;
+        txn.commit()?;
+        Ok(rotation)
+    }
+
+    /// The scanner's snapshot: every filing that was ever approved, and the public keyring.
+    pub fn snapshot(&self, now: i64) -> Result<Snapshot, RegistryError> {
+        let mut subjects: HashMap<SubjectId, (String, char)> = HashMap::new();
+        self.store.scan_subjects(&mut |s| {
+            subjects.insert(s.id, (s.name, s.province));
+            true
+        })?;
+        let mut filings = Vec::new();
+        self.store.scan_filings(&mut |f| {
+            if let (Some(number), Some(state)) = (f.number.clone(), f.cert_state()) {
+                let (name, province) = subjects.get(&f.subject_id).cloned().unwrap_or_default();
+                filings.push(SnapshotFiling {
+                    subject_number: number.subject_number(),
+                    service_number: number,
+                    subject_name: name,
+                    province,
+                    state,
+                    domains: f.domains.iter().map(|d| d.to_string()).collect(),
+                    ips: f.ips.clone(),
+                    providers: f.providers.iter().map(|p| p.name.clone()).collect(),
+                    cert_serial: (f.cert_serial > 0).then_some(f.cert_serial),
+                    expires_at: f.expires_at,
+                    operating: f.operating(),
+                    licence: f.operating_licence.clone(),
+                });
+            }
+            true
+        })?;
+        // IP blocks come from IP filings, which this registry does not hold yet.
+        Ok(Snapshot::new(now, self.keyring(), filings, Vec::new()))
+    }
+
+    /// Walk the audit chain and report the first broken link.
+    pub fn verify_audit(&self) -> Result<AuditReport, RegistryError> {
+        let mut records = Vec::new();
+        self.store.scan_audit(&mut |seq, r| {
+            records.push((seq, r));
+            true
+        })?;
+        Ok(audit::verify_chain(records, self.store.audit_head()?))
+    }
+
+    /// A read-only lookup of filing facts for certificate verification.
+    pub fn lookup(&self) -> StoreLookup<'_, S> {
+        StoreLookup(&self.store)
+    }
+}
+
+/// [`FilingLookup`] straight from the store.
+pub struct StoreLookup<'a, S>(&'a S);
+
+impl<S: RegistryRead> FilingLookup for StoreLookup<'_, S> {
+    fn filing_facts(&self, service_number: &FilingNumber) -> Option<FilingFacts> {
+        let id = self.0.filing_by_number(service_number).ok()??;
+        let f = self.0.filing(id).ok()??;
+        let state: FilingState = f.cert_state()?;
+        Some(FilingFacts {
+            state,
+            current_serial: (f.cert_serial > 0).then_some(f.cert_serial)?,
+            expires_at: f.expires_at?,
+        })
+    }
+}

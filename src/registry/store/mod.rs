@@ -1,0 +1,119 @@
+//! Storage behind traits: [`RegistryRead`] (lookups by id, domain, number, IP), [`RegistryScan`]
+//! (full scans for snapshots and audit verification), and [`RegistryStore`] / [`RegistryTxn`]
+//! for writes. Every write goes through a transaction whose `put_*` methods append an audit
+//! record (who, what, when, before/after) to the hash-chained log; `commit` returns only once
+//! the writes are durable (fsync), so an acknowledged write survives `kill -9`.
+//!
+//! The traits name no backend: `sled` (the embedded default) lives in [`sled`], and a
+//! PostgreSQL backend would implement the same traits with one SQL transaction per
+//! [`RegistryTxn`] (the audit head row locked `FOR UPDATE`).
+
+pub mod audit;
+pub mod sled;
+
+use std::net::IpAddr;
+
+use crate::accounts::{Actor, UserRecord};
+use crate::domain::Domain;
+use crate::number::FilingNumber;
+
+use super::model::{Filing, FilingId, Subject, SubjectId};
+pub use audit::{AuditRecord, AuditReport};
+
+/// A storage failure (I/O, corruption), with what was being accessed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: cannot open the registry store: {reason}")]
+    Open { path: String, reason: String },
+    #[error("registry store I/O ({context}): {reason}")]
+    Io { context: String, reason: String },
+    #[error("registry store record {key} is corrupt: {reason}")]
+    Corrupt { key: String, reason: String },
+}
+
+/// Id sequences handed out by the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sequence {
+    Subject,
+    Filing,
+    /// Digits of generated subject numbers (8 digits, unique across provinces).
+    SubjectNumber,
+}
+
+/// Who did what, when: the context every audited write carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditMeta {
+    pub actor: Actor,
+    pub action: String,
+    pub at: i64,
+}
+
+impl AuditMeta {
+    pub fn new(actor: &Actor, action: impl Into<String>, at: i64) -> Self {
+        AuditMeta {
+            actor: actor.clone(),
+            action: action.into(),
+            at,
+        }
+    }
+}
+
+/// Point lookups. Implemented by stores and by open transactions (which see their own writes).
+pub trait RegistryRead {
+    fn subject(&self, id: SubjectId) -> Result<Option<Subject>, StoreError>;
+    fn subject_by_id_number(&self, id_number: &str) -> Result<Option<SubjectId>, StoreError>;
+    /// The subject holding a subject number (alternative province forms match).
+    fn subject_by_number(&self, number: &FilingNumber) -> Result<Option<SubjectId>, StoreError>;
+    fn filing(&self, id: FilingId) -> Result<Option<Filing>, StoreError>;
+    /// The latest filing that listed this registrable domain (check its status to see whether
+    /// it still holds it).
+    fn filing_by_domain(&self, domain: &Domain) -> Result<Option<FilingId>, StoreError>;
+    /// The filing with this service number (alternative province forms match).
+    fn filing_by_number(&self, number: &FilingNumber) -> Result<Option<FilingId>, StoreError>;
+    fn filings_by_ip(&self, ip: IpAddr) -> Result<Vec<FilingId>, StoreError>;
+    fn user(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
+}
+
+/// Full scans, in id order. The visitor returns `false` to stop.
+pub trait RegistryScan {
+    fn scan_filings(&self, visit: &mut dyn FnMut(Filing) -> bool) -> Result<(), StoreError>;
+    fn scan_subjects(&self, visit: &mut dyn FnMut(Subject) -> bool) -> Result<(), StoreError>;
+    /// Audit records in chain order, raw: a record that does not decode is passed as `Err`.
+    fn scan_audit(
+        &self,
+        visit: &mut dyn FnMut(u64, Result<AuditRecord, String>) -> bool,
+    ) -> Result<(), StoreError>;
+    /// The sequence number and hash of the last audit record, as recorded by commits.
+    fn audit_head(&self) -> Result<Option<(u64, [u8; 32])>, StoreError>;
+}
+
+/// A read-write store: opens transactions.
+pub trait RegistryStore: RegistryRead + RegistryScan {
+    type Txn<'a>: RegistryTxn
+    where
+        Self: 'a;
+    /// Start a transaction. Transactions are serialised: a second `begin` waits.
+    fn begin(&self) -> Result<Self::Txn<'_>, StoreError>;
+}
+
+/// An open write transaction. Reads see its own writes. Nothing is visible to others or
+/// durable before [`RegistryTxn::commit`] returns.
+pub trait RegistryTxn: RegistryRead {
+    fn next_id(&mut self, seq: Sequence) -> Result<u64, StoreError>;
+    /// Store a subject (indexes: id number, subject number) and audit the change.
+    fn put_subject(&mut self, meta: &AuditMeta, subject: &Subject) -> Result<(), StoreError>;
+    /// Store a filing (indexes: domain, service number, IP) and audit the change.
+    fn put_filing(&mut self, meta: &AuditMeta, filing: &Filing) -> Result<(), StoreError>;
+    fn put_user(&mut self, meta: &AuditMeta, user: &UserRecord) -> Result<(), StoreError>;
+    /// Audit a change kept outside the store (e.g. the keyring), with its before/after state.
+    fn audit(
+        &mut self,
+        meta: &AuditMeta,
+        entity: &str,
+        before: Option<serde_json::Value>,
+        after: Option<serde_json::Value>,
+    ) -> Result<(), StoreError>;
+    /// Make every write durable (fsync) and visible; returns the number of audit records
+    /// written.
+    fn commit(self) -> Result<u64, StoreError>;
+}

@@ -1,0 +1,536 @@
+//! The embedded store on sled — the only file that names sled. One tree with key prefixes
+//! (records, indexes, audit log, counters); a transaction buffers writes in an overlay and
+//! commits them as one atomic batch followed by an fsync (`flush`).
+//!
+//! Keys: `s/<id>` subject, `x/<id number>` → subject, `N/<subject number>` → subject,
+//! `f/<id>` filing, `d/<domain>` → filing, `n/<service number>` → filing,
+//! `i/<ip>/<id>` IP index, `u/<username>` user, `a/<seq>` audit record, `m/…` counters and the
+//! audit head. Ids and sequence numbers are big-endian u64.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::audit::{AuditRecord, GENESIS};
+use super::*;
+
+/// The sled-backed registry store.
+pub struct SledStore {
+    db: ::sled::Db,
+    tree: ::sled::Tree,
+    writer: Mutex<()>,
+}
+
+fn io(context: &str) -> impl Fn(::sled::Error) -> StoreError + '_ {
+    move |e| StoreError::Io {
+        context: context.to_string(),
+        reason: e.to_string(),
+    }
+}
+
+fn key(prefix: &str, rest: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(prefix.len() + rest.len());
+    k.extend_from_slice(prefix.as_bytes());
+    k.extend_from_slice(rest);
+    k
+}
+
+fn id_key(prefix: &str, id: u64) -> Vec<u8> {
+    key(prefix, &id.to_be_bytes())
+}
+
+fn decode<T: DeserializeOwned>(k: &[u8], v: &[u8]) -> Result<T, StoreError> {
+    bincode::deserialize(v).map_err(|e| StoreError::Corrupt {
+        key: String::from_utf8_lossy(k).into_owned(),
+        reason: e.to_string(),
+    })
+}
+
+fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    bincode::serialize(v).unwrap_or_default()
+}
+
+fn decode_id(k: &[u8], v: &[u8]) -> Result<u64, StoreError> {
+    let b: [u8; 8] = v.try_into().map_err(|_| StoreError::Corrupt {
+        key: String::from_utf8_lossy(k).into_owned(),
+        reason: "an id is 8 bytes".into(),
+    })?;
+    Ok(u64::from_be_bytes(b))
+}
+
+fn number_key(prefix: &str, n: &FilingNumber) -> Vec<u8> {
+    key(prefix, n.to_primary().to_string().as_bytes())
+}
+
+fn ip_prefix(ip: IpAddr) -> Vec<u8> {
+    let mut k = key("i/", ip.to_string().as_bytes());
+    k.push(b'/');
+    k
+}
+
+const HEAD_KEY: &[u8] = b"m/audit_head";
+
+fn seq_key(seq: Sequence) -> &'static [u8] {
+    match seq {
+        Sequence::Subject => b"m/seq/subject",
+        Sequence::Filing => b"m/seq/filing",
+        Sequence::SubjectNumber => b"m/seq/subject_number",
+    }
+}
+
+/// Generic reads over something that maps keys to values.
+trait KvGet {
+    fn kv_get(&self, k: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    fn kv_prefix(&self, p: &[u8]) -> Result<Vec<Vec<u8>>, StoreError>;
+}
+
+impl KvGet for ::sled::Tree {
+    fn kv_get(&self, k: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.get(k).map_err(io("get"))?.map(|v| v.to_vec()))
+    }
+    fn kv_prefix(&self, p: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.scan_prefix(p) {
+            let (k, _) = kv.map_err(io("scan"))?;
+            out.push(k.to_vec());
+        }
+        Ok(out)
+    }
+}
+
+fn read_impl<S: KvGet>(s: &S) -> Reader<'_, S> {
+    Reader(s)
+}
+
+struct Reader<'a, S>(&'a S);
+
+impl<S: KvGet> Reader<'_, S> {
+    fn get_decoded<T: DeserializeOwned>(&self, k: &[u8]) -> Result<Option<T>, StoreError> {
+        match self.0.kv_get(k)? {
+            Some(v) => decode(k, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+    fn get_id(&self, k: &[u8]) -> Result<Option<u64>, StoreError> {
+        match self.0.kv_get(k)? {
+            Some(v) => decode_id(k, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+    fn subject(&self, id: SubjectId) -> Result<Option<Subject>, StoreError> {
+        self.get_decoded(&id_key("s/", id))
+    }
+    fn subject_by_id_number(&self, n: &str) -> Result<Option<SubjectId>, StoreError> {
+        self.get_id(&key("x/", n.as_bytes()))
+    }
+    fn subject_by_number(&self, n: &FilingNumber) -> Result<Option<SubjectId>, StoreError> {
+        self.get_id(&number_key("N/", &n.subject_number()))
+    }
+    fn filing(&self, id: FilingId) -> Result<Option<Filing>, StoreError> {
+        self.get_decoded(&id_key("f/", id))
+    }
+    fn filing_by_domain(&self, d: &Domain) -> Result<Option<FilingId>, StoreError> {
+        self.get_id(&key("d/", d.as_str().as_bytes()))
+    }
+    fn filing_by_number(&self, n: &FilingNumber) -> Result<Option<FilingId>, StoreError> {
+        self.get_id(&number_key("n/", n))
+    }
+    fn filings_by_ip(&self, ip: IpAddr) -> Result<Vec<FilingId>, StoreError> {
+        let p = ip_prefix(ip);
+        let mut out = Vec::new();
+        for k in self.0.kv_prefix(&p)? {
+            out.push(decode_id(&k, &k[p.len()..])?);
+        }
+        Ok(out)
+    }
+    fn user(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
+        self.get_decoded(&key("u/", username.as_bytes()))
+    }
+}
+
+macro_rules! impl_read {
+    ($t:ty, $s:ident => $inner:expr) => {
+        impl RegistryRead for $t {
+            fn subject(&self, id: SubjectId) -> Result<Option<Subject>, StoreError> {
+                {
+                    let $s = self;
+                    read_impl($inner)
+                }
+                .subject(id)
+            }
+            fn subject_by_id_number(&self, n: &str) -> Result<Option<SubjectId>, StoreError> {
+                {
+                    let $s = self;
+                    read_impl($inner)
+                }
+                .subject_by_id_number(n)
+            }
+            fn subject_by_number(&self, n: &FilingNumber) -> Result<Option<SubjectId>, StoreError> {
+                {
+                    let $s = self;
+                    read_impl($inner)
+                }
+                .subject_by_number(n)
+            }
+            fn filing(&self, id: FilingId) -> Result<Option<Filing>, StoreError> {
+                {
+                    let $s = self;
+                    read_impl($inner)
+                }
+                .filing(id)
+            }
+            fn filing_by_domain(&self, d: &Domain) -> Result<Option<FilingId>, StoreError> {
+                {
+                    let $s = self;
+                    read_impl($inner)
+                }
+                .filing_by_domain(d)
+            }
+            fn filing_by_number(&self, n: &FilingNumber) -> Result<Option<FilingId>, StoreError> {
+                {
+                    let $s = self;
+                    read_impl($inner)
+                }
+                .filing_by_number(n)
+            }
+            fn filings_by_ip(&self, ip: IpAddr) -> Result<Vec<FilingId>, StoreError> {
+                {
+                    let $s = self;
+                    read_impl($inner)
+                }
+                .filings_by_ip(ip)
+            }
+            fn user(&self, u: &str) -> Result<Option<UserRecord>, StoreError> {
+                {
+                    let $s = self;
+                    read_impl($inner)
+                }
+                .user(u)
+            }
+        }
+    };
+}
+
+impl_read!(SledStore, s => &s.tree);
+impl_read!(SledTxn<'_>, t => t);
+
+impl SledStore {
+    /// Open (or create) the store in directory `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = ::sled::Config::new()
+            .path(path)
+            .cache_capacity(1024 * 1024 * 1024)
+            .open()
+            .map_err(|e| StoreError::Open {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        let tree = db.open_tree("registry").map_err(|e| StoreError::Open {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(SledStore {
+            db,
+            tree,
+            writer: Mutex::new(()),
+        })
+    }
+
+    fn scan_decoded<T: DeserializeOwned>(
+        &self,
+        prefix: &str,
+        visit: &mut dyn FnMut(T) -> bool,
+    ) -> Result<(), StoreError> {
+        for kv in self.tree.scan_prefix(prefix.as_bytes()) {
+            let (k, v) = kv.map_err(io("scan"))?;
+            if !visit(decode(&k, &v)?) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Raw access for tamper tests: overwrite the stored bytes of audit record `seq`.
+    #[doc(hidden)]
+    pub fn overwrite_audit_record_for_tests(
+        &self,
+        seq: u64,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        self.tree
+            .insert(id_key("a/", seq), bytes)
+            .map_err(io("tamper"))?;
+        self.db.flush().map_err(io("flush"))?;
+        Ok(())
+    }
+
+    /// Raw access for tamper tests: the stored bytes of audit record `seq`.
+    #[doc(hidden)]
+    pub fn audit_record_bytes_for_tests(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.tree.kv_get(&id_key("a/", seq))
+    }
+}
+
+impl RegistryScan for SledStore {
+    fn scan_filings(&self, visit: &mut dyn FnMut(Filing) -> bool) -> Result<(), StoreError> {
+        self.scan_decoded("f/", visit)
+    }
+    fn scan_subjects(&self, visit: &mut dyn FnMut(Subject) -> bool) -> Result<(), StoreError> {
+        self.scan_decoded("s/", visit)
+    }
+    fn scan_audit(
+        &self,
+        visit: &mut dyn FnMut(u64, Result<AuditRecord, String>) -> bool,
+    ) -> Result<(), StoreError> {
+        for kv in self.tree.scan_prefix(b"a/") {
+            let (k, v) = kv.map_err(io("scan audit"))?;
+            let seq = decode_id(&k, &k[2..])?;
+            let rec = serde_json::from_slice(&v).map_err(|e| e.to_string());
+            if !visit(seq, rec) {
+                break;
+            }
+        }
+        Ok(())
+    }
+    fn audit_head(&self) -> Result<Option<(u64, [u8; 32])>, StoreError> {
+        read_head(&self.tree)
+    }
+}
+
+fn read_head<S: KvGet>(s: &S) -> Result<Option<(u64, [u8; 32])>, StoreError> {
+    match s.kv_get(HEAD_KEY)? {
+        None => Ok(None),
+        Some(v) if v.len() == 40 => {
+            let mut seq = [0u8; 8];
+            seq.copy_from_slice(&v[..8]);
+            let mut h = [0u8; 32];
+            h.copy_from_slice(&v[8..]);
+            Ok(Some((u64::from_be_bytes(seq), h)))
+        }
+        Some(_) => Err(StoreError::Corrupt {
+            key: "m/audit_head".into(),
+            reason: "expected 40 bytes".into(),
+        }),
+    }
+}
+
+impl RegistryStore for SledStore {
+    type Txn<'a> = SledTxn<'a>;
+    fn begin(&self) -> Result<SledTxn<'_>, StoreError> {
+        let guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let head = read_head(&self.tree)?;
+        Ok(SledTxn {
+            store: self,
+            _guard: guard,
+            overlay: BTreeMap::new(),
+            next_seq: head.map(|(s, _)| s + 1).unwrap_or(0),
+            prev_hash: head.map(|(_, h)| h).unwrap_or(GENESIS),
+            audited: 0,
+        })
+    }
+}
+
+/// An open sled transaction: an overlay of pending writes over the tree.
+pub struct SledTxn<'a> {
+    store: &'a SledStore,
+    _guard: MutexGuard<'a, ()>,
+    overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    next_seq: u64,
+    prev_hash: [u8; 32],
+    audited: u64,
+}
+
+impl KvGet for SledTxn<'_> {
+    fn kv_get(&self, k: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.overlay.get(k) {
+            Some(v) => Ok(v.clone()),
+            None => self.store.tree.kv_get(k),
+        }
+    }
+    fn kv_prefix(&self, p: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut keys: std::collections::BTreeSet<Vec<u8>> =
+            self.store.tree.kv_prefix(p)?.into_iter().collect();
+        for (k, v) in self.overlay.range(p.to_vec()..) {
+            if !k.starts_with(p) {
+                break;
+            }
+            if v.is_some() {
+                keys.insert(k.clone());
+            } else {
+                keys.remove(k);
+            }
+        }
+        Ok(keys.into_iter().collect())
+    }
+}
+
+impl SledTxn<'_> {
+    fn put(&mut self, k: Vec<u8>, v: Vec<u8>) {
+        self.overlay.insert(k, Some(v));
+    }
+    fn del(&mut self, k: Vec<u8>) {
+        self.overlay.insert(k, None);
+    }
+
+    fn append_audit(
+        &mut self,
+        meta: &AuditMeta,
+        entity: String,
+        before: Option<serde_json::Value>,
+        after: Option<serde_json::Value>,
+    ) {
+        let (rec, h) = AuditRecord::chained(
+            self.next_seq,
+            meta.at,
+            meta.actor.to_string(),
+            meta.action.clone(),
+            entity,
+            before,
+            after,
+            &self.prev_hash,
+        );
+        let bytes = serde_json::to_vec(&rec).unwrap_or_default();
+        self.put(id_key("a/", self.next_seq), bytes);
+        self.prev_hash = h;
+        self.next_seq += 1;
+        self.audited += 1;
+    }
+}
+
+fn json<T: Serialize>(v: &T) -> Option<serde_json::Value> {
+    serde_json::to_value(v).ok()
+}
+
+impl RegistryTxn for SledTxn<'_> {
+    fn next_id(&mut self, seq: Sequence) -> Result<u64, StoreError> {
+        let k = seq_key(seq);
+        let cur = match self.kv_get(k)? {
+            Some(v) => decode_id(k, &v)?,
+            None => match seq {
+                Sequence::SubjectNumber => 20_000_000,
+                _ => 0,
+            },
+        };
+        let next = cur + 1;
+        self.put(k.to_vec(), next.to_be_bytes().to_vec());
+        Ok(next)
+    }
+
+    fn put_subject(&mut self, meta: &AuditMeta, s: &Subject) -> Result<(), StoreError> {
+        let before = read_impl(self).subject(s.id)?;
+        if let Some(b) = &before {
+            if b.id_number != s.id_number {
+                self.del(key("x/", b.id_number.as_bytes()));
+            }
+        }
+        self.put(
+            key("x/", s.id_number.as_bytes()),
+            s.id.to_be_bytes().to_vec(),
+        );
+        if let Some(n) = &s.number {
+            self.put(number_key("N/", n), s.id.to_be_bytes().to_vec());
+        }
+        self.put(id_key("s/", s.id), encode(s));
+        self.append_audit(
+            meta,
+            format!("subject:{}", s.id),
+            before.as_ref().and_then(json),
+            json(s),
+        );
+        Ok(())
+    }
+
+    fn put_filing(&mut self, meta: &AuditMeta, f: &Filing) -> Result<(), StoreError> {
+        let before = read_impl(self).filing(f.id)?;
+        let idb = f.id.to_be_bytes().to_vec();
+        if let Some(b) = &before {
+            for d in &b.domains {
+                if !f.domains.contains(d) {
+                    let k = key("d/", d.as_str().as_bytes());
+                    if read_impl(self).get_id(&k)? == Some(f.id) {
+                        self.del(k);
+                    }
+                }
+            }
+            for ip in &b.ips {
+                if !f.ips.contains(ip) {
+                    let mut k = ip_prefix(*ip);
+                    k.extend_from_slice(&idb);
+                    self.del(k);
+                }
+            }
+        }
+        for d in &f.domains {
+            self.put(key("d/", d.as_str().as_bytes()), idb.clone());
+        }
+        for ip in &f.ips {
+            let mut k = ip_prefix(*ip);
+            k.extend_from_slice(&idb);
+            self.put(k, Vec::new());
+        }
+        if let Some(n) = &f.number {
+            self.put(number_key("n/", n), idb.clone());
+        }
+        self.put(id_key("f/", f.id), encode(f));
+        self.append_audit(
+            meta,
+            format!("filing:{}", f.id),
+            before.as_ref().and_then(json),
+            json(f),
+        );
+        Ok(())
+    }
+
+    fn put_user(&mut self, meta: &AuditMeta, u: &UserRecord) -> Result<(), StoreError> {
+        let before = read_impl(self).user(&u.username)?;
+        self.put(key("u/", u.username.as_bytes()), encode(u));
+        // The password hash is kept out of the audit log.
+        let redact = |u: &UserRecord| {
+            serde_json::json!({"username": u.username, "actor": u.actor.to_string(),
+                "created_at": u.created_at, "created_by": u.created_by})
+        };
+        self.append_audit(
+            meta,
+            format!("user:{}", u.username),
+            before.as_ref().map(redact),
+            Some(redact(u)),
+        );
+        Ok(())
+    }
+
+    fn audit(
+        &mut self,
+        meta: &AuditMeta,
+        entity: &str,
+        before: Option<serde_json::Value>,
+        after: Option<serde_json::Value>,
+    ) -> Result<(), StoreError> {
+        self.append_audit(meta, entity.to_string(), before, after);
+        Ok(())
+    }
+
+    fn commit(mut self) -> Result<u64, StoreError> {
+        if self.overlay.is_empty() {
+            return Ok(0);
+        }
+        if self.audited > 0 {
+            let mut head = (self.next_seq - 1).to_be_bytes().to_vec();
+            head.extend_from_slice(&self.prev_hash);
+            self.put(HEAD_KEY.to_vec(), head);
+        }
+        let mut batch = ::sled::Batch::default();
+        for (k, v) in std::mem::take(&mut self.overlay) {
+            match v {
+                Some(v) => batch.insert(k, v),
+                None => batch.remove(k),
+            }
+        }
+        self.store.tree.apply_batch(batch).map_err(io("commit"))?;
+        self.store.db.flush().map_err(io("flush"))?;
+        Ok(self.audited)
+    }
+}

@@ -1,0 +1,269 @@
+//! Registry library: import, indexes, numbering, batch conflicts, audit-chain tamper
+//! detection, snapshots, key rotation, persistence across reopen.
+
+use std::io::Cursor;
+use std::path::PathBuf;
+
+use beian::accounts::Actor;
+use beian::cert::{FilingLookup, FilingState};
+use beian::domain::Domain;
+use beian::registry::store::{RegistryRead, RegistryScan, RegistryStore};
+use beian::registry::{FilingKey, Registry};
+
+const NOW: i64 = 1_750_000_000;
+
+fn data(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/registry")
+        .join(name)
+}
+
+fn import(reg: &Registry, file: &str) -> beian::registry::ImportReport {
+    let text = std::fs::read_to_string(data(file)).unwrap();
+    reg.import_jsonl(Cursor::new(text), None, NOW, 3, &mut |_| {})
+        .unwrap()
+}
+
+fn approve_all(reg: &Registry) {
+    for p in [
+        "接入甲",
+        "接入乙",
+        "接入丙",
+        "示例接入商",
+        "华北云",
+        "华东数据",
+        "华南互联",
+    ] {
+        reg.verify_access(None, p, None, NOW).unwrap();
+    }
+    reg.review_auto(None, NOW).unwrap();
+}
+
+#[test]
+fn batch_import_keeps_good_rows_and_reports_conflicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
+    let r = import(&reg, "conflicts.jsonl");
+    let lines: Vec<usize> = r.accepted.iter().map(|(l, _)| *l).collect();
+    assert_eq!(lines, vec![1, 4]);
+    let errs: Vec<(usize, &str)> = r
+        .errors
+        .iter()
+        .map(|e| (e.line, e.field.as_str()))
+        .collect();
+    assert_eq!(
+        errs,
+        vec![
+            (2, "website.domains"),
+            (3, "json"),
+            (5, "website.domains[0]")
+        ]
+    );
+    assert!(
+        r.errors[0].reason.contains("another subject"),
+        "{}",
+        r.errors[0].reason
+    );
+    // Same subject → one subject number, websites -1 and -2.
+    approve_all(&reg);
+    let a = reg
+        .filing_view(&FilingKey::Domain("jia.com".into()))
+        .unwrap();
+    let b = reg
+        .filing_view(&FilingKey::Domain("www.jia2.com".into()))
+        .unwrap();
+    assert_eq!(a.subject_number, b.subject_number);
+    assert!(a.service_number.as_deref().unwrap().ends_with("号-1"));
+    assert!(b.service_number.as_deref().unwrap().ends_with("号-2"));
+    assert!(reg
+        .filing_view(&FilingKey::Domain("yi.com".into()))
+        .is_err());
+}
+
+#[test]
+fn indexes_find_filings_by_domain_number_and_ip() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
+    let r = import(&reg, "filings.jsonl");
+    assert_eq!(r.accepted.len(), 10);
+    approve_all(&reg);
+    let store = reg.store();
+    let id = store
+        .filing_by_domain(&Domain::parse("example-bj.net").unwrap())
+        .unwrap()
+        .unwrap();
+    let f = store.filing(id).unwrap().unwrap();
+    let n = f.number.clone().unwrap();
+    assert_eq!(store.filing_by_number(&n).unwrap(), Some(id));
+    assert_eq!(
+        store.filings_by_ip("203.0.113.7".parse().unwrap()).unwrap(),
+        vec![id]
+    );
+    assert!(store
+        .filings_by_ip("203.0.113.99".parse().unwrap())
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.subject_by_number(&n.subject_number()).unwrap(),
+        Some(f.subject_id)
+    );
+    // A change moves the domain index with it once approved.
+    reg.change_domains(
+        None,
+        &FilingKey::Id(id),
+        &["moved.com".into()],
+        &["example-bj.net".into()],
+        NOW,
+    )
+    .unwrap();
+    reg.review_auto(None, NOW).unwrap();
+    assert_eq!(
+        store
+            .filing_by_domain(&Domain::parse("moved.com").unwrap())
+            .unwrap(),
+        Some(id)
+    );
+    assert_eq!(
+        store
+            .filing_by_domain(&Domain::parse("example-bj.net").unwrap())
+            .unwrap(),
+        None
+    );
+    // The www. line was stripped to its registrable domain.
+    assert!(reg
+        .filing_view(&FilingKey::Domain("nanshan-demo.cn".into()))
+        .is_ok());
+}
+
+#[test]
+fn audit_chain_detects_tampering_and_names_the_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
+    import(&reg, "filings.jsonl");
+    approve_all(&reg);
+    let ok = reg.verify_audit().unwrap();
+    assert!(ok.ok(), "{ok:?}");
+    assert!(ok.records > 20);
+    let store = reg.store();
+    let raw = store.audit_record_bytes_for_tests(7).unwrap().unwrap();
+    let text = String::from_utf8(raw.clone()).unwrap();
+    assert!(text.contains("\"at\":1750000000"));
+    let forged = text.replace("\"at\":1750000000", "\"at\":1750000001");
+    store
+        .overwrite_audit_record_for_tests(7, forged.as_bytes())
+        .unwrap();
+    let bad = reg.verify_audit().unwrap();
+    assert_eq!(bad.first_broken.as_ref().map(|b| b.0), Some(7), "{bad:?}");
+    // Restoring the record restores the chain.
+    store.overwrite_audit_record_for_tests(7, &raw).unwrap();
+    assert!(reg.verify_audit().unwrap().ok());
+}
+
+#[test]
+fn every_mutation_is_audited_with_before_and_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
+    import(&reg, "conflicts.jsonl");
+    let before = reg.verify_audit().unwrap().records;
+    reg.verify_access(None, "接入甲", None, NOW).unwrap();
+    let after = reg.verify_audit().unwrap().records;
+    assert_eq!(after, before + 2, "two filings verified → two records");
+    let mut last = None;
+    reg.store()
+        .scan_audit(&mut |_, r| {
+            last = Some(r.unwrap());
+            true
+        })
+        .unwrap();
+    let last = last.unwrap();
+    assert_eq!(last.actor, "isp:接入甲");
+    assert_eq!(last.action, "verify_access");
+    assert!(last.before.is_some() && last.after.is_some());
+    assert_ne!(last.before, last.after);
+}
+
+#[test]
+fn snapshot_holds_approved_filings_and_verifies_lookup() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
+    import(&reg, "filings.jsonl");
+    // Only 示例接入商 verifies: filings that also need another provider stay unapproved.
+    reg.verify_access(None, "示例接入商", None, NOW).unwrap();
+    reg.review_auto(None, NOW).unwrap();
+    let f = reg
+        .filing_view(&FilingKey::Domain("chenliu.me".into()))
+        .unwrap();
+    let number = beian::number::FilingNumber::parse(f.service_number.as_deref().unwrap()).unwrap();
+    reg.revoke(None, &FilingKey::Number(number.clone()), "虚假信息", NOW)
+        .unwrap();
+    let snap = reg.snapshot(NOW).unwrap();
+    // 3 approved (example-bj, chenliu, xihu); shop-bj and nanshan-bbs wait for a second provider.
+    assert_eq!(snap.filings.len(), 3, "{:?}", snap.filings);
+    let path = dir.path().join("snap.bin");
+    snap.save(&path).unwrap();
+    let back = beian::registry::snapshot::Snapshot::load(&path).unwrap();
+    assert_eq!(
+        back.filing_facts(&number).unwrap().state,
+        FilingState::Revoked
+    );
+    let live = back.lookup_host("www.example-bj.com").unwrap();
+    assert_eq!(live.state, FilingState::Active);
+    assert_eq!(live.cert_serial, Some(1));
+    assert!(back.lookup_host("shop-bj.cn").is_none());
+    assert_eq!(back.keyring, reg.keyring());
+    assert!(reg.lookup().filing_facts(&live.service_number).is_some());
+}
+
+#[test]
+fn rotation_signs_new_certificates_with_the_new_key_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let first_key;
+    {
+        let (reg, init) = Registry::init(dir.path(), NOW).unwrap();
+        first_key = init.key_id.clone();
+        import(&reg, "conflicts.jsonl");
+        approve_all(&reg);
+        let c = reg.certificate_for("jia.com").unwrap();
+        assert_eq!(c.key_id, first_key);
+        let r = reg.rotate_keys(None, Some(&first_key), NOW).unwrap();
+        assert_ne!(r.current, first_key);
+        assert!(reg.keyring().keys[&first_key].compromised);
+        let e = reg
+            .rotate_keys(Some(&Actor::bureau('京')), None, NOW)
+            .unwrap_err();
+        assert!(e.to_string().contains("only MIIT"), "{e}");
+    }
+    let reg = Registry::open(dir.path()).unwrap();
+    assert_eq!(reg.keyring().keys.len(), 2);
+    reg.change_domains(
+        None,
+        &FilingKey::Domain("jia.com".into()),
+        &["jia3.com".into()],
+        &[],
+        NOW,
+    )
+    .unwrap();
+    reg.review_auto(None, NOW).unwrap();
+    let c = reg.certificate_for("jia3.com").unwrap();
+    assert_eq!(c.serial, 2);
+    assert_ne!(c.key_id, first_key);
+    assert!(reg.verify_audit().unwrap().ok());
+    // The secret key file is private.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let key = dir
+            .path()
+            .join("keys")
+            .join(beian::registry::issuance::key_file_name(&first_key));
+        assert_eq!(
+            std::fs::metadata(key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    // A second init of the same directory is refused.
+    assert!(Registry::init(dir.path(), NOW).is_err());
+    // Store transactions see their own writes before commit.
+    let txn = reg.store().begin().unwrap();
+    drop(txn);
+}
