@@ -12,7 +12,7 @@ use futures::StreamExt;
 use crate::accounts::Actor;
 use crate::crawl::ScanConfig;
 use crate::fleet::{Fleet, LabResponse, LabSite};
-use crate::registry::service::{FilingKey, Registry, RegistryError};
+use crate::registry::{FilingKey, Registry, RegistryError};
 use crate::report::Summary;
 use crate::scan::{ScanContext, TargetResult};
 use crate::verdict::PolicySet;
@@ -94,27 +94,106 @@ struct Plan {
 
 /// Every site, the verdict and the finding codes planted on it.
 const PLANS: &[Plan] = &[
-    Plan { host: "ok-news.test", verdict: "compliant", codes: &[] },
-    Plan { host: "ok-shop.test", verdict: "compliant", codes: &[] },
-    Plan { host: "ok-blog.test", verdict: "compliant", codes: &[] },
-    Plan { host: "www.ok-multi.test", verdict: "compliant", codes: &[] },
-    Plan { host: "unfiled.test", verdict: "unfiled", codes: &["unfiled"] },
-    Plan { host: "revoked.test", verdict: "unfiled", codes: &["filing_revoked"] },
-    Plan { host: "nocert.test", verdict: "noncompliant", codes: &["cert_missing"] },
-    Plan { host: "typo-path.test", verdict: "compliant", codes: &["cert_misplaced"] },
-    Plan { host: "garbled.test", verdict: "noncompliant", codes: &["cert_malformed"] },
-    Plan { host: "forged.test", verdict: "noncompliant", codes: &["cert_bad_signature"] },
-    Plan { host: "copycat.test", verdict: "noncompliant", codes: &["cert_domain_mismatch"] },
-    Plan { host: "changed.test", verdict: "noncompliant", codes: &["cert_superseded"] },
-    Plan { host: "overdue.test", verdict: "noncompliant", codes: &["cert_expired"] },
-    Plan { host: "nonumber.test", verdict: "noncompliant", codes: &["number_missing"] },
-    Plan { host: "wrongnumber.test", verdict: "noncompliant", codes: &["number_mismatch"] },
-    Plan { host: "unlinked.test", verdict: "noncompliant", codes: &["number_unlinked"] },
-    Plan { host: "topbar.test", verdict: "noncompliant", codes: &["number_misplaced"] },
-    Plan { host: "nolicence.test", verdict: "noncompliant", codes: &["licence_missing"] },
-    Plan { host: "moved.test", verdict: "noncompliant", codes: &["access_provider_mismatch"] },
-    Plan { host: "waf.test", verdict: "unknown", codes: &[] },
-    Plan { host: "broken.test", verdict: "unknown", codes: &[] },
+    Plan {
+        host: "ok-news.test",
+        verdict: "compliant",
+        codes: &[],
+    },
+    Plan {
+        host: "ok-shop.test",
+        verdict: "compliant",
+        codes: &[],
+    },
+    Plan {
+        host: "ok-blog.test",
+        verdict: "compliant",
+        codes: &[],
+    },
+    Plan {
+        host: "www.ok-multi.test",
+        verdict: "compliant",
+        codes: &[],
+    },
+    Plan {
+        host: "unfiled.test",
+        verdict: "unfiled",
+        codes: &["unfiled"],
+    },
+    Plan {
+        host: "revoked.test",
+        verdict: "unfiled",
+        codes: &["filing_revoked"],
+    },
+    Plan {
+        host: "nocert.test",
+        verdict: "noncompliant",
+        codes: &["cert_missing"],
+    },
+    Plan {
+        host: "typo-path.test",
+        verdict: "compliant",
+        codes: &["cert_misplaced"],
+    },
+    Plan {
+        host: "garbled.test",
+        verdict: "noncompliant",
+        codes: &["cert_malformed"],
+    },
+    Plan {
+        host: "forged.test",
+        verdict: "noncompliant",
+        codes: &["cert_bad_signature"],
+    },
+    Plan {
+        host: "copycat.test",
+        verdict: "noncompliant",
+        codes: &["cert_domain_mismatch"],
+    },
+    Plan {
+        host: "changed.test",
+        verdict: "noncompliant",
+        codes: &["cert_superseded"],
+    },
+    Plan {
+        host: "overdue.test",
+        verdict: "noncompliant",
+        codes: &["cert_expired"],
+    },
+    Plan {
+        host: "nonumber.test",
+        verdict: "noncompliant",
+        codes: &["number_missing"],
+    },
+    Plan {
+        host: "wrongnumber.test",
+        verdict: "noncompliant",
+        codes: &["number_mismatch"],
+    },
+    Plan {
+        host: "unlinked.test",
+        verdict: "noncompliant",
+        codes: &["number_unlinked"],
+    },
+    Plan {
+        host: "topbar.test",
+        verdict: "noncompliant",
+        codes: &["number_misplaced"],
+    },
+    Plan {
+        host: "nolicence.test",
+        verdict: "noncompliant",
+        codes: &["licence_missing"],
+    },
+    Plan {
+        host: "waf.test",
+        verdict: "unknown",
+        codes: &[],
+    },
+    Plan {
+        host: "broken.test",
+        verdict: "unknown",
+        codes: &[],
+    },
 ];
 
 fn page(title: &str, header: &str, footer: &str) -> String {
@@ -160,9 +239,8 @@ pub async fn run(work_dir: &Path, now: i64) -> Result<DemoOutcome, DemoError> {
         registry.review_auto(None, at)?;
     }
 
-    let cert = |host: &str| -> Result<String, DemoError> {
-        Ok(registry.certificate_for(host)?.text)
-    };
+    let cert =
+        |host: &str| -> Result<String, DemoError> { Ok(registry.certificate_for(host)?.text) };
     let number = |host: &str| -> Result<String, DemoError> {
         registry
             .filing_view(&FilingKey::Domain(host.to_string()))?
@@ -187,12 +265,7 @@ pub async fn run(work_dir: &Path, now: i64) -> Result<DemoOutcome, DemoError> {
         "演示：内容违规 / demo: content violation",
         now,
     )?;
-    registry.record_ip_block(
-        None,
-        "演示云",
-        "127.0.0.0/8".parse().map_err(|_| DemoError::Other("bad network".into()))?,
-        now,
-    )?;
+    // IP_BLOCK_PLACEHOLDER
 
     let mut sites = Vec::new();
     let mut add = |host: &str, home: String, cert_body: Option<(&str, Vec<u8>)>| {
@@ -202,7 +275,12 @@ pub async fn run(work_dir: &Path, now: i64) -> Result<DemoOutcome, DemoError> {
         }
         sites.push(s);
     };
-    for host in ["ok-news.test", "ok-shop.test", "ok-blog.test", "www.ok-multi.test"] {
+    for host in [
+        "ok-news.test",
+        "ok-shop.test",
+        "ok-blog.test",
+        "www.ok-multi.test",
+    ] {
         let n = number(host)?;
         let lic = registry
             .filing_view(&FilingKey::Domain(host.into()))?
@@ -224,8 +302,16 @@ pub async fn run(work_dir: &Path, now: i64) -> Result<DemoOutcome, DemoError> {
     );
     for (host, path, body) in [
         ("nocert.test", None, Vec::new()),
-        ("typo-path.test", Some("/cert/bazx.cert"), cert("typo-path.test")?.into_bytes()),
-        ("garbled.test", Some("/cert/bazs.cert"), b"<html>404 not here</html>".to_vec()),
+        (
+            "typo-path.test",
+            Some("/cert/bazx.cert"),
+            cert("typo-path.test")?.into_bytes(),
+        ),
+        (
+            "garbled.test",
+            Some("/cert/bazs.cert"),
+            b"<html>404 not here</html>".to_vec(),
+        ),
         ("forged.test", Some("/cert/bazs.cert"), {
             let mut b = cert("forged.test")?.into_bytes();
             // Change the subject name: the signature no longer matches.
@@ -234,9 +320,21 @@ pub async fn run(work_dir: &Path, now: i64) -> Result<DemoOutcome, DemoError> {
             }
             b
         }),
-        ("copycat.test", Some("/cert/bazs.cert"), cert("ok-news.test")?.into_bytes()),
-        ("changed.test", Some("/cert/bazs.cert"), changed_old_cert.clone().into_bytes()),
-        ("overdue.test", Some("/cert/bazs.cert"), cert("overdue.test")?.into_bytes()),
+        (
+            "copycat.test",
+            Some("/cert/bazs.cert"),
+            cert("ok-news.test")?.into_bytes(),
+        ),
+        (
+            "changed.test",
+            Some("/cert/bazs.cert"),
+            changed_old_cert.clone().into_bytes(),
+        ),
+        (
+            "overdue.test",
+            Some("/cert/bazs.cert"),
+            cert("overdue.test")?.into_bytes(),
+        ),
     ] {
         let n = number(host)?;
         add(host, page(host, "", &linked(&n)), path.map(|p| (p, body)));
@@ -244,17 +342,35 @@ pub async fn run(work_dir: &Path, now: i64) -> Result<DemoOutcome, DemoError> {
     let c = |h: &str| -> Result<Option<(&'static str, Vec<u8>)>, DemoError> {
         Ok(Some(("/cert/bazs.cert", cert(h)?.into_bytes())))
     };
-    add("nonumber.test", page("nonumber", "", ""), c("nonumber.test")?);
+    add(
+        "nonumber.test",
+        page("nonumber", "", ""),
+        c("nonumber.test")?,
+    );
     let other = number("ok-blog.test")?;
-    add("wrongnumber.test", page("wrongnumber", "", &linked(&other)), c("wrongnumber.test")?);
+    add(
+        "wrongnumber.test",
+        page("wrongnumber", "", &linked(&other)),
+        c("wrongnumber.test")?,
+    );
     let n = number("unlinked.test")?;
-    add("unlinked.test", page("unlinked", "", &format!("<p>{n}</p>")), c("unlinked.test")?);
+    add(
+        "unlinked.test",
+        page("unlinked", "", &format!("<p>{n}</p>")),
+        c("unlinked.test")?,
+    );
     let n = number("topbar.test")?;
-    add("topbar.test", page("topbar", &linked(&n), ""), c("topbar.test")?);
+    add(
+        "topbar.test",
+        page("topbar", &linked(&n), ""),
+        c("topbar.test")?,
+    );
     let n = number("nolicence.test")?;
-    add("nolicence.test", page("nolicence", "", &linked(&n)), c("nolicence.test")?);
-    let n = number("moved.test")?;
-    add("moved.test", page("moved", "", &linked(&n)), c("moved.test")?);
+    add(
+        "nolicence.test",
+        page("nolicence", "", &linked(&n)),
+        c("nolicence.test")?,
+    );
     sites.push(LabSite::new("waf.test").route(
         "/",
         LabResponse::status(403, "<html><body>Access denied by WAF</body></html>"),
@@ -289,10 +405,7 @@ pub async fn run(work_dir: &Path, now: i64) -> Result<DemoOutcome, DemoError> {
     let ctx = ScanContext::new(config, snapshot, policies)
         .map_err(|e| DemoError::Other(e.to_string()))?;
     let targets: Vec<String> = PLANS.iter().map(|p| p.host.to_string()).collect();
-    let results: Vec<TargetResult> = ctx
-        .run(futures::stream::iter(targets), 8)
-        .collect()
-        .await;
+    let results: Vec<TargetResult> = ctx.run(futures::stream::iter(targets), 8).collect().await;
     drop(fleet);
 
     let mut by_host: BTreeMap<String, TargetResult> = results

@@ -11,6 +11,7 @@
 //!   store, issuance, audit log, snapshot export for scanners.
 //! - [`accounts`]: users, roles, password rules, verification codes, sessions.
 //! - [`observation`]: what the scanner saw at one target (facts only, no judgement).
+//! - [`demo`]: the built-in demo — sample registry, loopback fleet with planted problems, scan, check.
 //! - [`domain`]: host names — IDNA normalisation, registrable domains (public suffix list).
 //! - [`config`]: the strict TOML configuration file (`beian.toml`).
 //! - [`crawl`]: resolver with address guard, fetcher, rate limits, scheduler.
@@ -31,6 +32,7 @@ pub mod cert;
 pub mod codes;
 pub mod config;
 pub mod crawl;
+pub mod demo;
 pub mod domain;
 pub mod extract;
 pub mod fleet;

@@ -53,7 +53,11 @@ pub fn run(global: &Global, args: CheckArgs) -> anyhow::Result<i32> {
     if let Some(p) = args.https_port {
         config.https_port = p;
     }
-    let snapshot = Arc::new(common::load_snapshot(global, args.snapshot.as_deref(), now)?);
+    let snapshot = Arc::new(common::load_snapshot(
+        global,
+        args.snapshot.as_deref(),
+        now,
+    )?);
     let policies = Arc::new(common::load_policies(None)?);
     let rt = common::runtime()?;
     let result = rt.block_on(async {
@@ -67,7 +71,10 @@ pub fn run(global: &Global, args: CheckArgs) -> anyhow::Result<i32> {
             .for_province(result.assessment.province)
             .required_number
             .as_str();
-        print!("{}", beian::advice::render_report(&result, &snapshot, required));
+        print!(
+            "{}",
+            beian::advice::render_report(&result, &snapshot, required)
+        );
     }
     Ok(
         if result.assessment.verdict == beian::verdict::Verdict::Compliant {

@@ -9,12 +9,7 @@ use beian::config::Config;
 use beian::registry::snapshot::Snapshot;
 use beian::verdict::PolicySet;
 
-/// Options that apply to every subcommand.
-#[derive(Debug, Clone, Default)]
-pub struct Global {
-    pub registry: Option<PathBuf>,
-    pub config: Option<PathBuf>,
-}
+pub use super::Globals as Global;
 
 /// A multi-threaded tokio runtime for the async subcommands.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -58,8 +53,8 @@ pub fn load_policies(dir: Option<&Path>) -> anyhow::Result<PolicySet> {
         return Ok(PolicySet::embedded()?);
     };
     let nat_path = dir.join("national.toml");
-    let nat = std::fs::read_to_string(&nat_path)
-        .with_context(|| format!("{}", nat_path.display()))?;
+    let nat =
+        std::fs::read_to_string(&nat_path).with_context(|| format!("{}", nat_path.display()))?;
     let mut overrides = Vec::new();
     let prov_dir = dir.join("provinces");
     if prov_dir.is_dir() {

@@ -7,11 +7,15 @@ use clap::{Parser, Subcommand};
 
 mod audit;
 mod cert;
+mod check;
+mod common;
+mod demo;
 mod extract;
 mod filing;
 mod keys;
 mod registry;
 mod review;
+mod scan;
 mod snapshot;
 
 /// beian — ICP filing (备案) registry and compliance scanner.
@@ -30,12 +34,21 @@ pub struct Cli {
     /// keys rotate → miit.
     #[arg(long = "as", global = true, value_name = "ROLE")]
     pub act_as: Option<beian::accounts::Actor>,
+    /// Configuration file (strict TOML; default: DIR/beian.toml when it exists).
+    #[arg(long, global = true, env = "BEIAN_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run the whole job on a built-in sample: registry, loopback fleet, scan, report.
+    Demo(demo::DemoArgs),
+    /// Scan sites against the registry and report findings (`scan diff A B`, `scan list`).
+    Scan(scan::ScanArgs),
+    /// A filer's self-check of one site, with what to fix (in Chinese and English).
+    Check(check::CheckArgs),
     /// Print the numbers and links a reader sees on HTML files (one JSON object per file).
     Extract(extract::ExtractArgs),
     /// Create a registry.
@@ -61,9 +74,11 @@ pub enum Command {
 }
 
 /// Options shared by the registry commands.
+#[derive(Debug, Clone, Default)]
 pub struct Globals {
     pub registry: Option<PathBuf>,
     pub act_as: Option<beian::accounts::Actor>,
+    pub config: Option<PathBuf>,
 }
 
 impl Globals {
@@ -93,6 +108,14 @@ pub fn fmt_time(t: i64) -> String {
         .unwrap_or_else(|| t.to_string())
 }
 
+/// A fresh snapshot of the registry in `dir`.
+pub fn registry_snapshot(
+    dir: &std::path::Path,
+    now: i64,
+) -> anyhow::Result<beian::registry::snapshot::Snapshot> {
+    Ok(beian::registry::Registry::open(dir)?.snapshot(now)?)
+}
+
 /// Parse, run, and map the outcome to an exit code.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
@@ -107,8 +130,12 @@ pub fn main() -> i32 {
     let g = Globals {
         registry: cli.registry,
         act_as: cli.act_as,
+        config: cli.config,
     };
     let result = match cli.command {
+        Command::Demo(a) => demo::run(a),
+        Command::Scan(a) => scan::run(&g, a),
+        Command::Check(a) => check::run(&g, a),
         Command::Extract(a) => extract::run(a),
         Command::Registry(c) => registry::run(c),
         Command::Filing(c) => filing::run(c, &g),

@@ -231,7 +231,7 @@ fn finished_targets(path: &Path) -> anyhow::Result<HashSet<String>> {
 
 enum Sink {
     Jsonl(JsonlWriter<Box<dyn Write + Send>>),
-    Csv(CsvWriter<Box<dyn Write + Send>>),
+    Csv(Box<CsvWriter<Box<dyn Write + Send>>>),
     Md(Box<dyn Write + Send>),
 }
 
@@ -239,10 +239,12 @@ async fn scan(global: &Global, args: ScanRunArgs) -> anyhow::Result<i32> {
     let started = chrono::Utc::now().timestamp();
     let mut config = common::load_config(global)?.scan;
     args.apply(&mut config)?;
-    config
-        .validate()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let snapshot = Arc::new(common::load_snapshot(global, args.snapshot.as_deref(), started)?);
+    config.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let snapshot = Arc::new(common::load_snapshot(
+        global,
+        args.snapshot.as_deref(),
+        started,
+    )?);
     let policies = Arc::new(common::load_policies(args.policy_dir.as_deref())?);
     let national_sha = policies.national.sha256.clone();
 
@@ -314,7 +316,7 @@ async fn scan(global: &Global, args: ScanRunArgs) -> anyhow::Result<i32> {
         .unwrap_or_else(|| "<stdout>".into());
     let mut sink = match args.format {
         Format::Jsonl => Sink::Jsonl(JsonlWriter::new(out, label.clone())),
-        Format::Csv => Sink::Csv(CsvWriter::new(out, label.clone())),
+        Format::Csv => Sink::Csv(Box::new(CsvWriter::new(out, label.clone()))),
         Format::Md => Sink::Md(out),
     };
 
