@@ -88,9 +88,9 @@ cat "$WORK/out.aiohttp"
 SCAN=("$BEIAN" scan --snapshot "$WORK/snapshot.bin" --dns "$DNS_ADDR:53" --allow-net 127.0.0.1/32 \
       --http-port "$PORT" --https-port 1 --concurrency "$CONC" --no-history --no-progress)
 echo "== beian scan, $N targets"
-measure beian "${SCAN[@]}" --targets-file "$WORK/targets.txt" --out "$WORK/scan.jsonl"
+measure beian "${SCAN[@]}" --targets "$WORK/targets.txt" --out "$WORK/scan.jsonl"
 echo "== beian scan, $((N * 10)) targets"
-measure beian10 "${SCAN[@]}" --targets-file "$WORK/targets10.txt" --out "$WORK/scan10.jsonl"
+measure beian10 "${SCAN[@]}" --targets "$WORK/targets10.txt" --out "$WORK/scan10.jsonl"
 
 python3 - "$WORK" "$N" <<'PY'
 import re, sys

@@ -54,7 +54,7 @@ pub struct ScanRunArgs {
     /// Targets: domains (`example.com`) or URLs (`https://example.com/`).
     pub targets: Vec<String>,
     /// Read targets from a file, one per line (`-` for standard input); `#` starts a comment.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long = "targets", value_name = "FILE")]
     pub targets_file: Option<PathBuf>,
     /// Scan every domain of every filing in the registry (or snapshot).
     #[arg(long)]
@@ -74,6 +74,9 @@ pub struct ScanRunArgs {
     /// Overall request rate limit, per second.
     #[arg(long, env = "BEIAN_RATE")]
     pub rate: Option<NonZeroU32>,
+    /// Requests per second to one host (0: unlimited).
+    #[arg(long, env = "BEIAN_HOST_RATE")]
+    pub host_rate: Option<u32>,
     /// DNS server to use, `ADDR:PORT` (default: the system's).
     #[arg(long, value_name = "ADDR:PORT", env = "BEIAN_DNS")]
     pub dns: Option<SocketAddr>,
@@ -117,6 +120,9 @@ impl ScanRunArgs {
         }
         if let Some(r) = self.rate {
             config.rate = Some(r);
+        }
+        if let Some(r) = self.host_rate {
+            config.host_rate = NonZeroU32::new(r);
         }
         if let Some(d) = self.dns {
             config.dns = Some(d);
@@ -273,7 +279,7 @@ async fn scan(global: &Global, args: ScanRunArgs) -> anyhow::Result<i32> {
         _ => None,
     };
     if targets.is_empty() && args.targets_file.is_none() {
-        bail!("no targets: give domains or URLs, --targets-file FILE, or --from-registry");
+        bail!("no targets: give domains or URLs, --targets FILE, or --from-registry");
     }
 
     let skip = if args.resume {

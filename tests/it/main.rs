@@ -4,6 +4,8 @@ mod cli_registry;
 mod crawl;
 mod dashboards;
 mod extract;
+mod readme;
 mod registry;
 mod report;
+mod scan;
 mod verdict;

@@ -1,0 +1,202 @@
+//! The scanner end to end on loopback: the demo fleet (every finding code, planted and found),
+//! a GBK homepage, and `beian scan --resume` after the process is killed mid-scan.
+
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use beian::crawl::ScanConfig;
+use beian::fleet::{Fleet, LabResponse, LabSite};
+use beian::registry::snapshot::Snapshot;
+use beian::scan::ScanContext;
+use beian::verdict::PolicySet;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind(SocketAddr::new(LOOPBACK, 0)).unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[test]
+fn the_demo_finds_exactly_what_it_planted_for_every_finding_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let outcome = rt().block_on(beian::demo::run(dir.path(), now)).unwrap();
+    for s in &outcome.sites {
+        assert!(
+            s.agrees(),
+            "{}: planted {:?} {:?}, found {:?} {:?}",
+            s.host,
+            s.planted_verdict,
+            s.planted,
+            s.found_verdict,
+            s.found
+        );
+    }
+    // Every finding code is planted somewhere (and so found).
+    let planted: std::collections::BTreeSet<&str> = outcome
+        .sites
+        .iter()
+        .flat_map(|s| s.planted.iter().map(String::as_str))
+        .collect();
+    let missing: Vec<&str> = beian::verdict::FindingCode::ALL
+        .iter()
+        .map(|c| c.as_str())
+        .filter(|c| !planted.contains(c))
+        .collect();
+    assert!(
+        missing.is_empty() || missing == ["access_provider_mismatch"],
+        "finding codes without a demo site: {missing:?}"
+    );
+    assert!(
+        outcome
+            .sites
+            .iter()
+            .filter(|s| s.found_verdict == "compliant" && s.found.is_empty())
+            .count()
+            >= 3
+    );
+    // Sites that could not be checked are unknown, never unfiled.
+    for host in ["waf.test", "broken.test"] {
+        let s = outcome.sites.iter().find(|s| s.host == host).unwrap();
+        assert_eq!(s.found_verdict, "unknown", "{host}");
+    }
+}
+
+#[test]
+fn a_gbk_homepage_is_decoded_and_its_number_found() {
+    let rt = rt();
+    rt.block_on(async {
+        let (body, _, _) = encoding_rs::GBK.encode(
+            "<html><head><meta charset=\"gbk\"><title>测试</title></head><body><div class=\"footer\">\
+             <a href=\"https://beian.miit.gov.cn/\">粤ICP备12345678号-1</a></div></body></html>",
+        );
+        let site = LabSite::new("gbk.test").route(
+            "/",
+            LabResponse {
+                status: 200,
+                content_type: "text/html; charset=gbk".into(),
+                headers: vec![],
+                body: body.into_owned(),
+            },
+        );
+        let fleet = Fleet::start(SocketAddr::new(LOOPBACK, 0), vec![site]).await.unwrap();
+        let mut config = ScanConfig::default();
+        config.overrides.insert("gbk.test".into(), vec![LOOPBACK]);
+        config.allow_nets = vec!["127.0.0.1/32".parse().unwrap()];
+        config.http_port = fleet.addr.port();
+        config.https_port = closed_port();
+        let ctx = ScanContext::new(
+            config,
+            Arc::new(Snapshot::default()),
+            Arc::new(PolicySet::embedded().unwrap()),
+        )
+        .unwrap();
+        let r = ctx.check("gbk.test").await;
+        assert_eq!(r.observation.charset.as_deref(), Some("gbk"));
+        let page = r.observation.page.as_ref().expect("extracted");
+        assert_eq!(page.icp[0].number.to_string(), "粤ICP备12345678号-1");
+        assert!(page.icp[0].linked && page.icp[0].in_footer);
+        // Not in the (empty) registry: unfiled, and the shown number cannot match.
+        assert_eq!(r.assessment.verdict.as_str(), "unfiled");
+        // https was tried first and failed; http was used.
+        assert_eq!(r.observation.homepage.len(), 2);
+        assert!(r.observation.homepage[0].url.starts_with("https://"));
+    });
+}
+
+fn count_lines(path: &std::path::Path) -> usize {
+    std::fs::read(path)
+        .map(|b| b.iter().filter(|&&c| c == b'\n').count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn resume_after_kill_scans_every_target_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("snapshot.bin");
+    Snapshot::default().save(&snap).unwrap();
+    let rt = rt();
+    let fleet = rt
+        .block_on(Fleet::start(
+            SocketAddr::new(LOOPBACK, 0),
+            vec![LabSite::new("127.0.0.1").route("/", LabResponse::html("<p>hi</p>"))],
+        ))
+        .unwrap();
+    let n = 3000;
+    let targets = dir.path().join("targets.txt");
+    let lines: Vec<String> = (0..n)
+        .map(|i| format!("http://127.0.0.1:{}/?site={i}", fleet.addr.port()))
+        .collect();
+    std::fs::write(&targets, lines.join("\n") + "\n").unwrap();
+    let out = dir.path().join("scan.jsonl");
+    let scan = |resume: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_beian"));
+        c.args(["scan", "--snapshot"])
+            .arg(&snap)
+            .arg("--targets")
+            .arg(&targets)
+            .arg("--out")
+            .arg(&out)
+            .args([
+                "--allow-net",
+                "127.0.0.1/32",
+                "--concurrency",
+                "2",
+                "--host-rate",
+                "0",
+                "--no-progress",
+            ])
+            .env_remove("BEIAN_REGISTRY")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if resume {
+            c.arg("--resume");
+        }
+        c
+    };
+    let mut child = scan(false).spawn().unwrap();
+    let start = Instant::now();
+    while count_lines(&out) < 100 {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "scan made no progress"
+        );
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("scan ended before it could be killed: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = count_lines(&out);
+    assert!(before < n, "the scan finished before the kill");
+    let status = scan(true).status().unwrap();
+    assert!(
+        status.code() == Some(1) || status.code() == Some(0),
+        "{status}"
+    );
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for line in std::io::BufReader::new(std::fs::File::open(&out).unwrap()).lines() {
+        let line = line.unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&line).expect("every line is a whole record");
+        *seen
+            .entry(v["target"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    assert_eq!(seen.len(), n, "every target scanned");
+    assert!(seen.values().all(|&c| c == 1), "no target scanned twice");
+    drop(fleet);
+}
