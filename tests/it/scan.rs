@@ -200,3 +200,83 @@ fn resume_after_kill_scans_every_target_exactly_once() {
     assert!(seen.values().all(|&c| c == 1), "no target scanned twice");
     drop(fleet);
 }
+
+#[test]
+fn scan_writes_csv_markdown_and_a_metrics_textfile_with_exit_code_1_on_findings() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("snapshot.bin");
+    Snapshot::default().save(&snap).unwrap();
+    let rt = rt();
+    let fleet = rt
+        .block_on(Fleet::start(
+            SocketAddr::new(LOOPBACK, 0),
+            vec![LabSite::new("127.0.0.1")
+                .route("/", LabResponse::html("<footer>京ICP备12345678号</footer>"))],
+        ))
+        .unwrap();
+    let target = format!("http://127.0.0.1:{}/", fleet.addr.port());
+    let run = |format: &str, extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_beian"))
+            .args(["scan", "--snapshot"])
+            .arg(&snap)
+            .args([
+                "--allow-net",
+                "127.0.0.1/32",
+                "--no-progress",
+                "--format",
+                format,
+            ])
+            .args(extra)
+            .arg(&target)
+            .env_remove("BEIAN_REGISTRY")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let textfile = dir.path().join("beian.prom");
+    let (code, csv, stderr) = run("csv", &["--metrics-textfile", textfile.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "unfiled is a finding: {stderr}");
+    assert!(stderr.contains("address guard is relaxed"), "{stderr}");
+    let mut lines = csv.lines();
+    assert!(lines.next().unwrap().starts_with("target,"));
+    let row = lines.next().unwrap();
+    assert!(row.contains("unfiled") && row.contains(&target), "{row}");
+    let prom = std::fs::read_to_string(&textfile).unwrap();
+    assert!(
+        prom.contains("beian_scan_targets_total{verdict=\"unfiled\"} 1"),
+        "{prom}"
+    );
+    assert!(
+        prom.contains("beian_scan_findings_total{code=\"unfiled\",province=\"none\",severity="),
+        "{prom}"
+    );
+    let (code, md, _) = run("md", &[]);
+    assert_eq!(code, Some(1));
+    assert!(md.contains("| unfiled | 1 |"), "{md}");
+    let (code, jsonl, _) = run("jsonl", &[]);
+    assert_eq!(code, Some(1));
+    let v: serde_json::Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
+    assert_eq!(v["verdict"], "unfiled");
+    assert_eq!(v["numbers"]["icp"][0]["number"], "京ICP备12345678号");
+    assert_eq!(v["findings"][0]["code"], "unfiled");
+    assert!(v["policy_sha256"].as_str().unwrap().len() == 64);
+    drop(fleet);
+}
+
+#[test]
+fn bad_usage_exits_2_with_one_line() {
+    let out = Command::new(env!("CARGO_BIN_EXE_beian"))
+        .args(["scan", "example.com"])
+        .env_remove("BEIAN_REGISTRY")
+        .env_remove("BEIAN_SNAPSHOT")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("--registry"), "{err}");
+}
