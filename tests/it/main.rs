@@ -5,5 +5,6 @@ mod crawl;
 mod dashboards;
 mod extract;
 mod registry;
+mod registry_ip;
 mod report;
 mod verdict;

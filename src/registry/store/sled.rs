@@ -4,7 +4,8 @@
 //!
 //! Keys: `s/<id>` subject, `x/<id number>` → subject, `N/<subject number>` → subject,
 //! `f/<id>` filing, `d/<domain>` → filing, `n/<service number>` → filing,
-//! `i/<ip>/<id>` IP index, `u/<username>` user, `a/<seq>` audit record, `m/…` counters and the
+//! `i/<ip>/<id>` IP index, `p/<id>` IP filing, `P/<network>/<id>` its network index,
+//! `u/<username>` user, `a/<seq>` audit record, `m/…` counters and the
 //! audit head. Ids and sequence numbers are big-endian u64.
 
 use std::collections::BTreeMap;
@@ -79,6 +80,7 @@ fn seq_key(seq: Sequence) -> &'static [u8] {
         Sequence::Subject => b"m/seq/subject",
         Sequence::Filing => b"m/seq/filing",
         Sequence::SubjectNumber => b"m/seq/subject_number",
+        Sequence::IpFiling => b"m/seq/ip_filing",
     }
 }
 
@@ -532,5 +534,89 @@ impl RegistryTxn for SledTxn<'_> {
         self.store.tree.apply_batch(batch).map_err(io("commit"))?;
         self.store.db.flush().map_err(io("flush"))?;
         Ok(self.audited)
+    }
+}
+
+// ---- IP filings ----
+
+use super::super::model::{IpFiling, IpFilingId};
+
+/// `P/` + family (4 or 6) + address bytes + prefix length + `/`.
+fn network_prefix(net: &ipnet::IpNet) -> Vec<u8> {
+    let mut k = b"P/".to_vec();
+    match net {
+        ipnet::IpNet::V4(n) => {
+            k.push(4);
+            k.extend_from_slice(&n.network().octets());
+        }
+        ipnet::IpNet::V6(n) => {
+            k.push(6);
+            k.extend_from_slice(&n.network().octets());
+        }
+    }
+    k.push(net.prefix_len());
+    k.push(b'/');
+    k
+}
+
+impl<S: KvGet> Reader<'_, S> {
+    fn ip_filing(&self, id: IpFilingId) -> Result<Option<IpFiling>, StoreError> {
+        self.get_decoded(&id_key("p/", id))
+    }
+    fn ip_filings_by_network(&self, net: &ipnet::IpNet) -> Result<Vec<IpFilingId>, StoreError> {
+        let p = network_prefix(net);
+        let mut out = Vec::new();
+        for k in self.0.kv_prefix(&p)? {
+            out.push(decode_id(&k, &k[p.len()..])?);
+        }
+        Ok(out)
+    }
+}
+
+impl IpFilingRead for SledStore {
+    fn ip_filing(&self, id: IpFilingId) -> Result<Option<IpFiling>, StoreError> {
+        read_impl(&self.tree).ip_filing(id)
+    }
+    fn ip_filings_by_network(&self, net: &ipnet::IpNet) -> Result<Vec<IpFilingId>, StoreError> {
+        read_impl(&self.tree).ip_filings_by_network(net)
+    }
+}
+
+impl IpFilingRead for SledTxn<'_> {
+    fn ip_filing(&self, id: IpFilingId) -> Result<Option<IpFiling>, StoreError> {
+        read_impl(self).ip_filing(id)
+    }
+    fn ip_filings_by_network(&self, net: &ipnet::IpNet) -> Result<Vec<IpFilingId>, StoreError> {
+        read_impl(self).ip_filings_by_network(net)
+    }
+}
+
+impl IpFilingScan for SledStore {
+    fn scan_ip_filings(&self, visit: &mut dyn FnMut(IpFiling) -> bool) -> Result<(), StoreError> {
+        self.scan_decoded("p/", visit)
+    }
+}
+
+impl IpFilingWrite for SledTxn<'_> {
+    fn put_ip_filing(&mut self, meta: &AuditMeta, f: &IpFiling) -> Result<(), StoreError> {
+        let before = read_impl(self).ip_filing(f.id)?;
+        if let Some(b) = &before {
+            if b.network != f.network {
+                let mut k = network_prefix(&b.network);
+                k.extend_from_slice(&f.id.to_be_bytes());
+                self.del(k);
+            }
+        }
+        let mut k = network_prefix(&f.network);
+        k.extend_from_slice(&f.id.to_be_bytes());
+        self.put(k, Vec::new());
+        self.put(id_key("p/", f.id), encode(f));
+        self.append_audit(
+            meta,
+            format!("ip_filing:{}", f.id),
+            before.as_ref().and_then(json),
+            json(f),
+        );
+        Ok(())
     }
 }
