@@ -12,6 +12,7 @@ mod common;
 mod demo;
 mod extract;
 mod filing;
+mod ipfiling;
 mod keys;
 mod registry;
 mod review;
@@ -57,6 +58,9 @@ pub enum Command {
     /// Filings: import, verify access, show, change, cancel, withdraw, revoke.
     #[command(subcommand)]
     Filing(filing::FilingCmd),
+    /// IP filings: address blocks reported by access providers (add, import, list).
+    #[command(subcommand)]
+    IpFiling(ipfiling::IpFilingCmd),
     /// Bureau review: --auto, --approve ID [--number N], --reject ID --reason TEXT, --list.
     Review(review::ReviewArgs),
     /// Certificates: export, inspect, verify.
@@ -139,6 +143,7 @@ pub fn main() -> i32 {
         Command::Extract(a) => extract::run(a),
         Command::Registry(c) => registry::run(c),
         Command::Filing(c) => filing::run(c, &g),
+        Command::IpFiling(c) => ipfiling::run(c, &g),
         Command::Review(a) => review::run(a, &g),
         Command::Cert(c) => cert::run(c, &g),
         Command::Keys(c) => keys::run(c, &g),

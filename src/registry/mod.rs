@@ -3,6 +3,7 @@
 //! signing key), the hash-chained audit log, and the snapshot exported for scanners.
 
 pub mod import;
+pub mod ipfiling;
 pub mod issuance;
 pub mod model;
 pub mod service;
@@ -10,6 +11,7 @@ pub mod snapshot;
 pub mod store;
 pub mod workflow;
 
+pub use service::IpImportReport;
 pub use service::{
     FilingKey, FilingView, ImportProgress, ImportReport, InitReport, Registry, RegistryError,
     ReviewReport,

@@ -219,3 +219,87 @@ impl Filing {
         }
     }
 }
+
+// ---- IP filings (address blocks reported by access providers) ----
+
+/// Internal id of an IP filing (stable, never reused).
+pub type IpFilingId = u64;
+
+/// What a reported address block is used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IpBlockStatus {
+    /// Held by the provider, not in use: needs no further fields.
+    Unallocated,
+    /// Allocated and in use (by the provider itself or one of its users).
+    Allocated,
+    /// Re-allocated to another ISP (named in `allocated_to`), which hosts on it.
+    Reallocated,
+    /// A customer's own addresses, accessed through the provider.
+    Customer,
+    /// Router port (interconnect) addresses of the provider.
+    RouterPort,
+}
+
+impl IpBlockStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IpBlockStatus::Unallocated => "unallocated",
+            IpBlockStatus::Allocated => "allocated",
+            IpBlockStatus::Reallocated => "reallocated",
+            IpBlockStatus::Customer => "customer",
+            IpBlockStatus::RouterPort => "router_port",
+        }
+    }
+}
+
+impl std::str::FromStr for IpBlockStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s.trim() {
+            "unallocated" => IpBlockStatus::Unallocated,
+            "allocated" => IpBlockStatus::Allocated,
+            "reallocated" => IpBlockStatus::Reallocated,
+            "customer" => IpBlockStatus::Customer,
+            "router_port" | "router-port" => IpBlockStatus::RouterPort,
+            other => {
+                return Err(format!(
+                    "{other:?} is not a block status (unallocated, allocated, reallocated, \
+                     customer, router_port)"
+                ))
+            }
+        })
+    }
+}
+
+/// One reported address block (IP 地址备案).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpFiling {
+    pub id: IpFilingId,
+    /// The block, host bits zero.
+    pub network: ipnet::IpNet,
+    /// The ISP holding (and, unless re-allocated, using) the block.
+    pub provider: String,
+    /// Where the provider got it: `APNIC`, `CNNIC`, another ISP's name, …
+    pub source: Option<String>,
+    pub status: IpBlockStatus,
+    /// To whom it is allocated: a user, a customer, or (re-allocated) the other ISP.
+    pub allocated_to: Option<String>,
+    /// Where it is used: province abbreviation and city.
+    pub province: Option<char>,
+    pub city: Option<String>,
+    pub reported_by: Actor,
+    pub reported_at: i64,
+}
+
+impl IpFiling {
+    /// The access provider actually hosting on the block: the ISP it was re-allocated to for
+    /// re-allocated blocks, the reporting ISP otherwise; `None` for an unallocated block.
+    pub fn hosting_provider(&self) -> Option<&str> {
+        match self.status {
+            IpBlockStatus::Unallocated => None,
+            IpBlockStatus::Reallocated => self.allocated_to.as_deref(),
+            _ => Some(self.provider.as_str()),
+        }
+    }
+}

@@ -1005,8 +1005,8 @@ impl<S: RegistryStore> Registry<S> {
             }
             true
         })?;
-        // IP blocks come from IP filings, which this registry does not hold yet.
-        Ok(Snapshot::new(now, self.keyring(), filings, Vec::new()))
+        let ip_blocks = self.snapshot_ip_blocks()?;
+        Ok(Snapshot::new(now, self.keyring(), filings, ip_blocks))
     }
 
     /// Walk the audit chain and report the first broken link.
@@ -1038,5 +1038,202 @@ impl<S: RegistryRead> FilingLookup for StoreLookup<'_, S> {
             current_serial: (f.cert_serial > 0).then_some(f.cert_serial)?,
             expires_at: f.expires_at?,
         })
+    }
+}
+
+// ---- IP filings ----
+
+use super::ipfiling::{self, IpFilingInput};
+use super::snapshot::ProviderBlock;
+use super::store::{IpFilingRead, IpFilingWrite};
+
+/// The outcome of an IP filing import: good lines are kept.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IpImportReport {
+    /// (line, IP filing id) of every accepted line.
+    pub accepted: Vec<(usize, IpFilingId)>,
+    pub errors: Vec<LineError>,
+}
+
+/// Why one IP filing was refused (before it reaches the store).
+enum IpRefusal {
+    Permission(String),
+    Field(&'static str, String),
+}
+
+impl<S: RegistryStore> Registry<S> {
+    /// A simple report: `provider` uses `network` itself (status allocated, allocated to the
+    /// provider). Default actor: `isp:<provider>`.
+    pub fn record_ip_block(
+        &self,
+        actor: Option<&Actor>,
+        provider: &str,
+        network: ipnet::IpNet,
+        now: i64,
+    ) -> Result<IpFiling, RegistryError> {
+        let input = IpFilingInput {
+            provider: provider.to_string(),
+            network: network.to_string(),
+            source: None,
+            status: Some(IpBlockStatus::Allocated.as_str().to_string()),
+            allocated_to: Some(provider.to_string()),
+            province: None,
+            city: None,
+        };
+        self.file_ip_block(actor, &input, now)
+    }
+
+    /// File (or re-report) one address block. Default actor: `isp:<provider>`. ISPs report
+    /// their own blocks; IP reporters, bureaus and MIIT any; others are refused. A block
+    /// identical to another provider's is a conflict (unless one re-allocated it to the
+    /// other); more specific blocks refine less specific ones.
+    pub fn file_ip_block(
+        &self,
+        actor: Option<&Actor>,
+        input: &IpFilingInput,
+        now: i64,
+    ) -> Result<IpFiling, RegistryError> {
+        let mut txn = self.store.begin()?;
+        let f = match Self::file_ip_in(&mut txn, actor, input, now)? {
+            Ok(f) => f,
+            Err(IpRefusal::Permission(reason)) => {
+                return Err(RegistryError::Workflow {
+                    what: format!("IP filing {}", input.network.trim()),
+                    refusal: WorkflowError {
+                        rule: workflow::Rule::Permission,
+                        reason,
+                    },
+                })
+            }
+            Err(IpRefusal::Field(field, reason)) => {
+                return Err(RegistryError::Input {
+                    field: field.into(),
+                    reason,
+                })
+            }
+        };
+        txn.commit()?;
+        Ok(f)
+    }
+
+    fn file_ip_in(
+        txn: &mut S::Txn<'_>,
+        actor: Option<&Actor>,
+        input: &IpFilingInput,
+        now: i64,
+    ) -> Result<Result<IpFiling, IpRefusal>, RegistryError> {
+        let actor = actor
+            .cloned()
+            .unwrap_or_else(|| Actor::isp(input.provider.trim()));
+        if let Err(reason) = ipfiling::may_report(&actor, input.provider.trim()) {
+            return Ok(Err(IpRefusal::Permission(reason)));
+        }
+        // Validate with a placeholder id first: a refused line consumes no id.
+        let mut filing = match ipfiling::validate(0, input, &actor, now) {
+            Ok(f) => f,
+            Err(e) => return Ok(Err(IpRefusal::Field(e.field, e.reason))),
+        };
+        let mut reuse = None;
+        for id in txn.ip_filings_by_network(&filing.network)? {
+            let Some(existing) = txn.ip_filing(id)? else {
+                continue;
+            };
+            if existing.provider == filing.provider {
+                reuse = Some(id);
+            } else if ipfiling::conflicts(&existing, &filing) {
+                return Ok(Err(IpRefusal::Field(
+                    "network",
+                    format!(
+                        "{} is already filed by {} (IP filing {})",
+                        filing.network, existing.provider, existing.id
+                    ),
+                )));
+            }
+        }
+        filing.id = match reuse {
+            Some(id) => id,
+            None => txn.next_id(Sequence::IpFiling)?,
+        };
+        let meta = AuditMeta::new(&actor, "file_ip_block", now);
+        txn.put_ip_filing(&meta, &filing)?;
+        Ok(Ok(filing))
+    }
+
+    /// Import IP filings from JSON Lines (format: [`super::ipfiling`]). Each line is reported
+    /// by `actor`, or by `isp:<provider>`. Good lines are kept; bad ones are reported with
+    /// line, field and reason. Commits durably every 1000 lines.
+    pub fn import_ip_jsonl(
+        &self,
+        reader: impl BufRead,
+        actor: Option<&Actor>,
+        now: i64,
+    ) -> Result<IpImportReport, RegistryError> {
+        let mut report = IpImportReport::default();
+        let mut txn = self.store.begin()?;
+        let mut in_txn = 0usize;
+        for (i, line) in reader.lines().enumerate() {
+            let lineno = i + 1;
+            let text = line.map_err(|e| RegistryError::Io {
+                path: format!("line {lineno}"),
+                reason: e.to_string(),
+            })?;
+            if text.trim().is_empty() {
+                continue;
+            }
+            let input = match ipfiling::parse_line(lineno, &text) {
+                Ok(v) => v,
+                Err(e) => {
+                    report.errors.push(e);
+                    continue;
+                }
+            };
+            let line_err = |field: &str, reason: String| LineError {
+                line: lineno,
+                field: field.to_string(),
+                reason,
+            };
+            match Self::file_ip_in(&mut txn, actor, &input, now)? {
+                Ok(f) => report.accepted.push((lineno, f.id)),
+                Err(IpRefusal::Permission(r)) => report.errors.push(line_err("provider", r)),
+                Err(IpRefusal::Field(field, r)) => report.errors.push(line_err(field, r)),
+            }
+            in_txn += 1;
+            if in_txn >= BATCH {
+                txn.commit()?;
+                txn = self.store.begin()?;
+                in_txn = 0;
+            }
+        }
+        txn.commit()?;
+        Ok(report)
+    }
+
+    /// Every IP filing, in id order.
+    pub fn ip_filings(&self) -> Result<Vec<IpFiling>, RegistryError> {
+        let mut out = Vec::new();
+        self.store.scan_ip_filings(&mut |f| {
+            out.push(f);
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// The blocks scanners match addresses against: each block with the provider actually
+    /// hosting on it (see [`IpFiling::hosting_provider`]); unallocated blocks are left out.
+    fn snapshot_ip_blocks(&self) -> Result<Vec<ProviderBlock>, RegistryError> {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut out = Vec::new();
+        self.store.scan_ip_filings(&mut |f| {
+            if let Some(p) = f.hosting_provider() {
+                if seen.insert((f.network, p.to_string())) {
+                    out.push(ProviderBlock {
+                        provider: p.to_string(),
+                        network: f.network,
+                    });
+                }
+            }
+            true
+        })?;
+        Ok(out)
     }
 }

@@ -6,6 +6,7 @@ mod dashboards;
 mod extract;
 mod readme;
 mod registry;
+mod registry_ip;
 mod report;
 mod scan;
 mod verdict;

@@ -90,6 +90,56 @@ impl AuditRecord {
     }
 }
 
+#[derive(Serialize)]
+struct CanonicalRef<'a> {
+    seq: u64,
+    at: i64,
+    actor: &'a str,
+    action: &'a str,
+    entity: &'a str,
+    before: Option<&'a serde_json::Value>,
+    after: Option<&'a serde_json::Value>,
+}
+
+/// A record chained after `prev`, as the bytes a store keeps (the JSON of the
+/// [`AuditRecord`], which decodes back to it) and its hash. The canonical bytes are serialised
+/// once: the stored form is them with `prev_hash` and `hash` appended, so writers do not
+/// serialise before/after twice.
+#[allow(clippy::too_many_arguments)]
+pub fn chained_bytes(
+    seq: u64,
+    at: i64,
+    actor: &str,
+    action: &str,
+    entity: &str,
+    before: Option<&serde_json::Value>,
+    after: Option<&serde_json::Value>,
+    prev: &[u8; 32],
+) -> (Vec<u8>, [u8; 32]) {
+    let mut bytes = serde_json::to_vec(&CanonicalRef {
+        seq,
+        at,
+        actor,
+        action,
+        entity,
+        before,
+        after,
+    })
+    .unwrap_or_default();
+    let mut h = Sha256::new();
+    h.update(prev);
+    h.update(&bytes);
+    let hash: [u8; 32] = h.finalize().into();
+    // Replace the closing brace: `…,"prev_hash":"<hex>","hash":"<hex>"}`.
+    bytes.pop();
+    bytes.extend_from_slice(b",\"prev_hash\":\"");
+    bytes.extend_from_slice(hex::encode(prev).as_bytes());
+    bytes.extend_from_slice(b"\",\"hash\":\"");
+    bytes.extend_from_slice(hex::encode(hash).as_bytes());
+    bytes.extend_from_slice(b"\"}");
+    (bytes, hash)
+}
+
 /// The result of walking the chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditReport {
@@ -185,6 +235,43 @@ mod tests {
             out.push((i, Ok(r)));
         }
         (out, Some((n - 1, prev)))
+    }
+
+    #[test]
+    fn chained_bytes_decode_to_the_chained_record() {
+        let before = serde_json::json!({"status": "active", "b": [1, 2]});
+        let after = serde_json::json!({"status": "revoked", "note": "引号\"与换行\n"});
+        let prev = [7u8; 32];
+        let (bytes, h) = chained_bytes(
+            3,
+            99,
+            "bureau:京",
+            "revoke",
+            "filing:1",
+            Some(&before),
+            Some(&after),
+            &prev,
+        );
+        let (rec, h2) = AuditRecord::chained(
+            3,
+            99,
+            "bureau:京".into(),
+            "revoke".into(),
+            "filing:1".into(),
+            Some(before),
+            Some(after),
+            &prev,
+        );
+        assert_eq!(h, h2);
+        assert_eq!(bytes, serde_json::to_vec(&rec).unwrap());
+        let back: AuditRecord = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(back, rec);
+        let (none, _) = chained_bytes(0, 1, "miit", "x", "keyring", None, None, &GENESIS);
+        let back: AuditRecord = serde_json::from_slice(&none).unwrap();
+        assert_eq!(
+            back.compute_hash(&GENESIS),
+            *<&[u8; 32]>::try_from(&hex::decode(&back.hash).unwrap()[..]).unwrap()
+        );
     }
 
     #[test]

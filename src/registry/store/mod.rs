@@ -38,6 +38,8 @@ pub enum Sequence {
     Filing,
     /// Digits of generated subject numbers (8 digits, unique across provinces).
     SubjectNumber,
+    /// IP filing ids.
+    IpFiling,
 }
 
 /// Who did what, when: the context every audited write carries.
@@ -88,8 +90,8 @@ pub trait RegistryScan {
 }
 
 /// A read-write store: opens transactions.
-pub trait RegistryStore: RegistryRead + RegistryScan {
-    type Txn<'a>: RegistryTxn
+pub trait RegistryStore: RegistryRead + RegistryScan + IpFilingRead + IpFilingScan {
+    type Txn<'a>: RegistryTxn + IpFilingWrite
     where
         Self: 'a;
     /// Start a transaction. Transactions are serialised: a second `begin` waits.
@@ -116,4 +118,26 @@ pub trait RegistryTxn: RegistryRead {
     /// Make every write durable (fsync) and visible; returns the number of audit records
     /// written.
     fn commit(self) -> Result<u64, StoreError>;
+}
+
+// ---- IP filings (kept apart from the filing traits above) ----
+
+use super::model::{IpFiling, IpFilingId};
+
+/// Point lookups of IP filings. Implemented by stores and open transactions.
+pub trait IpFilingRead {
+    fn ip_filing(&self, id: IpFilingId) -> Result<Option<IpFiling>, StoreError>;
+    /// Every IP filing of exactly this network (several only across a re-allocation).
+    fn ip_filings_by_network(&self, network: &ipnet::IpNet) -> Result<Vec<IpFilingId>, StoreError>;
+}
+
+/// Full scan of IP filings, in id order. The visitor returns `false` to stop.
+pub trait IpFilingScan {
+    fn scan_ip_filings(&self, visit: &mut dyn FnMut(IpFiling) -> bool) -> Result<(), StoreError>;
+}
+
+/// Writing IP filings inside a transaction.
+pub trait IpFilingWrite: IpFilingRead {
+    /// Store an IP filing (index: network) and audit the change.
+    fn put_ip_filing(&mut self, meta: &AuditMeta, filing: &IpFiling) -> Result<(), StoreError>;
 }

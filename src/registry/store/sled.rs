@@ -1,17 +1,23 @@
-//! The embedded store on sled — the only file that names sled. One tree with key prefixes
-//! (records, indexes, audit log, counters); a transaction buffers writes in an overlay and
-//! commits them as one atomic batch followed by an fsync (`flush`).
+//! The embedded store on sled — the only file that names sled. Four trees: `registry`
+//! (records and counters), `index` (secondary indexes), `domains` (the domain index alone,
+//! compact: domain bytes → 8-byte filing id, so a lookup by domain touches few pages) and
+//! `audit` (the hash-chained log and its head, written once and rarely read, kept out of the
+//! records' pages). A transaction buffers writes in an overlay keyed as below and commits them
+//! with one multi-tree sled transaction (atomic across trees on recovery) followed by one
+//! fsync (`flush`).
 //!
 //! Keys: `s/<id>` subject, `x/<id number>` → subject, `N/<subject number>` → subject,
-//! `f/<id>` filing, `d/<domain>` → filing, `n/<service number>` → filing,
-//! `i/<ip>/<id>` IP index, `u/<username>` user, `a/<seq>` audit record, `m/…` counters and the
-//! audit head. Ids and sequence numbers are big-endian u64.
+//! `f/<id>` filing, `d/<domain>` → filing (stored without the `d/` in `domains`),
+//! `n/<service number>` → filing, `i/<ip>/<id>` IP index, `p/<id>` IP filing,
+//! `P/<network>/<id>` its network index, `u/<username>` user, `a/<seq>` audit record, `m/…`
+//! counters and the audit head. Ids and sequence numbers are big-endian u64.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
+use ::sled::Transactional;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -21,8 +27,54 @@ use super::*;
 /// The sled-backed registry store.
 pub struct SledStore {
     db: ::sled::Db,
-    tree: ::sled::Tree,
+    tree: Trees,
     writer: Mutex<()>,
+}
+
+/// The store's trees; keys are routed by their prefix (see the module docs).
+struct Trees {
+    records: ::sled::Tree,
+    index: ::sled::Tree,
+    domains: ::sled::Tree,
+    audit: ::sled::Tree,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Records,
+    Index,
+    Domains,
+    Audit,
+}
+
+/// Which tree holds key `k`, and the key within it.
+fn route(k: &[u8]) -> (Slot, &[u8]) {
+    match k.get(..2) {
+        Some(b"d/") => (Slot::Domains, &k[2..]),
+        Some(b"a/") => (Slot::Audit, k),
+        Some(b"x/" | b"N/" | b"n/" | b"i/" | b"P/") => (Slot::Index, k),
+        _ if k == HEAD_KEY => (Slot::Audit, k),
+        _ => (Slot::Records, k),
+    }
+}
+
+impl Trees {
+    fn tree(&self, slot: Slot) -> &::sled::Tree {
+        match slot {
+            Slot::Records => &self.records,
+            Slot::Index => &self.index,
+            Slot::Domains => &self.domains,
+            Slot::Audit => &self.audit,
+        }
+    }
+    fn scan_prefix(&self, p: &[u8]) -> ::sled::Iter {
+        let (slot, k) = route(p);
+        self.tree(slot).scan_prefix(k)
+    }
+    fn insert(&self, k: &[u8], v: &[u8]) -> Result<(), ::sled::Error> {
+        let (slot, k) = route(k);
+        self.tree(slot).insert(k, v).map(|_| ())
+    }
 }
 
 fn io(context: &str) -> impl Fn(::sled::Error) -> StoreError + '_ {
@@ -79,6 +131,7 @@ fn seq_key(seq: Sequence) -> &'static [u8] {
         Sequence::Subject => b"m/seq/subject",
         Sequence::Filing => b"m/seq/filing",
         Sequence::SubjectNumber => b"m/seq/subject_number",
+        Sequence::IpFiling => b"m/seq/ip_filing",
     }
 }
 
@@ -88,15 +141,24 @@ trait KvGet {
     fn kv_prefix(&self, p: &[u8]) -> Result<Vec<Vec<u8>>, StoreError>;
 }
 
-impl KvGet for ::sled::Tree {
+impl KvGet for Trees {
     fn kv_get(&self, k: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.get(k).map_err(io("get"))?.map(|v| v.to_vec()))
+        let (slot, k) = route(k);
+        Ok(self
+            .tree(slot)
+            .get(k)
+            .map_err(io("get"))?
+            .map(|v| v.to_vec()))
     }
     fn kv_prefix(&self, p: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let (slot, _) = route(p);
         let mut out = Vec::new();
         for kv in self.scan_prefix(p) {
             let (k, _) = kv.map_err(io("scan"))?;
-            out.push(k.to_vec());
+            out.push(match slot {
+                Slot::Domains => key("d/", &k),
+                _ => k.to_vec(),
+            });
         }
         Ok(out)
     }
@@ -229,15 +291,39 @@ impl SledStore {
                 path: path.display().to_string(),
                 reason: e.to_string(),
             })?;
-        let tree = db.open_tree("registry").map_err(|e| StoreError::Open {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
+        let open = |name: &str| {
+            db.open_tree(name).map_err(|e| StoreError::Open {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })
+        };
+        let tree = Trees {
+            records: open("registry")?,
+            index: open("index")?,
+            domains: open("domains")?,
+            audit: open("audit")?,
+        };
         Ok(SledStore {
             db,
             tree,
             writer: Mutex::new(()),
         })
+    }
+
+    /// Read the domain index and the filing records once, so that the first lookups of a
+    /// long-running server (API, scanner) hit the page cache instead of the disk. Returns the
+    /// number of entries touched. Not done by `open`: one-shot CLI commands do not need it.
+    pub fn warm_lookups(&self) -> Result<u64, StoreError> {
+        let mut n = 0u64;
+        for kv in self.tree.domains.iter() {
+            kv.map_err(io("warm"))?;
+            n += 1;
+        }
+        for kv in self.tree.records.scan_prefix(b"f/") {
+            kv.map_err(io("warm"))?;
+            n += 1;
+        }
+        Ok(n)
     }
 
     fn scan_decoded<T: DeserializeOwned>(
@@ -262,7 +348,7 @@ impl SledStore {
         bytes: &[u8],
     ) -> Result<(), StoreError> {
         self.tree
-            .insert(id_key("a/", seq), bytes)
+            .insert(&id_key("a/", seq), bytes)
             .map_err(io("tamper"))?;
         self.db.flush().map_err(io("flush"))?;
         Ok(())
@@ -383,17 +469,16 @@ impl SledTxn<'_> {
         before: Option<serde_json::Value>,
         after: Option<serde_json::Value>,
     ) {
-        let (rec, h) = AuditRecord::chained(
+        let (bytes, h) = super::audit::chained_bytes(
             self.next_seq,
             meta.at,
-            meta.actor.to_string(),
-            meta.action.clone(),
-            entity,
-            before,
-            after,
+            &meta.actor.to_string(),
+            &meta.action,
+            &entity,
+            before.as_ref(),
+            after.as_ref(),
             &self.prev_hash,
         );
-        let bytes = serde_json::to_vec(&rec).unwrap_or_default();
         self.put(id_key("a/", self.next_seq), bytes);
         self.prev_hash = h;
         self.next_seq += 1;
@@ -522,15 +607,113 @@ impl RegistryTxn for SledTxn<'_> {
             head.extend_from_slice(&self.prev_hash);
             self.put(HEAD_KEY.to_vec(), head);
         }
-        let mut batch = ::sled::Batch::default();
+        let mut batches: [::sled::Batch; 4] = Default::default();
         for (k, v) in std::mem::take(&mut self.overlay) {
+            let (slot, k) = route(&k);
+            let b = &mut batches[slot as usize];
             match v {
-                Some(v) => batch.insert(k, v),
-                None => batch.remove(k),
+                Some(v) => b.insert(k, v),
+                None => b.remove(k),
             }
         }
-        self.store.tree.apply_batch(batch).map_err(io("commit"))?;
+        let t = &self.store.tree;
+        (&t.records, &t.index, &t.domains, &t.audit)
+            .transaction(|(r, i, d, a)| {
+                r.apply_batch(&batches[Slot::Records as usize])?;
+                i.apply_batch(&batches[Slot::Index as usize])?;
+                d.apply_batch(&batches[Slot::Domains as usize])?;
+                a.apply_batch(&batches[Slot::Audit as usize])?;
+                Ok::<(), ::sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| StoreError::Io {
+                context: "commit".into(),
+                reason: format!("{e:?}"),
+            })?;
         self.store.db.flush().map_err(io("flush"))?;
         Ok(self.audited)
+    }
+}
+
+// ---- IP filings ----
+
+use super::super::model::{IpFiling, IpFilingId};
+
+/// `P/` + family (4 or 6) + address bytes + prefix length + `/`.
+fn network_prefix(net: &ipnet::IpNet) -> Vec<u8> {
+    let mut k = b"P/".to_vec();
+    match net {
+        ipnet::IpNet::V4(n) => {
+            k.push(4);
+            k.extend_from_slice(&n.network().octets());
+        }
+        ipnet::IpNet::V6(n) => {
+            k.push(6);
+            k.extend_from_slice(&n.network().octets());
+        }
+    }
+    k.push(net.prefix_len());
+    k.push(b'/');
+    k
+}
+
+impl<S: KvGet> Reader<'_, S> {
+    fn ip_filing(&self, id: IpFilingId) -> Result<Option<IpFiling>, StoreError> {
+        self.get_decoded(&id_key("p/", id))
+    }
+    fn ip_filings_by_network(&self, net: &ipnet::IpNet) -> Result<Vec<IpFilingId>, StoreError> {
+        let p = network_prefix(net);
+        let mut out = Vec::new();
+        for k in self.0.kv_prefix(&p)? {
+            out.push(decode_id(&k, &k[p.len()..])?);
+        }
+        Ok(out)
+    }
+}
+
+impl IpFilingRead for SledStore {
+    fn ip_filing(&self, id: IpFilingId) -> Result<Option<IpFiling>, StoreError> {
+        read_impl(&self.tree).ip_filing(id)
+    }
+    fn ip_filings_by_network(&self, net: &ipnet::IpNet) -> Result<Vec<IpFilingId>, StoreError> {
+        read_impl(&self.tree).ip_filings_by_network(net)
+    }
+}
+
+impl IpFilingRead for SledTxn<'_> {
+    fn ip_filing(&self, id: IpFilingId) -> Result<Option<IpFiling>, StoreError> {
+        read_impl(self).ip_filing(id)
+    }
+    fn ip_filings_by_network(&self, net: &ipnet::IpNet) -> Result<Vec<IpFilingId>, StoreError> {
+        read_impl(self).ip_filings_by_network(net)
+    }
+}
+
+impl IpFilingScan for SledStore {
+    fn scan_ip_filings(&self, visit: &mut dyn FnMut(IpFiling) -> bool) -> Result<(), StoreError> {
+        self.scan_decoded("p/", visit)
+    }
+}
+
+impl IpFilingWrite for SledTxn<'_> {
+    fn put_ip_filing(&mut self, meta: &AuditMeta, f: &IpFiling) -> Result<(), StoreError> {
+        let before = read_impl(self).ip_filing(f.id)?;
+        if let Some(b) = &before {
+            if b.network != f.network {
+                let mut k = network_prefix(&b.network);
+                k.extend_from_slice(&f.id.to_be_bytes());
+                self.del(k);
+            }
+        }
+        let mut k = network_prefix(&f.network);
+        k.extend_from_slice(&f.id.to_be_bytes());
+        self.put(k, Vec::new());
+        self.put(id_key("p/", f.id), encode(f));
+        self.append_audit(
+            meta,
+            format!("ip_filing:{}", f.id),
+            before.as_ref().and_then(json),
+            json(f),
+        );
+        Ok(())
     }
 }
