@@ -185,6 +185,11 @@ const PLANS: &[Plan] = &[
         codes: &["licence_missing"],
     },
     Plan {
+        host: "moved.test",
+        verdict: "noncompliant",
+        codes: &["access_provider_mismatch"],
+    },
+    Plan {
         host: "waf.test",
         verdict: "unknown",
         codes: &[],
@@ -265,7 +270,16 @@ pub async fn run(work_dir: &Path, now: i64) -> Result<DemoOutcome, DemoError> {
         "演示：内容违规 / demo: content violation",
         now,
     )?;
-    // IP_BLOCK_PLACEHOLDER
+    // The demo cloud reports the loopback block it serves the fleet from; moved.test's filing
+    // names another provider, so its serving address belongs to a provider it does not name.
+    registry.record_ip_block(
+        None,
+        "演示云",
+        "127.0.0.0/8"
+            .parse()
+            .map_err(|_| DemoError::Other("bad network".into()))?,
+        now,
+    )?;
 
     let mut sites = Vec::new();
     let mut add = |host: &str, home: String, cert_body: Option<(&str, Vec<u8>)>| {
@@ -370,6 +384,12 @@ pub async fn run(work_dir: &Path, now: i64) -> Result<DemoOutcome, DemoError> {
         "nolicence.test",
         page("nolicence", "", &linked(&n)),
         c("nolicence.test")?,
+    );
+    let n = number("moved.test")?;
+    add(
+        "moved.test",
+        page("moved", "", &linked(&n)),
+        c("moved.test")?,
     );
     sites.push(LabSite::new("waf.test").route(
         "/",
