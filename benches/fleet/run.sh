@@ -68,14 +68,17 @@ dnsmasq --keep-in-foreground --no-resolv --no-hosts --conf-file=/dev/null --user
 sleep 1
 trap 'nginx -s stop -c "$WORK/nginx.conf" 2>/dev/null || true; kill $(cat $WORK/dnsmasq.pid 2>/dev/null) 2>/dev/null || true' EXIT
 
-gen_targets() { python3 -c "import sys; [print(f'site{i:06d}.bench.test') for i in range(int(sys.argv[1]))]" "$1" > "$2"; }
-gen_targets "$N" "$WORK/targets.txt"
-gen_targets "$((N * 10))" "$WORK/targets10.txt"
+# Hosts for aiohttp; the same origins as URLs for beian, so both make the same two plain-http
+# fetches per host (no https attempt).
+gen_targets() { python3 -c "import sys; [print(f'{sys.argv[2]}site{i:06d}.bench.test{sys.argv[3]}') for i in range(int(sys.argv[1]))]" "$@"; }
+gen_targets "$N" "" "" > "$WORK/targets.txt"
+gen_targets "$N" "http://" ":$PORT/" > "$WORK/urls.txt"
+gen_targets "$((N * 10))" "http://" ":$PORT/" > "$WORK/urls10.txt"
 
 measure() { # label, command...
     local label=$1; shift
     /usr/bin/time -f "%e %U %S %M" -o "$WORK/time.$label" "$@" > "$WORK/out.$label" 2>"$WORK/err.$label" || true
-    read -r wall user sys rss < "$WORK/time.$label"
+    read -r wall user sys rss < <(tail -n 1 "$WORK/time.$label")
     echo "$label wall=${wall}s user=${user}s sys=${sys}s maxrss=${rss}KiB"
 }
 
@@ -86,17 +89,17 @@ echo "== aiohttp"
 measure aiohttp python3 "$ROOT/benches/fleet/aiohttp_scan.py" "$WORK/targets.txt" "$PORT" "$CONC" "$DNS_ADDR"
 cat "$WORK/out.aiohttp"
 SCAN=("$BEIAN" scan --snapshot "$WORK/snapshot.bin" --dns "$DNS_ADDR:53" --allow-net 127.0.0.1/32 \
-      --http-port "$PORT" --https-port 1 --concurrency "$CONC" --no-history --no-progress)
+      --concurrency "$CONC" --no-history --no-progress)
 echo "== beian scan, $N targets"
-measure beian "${SCAN[@]}" --targets "$WORK/targets.txt" --out "$WORK/scan.jsonl"
+measure beian "${SCAN[@]}" --targets "$WORK/urls.txt" --out "$WORK/scan.jsonl"
 echo "== beian scan, $((N * 10)) targets"
-measure beian10 "${SCAN[@]}" --targets "$WORK/targets10.txt" --out "$WORK/scan10.jsonl"
+measure beian10 "${SCAN[@]}" --targets "$WORK/urls10.txt" --out "$WORK/scan10.jsonl"
 
 python3 - "$WORK" "$N" <<'PY'
 import re, sys
 w, n = sys.argv[1], int(sys.argv[2])
 def t(label):
-    wall, user, sys_, rss = open(f"{w}/time.{label}").read().split()
+    wall, user, sys_, rss = open(f"{w}/time.{label}").read().splitlines()[-1].split()
     return float(wall), float(user) + float(sys_), int(rss) / 1024
 wrk = float(re.search(r"Requests/sec:\s+([\d.]+)", open(f"{w}/wrk.txt").read()).group(1))
 bw, bc, br = t("beian"); aw, ac, ar = t("aiohttp"); b10w, b10c, b10r = t("beian10")

@@ -63,6 +63,9 @@ pub struct Scanner {
     resolver: Arc<Resolver>,
     fetcher: Fetcher,
     polite: Arc<Politeness>,
+    /// Extraction is CPU-bound: at most one parse per core at a time, so memory (DOM trees)
+    /// and blocking threads stay bounded however many targets are in flight.
+    extract_slots: Arc<tokio::sync::Semaphore>,
 }
 
 enum TargetHost {
@@ -91,11 +94,13 @@ impl Scanner {
         ));
         let fetcher =
             Fetcher::new(&config, resolver.clone(), polite.clone()).map_err(ScanError::Client)?;
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Self {
             config,
             resolver,
             fetcher,
             polite,
+            extract_slots: Arc::new(tokio::sync::Semaphore::new(cores)),
         })
     }
 
@@ -250,6 +255,8 @@ impl Scanner {
 
     /// Decode and extract off the async workers; a panic in extraction leaves `page` empty.
     async fn extract(&self, body: Vec<u8>, content_type: Option<String>, obs: &mut Observation) {
+        // The semaphore is never closed, so acquiring only waits.
+        let _slot = self.extract_slots.clone().acquire_owned().await.ok();
         let job = tokio::task::spawn_blocking(move || {
             crate::extract::extract_document(&body, content_type.as_deref())
         });
