@@ -25,6 +25,9 @@ use crate::registry::store::{AuditMeta, RegistryRead, RegistryStore, RegistryTxn
 pub const KIND_SESSION: &str = "session";
 pub const KIND_OUTBOX: &str = "outbox";
 pub const KIND_CONTACT: &str = "contact";
+/// Present for ISP users a bureau authorised for import. (The actor's text form, which is how
+/// user records store it, does not carry the authorisation.)
+pub const KIND_IMPORT_AUTH: &str = "import_authorisation";
 
 /// Sessions last this long (seconds) unless revoked.
 pub const SESSION_TTL_SECS: i64 = 12 * 3600;
@@ -90,8 +93,16 @@ pub struct Message {
 
 impl Message {
     fn new(channel: Channel, to: &str, subject: &str, body: String, now: i64) -> Self {
+        // Ids sort in creation order: one clock reading in nanoseconds, then a process-wide
+        // sequence for messages created in the same nanosecond.
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 100_000_000;
         Message {
-            id: format!("{:012}-{}", now.max(0), random_hex(6)),
+            id: format!("{nanos:020}-{seq:08}"),
             channel,
             to: to.to_string(),
             subject: subject.to_string(),
@@ -229,12 +240,6 @@ impl Default for Accounts {
     fn default() -> Self {
         Self::new()
     }
-}
-
-fn random_hex(bytes: usize) -> String {
-    let mut b = vec![0u8; bytes];
-    rand::thread_rng().fill(&mut b[..]);
-    hex::encode(b)
 }
 
 fn random_code() -> String {
@@ -611,7 +616,23 @@ impl Accounts {
         if now >= s.expires_at {
             return Err(AccountError::Unauthorized);
         }
-        store.user(&s.username)?.ok_or(AccountError::Unauthorized)
+        let user = store.user(&s.username)?.ok_or(AccountError::Unauthorized)?;
+        Self::effective(store, user)
+    }
+
+    /// The user with its import authorisation as granted by its bureau (ISP users only).
+    pub fn effective<S: RegistryStore>(
+        store: &S,
+        mut user: UserRecord,
+    ) -> Result<UserRecord, AccountError> {
+        if let Actor::Isp { name, .. } = &user.actor {
+            let authorised = store.record(KIND_IMPORT_AUTH, &user.username)?.is_some();
+            user.actor = Actor::Isp {
+                name: name.clone(),
+                import_authorised: authorised,
+            };
+        }
+        Ok(user)
     }
 
     /// Revoke one session (logout).
@@ -876,7 +897,15 @@ impl Accounts {
             import_authorised: authorised,
         };
         let mut txn = store.begin()?;
-        txn.put_user(&AuditMeta::new(actor, "import authorisation", now), &user)?;
+        let meta = AuditMeta::new(actor, "import authorisation", now);
+        txn.put_user(&meta, &user)?;
+        let flag: &[u8] = b"1";
+        txn.put_record(
+            &meta,
+            KIND_IMPORT_AUTH,
+            username,
+            authorised.then_some(flag),
+        )?;
         txn.commit()?;
         Ok(user)
     }

@@ -38,6 +38,7 @@ use crate::registry::Registry;
 use crate::verdict::PolicySet;
 
 pub use error::{ApiError, ApiJson};
+pub use public::PROBE_METRIC_NAMES;
 
 /// Attachments of announcements may be at most this many bytes.
 pub const ATTACHMENT_LIMIT: usize = 2 * 1024 * 1024;

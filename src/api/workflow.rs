@@ -211,6 +211,12 @@ pub async fn verify_access(
     };
     let name = name.clone();
     act(state, key, move |r, k, now| {
+        let (f, _) = r.filing(k)?;
+        if !f.providers.iter().any(|p| p.name == name) {
+            return Err(forbidden(format!(
+                "{actor} is not an access provider of {k}"
+            )));
+        }
         let ids = r.verify_access(Some(&actor), &name, Some(k), now)?;
         let id = ids.first().copied().ok_or_else(|| ApiError::NotFound {
             what: k.to_string(),
