@@ -359,3 +359,62 @@ pub async fn probe(
     )
         .into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_budget_follows_the_scrape_timeout_minus_a_margin() {
+        let mut h = HeaderMap::new();
+        assert_eq!(probe_budget(&h), PROBE_DEFAULT_TIMEOUT - PROBE_MARGIN);
+        h.insert("x-prometheus-scrape-timeout-seconds", "4".parse().unwrap());
+        assert_eq!(probe_budget(&h), Duration::from_millis(3500));
+        h.insert(
+            "x-prometheus-scrape-timeout-seconds",
+            "0.2".parse().unwrap(),
+        );
+        assert_eq!(probe_budget(&h), Duration::from_millis(100));
+        for bad in ["NaN", "-3", "abc", "inf"] {
+            h.insert("x-prometheus-scrape-timeout-seconds", bad.parse().unwrap());
+            assert_eq!(
+                probe_budget(&h),
+                PROBE_DEFAULT_TIMEOUT - PROBE_MARGIN,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn probe_text_has_one_verdict_set_and_optional_expiry() {
+        let o = ProbeOutcome {
+            success: true,
+            verdict: "noncompliant",
+            cert_valid: true,
+            cert_expiry: Some(1_800_000_000),
+            footer_match: false,
+            duration_seconds: 0.5,
+        };
+        let t = probe_text(&o);
+        assert!(t.contains("beian_probe_verdict{verdict=\"noncompliant\"} 1\n"));
+        assert_eq!(t.matches("beian_probe_verdict{").count(), 4);
+        assert_eq!(t.matches("} 1\n").count(), 1);
+        assert!(t.contains("beian_probe_cert_expiry_timestamp_seconds 1800000000\n"));
+        assert!(t.contains("beian_probe_footer_number_match 0\n"));
+        let t = probe_text(&ProbeOutcome {
+            cert_expiry: None,
+            ..o
+        });
+        assert!(!t.contains("expiry"));
+    }
+
+    #[test]
+    fn filing_keys() {
+        assert!(matches!(parse_key("42"), FilingKey::Id(42)));
+        assert!(matches!(
+            parse_key("京ICP备12345678号-1"),
+            FilingKey::Number(_)
+        ));
+        assert!(matches!(parse_key("example.com"), FilingKey::Domain(_)));
+    }
+}

@@ -1276,3 +1276,40 @@ async fn openapi_lists_every_route_and_announcements_work() {
     assert!(s.registry.verify_audit().unwrap().ok());
     s.stop().await;
 }
+
+#[test]
+fn outbox_command_lists_undelivered_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg_dir = dir.path().join("reg");
+    {
+        let (reg, _) = Registry::init(&reg_dir, 1_700_000_000).unwrap();
+        let accounts = Accounts::new();
+        let r = beian::accounts::service::Registration {
+            username: "zhao_liu".into(),
+            password: "secret-pw1".into(),
+            mobile: "13700000005".into(),
+            email: "zl@example.com".into(),
+        };
+        let msgs = accounts.register(reg.store(), &r, 1_700_000_000).unwrap();
+        Accounts::to_outbox(reg.store(), &msgs).unwrap();
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_beian"))
+        .arg("--registry")
+        .arg(&reg_dir)
+        .args(["outbox", "--format", "json", "--to", "zl@example.com"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert_eq!(lines[0]["channel"], "email");
+    six_digits(lines[0]["body"].as_str().unwrap());
+}
