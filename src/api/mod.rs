@@ -63,6 +63,8 @@ pub struct AppState {
     probe_limiter: DefaultKeyedRateLimiter<IpAddr>,
     sms: Option<String>,
     http: reqwest::Client,
+    /// Set at shutdown: long registry scans stop early.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 /// Why the server could not start.
@@ -127,6 +129,7 @@ impl AppState {
                 .timeout(Duration::from_secs(10))
                 .build()
                 .unwrap_or_default(),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         };
         state.refresh_gauges()?;
         Ok(Arc::new(state))
@@ -146,9 +149,10 @@ impl AppState {
         use std::collections::HashMap;
         let store = self.registry.store();
         let mut province_of: HashMap<u64, char> = HashMap::new();
+        let go = || !self.stopping.load(std::sync::atomic::Ordering::Relaxed);
         store.scan_subjects(&mut |s| {
             province_of.insert(s.id, s.province);
-            true
+            go()
         })?;
         let mut counts: HashMap<(&'static str, String), i64> = HashMap::new();
         let mut certs: i64 = 0;
@@ -156,8 +160,11 @@ impl AppState {
             let prov = crate::metrics::province_label(province_of.get(&f.subject_id).copied());
             *counts.entry((f.status_label(), prov)).or_default() += 1;
             certs += f.cert_serial as i64;
-            true
+            go()
         })?;
+        if !go() {
+            return Ok(());
+        }
         let m = &self.metrics;
         m.registry_filings.reset();
         for ((status, prov), n) in counts {
@@ -174,6 +181,9 @@ impl AppState {
     /// Refresh the gauges and the snapshot.
     pub fn refresh(&self) -> Result<(), crate::registry::RegistryError> {
         self.refresh_gauges()?;
+        if self.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(());
+        }
         let snap = self.registry.snapshot(unix_now())?;
         *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snap);
         Ok(())
@@ -477,13 +487,19 @@ pub async fn serve(
         let state = state.clone();
         let mut rx = rx.clone();
         tokio::spawn(async move {
+            // On large registries a refresh takes a while: wait at least four times as long
+            // as the last one took, so refreshing never dominates the machine.
+            let mut pause = REFRESH_INTERVAL;
             loop {
                 tokio::select! {
-                    _ = tokio::time::sleep(REFRESH_INTERVAL) => {}
+                    _ = tokio::time::sleep(pause) => {}
                     _ = rx.wait_for(|v| *v) => break,
                 }
                 let s = state.clone();
-                match tokio::task::spawn_blocking(move || s.refresh()).await {
+                let started = Instant::now();
+                let outcome = tokio::task::spawn_blocking(move || s.refresh()).await;
+                pause = REFRESH_INTERVAL.max(started.elapsed() * 4);
+                match outcome {
                     Ok(Err(e)) => tracing::warn!(error = %e, "registry refresh failed"),
                     Err(e) => tracing::warn!(error = %e, "registry refresh panicked"),
                     Ok(Ok(())) => {}
@@ -492,11 +508,16 @@ pub async fn serve(
         })
     };
     let api_app = api_router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let state_for_stop = state.clone();
     let metrics_app = metrics_router(state);
     let api_srv = axum::serve(api, api_app).with_graceful_shutdown(wait(rx.clone()));
     let met_srv = axum::serve(metrics, metrics_app).with_graceful_shutdown(wait(rx.clone()));
+    let stopping = state_for_stop;
     tokio::spawn(async move {
         shutdown.await;
+        stopping
+            .stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = tx.send(true);
     });
     let (a, b) = tokio::join!(async { api_srv.await }, async { met_srv.await });

@@ -33,7 +33,7 @@ pub fn run(global: &Global, args: ServeArgs) -> anyhow::Result<i32> {
     }
     let registry = Arc::new(global.open()?);
     let rt = common::runtime()?;
-    rt.block_on(async move {
+    let outcome = rt.block_on(async move {
         let api = tokio::net::TcpListener::bind(&config.serve.listen)
             .await
             .with_context(|| format!("listen on {}", config.serve.listen))?;
@@ -49,6 +49,9 @@ pub fn run(global: &Global, args: ServeArgs) -> anyhow::Result<i32> {
         beian::api::serve(state, api, metrics, beian::api::shutdown_signal()).await?;
         eprintln!("beian serve: stopped");
         anyhow::Ok(())
-    })?;
+    });
+    // Every acknowledged write is already durable; do not wait for a read-only refresh.
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    outcome?;
     Ok(0)
 }

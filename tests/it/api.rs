@@ -1313,3 +1313,32 @@ fn outbox_command_lists_undelivered_messages() {
     assert_eq!(lines[0]["channel"], "email");
     six_digits(lines[0]["body"].as_str().unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_in_flight_requests() {
+    let s = Server::start(1 << 20).await;
+    // Registration hashes a password with argon2: slow enough to be in flight at shutdown.
+    let url = format!("{}/api/register", s.base);
+    let client = s.client.clone();
+    let pending = tokio::spawn(async move {
+        client
+            .post(url)
+            .header("content-type", "application/json")
+            .body(r#"{"username":"late_user","password":"secret-pw1","mobile":"13600000006","email":"lu@example.com"}"#)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let base = s.base.clone();
+    s.stop().await;
+    assert_eq!(
+        pending.await.unwrap().unwrap(),
+        202,
+        "the in-flight request completed"
+    );
+    assert!(
+        reqwest::get(format!("{base}/api/codes")).await.is_err(),
+        "no new connections after shutdown"
+    );
+}
