@@ -1,6 +1,8 @@
 //! Accounts: roles and the acting identity ([`Actor`]), user records, the username and
 //! password rules (workflow rule 9), argon2 password hashing, and login challenge expiry.
-//! HTTP login and sessions are built on top of this elsewhere.
+//! Registration, login, sessions and user management are in [`service`].
+
+pub mod service;
 
 use std::fmt;
 use std::str::FromStr;

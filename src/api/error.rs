@@ -180,3 +180,143 @@ impl<T: Serialize> IntoResponse for ApiJson<T> {
         axum::Json(self.0).into_response()
     }
 }
+
+impl From<crate::registry::RegistryError> for ApiError {
+    fn from(e: crate::registry::RegistryError) -> Self {
+        use crate::registry::workflow::Rule;
+        use crate::registry::RegistryError as R;
+        match e {
+            R::Workflow { what, refusal } => {
+                let message = format!("{what}: {refusal}");
+                let code = match refusal.rule {
+                    Rule::Permission => return ApiError::Forbidden { message },
+                    Rule::AccessVerification => "refused_access_verification",
+                    Rule::PreApproval => "refused_pre_approval",
+                    Rule::Review => "refused_review",
+                    Rule::UnderReview => "refused_under_review",
+                    Rule::Cancellation => "refused_cancellation",
+                    Rule::Access => "refused_access",
+                    Rule::DuplicateDomain => "duplicate_domain",
+                    Rule::State => "refused_state",
+                    Rule::Data => {
+                        return ApiError::BadRequest {
+                            code: "invalid_data",
+                            message,
+                            field: None,
+                        }
+                    }
+                };
+                ApiError::Conflict { code, message }
+            }
+            R::NotFound(what) => ApiError::NotFound { what },
+            R::Input { field, reason } => {
+                // CLI-style field names (`--domain`) become plain names.
+                let field = field.trim_start_matches('-').to_string();
+                ApiError::invalid_field(field, reason)
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<crate::registry::store::StoreError> for ApiError {
+    fn from(e: crate::registry::store::StoreError) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+impl From<crate::accounts::service::AccountError> for ApiError {
+    fn from(e: crate::accounts::service::AccountError) -> Self {
+        use crate::accounts::service::AccountError as A;
+        match e {
+            A::Credential(c) => {
+                let field = match c {
+                    crate::accounts::CredentialError::UsernameCharacters(_)
+                    | crate::accounts::CredentialError::UsernameEmpty => "username",
+                    crate::accounts::CredentialError::Hash(h) => {
+                        return ApiError::internal(h);
+                    }
+                    _ => "password",
+                };
+                ApiError::invalid_field(field, c.to_string())
+            }
+            A::Input { field, reason } => ApiError::invalid_field(field, reason),
+            A::Taken { username } => ApiError::Conflict {
+                code: "username_taken",
+                message: format!("username {username:?} is taken"),
+            },
+            A::InvalidCode => ApiError::BadRequest {
+                code: "invalid_code",
+                message: "the code is wrong or has expired".into(),
+                field: None,
+            },
+            A::Unauthorized => ApiError::Unauthorized,
+            A::Forbidden(message) => ApiError::Forbidden { message },
+            A::NotFound(what) => ApiError::NotFound { what },
+            A::RateLimited { retry_after_secs } => ApiError::RateLimited { retry_after_secs },
+            A::Store(s) => ApiError::internal(s),
+        }
+    }
+}
+
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(r: axum::extract::rejection::QueryRejection) -> Self {
+        let text = r.body_text();
+        let detail = text
+            .strip_prefix("Failed to deserialize query string: ")
+            .unwrap_or(&text)
+            .to_string();
+        // serde names a missing or unknown field in backquotes.
+        let field = detail.split('`').nth(1).map(str::to_string);
+        ApiError::BadRequest {
+            code: "invalid_query",
+            message: detail,
+            field,
+        }
+    }
+}
+
+impl From<axum::extract::rejection::PathRejection> for ApiError {
+    fn from(r: axum::extract::rejection::PathRejection) -> Self {
+        ApiError::BadRequest {
+            code: "invalid_path",
+            message: r.body_text(),
+            field: None,
+        }
+    }
+}
+
+/// A query-string extractor whose rejections go through [`ApiError`].
+#[derive(Debug, Clone, Copy, Default, axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
+/// A path-parameter extractor whose rejections go through [`ApiError`].
+#[derive(Debug, Clone, Copy, Default, axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+impl From<axum::extract::rejection::BytesRejection> for ApiError {
+    fn from(r: axum::extract::rejection::BytesRejection) -> Self {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::bad_request("bad_request", "the request body could not be read")
+        }
+    }
+}
+
+/// A raw body extractor (size-limited) whose rejections go through [`ApiError`].
+#[derive(Debug, Clone, Default)]
+pub struct ApiBytes(pub axum::body::Bytes);
+
+#[axum::async_trait]
+impl<S: Send + Sync> axum::extract::FromRequest<S> for ApiBytes {
+    type Rejection = ApiError;
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        axum::body::Bytes::from_request(req, state)
+            .await
+            .map(ApiBytes)
+            .map_err(ApiError::from)
+    }
+}

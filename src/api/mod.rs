@@ -1,7 +1,550 @@
 //! The HTTP API (axum): anonymous queries, the authenticated filing workflow, the self-check and
 //! probe endpoints, and `/metrics` on its own listener. Only this module knows HTTP request and
 //! response shapes and status codes; errors map to responses in one place ([`error`]).
+//!
+//! Entry points: [`AppState::new`] builds the shared state over an open registry,
+//! [`api_router`] / [`metrics_router`] build the two routers, and [`serve`] runs both on
+//! given listeners until a shutdown future resolves, finishing in-flight requests.
 
+pub mod announcements;
+pub mod auth;
 pub mod error;
+pub mod openapi;
+pub mod public;
+pub mod workflow;
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, HeaderMap};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, MethodRouter};
+use axum::Router;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::accounts::service::Accounts;
+use crate::accounts::{Actor, UserRecord};
+use crate::config::Config;
+use crate::crawl::{ScanError, Scanner};
+use crate::metrics::Metrics;
+use crate::registry::snapshot::Snapshot;
+use crate::registry::store::{RegistryScan, StoreError};
+use crate::registry::Registry;
+use crate::verdict::PolicySet;
 
 pub use error::{ApiError, ApiJson};
+pub use public::PROBE_METRIC_NAMES;
+
+/// Attachments of announcements may be at most this many bytes.
+pub const ATTACHMENT_LIMIT: usize = 2 * 1024 * 1024;
+/// Self-checks allowed per client IP per minute.
+pub const CHECKS_PER_MINUTE: u32 = 6;
+/// Probes allowed per client IP per minute (a Prometheus server probes many sites).
+pub const PROBES_PER_MINUTE: u32 = 600;
+/// How often the registry gauges and the self-check snapshot are refreshed.
+pub const REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+
+/// What the handlers share.
+pub struct AppState {
+    pub registry: Arc<Registry>,
+    pub accounts: Accounts,
+    pub metrics: Metrics,
+    pub config: Config,
+    /// The scanner for `/api/check` and `/probe`: the address guard is always on.
+    pub scanner: Arc<Scanner>,
+    pub policies: Arc<PolicySet>,
+    snapshot: RwLock<Arc<Snapshot>>,
+    check_limiter: DefaultKeyedRateLimiter<IpAddr>,
+    probe_limiter: DefaultKeyedRateLimiter<IpAddr>,
+    sms: Option<String>,
+    http: reqwest::Client,
+    /// Set at shutdown: long registry scans stop early.
+    stopping: std::sync::atomic::AtomicBool,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("scanner: {0}")]
+    Scanner(#[from] ScanError),
+    #[error("policies: {0}")]
+    Policies(String),
+    #[error("{0}")]
+    Config(String),
+    #[error("{addr}: {source}")]
+    Io {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+pub type Shared = Arc<AppState>;
+
+fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+impl AppState {
+    /// Build the state (inside a tokio runtime: the scanner needs one).
+    pub fn new(registry: Arc<Registry>, config: Config) -> Result<Shared, ServeError> {
+        if config.mail.smtp_server.is_some() {
+            return Err(ServeError::Config(
+                "[mail] smtp_server is set, but this build sends email only to the outbox; \
+                 remove it (messages go to `beian outbox`)"
+                    .into(),
+            ));
+        }
+        let mut scan = config.scan.clone();
+        // Never from a request, never from configuration: the API scanner keeps the guard.
+        scan.allow_private = false;
+        let scanner = Arc::new(Scanner::new(scan)?);
+        let policies =
+            Arc::new(PolicySet::embedded().map_err(|e| ServeError::Policies(e.to_string()))?);
+        let snapshot = registry.snapshot(unix_now())?;
+        let quota =
+            Quota::per_minute(NonZeroU32::new(CHECKS_PER_MINUTE).unwrap_or(NonZeroU32::MIN));
+        let state = AppState {
+            registry,
+            accounts: Accounts::new(),
+            metrics: Metrics::new(),
+            sms: config.sms.webhook_url.clone(),
+            config,
+            scanner,
+            policies,
+            snapshot: RwLock::new(Arc::new(snapshot)),
+            check_limiter: RateLimiter::keyed(quota),
+            probe_limiter: RateLimiter::keyed(Quota::per_minute(
+                NonZeroU32::new(PROBES_PER_MINUTE).unwrap_or(NonZeroU32::MIN),
+            )),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap_or_default(),
+            stopping: std::sync::atomic::AtomicBool::new(false),
+        };
+        state.refresh_gauges()?;
+        Ok(Arc::new(state))
+    }
+
+    /// The current registry snapshot the self-check judges against.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Recompute the registry gauges (filings by status and province, certificates issued,
+    /// audit chain length).
+    pub fn refresh_gauges(&self) -> Result<(), StoreError> {
+        use std::collections::HashMap;
+        let store = self.registry.store();
+        let mut province_of: HashMap<u64, char> = HashMap::new();
+        let go = || !self.stopping.load(std::sync::atomic::Ordering::Relaxed);
+        store.scan_subjects(&mut |s| {
+            province_of.insert(s.id, s.province);
+            go()
+        })?;
+        let mut counts: HashMap<(&'static str, String), i64> = HashMap::new();
+        let mut certs: i64 = 0;
+        store.scan_filings(&mut |f| {
+            let prov = crate::metrics::province_label(province_of.get(&f.subject_id).copied());
+            *counts.entry((f.status_label(), prov)).or_default() += 1;
+            certs += f.cert_serial as i64;
+            go()
+        })?;
+        if !go() {
+            return Ok(());
+        }
+        let m = &self.metrics;
+        m.registry_filings.reset();
+        for ((status, prov), n) in counts {
+            m.registry_filings
+                .with_label_values(&[status, &prov])
+                .set(n);
+        }
+        m.registry_certificates.set(certs);
+        let len = store.audit_head()?.map(|(s, _)| s as i64 + 1).unwrap_or(0);
+        m.registry_audit_length.set(len);
+        Ok(())
+    }
+
+    /// Refresh the gauges and the snapshot.
+    pub fn refresh(&self) -> Result<(), crate::registry::RegistryError> {
+        self.refresh_gauges()?;
+        if self.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(());
+        }
+        let snap = self.registry.snapshot(unix_now())?;
+        *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snap);
+        Ok(())
+    }
+
+    /// Deliver messages: SMS through the webhook when configured, everything else (and any
+    /// failed delivery) to the outbox.
+    pub async fn deliver(
+        &self,
+        messages: Vec<crate::accounts::service::Message>,
+    ) -> Result<(), ApiError> {
+        use crate::accounts::service::Channel;
+        let mut outbox = Vec::new();
+        for m in messages {
+            match (&self.sms, m.channel) {
+                (Some(url), Channel::Sms) => {
+                    let body = serde_json::json!({"to": m.to, "text": m.body});
+                    let sent = self
+                        .http
+                        .post(url)
+                        .header(header::CONTENT_TYPE, "application/json")
+                        .body(body.to_string())
+                        .send()
+                        .await;
+                    match sent.map(|r| r.error_for_status()) {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) | Err(e) => {
+                            tracing::warn!(error = %e, "SMS webhook failed; message kept in the outbox");
+                            outbox.push(m);
+                        }
+                    }
+                }
+                _ => outbox.push(m),
+            }
+        }
+        let reg = self.registry.clone();
+        blocking(move || {
+            Accounts::to_outbox(reg.store(), &outbox)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Count a self-check from `ip` against the per-client limit.
+    pub fn check_rate(&self, ip: IpAddr) -> Result<(), ApiError> {
+        limit(&self.check_limiter, ip)
+    }
+
+    /// Count a probe from `ip` against the per-client limit.
+    pub fn probe_rate(&self, ip: IpAddr) -> Result<(), ApiError> {
+        limit(&self.probe_limiter, ip)
+    }
+}
+
+fn limit(l: &DefaultKeyedRateLimiter<IpAddr>, ip: IpAddr) -> Result<(), ApiError> {
+    {
+        l.check_key(&ip).map_err(|not_until| {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ));
+            ApiError::RateLimited {
+                retry_after_secs: wait.as_secs().max(1),
+            }
+        })
+    }
+}
+
+/// Run a blocking registry call off the async workers.
+pub async fn blocking<T, F>(f: F) -> Result<T, ApiError>
+where
+    F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)?
+}
+
+/// The authenticated caller: the session's user.
+pub struct Caller {
+    pub user: UserRecord,
+    pub token: String,
+}
+
+impl Caller {
+    pub fn actor(&self) -> &Actor {
+        &self.user.actor
+    }
+}
+
+#[axum::async_trait]
+impl axum::extract::FromRequestParts<Shared> for Caller {
+    type Rejection = ApiError;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &Shared,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(&parts.headers).ok_or(ApiError::Unauthorized)?;
+        let reg = state.registry.clone();
+        let t = token.clone();
+        let user = blocking(move || {
+            Accounts::authenticate(reg.store(), &t, unix_now()).map_err(ApiError::from)
+        })
+        .await?;
+        Ok(Caller { user, token })
+    }
+}
+
+fn bearer(h: &HeaderMap) -> Option<String> {
+    let v = h.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let t = v.strip_prefix("Bearer ")?.trim();
+    (!t.is_empty() && t.len() <= 200).then(|| t.to_string())
+}
+
+/// The client address (the TCP peer; no proxy headers are trusted).
+pub fn client_ip(req_ext: &axum::http::Extensions) -> IpAddr {
+    req_ext
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+}
+
+/// Every API route: (method, axum path, handler). The router and the OpenAPI test both use
+/// this list.
+pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<Shared>)> {
+    use axum::routing::{delete, post};
+    vec![
+        ("get", "/api/openapi.json", get(openapi::document)),
+        ("get", "/api/filed", get(public::filed)),
+        (
+            "get",
+            "/api/public/filings/:key",
+            get(public::public_filing),
+        ),
+        ("get", "/api/codes", get(public::codes)),
+        ("get", "/api/keyring", get(public::keyring)),
+        ("get", "/api/check", get(public::check)),
+        ("get", "/probe", get(public::probe)),
+        ("post", "/api/register", post(auth::register)),
+        ("post", "/api/register/activate", post(auth::activate)),
+        ("post", "/api/login", post(auth::login)),
+        ("post", "/api/login/verify", post(auth::login_verify)),
+        ("post", "/api/logout", post(auth::logout)),
+        ("get", "/api/me", get(auth::me)),
+        (
+            "post",
+            "/api/password/reset-request",
+            post(auth::reset_request),
+        ),
+        ("post", "/api/password/reset", post(auth::reset_confirm)),
+        ("get", "/api/users", get(auth::list_users)),
+        ("post", "/api/users", post(auth::create_user)),
+        (
+            "post",
+            "/api/users/:username/import-authorisation",
+            post(auth::import_authorisation),
+        ),
+        ("post", "/api/filings", post(workflow::submit)),
+        ("post", "/api/filings/import", post(workflow::import)),
+        ("get", "/api/filings/:key", get(workflow::show)),
+        (
+            "post",
+            "/api/filings/:key/verify-access",
+            post(workflow::verify_access),
+        ),
+        ("post", "/api/filings/:key/approve", post(workflow::approve)),
+        ("post", "/api/filings/:key/reject", post(workflow::reject)),
+        ("post", "/api/filings/:key/change", post(workflow::change)),
+        ("post", "/api/filings/:key/cancel", post(workflow::cancel)),
+        (
+            "post",
+            "/api/filings/:key/withdraw",
+            post(workflow::withdraw),
+        ),
+        ("post", "/api/filings/:key/revoke", post(workflow::revoke)),
+        (
+            "post",
+            "/api/filings/:key/cancel-access",
+            post(workflow::cancel_access),
+        ),
+        (
+            "post",
+            "/api/filings/:key/providers",
+            post(workflow::add_provider),
+        ),
+        (
+            "get",
+            "/api/filings/:key/certificate",
+            get(workflow::certificate),
+        ),
+        ("get", "/api/review/queue", get(workflow::review_queue)),
+        ("post", "/api/review/auto", post(workflow::review_auto)),
+        ("get", "/api/empty-shells", get(workflow::empty_shells)),
+        ("get", "/api/announcements", get(announcements::list)),
+        ("post", "/api/announcements", post(announcements::create)),
+        ("get", "/api/announcements/:id", get(announcements::show)),
+        (
+            "delete",
+            "/api/announcements/:id",
+            delete(announcements::remove),
+        ),
+        (
+            "post",
+            "/api/announcements/:id/attachments",
+            post(announcements::upload).layer(DefaultBodyLimit::max(ATTACHMENT_LIMIT + 1024)),
+        ),
+        (
+            "get",
+            "/api/announcements/:id/attachments/:attachment",
+            get(announcements::download),
+        ),
+        (
+            "delete",
+            "/api/announcements/:id/attachments/:attachment",
+            delete(announcements::remove_attachment),
+        ),
+    ]
+}
+
+/// The API router (everything but `/metrics`).
+pub fn api_router(state: Shared) -> Router {
+    let mut router: Router<Shared> = Router::new();
+    for (_, path, handler) in routes() {
+        router = router.route(path, handler);
+    }
+    let limit = state.config.serve.body_limit;
+    router
+        .fallback(|| async {
+            ApiError::NotFound {
+                what: "route".into(),
+            }
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            track_http,
+        ))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+async fn track_http(State(state): State<Shared>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    let class = match resp.status().as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    state
+        .metrics
+        .http_requests
+        .with_label_values(&[&route, class])
+        .inc();
+    state
+        .metrics
+        .http_duration
+        .with_label_values(&[&route])
+        .observe(start.elapsed().as_secs_f64());
+    resp
+}
+
+/// The `/metrics` router (its own listener).
+pub fn metrics_router(state: Shared) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_handler))
+        .with_state(state)
+}
+
+async fn metrics_handler(State(state): State<Shared>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// Serve the API on `api` and `/metrics` on `metrics` until `shutdown` resolves; then stop
+/// accepting and finish in-flight requests. A background task refreshes the registry gauges
+/// and the self-check snapshot every [`REFRESH_INTERVAL`].
+pub async fn serve(
+    state: Shared,
+    api: tokio::net::TcpListener,
+    metrics: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    let refresher = {
+        let state = state.clone();
+        let mut rx = rx.clone();
+        tokio::spawn(async move {
+            // On large registries a refresh takes a while: wait at least four times as long
+            // as the last one took, so refreshing never dominates the machine.
+            let mut pause = REFRESH_INTERVAL;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = rx.wait_for(|v| *v) => break,
+                }
+                let s = state.clone();
+                let started = Instant::now();
+                let outcome = tokio::task::spawn_blocking(move || s.refresh()).await;
+                pause = REFRESH_INTERVAL.max(started.elapsed() * 4);
+                match outcome {
+                    Ok(Err(e)) => tracing::warn!(error = %e, "registry refresh failed"),
+                    Err(e) => tracing::warn!(error = %e, "registry refresh panicked"),
+                    Ok(Ok(())) => {}
+                }
+            }
+        })
+    };
+    let api_app = api_router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let state_for_stop = state.clone();
+    let metrics_app = metrics_router(state);
+    let api_srv = axum::serve(api, api_app).with_graceful_shutdown(wait(rx.clone()));
+    let met_srv = axum::serve(metrics, metrics_app).with_graceful_shutdown(wait(rx.clone()));
+    let stopping = state_for_stop;
+    tokio::spawn(async move {
+        shutdown.await;
+        stopping
+            .stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = tx.send(true);
+    });
+    let (a, b) = tokio::join!(async { api_srv.await }, async { met_srv.await });
+    refresher.abort();
+    a?;
+    b?;
+    Ok(())
+}
+
+/// Resolves on SIGTERM or ctrl-c.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -14,9 +14,11 @@ mod extract;
 mod filing;
 mod ipfiling;
 mod keys;
+mod outbox;
 mod registry;
 mod review;
 mod scan;
+mod serve;
 mod snapshot;
 
 /// beian — ICP filing (备案) registry and compliance scanner.
@@ -75,6 +77,10 @@ pub enum Command {
     /// The hash-chained audit log.
     #[command(subcommand)]
     Audit(audit::AuditCmd),
+    /// Serve the HTTP API and `/metrics` (on its own address) until SIGTERM or ctrl-c.
+    Serve(serve::ServeArgs),
+    /// Messages (codes, reset tokens) kept in the registry's outbox.
+    Outbox(outbox::OutboxArgs),
 }
 
 /// Options shared by the registry commands.
@@ -149,6 +155,8 @@ pub fn main() -> i32 {
         Command::Keys(c) => keys::run(c, &g),
         Command::Snapshot(c) => snapshot::run(c, &g),
         Command::Audit(c) => audit::run(c, &g),
+        Command::Serve(a) => serve::run(&g, a),
+        Command::Outbox(a) => outbox::run(&g, a),
     };
     match result {
         Ok(code) => code,

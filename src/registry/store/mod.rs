@@ -87,6 +87,20 @@ pub trait RegistryScan {
     ) -> Result<(), StoreError>;
     /// The sequence number and hash of the last audit record, as recorded by commits.
     fn audit_head(&self) -> Result<Option<(u64, [u8; 32])>, StoreError>;
+
+    // --- Generic records (accounts, sessions, outbox, announcements; used by the API). ---
+
+    /// One generic record of `kind` (e.g. `session`, `outbox`) under `key`.
+    fn record(&self, kind: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Every record of `kind`, in key order, as (key, value). The visitor returns `false` to
+    /// stop.
+    fn scan_records(
+        &self,
+        kind: &str,
+        visit: &mut dyn FnMut(&str, &[u8]) -> bool,
+    ) -> Result<(), StoreError>;
+    /// Every user, in username order.
+    fn scan_users(&self, visit: &mut dyn FnMut(UserRecord) -> bool) -> Result<(), StoreError>;
 }
 
 /// A read-write store: opens transactions.
@@ -118,6 +132,18 @@ pub trait RegistryTxn: RegistryRead {
     /// Make every write durable (fsync) and visible; returns the number of audit records
     /// written.
     fn commit(self) -> Result<u64, StoreError>;
+
+    // --- Generic records (accounts, sessions, outbox, announcements; used by the API). ---
+
+    /// Store (`Some`) or delete (`None`) a generic record and audit it. The audit record
+    /// carries only the size and SHA-256 of the value, never its content (sessions, codes).
+    fn put_record(
+        &mut self,
+        meta: &AuditMeta,
+        kind: &str,
+        key: &str,
+        value: Option<&[u8]>,
+    ) -> Result<(), StoreError>;
 }
 
 // ---- IP filings (kept apart from the filing traits above) ----

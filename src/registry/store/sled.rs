@@ -385,6 +385,41 @@ impl RegistryScan for SledStore {
     fn audit_head(&self) -> Result<Option<(u64, [u8; 32])>, StoreError> {
         read_head(&self.tree)
     }
+
+    // --- Generic records: keys `r/<kind>/<key>` (kinds contain no `/`). ---
+
+    fn record(&self, kind: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.tree.kv_get(&record_key(kind, key))
+    }
+
+    fn scan_records(
+        &self,
+        kind: &str,
+        visit: &mut dyn FnMut(&str, &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        let prefix = record_key(kind, "");
+        for kv in self.tree.scan_prefix(&prefix) {
+            let (k, v) = kv.map_err(io("scan records"))?;
+            let key = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+            if !visit(&key, &v) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn scan_users(&self, visit: &mut dyn FnMut(UserRecord) -> bool) -> Result<(), StoreError> {
+        self.scan_decoded("u/", visit)
+    }
+}
+
+fn record_key(kind: &str, key: &str) -> Vec<u8> {
+    format!("r/{kind}/{key}").into_bytes()
+}
+
+fn record_digest(v: &[u8]) -> serde_json::Value {
+    use sha2::Digest;
+    serde_json::json!({"bytes": v.len(), "sha256": hex::encode(sha2::Sha256::digest(v))})
 }
 
 fn read_head<S: KvGet>(s: &S) -> Result<Option<(u64, [u8; 32])>, StoreError> {
@@ -631,6 +666,26 @@ impl RegistryTxn for SledTxn<'_> {
             })?;
         self.store.db.flush().map_err(io("flush"))?;
         Ok(self.audited)
+    }
+
+    // --- Generic records ---
+
+    fn put_record(
+        &mut self,
+        meta: &AuditMeta,
+        kind: &str,
+        key: &str,
+        value: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
+        let k = record_key(kind, key);
+        let before = self.kv_get(&k)?.map(|b| record_digest(&b));
+        let after = value.map(record_digest);
+        match value {
+            Some(v) => self.put(k, v.to_vec()),
+            None => self.del(k),
+        }
+        self.append_audit(meta, format!("{kind}:{key}"), before, after);
+        Ok(())
     }
 }
 

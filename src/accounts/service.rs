@@ -1,0 +1,960 @@
+//! Account operations over the registry store: ICP self-registration (a code to the mobile
+//! and one to the email, both needed to activate), login with a challenge code, sessions
+//! (opaque random tokens, stored by their SHA-256, revocable), password reset by one-time
+//! token, top-down creation of management users, import authorisation of ISPs, contacts, and
+//! the outbox every message lands in when no SMTP server or SMS webhook is configured.
+//!
+//! Persistent state (users, contacts, sessions, outbox) lives in the store as audited generic
+//! records; short-lived state (pending registrations, challenges, reset tokens, failure
+//! counters) lives in memory. Time is passed in as unix seconds.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+
+use super::{
+    challenge_valid, generate_password, hash_password, validate_password, validate_username,
+    verify_password, Actor, CredentialError, Role, UserRecord, CHALLENGE_TTL_SECS,
+};
+use crate::registry::store::{AuditMeta, RegistryRead, RegistryStore, RegistryTxn, StoreError};
+
+/// Record kinds in the store.
+pub const KIND_SESSION: &str = "session";
+pub const KIND_OUTBOX: &str = "outbox";
+pub const KIND_CONTACT: &str = "contact";
+/// Present for ISP users a bureau authorised for import. (The actor's text form, which is how
+/// user records store it, does not carry the authorisation.)
+pub const KIND_IMPORT_AUTH: &str = "import_authorisation";
+
+/// Sessions last this long (seconds) unless revoked.
+pub const SESSION_TTL_SECS: i64 = 12 * 3600;
+/// Pending registrations and reset tokens expire after this many seconds.
+pub const REGISTRATION_TTL_SECS: i64 = 30 * 60;
+pub const RESET_TTL_SECS: i64 = 15 * 60;
+/// Wrong codes tolerated per pending registration or challenge before it is dropped.
+pub const MAX_CODE_ATTEMPTS: u32 = 5;
+/// Failed logins tolerated per account and per client within [`FAILURE_WINDOW_SECS`].
+pub const MAX_FAILURES_PER_ACCOUNT: u32 = 5;
+pub const MAX_FAILURES_PER_CLIENT: u32 = 20;
+pub const FAILURE_WINDOW_SECS: i64 = 15 * 60;
+
+/// Why an account operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
+    #[error("{field}: {reason}")]
+    Input { field: String, reason: String },
+    #[error("username {username:?} is taken")]
+    Taken { username: String },
+    #[error("the code is wrong or has expired")]
+    InvalidCode,
+    #[error("invalid credentials")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("too many failed attempts; retry in {retry_after_secs}s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn input(field: &str, reason: impl Into<String>) -> AccountError {
+    AccountError::Input {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+/// A message channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Email,
+    Sms,
+}
+
+/// A message to a person: a code, a token. Stored in the outbox unless delivered otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub id: String,
+    pub channel: Channel,
+    /// An email address, a mobile number, or `user:<username>` when no contact is known.
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+    pub created_at: i64,
+}
+
+impl Message {
+    fn new(channel: Channel, to: &str, subject: &str, body: String, now: i64) -> Self {
+        // Ids sort in creation order: one clock reading in nanoseconds, then a process-wide
+        // sequence for messages created in the same nanosecond.
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 100_000_000;
+        Message {
+            id: format!("{nanos:020}-{seq:08}"),
+            channel,
+            to: to.to_string(),
+            subject: subject.to_string(),
+            body,
+            created_at: now,
+        }
+    }
+}
+
+/// Contact details of a user (kept beside the user record).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    pub email: Option<String>,
+    pub mobile: Option<String>,
+}
+
+/// A stored session (keyed by the SHA-256 of its token).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub username: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// A self-registration request.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Registration {
+    pub username: String,
+    pub password: String,
+    pub mobile: String,
+    pub email: String,
+}
+
+/// A management user to create (top-down).
+#[derive(Debug, Clone, Deserialize)]
+pub struct NewUser {
+    pub username: String,
+    /// Generated (and returned once) when absent.
+    pub password: Option<String>,
+    pub role: Role,
+    /// Province abbreviation, for bureau users.
+    pub province: Option<String>,
+    /// Provider or reporter name, for ISP, IP-reporter and domain-reporter users.
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub mobile: Option<String>,
+}
+
+/// Who may create a user of `role` (DESIGN.md §1): MIIT creates bureaus; MIIT or a bureau
+/// creates pre-approval, special-content and special-query users; a bureau creates ISP,
+/// IP-reporter and domain-reporter users. ICP users register themselves.
+pub fn may_create(creator: &Actor, role: Role) -> bool {
+    use Role::*;
+    match creator {
+        Actor::Miit => matches!(role, Bureau | PreApproval | SpecialContent | SpecialQuery),
+        Actor::Bureau { .. } => matches!(
+            role,
+            PreApproval | SpecialContent | SpecialQuery | Isp | IpReporter | DomainReporter
+        ),
+        _ => false,
+    }
+}
+
+/// A simple failure counter per key over a fixed window (pure: time passed in).
+#[derive(Debug, Default)]
+pub struct FailureCounter {
+    entries: HashMap<String, (i64, u32)>,
+}
+
+impl FailureCounter {
+    /// `Err(retry_after)` when `key` already has `max` failures in the current window.
+    pub fn check(&self, key: &str, max: u32, now: i64) -> Result<(), u64> {
+        match self.entries.get(key) {
+            Some((start, n)) if now - start < FAILURE_WINDOW_SECS && *n >= max => {
+                Err((start + FAILURE_WINDOW_SECS - now).max(1) as u64)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub fn fail(&mut self, key: &str, now: i64) {
+        if self.entries.len() > 100_000 {
+            self.entries
+                .retain(|_, (start, _)| now - *start < FAILURE_WINDOW_SECS);
+        }
+        let e = self.entries.entry(key.to_string()).or_insert((now, 0));
+        if now - e.0 >= FAILURE_WINDOW_SECS {
+            *e = (now, 0);
+        }
+        e.1 += 1;
+    }
+
+    pub fn clear(&mut self, key: &str) {
+        self.entries.remove(key);
+    }
+}
+
+struct Pending {
+    user: UserRecord,
+    contact: Contact,
+    sms_code: String,
+    email_code: String,
+    created_at: i64,
+    attempts: u32,
+}
+
+struct Challenge {
+    username: String,
+    code: String,
+    issued_at: i64,
+    attempts: u32,
+}
+
+struct Reset {
+    username: String,
+    issued_at: i64,
+}
+
+#[derive(Default)]
+struct Memory {
+    pending: HashMap<String, Pending>,
+    challenges: HashMap<String, Challenge>,
+    resets: HashMap<String, Reset>,
+    account_failures: FailureCounter,
+    client_failures: FailureCounter,
+}
+
+/// The account service. Share one per server.
+pub struct Accounts {
+    memory: Mutex<Memory>,
+    dummy_hash: String,
+}
+
+impl Default for Accounts {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn random_code() -> String {
+    format!("{:06}", rand::thread_rng().gen_range(0..1_000_000))
+}
+
+fn random_token() -> String {
+    use base64::Engine;
+    let mut b = [0u8; 32];
+    rand::thread_rng().fill(&mut b);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+/// The store key of a session token.
+pub fn token_key(token: &str) -> String {
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
+fn eq_ct(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// Rough checks of a mainland mobile number (11 digits starting with 1).
+pub fn validate_mobile(m: &str) -> Result<(), AccountError> {
+    if m.len() == 11 && m.starts_with('1') && m.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(input("mobile", "expected 11 digits starting with 1"))
+    }
+}
+
+/// Rough checks of an email address (`local@domain.tld`, no spaces).
+pub fn validate_email(e: &str) -> Result<(), AccountError> {
+    let ok = match e.split_once('@') {
+        Some((l, d)) => {
+            !l.is_empty()
+                && d.contains('.')
+                && !d.starts_with('.')
+                && !d.ends_with('.')
+                && !e.chars().any(|c| c.is_whitespace() || c.is_control())
+                && e.len() <= 254
+        }
+        None => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(input("email", "not an email address"))
+    }
+}
+
+fn system() -> Actor {
+    Actor::Miit
+}
+
+impl Accounts {
+    pub fn new() -> Self {
+        Accounts {
+            memory: Mutex::new(Memory::default()),
+            // Verified against when the account does not exist, so timing does not tell.
+            dummy_hash: hash_password("not-a-real-password-0").unwrap_or_default(),
+        }
+    }
+
+    fn mem(&self) -> std::sync::MutexGuard<'_, Memory> {
+        self.memory.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Write messages to the outbox (durably, audited by size and hash only).
+    pub fn to_outbox<S: RegistryStore>(
+        store: &S,
+        messages: &[Message],
+    ) -> Result<(), AccountError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let mut txn = store.begin()?;
+        for m in messages {
+            let meta = AuditMeta::new(&system(), "outbox", m.created_at);
+            let bytes = serde_json::to_vec(m).unwrap_or_default();
+            txn.put_record(&meta, KIND_OUTBOX, &m.id, Some(&bytes))?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Every message in the outbox, oldest first.
+    pub fn outbox<S: RegistryStore>(store: &S) -> Result<Vec<Message>, AccountError> {
+        let mut out = Vec::new();
+        let mut bad = None;
+        store.scan_records(KIND_OUTBOX, &mut |k, v| match serde_json::from_slice(v) {
+            Ok(m) => {
+                out.push(m);
+                true
+            }
+            Err(e) => {
+                bad = Some(StoreError::Corrupt {
+                    key: format!("outbox:{k}"),
+                    reason: e.to_string(),
+                });
+                false
+            }
+        })?;
+        match bad {
+            Some(e) => Err(e.into()),
+            None => Ok(out),
+        }
+    }
+
+    pub fn contact<S: RegistryStore>(store: &S, username: &str) -> Result<Contact, AccountError> {
+        Ok(match store.record(KIND_CONTACT, username)? {
+            Some(b) => serde_json::from_slice(&b).map_err(|e| StoreError::Corrupt {
+                key: format!("contact:{username}"),
+                reason: e.to_string(),
+            })?,
+            None => Contact::default(),
+        })
+    }
+
+    /// Start a self-registration: checks the rules, keeps it pending, and returns the two
+    /// messages (SMS code to the mobile, email code to the address) to deliver.
+    pub fn register<S: RegistryStore>(
+        &self,
+        store: &S,
+        r: &Registration,
+        now: i64,
+    ) -> Result<Vec<Message>, AccountError> {
+        validate_username(&r.username)?;
+        validate_password(&r.username, &r.password)?;
+        validate_mobile(&r.mobile)?;
+        validate_email(&r.email)?;
+        if store.user(&r.username)?.is_some() {
+            return Err(AccountError::Taken {
+                username: r.username.clone(),
+            });
+        }
+        let user = UserRecord::new(
+            &r.username,
+            &r.password,
+            Actor::icp(&r.username),
+            "self-registration",
+            now,
+        )?;
+        let mut mem = self.mem();
+        mem.pending
+            .retain(|_, p| now - p.created_at < REGISTRATION_TTL_SECS);
+        if mem.pending.contains_key(&r.username) {
+            return Err(AccountError::Taken {
+                username: r.username.clone(),
+            });
+        }
+        let p = Pending {
+            user,
+            contact: Contact {
+                email: Some(r.email.clone()),
+                mobile: Some(r.mobile.clone()),
+            },
+            sms_code: random_code(),
+            email_code: random_code(),
+            created_at: now,
+            attempts: 0,
+        };
+        let msgs = vec![
+            Message::new(
+                Channel::Sms,
+                &r.mobile,
+                "beian registration code",
+                format!("【备案】注册验证码 registration code: {}", p.sms_code),
+                now,
+            ),
+            Message::new(
+                Channel::Email,
+                &r.email,
+                "beian registration code / 备案注册验证码",
+                format!(
+                    "Your registration code for user {} is {} (valid 30 minutes).\n您的注册验证码：{}",
+                    r.username, p.email_code, p.email_code
+                ),
+                now,
+            ),
+        ];
+        mem.pending.insert(r.username.clone(), p);
+        Ok(msgs)
+    }
+
+    /// Activate a pending registration with both codes.
+    pub fn activate<S: RegistryStore>(
+        &self,
+        store: &S,
+        username: &str,
+        sms_code: &str,
+        email_code: &str,
+        now: i64,
+    ) -> Result<UserRecord, AccountError> {
+        let p = {
+            let mut mem = self.mem();
+            let Some(p) = mem.pending.get_mut(username) else {
+                return Err(AccountError::InvalidCode);
+            };
+            if now - p.created_at >= REGISTRATION_TTL_SECS {
+                mem.pending.remove(username);
+                return Err(AccountError::InvalidCode);
+            }
+            if !(eq_ct(&p.sms_code, sms_code) && eq_ct(&p.email_code, email_code)) {
+                p.attempts += 1;
+                if p.attempts >= MAX_CODE_ATTEMPTS {
+                    mem.pending.remove(username);
+                }
+                return Err(AccountError::InvalidCode);
+            }
+            match mem.pending.remove(username) {
+                Some(p) => p,
+                None => return Err(AccountError::InvalidCode),
+            }
+        };
+        let mut txn = store.begin()?;
+        if txn.user(username)?.is_some() {
+            return Err(AccountError::Taken {
+                username: username.into(),
+            });
+        }
+        let meta = AuditMeta::new(&p.user.actor, "register", now);
+        txn.put_user(&meta, &p.user)?;
+        let c = serde_json::to_vec(&p.contact).unwrap_or_default();
+        txn.put_record(&meta, KIND_CONTACT, username, Some(&c))?;
+        txn.commit()?;
+        Ok(p.user)
+    }
+
+    /// Login step 1: check the password. Whatever the outcome, the caller answers the same
+    /// way with the returned challenge id; only right credentials produce a message (the
+    /// code) and a usable challenge. Failed attempts are limited per account and per client.
+    pub fn login_start<S: RegistryStore>(
+        &self,
+        store: &S,
+        username: &str,
+        password: &str,
+        client: &str,
+        now: i64,
+    ) -> Result<(String, Option<Message>), AccountError> {
+        {
+            let mem = self.mem();
+            let acct = mem
+                .account_failures
+                .check(username, MAX_FAILURES_PER_ACCOUNT, now);
+            let cli = mem
+                .client_failures
+                .check(client, MAX_FAILURES_PER_CLIENT, now);
+            if let Err(retry_after_secs) = acct.and(cli) {
+                return Err(AccountError::RateLimited { retry_after_secs });
+            }
+        }
+        let user = store.user(username)?;
+        let ok = match &user {
+            Some(u) => verify_password(password, &u.password_hash),
+            None => {
+                let _ = verify_password(password, &self.dummy_hash);
+                false
+            }
+        };
+        let challenge_id = random_token();
+        let mut mem = self.mem();
+        let user = match (ok, user) {
+            (true, Some(u)) => u,
+            _ => {
+                mem.account_failures.fail(username, now);
+                mem.client_failures.fail(client, now);
+                return Ok((challenge_id, None));
+            }
+        };
+        mem.challenges
+            .retain(|_, c| challenge_valid(c.issued_at, now));
+        let code = random_code();
+        mem.challenges.insert(
+            challenge_id.clone(),
+            Challenge {
+                username: user.username.clone(),
+                code: code.clone(),
+                issued_at: now,
+                attempts: 0,
+            },
+        );
+        drop(mem);
+        let contact = Self::contact(store, &user.username)?;
+        let to = contact
+            .email
+            .unwrap_or_else(|| format!("user:{}", user.username));
+        let msg = Message::new(
+            Channel::Email,
+            &to,
+            "beian login code / 备案登录验证码",
+            format!(
+                "Login code for {}: {} (valid {} minutes).\n登录验证码：{}",
+                user.username,
+                code,
+                CHALLENGE_TTL_SECS / 60,
+                code
+            ),
+            now,
+        );
+        Ok((challenge_id, Some(msg)))
+    }
+
+    /// Login step 2: the challenge code → a new session token (shown once).
+    pub fn login_verify<S: RegistryStore>(
+        &self,
+        store: &S,
+        challenge_id: &str,
+        code: &str,
+        client: &str,
+        now: i64,
+    ) -> Result<(String, Session), AccountError> {
+        let username = {
+            let mut mem = self.mem();
+            if let Err(retry_after_secs) =
+                mem.client_failures
+                    .check(client, MAX_FAILURES_PER_CLIENT, now)
+            {
+                return Err(AccountError::RateLimited { retry_after_secs });
+            }
+            let Some(c) = mem.challenges.get_mut(challenge_id) else {
+                mem.client_failures.fail(client, now);
+                return Err(AccountError::Unauthorized);
+            };
+            if !challenge_valid(c.issued_at, now) {
+                mem.challenges.remove(challenge_id);
+                return Err(AccountError::Unauthorized);
+            }
+            if !eq_ct(&c.code, code) {
+                c.attempts += 1;
+                let user = c.username.clone();
+                if c.attempts >= MAX_CODE_ATTEMPTS {
+                    mem.challenges.remove(challenge_id);
+                }
+                mem.account_failures.fail(&user, now);
+                mem.client_failures.fail(client, now);
+                return Err(AccountError::Unauthorized);
+            }
+            let Some(c) = mem.challenges.remove(challenge_id) else {
+                return Err(AccountError::Unauthorized);
+            };
+            mem.account_failures.clear(&c.username);
+            c.username
+        };
+        let user = store.user(&username)?.ok_or(AccountError::Unauthorized)?;
+        let token = random_token();
+        let session = Session {
+            username: user.username.clone(),
+            created_at: now,
+            expires_at: now + SESSION_TTL_SECS,
+        };
+        let mut txn = store.begin()?;
+        let meta = AuditMeta::new(&user.actor, "login", now);
+        let bytes = serde_json::to_vec(&session).unwrap_or_default();
+        txn.put_record(&meta, KIND_SESSION, &token_key(&token), Some(&bytes))?;
+        txn.commit()?;
+        Ok((token, session))
+    }
+
+    /// The user behind a session token, if the session exists and has not expired.
+    pub fn authenticate<S: RegistryStore>(
+        store: &S,
+        token: &str,
+        now: i64,
+    ) -> Result<UserRecord, AccountError> {
+        let Some(b) = store.record(KIND_SESSION, &token_key(token))? else {
+            return Err(AccountError::Unauthorized);
+        };
+        let s: Session = serde_json::from_slice(&b).map_err(|_| AccountError::Unauthorized)?;
+        if now >= s.expires_at {
+            return Err(AccountError::Unauthorized);
+        }
+        let user = store.user(&s.username)?.ok_or(AccountError::Unauthorized)?;
+        Self::effective(store, user)
+    }
+
+    /// The user with its import authorisation as granted by its bureau (ISP users only).
+    pub fn effective<S: RegistryStore>(
+        store: &S,
+        mut user: UserRecord,
+    ) -> Result<UserRecord, AccountError> {
+        if let Actor::Isp { name, .. } = &user.actor {
+            let authorised = store.record(KIND_IMPORT_AUTH, &user.username)?.is_some();
+            user.actor = Actor::Isp {
+                name: name.clone(),
+                import_authorised: authorised,
+            };
+        }
+        Ok(user)
+    }
+
+    /// Revoke one session (logout).
+    pub fn logout<S: RegistryStore>(
+        store: &S,
+        token: &str,
+        actor: &Actor,
+        now: i64,
+    ) -> Result<(), AccountError> {
+        let k = token_key(token);
+        if store.record(KIND_SESSION, &k)?.is_none() {
+            return Ok(());
+        }
+        let mut txn = store.begin()?;
+        txn.put_record(
+            &AuditMeta::new(actor, "logout", now),
+            KIND_SESSION,
+            &k,
+            None,
+        )?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Revoke every session of `username` (after a password reset).
+    pub fn revoke_sessions<S: RegistryStore>(
+        store: &S,
+        username: &str,
+        actor: &Actor,
+        now: i64,
+    ) -> Result<usize, AccountError> {
+        let mut keys = Vec::new();
+        store.scan_records(KIND_SESSION, &mut |k, v| {
+            if let Ok(s) = serde_json::from_slice::<Session>(v) {
+                if s.username == username {
+                    keys.push(k.to_string());
+                }
+            }
+            true
+        })?;
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let mut txn = store.begin()?;
+        let meta = AuditMeta::new(actor, "revoke sessions", now);
+        for k in &keys {
+            txn.put_record(&meta, KIND_SESSION, k, None)?;
+        }
+        txn.commit()?;
+        Ok(keys.len())
+    }
+
+    /// Password reset step 1: a one-time token by email, when the account has an address.
+    /// Returns the message to deliver (`None` says nothing to the caller's client).
+    pub fn reset_request<S: RegistryStore>(
+        &self,
+        store: &S,
+        username: &str,
+        now: i64,
+    ) -> Result<Option<Message>, AccountError> {
+        if store.user(username)?.is_none() {
+            return Ok(None);
+        }
+        let Some(email) = Self::contact(store, username)?.email else {
+            return Ok(None);
+        };
+        let token = random_token();
+        let mut mem = self.mem();
+        mem.resets.retain(|_, r| now - r.issued_at < RESET_TTL_SECS);
+        mem.resets.insert(
+            token.clone(),
+            Reset {
+                username: username.to_string(),
+                issued_at: now,
+            },
+        );
+        Ok(Some(Message::new(
+            Channel::Email,
+            &email,
+            "beian password reset / 备案密码重置",
+            format!(
+                "A password reset was requested for {username}. One-time token (valid {} minutes): {token}\n\
+                 If you did not ask for this, ignore this message. We never send passwords.",
+                RESET_TTL_SECS / 60
+            ),
+            now,
+        )))
+    }
+
+    /// Password reset step 2: the token and a new password. Revokes every session.
+    pub fn reset_confirm<S: RegistryStore>(
+        &self,
+        store: &S,
+        token: &str,
+        new_password: &str,
+        now: i64,
+    ) -> Result<(), AccountError> {
+        let username = {
+            let mem = self.mem();
+            match mem.resets.get(token) {
+                Some(r) if now - r.issued_at < RESET_TTL_SECS => r.username.clone(),
+                _ => return Err(AccountError::InvalidCode),
+            }
+        };
+        validate_password(&username, new_password)?;
+        let mut user = store
+            .user(&username)?
+            .ok_or_else(|| AccountError::NotFound(format!("user {username}")))?;
+        self.mem().resets.remove(token);
+        user.password_hash = hash_password(new_password)?;
+        let mut txn = store.begin()?;
+        txn.put_user(&AuditMeta::new(&user.actor, "password reset", now), &user)?;
+        txn.commit()?;
+        Self::revoke_sessions(store, &username, &user.actor, now)?;
+        Ok(())
+    }
+
+    /// Create a management or filing user top-down. Returns the record and the generated
+    /// password when none was given (shown once).
+    pub fn create_user<S: RegistryStore>(
+        store: &S,
+        creator: &UserRecord,
+        req: &NewUser,
+        now: i64,
+    ) -> Result<(UserRecord, Option<String>), AccountError> {
+        if !may_create(&creator.actor, req.role) {
+            return Err(AccountError::Forbidden(format!(
+                "{} may not create {:?} users",
+                creator.actor, req.role
+            )));
+        }
+        let name = || -> Result<String, AccountError> {
+            match req.name.as_deref().map(str::trim) {
+                Some(n) if !n.is_empty() && n.chars().count() <= 100 => Ok(n.to_string()),
+                _ => Err(input("name", "this role needs a name (1–100 characters)")),
+            }
+        };
+        let actor = match req.role {
+            Role::Bureau => {
+                let p = req.province.as_deref().unwrap_or("");
+                match format!("bureau:{p}").parse::<Actor>() {
+                    Ok(a) => a,
+                    Err(_) => return Err(input("province", "not a province abbreviation")),
+                }
+            }
+            Role::PreApproval => Actor::PreApproval,
+            Role::SpecialContent => Actor::SpecialContent,
+            Role::SpecialQuery => Actor::SpecialQuery,
+            Role::Isp => Actor::Isp {
+                name: name()?,
+                import_authorised: false,
+            },
+            Role::IpReporter => Actor::IpReporter { name: name()? },
+            Role::DomainReporter => Actor::DomainReporter { name: name()? },
+            Role::Miit | Role::Icp => {
+                return Err(AccountError::Forbidden(
+                    "MIIT users are created at registry init; ICP users register themselves".into(),
+                ))
+            }
+        };
+        if let Some(e) = &req.email {
+            validate_email(e)?;
+        }
+        if let Some(m) = &req.mobile {
+            validate_mobile(m)?;
+        }
+        let (password, generated) = match &req.password {
+            Some(p) => (p.clone(), None),
+            None => {
+                let g = generate_password();
+                (g.clone(), Some(g))
+            }
+        };
+        let user = UserRecord::new(&req.username, &password, actor, &creator.username, now)?;
+        let mut txn = store.begin()?;
+        if txn.user(&req.username)?.is_some() {
+            return Err(AccountError::Taken {
+                username: req.username.clone(),
+            });
+        }
+        let meta = AuditMeta::new(&creator.actor, "create user", now);
+        txn.put_user(&meta, &user)?;
+        if req.email.is_some() || req.mobile.is_some() {
+            let c = Contact {
+                email: req.email.clone(),
+                mobile: req.mobile.clone(),
+            };
+            let b = serde_json::to_vec(&c).unwrap_or_default();
+            txn.put_record(&meta, KIND_CONTACT, &req.username, Some(&b))?;
+        }
+        txn.commit()?;
+        Ok((user, generated))
+    }
+
+    /// Whether `actor` manages `user`: MIIT manages everyone; a bureau manages the users
+    /// created by a user of the same bureau.
+    pub fn manages<S: RegistryStore>(
+        store: &S,
+        actor: &Actor,
+        user: &UserRecord,
+    ) -> Result<bool, AccountError> {
+        Ok(match actor {
+            Actor::Miit => true,
+            Actor::Bureau { .. } => match store.user(&user.created_by)? {
+                Some(c) => c.actor == *actor,
+                None => false,
+            },
+            _ => false,
+        })
+    }
+
+    /// Users `actor` manages (MIIT: all; a bureau: those its users created).
+    pub fn list_users<S: RegistryStore>(
+        store: &S,
+        actor: &Actor,
+    ) -> Result<Vec<UserRecord>, AccountError> {
+        if !matches!(actor, Actor::Miit | Actor::Bureau { .. }) {
+            return Err(AccountError::Forbidden(format!(
+                "{actor} may not list users"
+            )));
+        }
+        let mut users = Vec::new();
+        crate::registry::store::RegistryScan::scan_users(store, &mut |u| {
+            users.push(u);
+            true
+        })?;
+        let mut all = Vec::new();
+        for u in users {
+            if Self::manages(store, actor, &u)? {
+                all.push(u);
+            }
+        }
+        Ok(all)
+    }
+
+    /// A bureau authorises (or de-authorises) an ISP user it manages for batch import.
+    pub fn set_import_authorisation<S: RegistryStore>(
+        store: &S,
+        actor: &Actor,
+        username: &str,
+        authorised: bool,
+        now: i64,
+    ) -> Result<UserRecord, AccountError> {
+        if !matches!(actor, Actor::Bureau { .. }) {
+            return Err(AccountError::Forbidden(format!(
+                "{actor} may not authorise import; only the bureau that created the ISP user"
+            )));
+        }
+        let mut user = store
+            .user(username)?
+            .ok_or_else(|| AccountError::NotFound(format!("user {username}")))?;
+        let Actor::Isp { name, .. } = &user.actor else {
+            return Err(input("username", "not an ISP user"));
+        };
+        if !Self::manages(store, actor, &user)? {
+            return Err(AccountError::Forbidden(format!(
+                "{actor} did not create user {username}"
+            )));
+        }
+        user.actor = Actor::Isp {
+            name: name.clone(),
+            import_authorised: authorised,
+        };
+        let mut txn = store.begin()?;
+        let meta = AuditMeta::new(actor, "import authorisation", now);
+        txn.put_user(&meta, &user)?;
+        let flag: &[u8] = b"1";
+        txn.put_record(
+            &meta,
+            KIND_IMPORT_AUTH,
+            username,
+            authorised.then_some(flag),
+        )?;
+        txn.commit()?;
+        Ok(user)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_down_creation_rules() {
+        let b = Actor::bureau('京');
+        assert!(may_create(&Actor::Miit, Role::Bureau));
+        assert!(!may_create(&b, Role::Bureau));
+        for r in [Role::PreApproval, Role::SpecialContent, Role::SpecialQuery] {
+            assert!(may_create(&Actor::Miit, r));
+            assert!(may_create(&b, r));
+        }
+        for r in [Role::Isp, Role::IpReporter, Role::DomainReporter] {
+            assert!(!may_create(&Actor::Miit, r));
+            assert!(may_create(&b, r));
+        }
+        assert!(!may_create(&Actor::icp("a"), Role::SpecialQuery));
+        assert!(!may_create(&Actor::isp("x"), Role::Isp));
+        assert!(!may_create(&Actor::Miit, Role::Icp));
+    }
+
+    #[test]
+    fn failure_counter_blocks_then_expires() {
+        let mut c = FailureCounter::default();
+        for _ in 0..3 {
+            assert!(c.check("a", 3, 100).is_ok());
+            c.fail("a", 100);
+        }
+        assert!(c.check("a", 3, 101).is_err());
+        assert!(c.check("b", 3, 101).is_ok());
+        assert!(c.check("a", 3, 100 + FAILURE_WINDOW_SECS).is_ok());
+        c.clear("a");
+        assert!(c.check("a", 3, 101).is_ok());
+    }
+
+    #[test]
+    fn contact_checks() {
+        assert!(validate_mobile("13800000000").is_ok());
+        assert!(validate_mobile("23800000000").is_err());
+        assert!(validate_mobile("1380000000").is_err());
+        assert!(validate_email("a@b.cn").is_ok());
+        assert!(validate_email("a@b").is_err());
+        assert!(validate_email("a b@c.cn").is_err());
+        assert!(validate_email("@c.cn").is_err());
+    }
+}

@@ -1,0 +1,389 @@
+//! Announcements with attachments: anyone lists, reads and downloads; MIIT and bureaus publish;
+//! the author (or MIIT) deletes and manages attachments. Attachments are size-limited
+//! ([`super::ATTACHMENT_LIMIT`]) and stored as audited records (the audit log keeps only their
+//! size and SHA-256).
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+
+use super::error::{ApiBytes, ApiPath, ApiQuery};
+use super::{blocking, unix_now, ApiError, ApiJson, Caller, Shared, ATTACHMENT_LIMIT};
+use crate::accounts::Actor;
+use crate::registry::store::{AuditMeta, RegistryScan, RegistryStore, RegistryTxn};
+
+const KIND_ANNOUNCEMENT: &str = "announcement";
+const KIND_ATTACHMENT: &str = "attachment";
+
+/// An attachment's metadata.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AttachmentMeta {
+    pub id: String,
+    pub filename: String,
+    pub content_type: String,
+    pub size: usize,
+    pub sha256: String,
+}
+
+/// An announcement.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Announcement {
+    pub id: String,
+    pub title: String,
+    pub body: String,
+    pub author: String,
+    pub created_at: i64,
+    pub attachments: Vec<AttachmentMeta>,
+}
+
+fn new_id(now: i64) -> String {
+    use rand::Rng;
+    format!("{:012}{:08x}", now.max(0), rand::thread_rng().gen::<u32>())
+}
+
+fn valid_id(id: &str) -> Result<(), ApiError> {
+    if id.is_empty() || id.len() > 40 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(ApiError::NotFound {
+            what: format!("announcement {id:?}"),
+        });
+    }
+    Ok(())
+}
+
+fn load(state: &Shared, id: &str) -> Result<Announcement, ApiError> {
+    valid_id(id)?;
+    let b = state
+        .registry
+        .store()
+        .record(KIND_ANNOUNCEMENT, id)?
+        .ok_or_else(|| ApiError::NotFound {
+            what: format!("announcement {id}"),
+        })?;
+    serde_json::from_slice(&b).map_err(ApiError::internal)
+}
+
+fn save(
+    state: &Shared,
+    actor: &Actor,
+    action: &str,
+    a: &Announcement,
+    now: i64,
+) -> Result<(), ApiError> {
+    let store = state.registry.store();
+    let mut txn = store.begin()?;
+    let bytes = serde_json::to_vec(a).map_err(ApiError::internal)?;
+    txn.put_record(
+        &AuditMeta::new(actor, action, now),
+        KIND_ANNOUNCEMENT,
+        &a.id,
+        Some(&bytes),
+    )?;
+    txn.commit()?;
+    Ok(())
+}
+
+fn may_publish(actor: &Actor) -> Result<(), ApiError> {
+    match actor {
+        Actor::Miit | Actor::Bureau { .. } => Ok(()),
+        other => Err(ApiError::Forbidden {
+            message: format!("{other} may not publish announcements; MIIT and bureaus may"),
+        }),
+    }
+}
+
+fn may_edit(actor: &Actor, a: &Announcement) -> Result<(), ApiError> {
+    if *actor == Actor::Miit || actor.to_string() == a.author {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden {
+            message: format!("{actor} may not edit announcement {} by {}", a.id, a.author),
+        })
+    }
+}
+
+#[utoipa::path(get, path = "/api/announcements", tag = "announcements",
+    responses((status = 200, description = "every announcement, newest first")))]
+pub async fn list(State(state): State<Shared>) -> Result<ApiJson<Vec<Announcement>>, ApiError> {
+    blocking(move || {
+        let mut out = Vec::new();
+        let mut bad = None;
+        state
+            .registry
+            .store()
+            .scan_records(
+                KIND_ANNOUNCEMENT,
+                &mut |k, v| match serde_json::from_slice(v) {
+                    Ok(a) => {
+                        out.push(a);
+                        true
+                    }
+                    Err(e) => {
+                        bad = Some(format!("announcement {k}: {e}"));
+                        false
+                    }
+                },
+            )?;
+        if let Some(b) = bad {
+            return Err(ApiError::internal(b));
+        }
+        out.reverse();
+        Ok(ApiJson(out))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewAnnouncement {
+    pub title: String,
+    pub body: String,
+}
+
+#[utoipa::path(post, path = "/api/announcements", tag = "announcements",
+    request_body(content = String, description = "{title, body}", content_type = "application/json"),
+    responses((status = 201, description = "the announcement"), (status = 403)))]
+pub async fn create(
+    State(state): State<Shared>,
+    caller: Caller,
+    ApiJson(b): ApiJson<NewAnnouncement>,
+) -> Result<Response, ApiError> {
+    may_publish(caller.actor())?;
+    let title = b.title.trim().to_string();
+    if title.is_empty() || title.chars().count() > 200 {
+        return Err(ApiError::invalid_field("title", "1–200 characters"));
+    }
+    if b.body.chars().count() > 100_000 {
+        return Err(ApiError::invalid_field("body", "at most 100000 characters"));
+    }
+    blocking(move || {
+        let now = unix_now();
+        let a = Announcement {
+            id: new_id(now),
+            title,
+            body: b.body,
+            author: caller.actor().to_string(),
+            created_at: now,
+            attachments: Vec::new(),
+        };
+        save(&state, caller.actor(), "announce", &a, now)?;
+        Ok((StatusCode::CREATED, axum::Json(a)).into_response())
+    })
+    .await
+}
+
+#[utoipa::path(get, path = "/api/announcements/{id}", tag = "announcements",
+    params(("id" = String, Path, description = "announcement id")),
+    responses((status = 200, description = "the announcement"), (status = 404)))]
+pub async fn show(
+    State(state): State<Shared>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<ApiJson<Announcement>, ApiError> {
+    blocking(move || Ok(ApiJson(load(&state, &id)?))).await
+}
+
+#[utoipa::path(delete, path = "/api/announcements/{id}", tag = "announcements",
+    params(("id" = String, Path, description = "announcement id")),
+    responses((status = 204, description = "deleted with its attachments"), (status = 403), (status = 404)))]
+pub async fn remove(
+    State(state): State<Shared>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    blocking(move || {
+        let a = load(&state, &id)?;
+        may_edit(caller.actor(), &a)?;
+        let now = unix_now();
+        let store = state.registry.store();
+        let mut txn = store.begin()?;
+        let meta = AuditMeta::new(caller.actor(), "delete announcement", now);
+        for att in &a.attachments {
+            txn.put_record(
+                &meta,
+                KIND_ATTACHMENT,
+                &format!("{}/{}", a.id, att.id),
+                None,
+            )?;
+        }
+        txn.put_record(&meta, KIND_ANNOUNCEMENT, &a.id, None)?;
+        txn.commit()?;
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadQuery {
+    pub filename: String,
+}
+
+fn valid_filename(f: &str) -> Result<String, ApiError> {
+    let f = f.trim();
+    if f.is_empty()
+        || f.chars().count() > 200
+        || f.chars()
+            .any(|c| c.is_control() || matches!(c, '/' | '\\' | '"'))
+        || f == "."
+        || f == ".."
+    {
+        return Err(ApiError::invalid_field(
+            "filename",
+            "1–200 characters, no control characters, slashes or quotes",
+        ));
+    }
+    Ok(f.to_string())
+}
+
+fn content_type(h: &HeaderMap) -> String {
+    h.get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 100
+                && v.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+                && v.contains('/')
+        })
+        .unwrap_or("application/octet-stream")
+        .to_string()
+}
+
+#[utoipa::path(post, path = "/api/announcements/{id}/attachments", tag = "announcements",
+    params(("id" = String, Path, description = "announcement id"),
+           ("filename" = String, Query, description = "the attachment's file name")),
+    request_body(content = String, description = "the file's bytes (at most 2 MiB)", content_type = "application/octet-stream"),
+    responses((status = 201, description = "the attachment's metadata"), (status = 403), (status = 413)))]
+pub async fn upload(
+    State(state): State<Shared>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<UploadQuery>,
+    headers: HeaderMap,
+    ApiBytes(body): ApiBytes,
+) -> Result<Response, ApiError> {
+    if body.len() > ATTACHMENT_LIMIT {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let filename = valid_filename(&q.filename)?;
+    let ctype = content_type(&headers);
+    blocking(move || {
+        let mut a = load(&state, &id)?;
+        may_edit(caller.actor(), &a)?;
+        if a.attachments.len() >= 20 {
+            return Err(ApiError::Conflict {
+                code: "too_many_attachments",
+                message: "an announcement has at most 20 attachments".into(),
+            });
+        }
+        let now = unix_now();
+        let meta = AttachmentMeta {
+            id: new_id(now),
+            filename,
+            content_type: ctype,
+            size: body.len(),
+            sha256: hex::encode(sha2::Sha256::digest(&body)),
+        };
+        a.attachments.push(meta.clone());
+        let store = state.registry.store();
+        let mut txn = store.begin()?;
+        let am = AuditMeta::new(caller.actor(), "attach", now);
+        txn.put_record(
+            &am,
+            KIND_ATTACHMENT,
+            &format!("{}/{}", a.id, meta.id),
+            Some(&body),
+        )?;
+        let bytes = serde_json::to_vec(&a).map_err(ApiError::internal)?;
+        txn.put_record(&am, KIND_ANNOUNCEMENT, &a.id, Some(&bytes))?;
+        txn.commit()?;
+        Ok((StatusCode::CREATED, axum::Json(meta)).into_response())
+    })
+    .await
+}
+
+fn find_attachment(a: &Announcement, att: &str) -> Result<AttachmentMeta, ApiError> {
+    a.attachments
+        .iter()
+        .find(|m| m.id == att)
+        .cloned()
+        .ok_or_else(|| ApiError::NotFound {
+            what: format!("attachment {att}"),
+        })
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[utoipa::path(get, path = "/api/announcements/{id}/attachments/{attachment}", tag = "announcements",
+    params(("id" = String, Path, description = "announcement id"), ("attachment" = String, Path, description = "attachment id")),
+    responses((status = 200, description = "the file"), (status = 404)))]
+pub async fn download(
+    State(state): State<Shared>,
+    ApiPath((id, att)): ApiPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        let a = load(&state, &id)?;
+        let m = find_attachment(&a, &att)?;
+        let bytes = state
+            .registry
+            .store()
+            .record(KIND_ATTACHMENT, &format!("{}/{}", a.id, m.id))?
+            .ok_or_else(|| ApiError::NotFound {
+                what: format!("attachment {att}"),
+            })?;
+        let mut resp = bytes.into_response();
+        let h = resp.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&m.content_type) {
+            h.insert(header::CONTENT_TYPE, v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&format!(
+            "attachment; filename*=UTF-8''{}",
+            percent_encode(&m.filename)
+        )) {
+            h.insert(header::CONTENT_DISPOSITION, v);
+        }
+        h.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        Ok(resp)
+    })
+    .await
+}
+
+#[utoipa::path(delete, path = "/api/announcements/{id}/attachments/{attachment}", tag = "announcements",
+    params(("id" = String, Path, description = "announcement id"), ("attachment" = String, Path, description = "attachment id")),
+    responses((status = 204, description = "deleted"), (status = 403), (status = 404)))]
+pub async fn remove_attachment(
+    State(state): State<Shared>,
+    caller: Caller,
+    ApiPath((id, att)): ApiPath<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    blocking(move || {
+        let mut a = load(&state, &id)?;
+        may_edit(caller.actor(), &a)?;
+        let m = find_attachment(&a, &att)?;
+        a.attachments.retain(|x| x.id != m.id);
+        let now = unix_now();
+        let store = state.registry.store();
+        let mut txn = store.begin()?;
+        let am = AuditMeta::new(caller.actor(), "detach", now);
+        txn.put_record(&am, KIND_ATTACHMENT, &format!("{}/{}", a.id, m.id), None)?;
+        let bytes = serde_json::to_vec(&a).map_err(ApiError::internal)?;
+        txn.put_record(&am, KIND_ANNOUNCEMENT, &a.id, Some(&bytes))?;
+        txn.commit()?;
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}

@@ -1,0 +1,1344 @@
+//! The HTTP API end to end: the real server on loopback ports, driven with reqwest.
+//! Registration → activation → login with outbox codes; a filing's life by the right roles;
+//! the role × endpoint matrix; malformed input; probe and /metrics output as Prometheus text;
+//! the OpenAPI document covering every route.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use beian::accounts::service::Accounts;
+use beian::api::{AppState, PROBE_METRIC_NAMES};
+use beian::config::Config;
+use beian::registry::Registry;
+use serde_json::{json, Value};
+
+struct Server {
+    base: String,
+    metrics: String,
+    registry: Arc<Registry>,
+    client: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    miit_password: String,
+    _dir: tempfile::TempDir,
+}
+
+struct Resp {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    text: String,
+}
+
+impl Resp {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+    /// Assert our error shape and return the code.
+    fn error_code(&self) -> String {
+        let v = self.json();
+        let code = v["error"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("not our error shape: {}", self.text));
+        assert!(v["error"]["message"].is_string(), "{}", self.text);
+        code.to_string()
+    }
+}
+
+impl Server {
+    async fn start(body_limit: usize) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let (reg, init) = Registry::init(dir.path(), chrono::Utc::now().timestamp()).unwrap();
+        let registry = Arc::new(reg);
+        let mut config = Config::default();
+        config.serve.body_limit = body_limit;
+        let state = AppState::new(registry.clone(), config).unwrap();
+        let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let met = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", api.local_addr().unwrap());
+        let metrics = format!("http://{}", met.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(beian::api::serve(state, api, met, async move {
+            let _ = rx.await;
+        }));
+        Server {
+            base,
+            metrics,
+            registry,
+            client: reqwest::Client::new(),
+            stop: Some(tx),
+            task: Some(task),
+            miit_password: init.miit_password,
+            _dir: dir,
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            tokio::time::timeout(std::time::Duration::from_secs(10), t)
+                .await
+                .expect("graceful shutdown finishes")
+                .unwrap()
+                .unwrap();
+        }
+    }
+
+    async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<(Vec<u8>, &str)>,
+    ) -> Resp {
+        let url = format!("{}{}", self.base, path);
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut rb = self.client.request(m, url);
+        if let Some(t) = token {
+            rb = rb.header("authorization", format!("Bearer {t}"));
+        }
+        if let Some((b, ct)) = body {
+            if !ct.is_empty() {
+                rb = rb.header("content-type", ct);
+            }
+            rb = rb.body(b);
+        }
+        let r = rb.send().await.unwrap();
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap_or_default();
+        Resp {
+            status,
+            headers,
+            text,
+        }
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
+        let b = body.map(|v| (serde_json::to_vec(&v).unwrap(), "application/json"));
+        self.raw(method, path, token, b).await
+    }
+
+    /// The latest outbox message to `to`.
+    fn outbox_body(&self, to: &str) -> String {
+        Accounts::outbox(self.registry.store())
+            .unwrap()
+            .into_iter()
+            .rev()
+            .find(|m| m.to == to)
+            .unwrap_or_else(|| panic!("no message to {to}"))
+            .body
+    }
+
+    async fn login(&self, username: &str, password: &str, to: &str) -> String {
+        let r = self
+            .call(
+                "POST",
+                "/api/login",
+                None,
+                Some(json!({"username": username, "password": password})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let challenge = r.json()["challenge_id"].as_str().unwrap().to_string();
+        let code = six_digits(&self.outbox_body(to));
+        let r = self
+            .call(
+                "POST",
+                "/api/login/verify",
+                None,
+                Some(json!({"challenge_id": challenge, "code": code})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.json()["token"].as_str().unwrap().to_string()
+    }
+
+    async fn miit(&self) -> String {
+        let p = self.miit_password.clone();
+        self.login("miit", &p, "user:miit").await
+    }
+
+    async fn create_user(&self, token: &str, body: Value) -> Resp {
+        self.call("POST", "/api/users", Some(token), Some(body))
+            .await
+    }
+}
+
+/// The first run of exactly six ASCII digits.
+fn six_digits(text: &str) -> String {
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i].is_ascii_digit() {
+            let j = (i..b.len())
+                .find(|&j| !b[j].is_ascii_digit())
+                .unwrap_or(b.len());
+            if j - i == 6 {
+                return text[i..j].to_string();
+            }
+            i = j;
+        } else {
+            i += 1;
+        }
+    }
+    panic!("no code in {text:?}")
+}
+
+const FILING: &str = r#"{"subject": {"name": "北京示例科技有限公司", "nature": "企业", "id_type": "统一社会信用代码", "id_number": "91110108MA01ABCD2H", "province": "京", "address": "北京市海淀区中关村大街1号", "contact": {"name": "张三", "mobile": "13800000000", "email": "zhangsan@example.com"}}, "website": {"name": "示例网", "homepage": "https://example-bj.com/", "domains": ["example-bj.com", "example-bj.net"], "ips": ["203.0.113.7"], "providers": ["示例接入商"], "access_method": "虚拟主机", "categories": [], "operating_licence": null}}"#;
+
+/// Register and activate an ICP user through the API and the outbox; returns a session.
+async fn register_icp(s: &Server, username: &str, mobile: &str, email: &str) -> String {
+    let r = s
+        .call(
+            "POST",
+            "/api/register",
+            None,
+            Some(json!({"username": username, "password": "secret-pw1", "mobile": mobile, "email": email})),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let sms = six_digits(&s.outbox_body(mobile));
+    let mail = six_digits(&s.outbox_body(email));
+    // One code is not enough.
+    let r = s
+        .call(
+            "POST",
+            "/api/register/activate",
+            None,
+            Some(json!({"username": username, "sms_code": sms, "email_code": "000000"})),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.error_code(), "invalid_code");
+    let r = s
+        .call(
+            "POST",
+            "/api/register/activate",
+            None,
+            Some(json!({"username": username, "sms_code": sms, "email_code": mail})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.json()["actor"], format!("icp:{username}"));
+    s.login(username, "secret-pw1", email).await
+}
+
+struct Cast {
+    miit: String,
+    bureau_jing: String,
+    bureau_hu: String,
+    isp: String,
+    isp_other: String,
+    icp: String,
+    icp_other: String,
+    special_query: String,
+}
+
+async fn cast(s: &Server) -> Cast {
+    let miit = s.miit().await;
+    for (u, p) in [("bureau_jing", "京"), ("bureau_hu", "沪")] {
+        let r = s
+            .create_user(
+                &miit,
+                json!({"username": u, "password": "bureau-pw1", "role": "bureau", "province": p}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let bureau_jing = s
+        .login("bureau_jing", "bureau-pw1", "user:bureau_jing")
+        .await;
+    let bureau_hu = s.login("bureau_hu", "bureau-pw1", "user:bureau_hu").await;
+    for (u, n) in [("isp_a", "示例接入商"), ("isp_b", "华北云")] {
+        let r = s
+            .create_user(
+                &bureau_jing,
+                json!({"username": u, "password": "isp-pw12", "role": "isp", "name": n}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let r = s
+        .call(
+            "POST",
+            "/api/users/isp_a/import-authorisation",
+            Some(&bureau_jing),
+            Some(json!({"authorised": true})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["actor"], "isp:示例接入商");
+    let r = s
+        .create_user(&miit, json!({"username": "sq", "role": "special_query"}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let sq_pw = r.json()["password"].as_str().unwrap().to_string();
+    Cast {
+        isp: s.login("isp_a", "isp-pw12", "user:isp_a").await,
+        isp_other: s.login("isp_b", "isp-pw12", "user:isp_b").await,
+        special_query: s.login("sq", &sq_pw, "user:sq").await,
+        icp: register_icp(s, "zhang_san", "13800000001", "zs@example.com").await,
+        icp_other: register_icp(s, "li_si", "13800000002", "ls@example.com").await,
+        miit,
+        bureau_jing,
+        bureau_hu,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filing_life_through_the_api() {
+    let s = Server::start(1 << 20).await;
+    let c = cast(&s).await;
+    let filing: Value = serde_json::from_str(FILING).unwrap();
+
+    // The ICP user submits; the bureau cannot see it yet.
+    let r = s
+        .call("POST", "/api/filings", Some(&c.icp), Some(filing.clone()))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.json()["id"].as_u64().unwrap();
+    let path = |a: &str| format!("/api/filings/{id}{a}");
+    let r = s
+        .call("GET", "/api/review/queue", Some(&c.bureau_jing), None)
+        .await;
+    assert_eq!(r.json().as_array().unwrap().len(), 0, "{}", r.text);
+    // The same domains cannot be filed again by another subject's user.
+    let r = s
+        .call(
+            "POST",
+            "/api/filings",
+            Some(&c.icp_other),
+            Some(filing.clone()),
+        )
+        .await;
+    assert_eq!(r.status, 403, "another user's subject: {}", r.text);
+
+    // The access provider verifies; now it is in the 京 queue, not in the 沪 queue.
+    let r = s
+        .call("POST", &path("/verify-access"), Some(&c.isp), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["status"], "awaiting_review");
+    let r = s
+        .call("GET", "/api/review/queue", Some(&c.bureau_jing), None)
+        .await;
+    assert_eq!(r.json().as_array().unwrap().len(), 1, "{}", r.text);
+    let r = s
+        .call("GET", "/api/review/queue", Some(&c.bureau_hu), None)
+        .await;
+    assert_eq!(r.json().as_array().unwrap().len(), 0, "{}", r.text);
+    let r = s
+        .call(
+            "POST",
+            &path("/approve"),
+            Some(&c.bureau_hu),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert_eq!(r.error_code(), "forbidden");
+    // While under review the filer may view but not modify.
+    let r = s
+        .call(
+            "POST",
+            &path("/change"),
+            Some(&c.icp),
+            Some(json!({"add_domains": ["example-bj.org"]})),
+        )
+        .await;
+    assert!(
+        r.status == 409 || r.status == 403,
+        "{} {}",
+        r.status,
+        r.text
+    );
+    let r = s
+        .call(
+            "POST",
+            &path("/approve"),
+            Some(&c.bureau_jing),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let number = r.json()["service_number"].as_str().unwrap().to_string();
+    assert!(number.starts_with("京ICP备"), "{number}");
+
+    // Public: filed, public fields only.
+    let r = s
+        .call("GET", "/api/filed?domain=www.example-bj.net", None, None)
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["filed"], true);
+    assert_eq!(r.json()["service_number"], number.as_str());
+    for key in [number.clone(), "example-bj.com".to_string()] {
+        let r = s
+            .call(
+                "GET",
+                &format!("/api/public/filings/{}", urlencode(&key)),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.json()["service_number"], number.as_str());
+        for secret in [
+            "13800000000",
+            "zhangsan@example.com",
+            "91110108MA01ABCD2H",
+            "zhang_san",
+        ] {
+            assert!(
+                !r.text.contains(secret),
+                "public view leaks {secret}: {}",
+                r.text
+            );
+        }
+    }
+    // Certificate download by the owner.
+    let r = s
+        .call("GET", &path("/certificate"), Some(&c.icp), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.text.contains(&number), "{}", r.text);
+    assert!(r.headers["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("bazs.cert"));
+    let r = s
+        .call("GET", &path("/certificate"), Some(&c.bureau_hu), None)
+        .await;
+    assert_eq!(r.status, 403);
+
+    // A change, approved by the bureau.
+    let r = s
+        .call(
+            "POST",
+            &path("/change"),
+            Some(&c.icp),
+            Some(json!({"add_domains": ["example-bj.org"]})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["status"], "change_under_review");
+    let r = s
+        .call(
+            "POST",
+            &path("/approve"),
+            Some(&c.bureau_jing),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.json()["domains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d == "example-bj.org"));
+
+    // Cancellation requested by the ICP user; nobody withdraws their own; the bureau may.
+    let r = s
+        .call(
+            "POST",
+            &path("/cancel"),
+            Some(&c.icp),
+            Some(json!({"reason": "closing"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["status"], "cancellation_requested");
+    let r = s.call("POST", &path("/withdraw"), Some(&c.icp), None).await;
+    assert!(
+        r.status == 403 || r.status == 409,
+        "{} {}",
+        r.status,
+        r.text
+    );
+    r.error_code();
+    let r = s
+        .call("POST", &path("/withdraw"), Some(&c.bureau_jing), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["status"], "active");
+
+    // Revocation by MIIT; the domain is no longer filed.
+    let r = s
+        .call(
+            "POST",
+            &path("/revoke"),
+            Some(&c.miit),
+            Some(json!({"reason": "inaccurate data"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["status"], "revoked");
+    let r = s
+        .call("GET", "/api/filed?domain=example-bj.com", None, None)
+        .await;
+    assert_eq!(r.json()["filed"], false);
+
+    // The registry gauges follow on refresh; /metrics is Prometheus text.
+    let text = s
+        .client
+        .get(format!("{}/metrics", s.metrics))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let samples = parse_prometheus(&text);
+    assert!(
+        samples
+            .keys()
+            .any(|k| k.starts_with("beian_http_requests_total{")),
+        "{text}"
+    );
+    assert!(samples.contains_key("beian_registry_audit_chain_length"));
+    assert!(
+        text.contains("route=\"/api/filings/:key/approve\""),
+        "route templates, not ids"
+    );
+    assert!(
+        !text.contains(&format!("/api/filings/{id}")),
+        "no raw paths in labels"
+    );
+    s.stop().await;
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Parse Prometheus text exposition: `name{labels} value` → value. Panics on a bad line.
+fn parse_prometheus(text: &str) -> HashMap<String, f64> {
+    let mut out = HashMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix('#') {
+            let rest = rest.trim_start();
+            assert!(
+                rest.starts_with("HELP ") || rest.starts_with("TYPE "),
+                "bad comment: {line}"
+            );
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("bad line: {line}"));
+        let name_end = series.find('{').unwrap_or(series.len());
+        let name = &series[..name_end];
+        assert!(
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad name in {line}"
+        );
+        if name_end < series.len() {
+            assert!(series.ends_with('}'), "bad labels in {line}");
+        }
+        let v: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v.parse().unwrap_or_else(|_| panic!("bad value in {line}")),
+        };
+        out.insert(series.to_string(), v);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn role_endpoint_matrix() {
+    let s = Server::start(1 << 20).await;
+    let c = cast(&s).await;
+    // A filing in 京 owned by zhang_san, through access verification.
+    let filing: Value = serde_json::from_str(FILING).unwrap();
+    let r = s
+        .call("POST", "/api/filings", Some(&c.icp), Some(filing))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.json()["id"].as_u64().unwrap();
+    let line = FILING
+        .replace("91110108MA01ABCD2H", "91110108MA01ABCD3F")
+        .replace("example-bj", "other-bj");
+
+    let roles: Vec<(&str, Option<&str>)> = vec![
+        ("anon", None),
+        ("miit", Some(&c.miit)),
+        ("bureau京", Some(&c.bureau_jing)),
+        ("bureau沪", Some(&c.bureau_hu)),
+        ("isp", Some(&c.isp)),
+        ("isp_other", Some(&c.isp_other)),
+        ("icp", Some(&c.icp)),
+        ("icp_other", Some(&c.icp_other)),
+        ("special_query", Some(&c.special_query)),
+    ];
+    let show = format!("/api/filings/{id}");
+    // (method, path, body, [allowed roles]); every other role must be refused (401 anon,
+    // 403 otherwise). "Allowed" means a 2xx.
+    let sq = |u: &str| json!({"username": u, "role": "special_query", "password": "x-pass-123"});
+    type Cell<'a> = (&'a str, String, Option<Value>, Vec<&'a str>);
+    let table: Vec<Cell> = vec![
+        (
+            "GET",
+            "/api/me".into(),
+            None,
+            vec![
+                "miit",
+                "bureau京",
+                "bureau沪",
+                "isp",
+                "isp_other",
+                "icp",
+                "icp_other",
+                "special_query",
+            ],
+        ),
+        (
+            "GET",
+            show.clone(),
+            None,
+            vec!["miit", "bureau京", "isp", "icp", "special_query"],
+        ),
+        (
+            "GET",
+            "/api/review/queue".into(),
+            None,
+            vec!["miit", "bureau京", "bureau沪"],
+        ),
+        (
+            "GET",
+            "/api/empty-shells".into(),
+            None,
+            vec!["miit", "bureau京", "bureau沪"],
+        ),
+        (
+            "GET",
+            "/api/users".into(),
+            None,
+            vec!["miit", "bureau京", "bureau沪"],
+        ),
+        (
+            "POST",
+            "/api/review/auto".into(),
+            None,
+            vec!["bureau京", "bureau沪"],
+        ),
+        (
+            "POST",
+            "/api/users".into(),
+            Some(sq("SQ_ROLE")),
+            vec!["miit", "bureau京", "bureau沪"],
+        ),
+        (
+            "POST",
+            "/api/users".into(),
+            Some(
+                json!({"username": "B_ROLE", "role": "bureau", "province": "粤", "password": "x-pass-123"}),
+            ),
+            vec!["miit"],
+        ),
+        (
+            "POST",
+            "/api/users".into(),
+            Some(
+                json!({"username": "I_ROLE", "role": "isp", "name": "N", "password": "x-pass-123"}),
+            ),
+            vec!["bureau京", "bureau沪"],
+        ),
+        (
+            "POST",
+            "/api/users/isp_b/import-authorisation".into(),
+            Some(json!({"authorised": false})),
+            vec!["bureau京"],
+        ),
+        (
+            "POST",
+            "/api/announcements".into(),
+            Some(json!({"title": "t", "body": "b"})),
+            vec!["miit", "bureau京", "bureau沪"],
+        ),
+        ("POST", format!("{show}/verify-access"), None, vec!["isp"]),
+        (
+            "GET",
+            "/api/filed?domain=example-bj.com".into(),
+            None,
+            vec![
+                "anon",
+                "miit",
+                "bureau京",
+                "bureau沪",
+                "isp",
+                "isp_other",
+                "icp",
+                "icp_other",
+                "special_query",
+            ],
+        ),
+        (
+            "GET",
+            "/api/codes".into(),
+            None,
+            vec![
+                "anon",
+                "miit",
+                "bureau京",
+                "bureau沪",
+                "isp",
+                "isp_other",
+                "icp",
+                "icp_other",
+                "special_query",
+            ],
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (method, path, body, allowed) in &table {
+        for (ri, (role, token)) in roles.iter().enumerate() {
+            // Per-role unique usernames so creation cells do not collide.
+            let body = body.clone().map(|b| {
+                let mut b = b;
+                if let Some(u) = b.get("username").and_then(|u| u.as_str()) {
+                    if u.ends_with("_ROLE") {
+                        let uname = format!("{u}_{ri}");
+                        b["username"] = Value::String(uname);
+                    }
+                }
+                b
+            });
+            let r = s.call(method, path, *token, body).await;
+            let ok = (200..300).contains(&r.status);
+            let expect_ok = allowed.contains(role);
+            let refused_right = if token.is_none() {
+                r.status == 401
+            } else {
+                r.status == 403
+            };
+            if ok != expect_ok || (!expect_ok && !refused_right) {
+                wrong.push(format!(
+                    "{method} {path} as {role}: {} {}",
+                    r.status, r.text
+                ));
+            }
+        }
+    }
+    // Import: only the import-authorised ISP (isp_b was de-authorised above, never was).
+    for (role, token, expect) in [
+        ("isp", &c.isp, 200),
+        ("isp_other", &c.isp_other, 403),
+        ("icp", &c.icp, 403),
+        ("bureau京", &c.bureau_jing, 403),
+        ("miit", &c.miit, 403),
+    ] {
+        let r = s
+            .raw(
+                "POST",
+                "/api/filings/import",
+                Some(token),
+                Some((line.clone().into_bytes(), "application/x-ndjson")),
+            )
+            .await;
+        if r.status != expect {
+            wrong.push(format!("import as {role}: {} {}", r.status, r.text));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "matrix cells wrong:\n{}",
+        wrong.join("\n")
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_does_not_reveal_accounts_and_is_rate_limited() {
+    let s = Server::start(1 << 20).await;
+    let body = |u: &str, p: &str| Some(json!({"username": u, "password": p}));
+    let a = s
+        .call("POST", "/api/login", None, body("miit", "wrong-pw-1"))
+        .await;
+    let b = s
+        .call(
+            "POST",
+            "/api/login",
+            None,
+            body("nobody_here", "wrong-pw-1"),
+        )
+        .await;
+    assert_eq!(a.status, 200);
+    assert_eq!(b.status, 200);
+    assert_eq!(a.json()["message"], b.json()["message"]);
+    // A made-up challenge gets nothing.
+    let r = s
+        .call(
+            "POST",
+            "/api/login/verify",
+            None,
+            Some(json!({"challenge_id": a.json()["challenge_id"], "code": "123456"})),
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.error_code(), "unauthorized");
+    // Per account: after 5 failures even the right password is refused for a while.
+    for _ in 0..4 {
+        let r = s
+            .call("POST", "/api/login", None, body("miit", "wrong-pw-1"))
+            .await;
+        assert_eq!(r.status, 200);
+    }
+    let pw = s.miit_password.clone();
+    let r = s.call("POST", "/api/login", None, body("miit", &pw)).await;
+    assert_eq!(r.status, 429, "{}", r.text);
+    assert_eq!(r.error_code(), "rate_limited");
+    assert!(r.headers.contains_key("retry-after"));
+    // The same for an account that does not exist.
+    for _ in 0..5 {
+        s.call("POST", "/api/login", None, body("ghost", "wrong-pw-1"))
+            .await;
+    }
+    let r = s
+        .call("POST", "/api/login", None, body("ghost", "wrong-pw-1"))
+        .await;
+    assert_eq!(r.status, 429);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_reset_logout_and_sessions() {
+    let s = Server::start(1 << 20).await;
+    let token = register_icp(&s, "wang_wu", "13900000003", "ww@example.com").await;
+    let r = s.call("GET", "/api/me", Some(&token), None).await;
+    assert_eq!(r.status, 200);
+    let r = s
+        .call(
+            "POST",
+            "/api/password/reset-request",
+            None,
+            Some(json!({"username": "wang_wu"})),
+        )
+        .await;
+    assert_eq!(r.status, 202);
+    let r2 = s
+        .call(
+            "POST",
+            "/api/password/reset-request",
+            None,
+            Some(json!({"username": "nobody"})),
+        )
+        .await;
+    assert_eq!(r2.status, 202);
+    assert_eq!(r.text, r2.text, "the answer does not reveal the account");
+    let mail = s.outbox_body("ww@example.com");
+    assert!(!mail.contains("secret-pw1"), "never mails a password");
+    let reset_token = mail
+        .split("): ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let r = s
+        .call(
+            "POST",
+            "/api/password/reset",
+            None,
+            Some(json!({"token": reset_token, "new_password": "123456"})),
+        )
+        .await;
+    assert_eq!(r.status, 400, "rule 9 applies: {}", r.text);
+    assert_eq!(r.json()["error"]["field"], "password");
+    let r = s
+        .call(
+            "POST",
+            "/api/password/reset",
+            None,
+            Some(json!({"token": reset_token, "new_password": "new-secret-2"})),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    // One-time.
+    let r = s
+        .call(
+            "POST",
+            "/api/password/reset",
+            None,
+            Some(json!({"token": reset_token, "new_password": "new-secret-3"})),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    // Old sessions are revoked; the new password works; logout revokes.
+    let r = s.call("GET", "/api/me", Some(&token), None).await;
+    assert_eq!(r.status, 401);
+    let token = s.login("wang_wu", "new-secret-2", "ww@example.com").await;
+    let r = s.call("POST", "/api/logout", Some(&token), None).await;
+    assert_eq!(r.status, 204);
+    let r = s.call("GET", "/api/me", Some(&token), None).await;
+    assert_eq!(r.status, 401);
+    // Usernames follow rule 9.
+    let r = s
+        .call("POST", "/api/register", None, Some(json!({"username": "bad-name", "password": "secret-pw1", "mobile": "13900000004", "email": "b@example.com"})))
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["field"], "username");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_input_is_4xx_with_our_error_shape() {
+    let s = Server::start(4096).await;
+    let miit = s.miit().await;
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        Vec<u8>,
+        &'a str,
+        u16,
+        Option<&'a str>,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "POST",
+            "/api/login",
+            None,
+            b"{\"username\": ".to_vec(),
+            "application/json",
+            400,
+            None,
+        ),
+        (
+            "POST",
+            "/api/login",
+            None,
+            b"{\"username\": \"\xff\xfe\", \"password\": \"x\"}".to_vec(),
+            "application/json",
+            400,
+            None,
+        ),
+        (
+            "POST",
+            "/api/login",
+            None,
+            br#"{"username": "a", "password": "b", "extra": 1}"#.to_vec(),
+            "application/json",
+            400,
+            None,
+        ),
+        (
+            "POST",
+            "/api/login",
+            None,
+            br#"{"username": 5, "password": "b"}"#.to_vec(),
+            "application/json",
+            400,
+            Some("username"),
+        ),
+        (
+            "POST",
+            "/api/login",
+            None,
+            br#"{"username": "a", "password": "b"}"#.to_vec(),
+            "",
+            415,
+            None,
+        ),
+        (
+            "POST",
+            "/api/login",
+            None,
+            vec![b'x'; 10_000],
+            "application/json",
+            413,
+            None,
+        ),
+        (
+            "POST",
+            "/api/users",
+            Some(&miit),
+            br#"{"username": "u1", "role": "emperor"}"#.to_vec(),
+            "application/json",
+            400,
+            Some("role"),
+        ),
+        (
+            "POST",
+            "/api/filings",
+            Some(&miit),
+            b"[1,2".to_vec(),
+            "application/json",
+            400,
+            None,
+        ),
+        ("GET", "/api/filed", None, vec![], "", 400, Some("domain")),
+        (
+            "GET",
+            "/api/filed?domain=%FF%FE",
+            None,
+            vec![],
+            "",
+            400,
+            None,
+        ),
+        (
+            "GET",
+            "/api/filed?domain=not..a..domain",
+            None,
+            vec![],
+            "",
+            400,
+            Some("domain"),
+        ),
+        ("GET", "/api/no/such/route", None, vec![], "", 404, None),
+        (
+            "GET",
+            "/api/filings/1",
+            Some("not-a-session"),
+            vec![],
+            "",
+            401,
+            None,
+        ),
+        (
+            "GET",
+            "/api/public/filings/nonexistent.example",
+            None,
+            vec![],
+            "",
+            404,
+            None,
+        ),
+        ("GET", "/api/check", None, vec![], "", 400, Some("target")),
+    ];
+    for (method, path, token, body, ct, status, field) in cases {
+        let b = (!body.is_empty() || !ct.is_empty()).then_some((body, ct));
+        let r = s.raw(method, path, token, b).await;
+        assert_eq!(r.status, status, "{method} {path}: {}", r.text);
+        r.error_code();
+        if let Some(f) = field {
+            assert_eq!(r.json()["error"]["field"], f, "{method} {path}: {}", r.text);
+        }
+    }
+    // Import with a body that is not UTF-8 (as an authorised ISP would send it).
+    let bureau = s
+        .create_user(
+            &miit,
+            json!({"username": "bj", "password": "bureau-pw1", "role": "bureau", "province": "京"}),
+        )
+        .await;
+    assert_eq!(bureau.status, 201);
+    let bj = s.login("bj", "bureau-pw1", "user:bj").await;
+    s.create_user(
+        &bj,
+        json!({"username": "ispx", "password": "isp-pw12", "role": "isp", "name": "X"}),
+    )
+    .await;
+    s.call(
+        "POST",
+        "/api/users/ispx/import-authorisation",
+        Some(&bj),
+        Some(json!({"authorised": true})),
+    )
+    .await;
+    let isp = s.login("ispx", "isp-pw12", "user:ispx").await;
+    let r = s
+        .raw(
+            "POST",
+            "/api/filings/import",
+            Some(&isp),
+            Some((vec![0xff, 0xfe, b'\n'], "application/x-ndjson")),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.error_code(), "bad_utf8");
+    // Nothing above was a 5xx in the metrics.
+    let text = s
+        .client
+        .get(format!("{}/metrics", s.metrics))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.contains("status=\"5xx\""), "{text}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_is_prometheus_text_and_the_guard_holds() {
+    let s = Server::start(1 << 20).await;
+    let start = std::time::Instant::now();
+    let r = s
+        .client
+        .get(format!("{}/probe?target=127.0.0.1", s.base))
+        .header("X-Prometheus-Scrape-Timeout-Seconds", "2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = r.text().await.unwrap();
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(2),
+        "within the scrape timeout"
+    );
+    let m = parse_prometheus(&text);
+    // Loopback is a special-purpose address: the guard refuses it, so nothing is judged.
+    assert_eq!(m["probe_success"], 0.0, "{text}");
+    assert_eq!(m["beian_probe_verdict{verdict=\"unknown\"}"], 1.0);
+    assert_eq!(m["beian_probe_verdict{verdict=\"compliant\"}"], 0.0);
+    assert_eq!(m["beian_probe_cert_valid"], 0.0);
+    assert_eq!(m["beian_probe_footer_number_match"], 0.0);
+    for k in m.keys() {
+        let name = k.split('{').next().unwrap();
+        assert!(PROBE_METRIC_NAMES.contains(&name), "{name} not declared");
+    }
+    // The self-check refuses internal targets the same way, and is rate-limited per client.
+    let mut statuses = Vec::new();
+    for _ in 0..(beian::api::CHECKS_PER_MINUTE + 1) {
+        let r = s
+            .call("GET", "/api/check?target=http://10.0.0.1/", None, None)
+            .await;
+        statuses.push(r.status);
+        if r.status == 200 {
+            assert_eq!(r.json()["record"]["verdict"], "unknown", "{}", r.text);
+        }
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        beian::api::CHECKS_PER_MINUTE as usize
+    );
+    assert_eq!(*statuses.last().unwrap(), 429);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_lists_every_route_and_announcements_work() {
+    let s = Server::start(1 << 20).await;
+    let r = s.call("GET", "/api/openapi.json", None, None).await;
+    assert_eq!(r.status, 200);
+    let doc = r.json();
+    let paths = doc["paths"].as_object().unwrap();
+    let mut missing = Vec::new();
+    for (method, path, _) in beian::api::routes() {
+        let oa: String = path
+            .split('/')
+            .map(|seg| match seg.strip_prefix(':') {
+                Some(p) => format!("{{{p}}}"),
+                None => seg.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        if paths.get(&oa).and_then(|p| p.get(method)).is_none() {
+            missing.push(format!("{method} {oa}"));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "routes missing from OpenAPI: {missing:?}"
+    );
+    let n_ops: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(
+        n_ops,
+        beian::api::routes().len(),
+        "no documented route without a handler"
+    );
+
+    // Announcements: MIIT publishes with attachments; anyone reads; size is limited.
+    let miit = s.miit().await;
+    let r = s
+        .call(
+            "POST",
+            "/api/announcements",
+            Some(&miit),
+            Some(json!({"title": "通知", "body": "年审"})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let up = |name: &str| {
+        format!(
+            "/api/announcements/{id}/attachments?filename={}",
+            urlencode(name)
+        )
+    };
+    let r = s
+        .raw(
+            "POST",
+            &up("说明.txt"),
+            Some(&miit),
+            Some((b"hello".to_vec(), "text/plain")),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let att = r.json()["id"].as_str().unwrap().to_string();
+    let r = s
+        .raw(
+            "POST",
+            &up("b.bin"),
+            Some(&miit),
+            Some((vec![1, 2, 3], "application/octet-stream")),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let big = vec![0u8; beian::api::ATTACHMENT_LIMIT + 1];
+    let r = s
+        .raw(
+            "POST",
+            &up("big.bin"),
+            Some(&miit),
+            Some((big, "application/octet-stream")),
+        )
+        .await;
+    assert_eq!(r.status, 413, "{}", r.text);
+    r.error_code();
+    let r = s
+        .call("GET", &format!("/api/announcements/{id}"), None, None)
+        .await;
+    assert_eq!(r.json()["attachments"].as_array().unwrap().len(), 2);
+    let r = s
+        .call(
+            "GET",
+            &format!("/api/announcements/{id}/attachments/{att}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text, "hello");
+    assert!(r.headers["content-disposition"]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment"));
+    let r = s
+        .call(
+            "DELETE",
+            &format!("/api/announcements/{id}/attachments/{att}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    let r = s
+        .call(
+            "DELETE",
+            &format!("/api/announcements/{id}/attachments/{att}"),
+            Some(&miit),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    let r = s
+        .call(
+            "GET",
+            &format!("/api/announcements/{id}/attachments/{att}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    let r = s.call("GET", "/api/announcements", None, None).await;
+    assert_eq!(r.json()[0]["attachments"].as_array().unwrap().len(), 1);
+    let r = s
+        .call(
+            "DELETE",
+            &format!("/api/announcements/{id}"),
+            Some(&miit),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    let r = s.call("GET", "/api/announcements", None, None).await;
+    assert_eq!(r.json().as_array().unwrap().len(), 0);
+    // The audit chain still verifies after all these record writes.
+    assert!(s.registry.verify_audit().unwrap().ok());
+    s.stop().await;
+}
+
+#[test]
+fn outbox_command_lists_undelivered_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg_dir = dir.path().join("reg");
+    {
+        let (reg, _) = Registry::init(&reg_dir, 1_700_000_000).unwrap();
+        let accounts = Accounts::new();
+        let r = beian::accounts::service::Registration {
+            username: "zhao_liu".into(),
+            password: "secret-pw1".into(),
+            mobile: "13700000005".into(),
+            email: "zl@example.com".into(),
+        };
+        let msgs = accounts.register(reg.store(), &r, 1_700_000_000).unwrap();
+        Accounts::to_outbox(reg.store(), &msgs).unwrap();
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_beian"))
+        .arg("--registry")
+        .arg(&reg_dir)
+        .args(["outbox", "--format", "json", "--to", "zl@example.com"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert_eq!(lines[0]["channel"], "email");
+    six_digits(lines[0]["body"].as_str().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_in_flight_requests() {
+    let s = Server::start(1 << 20).await;
+    // Registration hashes a password with argon2: slow enough to be in flight at shutdown.
+    let url = format!("{}/api/register", s.base);
+    let client = s.client.clone();
+    let pending = tokio::spawn(async move {
+        client
+            .post(url)
+            .header("content-type", "application/json")
+            .body(r#"{"username":"late_user","password":"secret-pw1","mobile":"13600000006","email":"lu@example.com"}"#)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let base = s.base.clone();
+    s.stop().await;
+    assert_eq!(
+        pending.await.unwrap().unwrap(),
+        202,
+        "the in-flight request completed"
+    );
+    assert!(
+        reqwest::get(format!("{base}/api/codes")).await.is_err(),
+        "no new connections after shutdown"
+    );
+}
