@@ -65,6 +65,64 @@ pub struct AppState {
     http: reqwest::Client,
     /// Set at shutdown: long registry scans stop early.
     stopping: std::sync::atomic::AtomicBool,
+    /// SMTP for email, when `[mail] smtp_server` is set.
+    mailer: Option<Mailer>,
+}
+
+/// An SMTP transport and the sender address.
+pub struct Mailer {
+    transport: lettre::AsyncSmtpTransport<lettre::Tokio1Executor>,
+    from: lettre::message::Mailbox,
+}
+
+/// The SMTP transport of `[mail]`: implicit TLS on port 465 (the default), STARTTLS on any
+/// other port; credentials when both username and password are set.
+fn smtp_mailer(mail: &crate::config::MailConfig) -> Result<Option<Mailer>, ServeError> {
+    use lettre::transport::smtp::authentication::Credentials;
+    let Some(server) = &mail.smtp_server else {
+        return Ok(None);
+    };
+    let bad = |m: String| ServeError::Config(format!("[mail]: {m}"));
+    let from: lettre::message::Mailbox = mail
+        .from
+        .as_deref()
+        .ok_or_else(|| bad("`from` is required with smtp_server".into()))?
+        .parse()
+        .map_err(|e| bad(format!("from: {e}")))?;
+    let port = mail.smtp_port.unwrap_or(465);
+    let builder = if port == 465 {
+        lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::relay(server)
+    } else {
+        lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::starttls_relay(server)
+    }
+    .map_err(|e| bad(format!("smtp_server {server}: {e}")))?
+    .port(port)
+    .timeout(Some(Duration::from_secs(10)));
+    let builder = match (&mail.username, &mail.password) {
+        (Some(u), Some(p)) => builder.credentials(Credentials::new(u.clone(), p.clone())),
+        _ => builder,
+    };
+    Ok(Some(Mailer {
+        transport: builder.build(),
+        from,
+    }))
+}
+
+async fn send_mail(m: &Mailer, msg: &crate::accounts::service::Message) -> Result<(), String> {
+    use lettre::AsyncTransport;
+    let to: lettre::message::Mailbox = msg.to.parse().map_err(|e| format!("{e}"))?;
+    let email = lettre::Message::builder()
+        .from(m.from.clone())
+        .to(to)
+        .subject(msg.subject.clone())
+        .header(lettre::message::header::ContentType::TEXT_PLAIN)
+        .body(msg.body.clone())
+        .map_err(|e| e.to_string())?;
+    m.transport
+        .send(email)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Why the server could not start.
@@ -96,13 +154,7 @@ fn unix_now() -> i64 {
 impl AppState {
     /// Build the state (inside a tokio runtime: the scanner needs one).
     pub fn new(registry: Arc<Registry>, config: Config) -> Result<Shared, ServeError> {
-        if config.mail.smtp_server.is_some() {
-            return Err(ServeError::Config(
-                "[mail] smtp_server is set, but this build sends email only to the outbox; \
-                 remove it (messages go to `beian outbox`)"
-                    .into(),
-            ));
-        }
+        let mailer = smtp_mailer(&config.mail)?;
         let mut scan = config.scan.clone();
         // Never from a request, never from configuration: the API scanner keeps the guard.
         scan.allow_private = false;
@@ -130,6 +182,7 @@ impl AppState {
                 .build()
                 .unwrap_or_default(),
             stopping: std::sync::atomic::AtomicBool::new(false),
+            mailer,
         };
         state.refresh_gauges()?;
         Ok(Arc::new(state))
@@ -189,8 +242,8 @@ impl AppState {
         Ok(())
     }
 
-    /// Deliver messages: SMS through the webhook when configured, everything else (and any
-    /// failed delivery) to the outbox.
+    /// Deliver messages: SMS through the webhook and email over SMTP when configured;
+    /// everything else (and any failed delivery) goes to the outbox.
     pub async fn deliver(
         &self,
         messages: Vec<crate::accounts::service::Message>,
@@ -214,6 +267,16 @@ impl AppState {
                             tracing::warn!(error = %e, "SMS webhook failed; message kept in the outbox");
                             outbox.push(m);
                         }
+                    }
+                }
+                (_, Channel::Email) if self.mailer.is_some() && m.to.contains('@') => {
+                    let sent = match &self.mailer {
+                        Some(mailer) => send_mail(mailer, &m).await,
+                        None => Err("no mailer".into()),
+                    };
+                    if let Err(e) = sent {
+                        tracing::warn!(error = %e, "SMTP delivery failed; message kept in the outbox");
+                        outbox.push(m);
                     }
                 }
                 _ => outbox.push(m),
@@ -546,5 +609,30 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::MailConfig;
+
+    #[test]
+    fn smtp_settings_are_checked_at_start() {
+        assert!(smtp_mailer(&MailConfig::default()).unwrap().is_none());
+        let mut m = MailConfig {
+            smtp_server: Some("smtp.example.com".into()),
+            ..Default::default()
+        };
+        let e = smtp_mailer(&m).err().unwrap().to_string();
+        assert!(e.contains("from"), "{e}");
+        m.from = Some("not an address".into());
+        assert!(smtp_mailer(&m).is_err());
+        m.from = Some("备案 <noreply@example.com>".into());
+        m.username = Some("u".into());
+        m.password = Some("p".into());
+        assert!(smtp_mailer(&m).unwrap().is_some());
+        m.smtp_port = Some(587);
+        assert!(smtp_mailer(&m).unwrap().is_some());
     }
 }
