@@ -28,7 +28,17 @@ pub fn normalise_host(text: &str) -> Result<String, DomainError> {
     if t.len() > 253 {
         return Err(err("longer than 253 characters"));
     }
-    let ascii = idna::domain_to_ascii(t).map_err(|_| err("not a valid internationalised name"))?;
+    // Fast path: plain lower-case ASCII without punycode labels is its own IDNA form (the
+    // common case, and every name read back from the store); the label checks below still run.
+    let plain = t.bytes().all(|b| {
+        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.' || b == b'_'
+    }) && !t.starts_with("xn--")
+        && !t.contains(".xn--");
+    let ascii = if plain {
+        t.to_string()
+    } else {
+        idna::domain_to_ascii(t).map_err(|_| err("not a valid internationalised name"))?
+    };
     if ascii.is_empty() {
         return Err(err("empty"));
     }
@@ -152,6 +162,26 @@ mod tests {
             Domain::of_host("www.a.example.com.cn").unwrap().as_str(),
             "example.com.cn"
         );
+    }
+
+    #[test]
+    fn the_ascii_fast_path_agrees_with_idna() {
+        for name in [
+            "example.com",
+            "a-b.example.com.cn",
+            "x_y.test",
+            "xn--fsq092h.xn--fiqs8s",
+            "EXAMPLE.com",
+        ] {
+            let fast = normalise_host(name).unwrap();
+            let slow = idna::domain_to_ascii(name.trim_end_matches('.')).unwrap();
+            assert_eq!(fast, slow, "{name}");
+        }
+        assert!(
+            normalise_host("xn--zz.com").is_err() || idna::domain_to_ascii("xn--zz.com").is_ok()
+        );
+        assert!(normalise_host("-bad.com").is_err());
+        assert!(normalise_host("a..com").is_err());
     }
 
     #[test]
