@@ -20,6 +20,7 @@
 //! - [`report`]: sinks — JSON Lines, CSV, Markdown summary, scan history and diff.
 //! - [`fleet`]: a loopback fleet of lab web sites (virtual hosts) for the demo, tests and benches.
 //! - [`scan`]: scan orchestration — targets through crawl, certificate verification and evaluation to records.
+//! - [`fsutil`]: durable atomic file replacement (temp file, fsync, rename, directory fsync).
 //! - [`metrics`]: every Prometheus metric, defined once.
 //! - [`api`]: the HTTP API (axum), auth, one error→response mapping.
 //!
@@ -36,6 +37,7 @@ pub mod demo;
 pub mod domain;
 pub mod extract;
 pub mod fleet;
+pub mod fsutil;
 pub mod metrics;
 pub mod number;
 pub mod observation;

@@ -31,6 +31,25 @@ pub enum FetchErrorKind {
     Protocol,
 }
 
+impl FetchErrorKind {
+    /// The stable snake_case name (the same as its serialised form); a closed set, safe as a
+    /// metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FetchErrorKind::Dns => "dns",
+            FetchErrorKind::BlockedAddress => "blocked_address",
+            FetchErrorKind::Connect => "connect",
+            FetchErrorKind::Tls => "tls",
+            FetchErrorKind::Timeout => "timeout",
+            FetchErrorKind::Deadline => "deadline",
+            FetchErrorKind::TooManyRedirects => "too_many_redirects",
+            FetchErrorKind::BadRedirect => "bad_redirect",
+            FetchErrorKind::BodyTooLarge => "body_too_large",
+            FetchErrorKind::Protocol => "protocol",
+        }
+    }
+}
+
 /// A fetch failure with a short human message (not from the page content).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FetchError {
@@ -152,5 +171,27 @@ mod tests {
         let back: FetchRecord =
             serde_json::from_str(&serde_json::to_string(&record).unwrap()).unwrap();
         assert_eq!(back, record);
+    }
+
+    #[test]
+    fn error_kind_names_match_their_serialised_form() {
+        use FetchErrorKind as K;
+        for k in [
+            K::Dns,
+            K::BlockedAddress,
+            K::Connect,
+            K::Tls,
+            K::Timeout,
+            K::Deadline,
+            K::TooManyRedirects,
+            K::BadRedirect,
+            K::BodyTooLarge,
+            K::Protocol,
+        ] {
+            assert_eq!(
+                serde_json::to_string(&k).unwrap(),
+                format!("\"{}\"", k.as_str())
+            );
+        }
     }
 }

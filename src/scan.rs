@@ -95,27 +95,11 @@ pub fn record_metrics(metrics: &Metrics, result: &TargetResult) {
         metrics.record_fetch("dns", obs.dns.elapsed_ms as f64 / 1000.0, Some("dns"));
     }
     for f in &obs.homepage {
-        let err = f.error.as_ref().map(|e| error_kind_label(e.kind));
+        let err = f.error.as_ref().map(|e| e.kind.as_str());
         metrics.record_fetch("homepage", f.elapsed_ms as f64 / 1000.0, err);
     }
     for c in obs.cert.iter().chain(obs.cert_misplaced.iter()) {
-        let err = c.fetch.error.as_ref().map(|e| error_kind_label(e.kind));
+        let err = c.fetch.error.as_ref().map(|e| e.kind.as_str());
         metrics.record_fetch("cert", c.fetch.elapsed_ms as f64 / 1000.0, err);
-    }
-}
-
-fn error_kind_label(kind: crate::observation::FetchErrorKind) -> &'static str {
-    use crate::observation::FetchErrorKind as K;
-    match kind {
-        K::Dns => "dns",
-        K::BlockedAddress => "blocked_address",
-        K::Connect => "connect",
-        K::Tls => "tls",
-        K::Timeout => "timeout",
-        K::Deadline => "deadline",
-        K::TooManyRedirects => "too_many_redirects",
-        K::BadRedirect => "bad_redirect",
-        K::BodyTooLarge => "body_too_large",
-        K::Protocol => "protocol",
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use beian::scan::ScanContext;
 
 use super::common::{self, Global};
-use super::scan::parse_resolve;
+use super::scan::NetworkArgs;
 
 #[derive(clap::Args, Debug)]
 pub struct CheckArgs {
@@ -19,40 +19,14 @@ pub struct CheckArgs {
     /// Print the JSON record instead of the report.
     #[arg(long)]
     pub json: bool,
-    /// DNS server to use, `ADDR:PORT`.
-    #[arg(long, value_name = "ADDR:PORT", env = "BEIAN_DNS")]
-    pub dns: Option<std::net::SocketAddr>,
-    /// Resolve HOST to IP without DNS (repeatable).
-    #[arg(long, value_name = "HOST:IP")]
-    pub resolve: Vec<String>,
-    /// Allow private addresses (labs only).
-    #[arg(long)]
-    pub allow_private: bool,
-    /// Port for http:// when the target is a bare domain (labs).
-    #[arg(long, value_name = "PORT")]
-    pub http_port: Option<u16>,
-    /// Port for https:// when the target is a bare domain (labs).
-    #[arg(long, value_name = "PORT")]
-    pub https_port: Option<u16>,
+    #[command(flatten)]
+    pub network: NetworkArgs,
 }
 
 pub fn run(global: &Global, args: CheckArgs) -> anyhow::Result<i32> {
-    let now = chrono::Utc::now().timestamp();
+    let now = super::now();
     let mut config = common::load_config(global)?.scan;
-    if let Some(d) = args.dns {
-        config.dns = Some(d);
-    }
-    for r in &args.resolve {
-        let (h, ip) = parse_resolve(r)?;
-        config.overrides.entry(h).or_default().push(ip);
-    }
-    config.allow_private |= args.allow_private;
-    if let Some(p) = args.http_port {
-        config.http_port = p;
-    }
-    if let Some(p) = args.https_port {
-        config.https_port = p;
-    }
+    args.network.apply(&mut config)?;
     let snapshot = Arc::new(common::load_snapshot(
         global,
         args.snapshot.as_deref(),

@@ -77,24 +77,8 @@ pub struct ScanRunArgs {
     /// Requests per second to one host (0: unlimited).
     #[arg(long, env = "BEIAN_HOST_RATE")]
     pub host_rate: Option<u32>,
-    /// DNS server to use, `ADDR:PORT` (default: the system's).
-    #[arg(long, value_name = "ADDR:PORT", env = "BEIAN_DNS")]
-    pub dns: Option<SocketAddr>,
-    /// Resolve HOST to IP without DNS (repeatable), like curl's --resolve.
-    #[arg(long, value_name = "HOST:IP")]
-    pub resolve: Vec<String>,
-    /// Allow private and other special-purpose addresses (labs only; recorded in the output).
-    #[arg(long)]
-    pub allow_private: bool,
-    /// Allow one network despite the address guard (repeatable), e.g. `127.0.0.2/32`.
-    #[arg(long, value_name = "CIDR")]
-    pub allow_net: Vec<ipnet::IpNet>,
-    /// Port for http:// when a target is a bare domain (labs).
-    #[arg(long, value_name = "PORT")]
-    pub http_port: Option<u16>,
-    /// Port for https:// when a target is a bare domain (labs).
-    #[arg(long, value_name = "PORT")]
-    pub https_port: Option<u16>,
+    #[command(flatten)]
+    pub network: NetworkArgs,
     /// Continue an interrupted scan: skip targets already in --out (JSON Lines) and append.
     #[arg(long)]
     pub resume: bool,
@@ -124,6 +108,37 @@ impl ScanRunArgs {
         if let Some(r) = self.host_rate {
             config.host_rate = NonZeroU32::new(r);
         }
+        self.network.apply(config)
+    }
+}
+
+/// How targets are reached: DNS, overrides, the address guard's lab exceptions and lab ports.
+/// Shared by `scan` and `check`.
+#[derive(clap::Args, Debug)]
+pub struct NetworkArgs {
+    /// DNS server to use, `ADDR:PORT` (default: the system's).
+    #[arg(long, value_name = "ADDR:PORT", env = "BEIAN_DNS")]
+    pub dns: Option<SocketAddr>,
+    /// Resolve HOST to IP without DNS (repeatable), like curl's --resolve.
+    #[arg(long, value_name = "HOST:IP")]
+    pub resolve: Vec<String>,
+    /// Allow private and other special-purpose addresses (labs only; recorded in the output).
+    #[arg(long)]
+    pub allow_private: bool,
+    /// Allow one network despite the address guard (repeatable), e.g. `127.0.0.2/32`.
+    #[arg(long, value_name = "CIDR")]
+    pub allow_net: Vec<ipnet::IpNet>,
+    /// Port for http:// when a target is a bare domain (labs).
+    #[arg(long, value_name = "PORT")]
+    pub http_port: Option<u16>,
+    /// Port for https:// when a target is a bare domain (labs).
+    #[arg(long, value_name = "PORT")]
+    pub https_port: Option<u16>,
+}
+
+impl NetworkArgs {
+    /// Apply these flags (and their environment variables) over the configuration.
+    pub fn apply(&self, config: &mut ScanConfig) -> anyhow::Result<()> {
         if let Some(d) = self.dns {
             config.dns = Some(d);
         }
@@ -242,7 +257,7 @@ enum Sink {
 }
 
 async fn scan(global: &Global, args: ScanRunArgs) -> anyhow::Result<i32> {
-    let started = chrono::Utc::now().timestamp();
+    let started = super::now();
     let mut config = common::load_config(global)?.scan;
     args.apply(&mut config)?;
     config.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -390,7 +405,7 @@ async fn scan(global: &Global, args: ScanRunArgs) -> anyhow::Result<i32> {
             out.flush()?;
         }
     }
-    let ended = chrono::Utc::now().timestamp();
+    let ended = super::now();
     metrics.scan_running.set(0);
     metrics.scan_duration.set((ended - started) as f64);
     metrics.scan_last_completion.set(ended as f64);
@@ -422,7 +437,8 @@ async fn scan(global: &Global, args: ScanRunArgs) -> anyhow::Result<i32> {
         }
     }
     if let Some(p) = &args.metrics_textfile {
-        common::write_atomic(p, metrics.encode().as_bytes())?;
+        beian::fsutil::write_atomic(p, metrics.encode().as_bytes(), None)
+            .with_context(|| format!("{}", p.display()))?;
     }
     if args.format != Format::Md {
         eprint!("{}", summary.to_markdown("beian scan"));

@@ -3,7 +3,6 @@
 //! public keyring offline verifiers pin) and `current` (the id of the key that signs new
 //! certificates). Rotation adds a key; old keys keep verifying unless marked compromised.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::SigningKey;
@@ -56,21 +55,7 @@ pub struct Issuer {
 }
 
 fn write_file(path: &Path, bytes: &[u8], secret: bool) -> Result<(), IssuanceError> {
-    let tmp = path.with_extension("tmp");
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    if secret {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    #[cfg(not(unix))]
-    let _ = secret;
-    let mut f = opts.open(&tmp).map_err(|e| io_err(&tmp, e))?;
-    f.write_all(bytes).map_err(|e| io_err(&tmp, e))?;
-    f.sync_all().map_err(|e| io_err(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io_err(path, e))?;
-    Ok(())
+    crate::fsutil::write_atomic(path, bytes, secret.then_some(0o600)).map_err(|e| io_err(path, e))
 }
 
 impl Issuer {

@@ -173,20 +173,14 @@ impl Snapshot {
         Ok(s)
     }
 
-    /// Write atomically (temp file, fsync, rename).
+    /// Write atomically and durably ([`crate::fsutil::write_atomic`]).
     pub fn save(&self, path: &std::path::Path) -> Result<(), SnapshotError> {
-        use std::io::Write;
-        let p = path.display().to_string();
-        let io = |source| SnapshotError::Io {
-            path: p.clone(),
-            source,
-        };
-        let tmp = path.with_extension("tmp");
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(&self.to_bytes()).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)?;
-        Ok(())
+        crate::fsutil::write_atomic(path, &self.to_bytes(), None).map_err(|source| {
+            SnapshotError::Io {
+                path: path.display().to_string(),
+                source,
+            }
+        })
     }
 
     pub fn load(path: &std::path::Path) -> Result<Self, SnapshotError> {
