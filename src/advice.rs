@@ -228,6 +228,34 @@ pub fn render_report(
             ),
             UnknownReason::Http5xx => ("服务器错误（5xx）。", "The server answered with an error (5xx)."),
             UnknownReason::TooManyRedirects => ("重定向次数过多。", "Too many redirects."),
+            UnknownReason::RedirectLoop => ("重定向形成循环。", "The redirects go round in a loop."),
+            UnknownReason::BadRedirect => (
+                "重定向目标无效（不是 http/https 地址）。",
+                "A redirect points to an invalid or non-http(s) location.",
+            ),
+            UnknownReason::Reset => ("连接被服务器重置。", "The server reset the connection."),
+            UnknownReason::HeaderTooLarge => (
+                "服务器响应头过大。",
+                "The server's response headers are too large.",
+            ),
+            UnknownReason::Http404 => ("首页不存在（404）。", "The homepage does not exist (404)."),
+            UnknownReason::Http4xx => ("服务器拒绝请求（4xx）。", "The server refused the request (4xx)."),
+            UnknownReason::RateLimited => (
+                "服务器要求降低访问频率（429）。请稍后再试或放行检查器。",
+                "The server asked the checker to slow down (429). Try later or allow the checker through.",
+            ),
+            UnknownReason::Challenge => (
+                "首页是防火墙/人机验证页面，看不到网站内容。请放行检查器。",
+                "The homepage is a WAF or bot-challenge page, not the site. Allow the checker through.",
+            ),
+            UnknownReason::NeedsRender => (
+                "首页由脚本生成，需要浏览器渲染才能看到页脚；本次未能渲染。",
+                "The homepage is built by scripts and needs a browser to show its footer; it could not be rendered.",
+            ),
+            UnknownReason::CertUnreachable => (
+                "无法取得 /cert/bazs.cert（既不是 200 也不是 404），证书检查未完成。请确保该路径可直接访问。",
+                "/cert/bazs.cert answered neither 200 nor 404, so the certificate could not be checked. Make sure the path is reachable.",
+            ),
             UnknownReason::Other => ("首页无法读取。", "The homepage could not be read."),
         };
         let _ = writeln!(s, "\n无法检查 Could not check: {zh} / {en}");

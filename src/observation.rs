@@ -27,7 +27,13 @@ pub enum FetchErrorKind {
     BadRedirect,
     /// The body exceeded its cap (before or after decompression).
     BodyTooLarge,
-    /// Any other protocol-level failure.
+    /// The connection was reset or closed before a complete response.
+    Reset,
+    /// The response head (status line and headers) was larger than the client accepts.
+    HeaderTooLarge,
+    /// A redirect led back to a URL already visited in the same chain.
+    RedirectLoop,
+    /// Any other protocol-level failure (including bytes that are not HTTP).
     Protocol,
 }
 
@@ -45,6 +51,9 @@ impl FetchErrorKind {
             FetchErrorKind::TooManyRedirects => "too_many_redirects",
             FetchErrorKind::BadRedirect => "bad_redirect",
             FetchErrorKind::BodyTooLarge => "body_too_large",
+            FetchErrorKind::Reset => "reset",
+            FetchErrorKind::HeaderTooLarge => "header_too_large",
+            FetchErrorKind::RedirectLoop => "redirect_loop",
             FetchErrorKind::Protocol => "protocol",
         }
     }
@@ -109,6 +118,54 @@ pub struct CertFetch {
     pub body: Option<Vec<u8>>,
 }
 
+/// What became of rendering the homepage in headless Chromium.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RenderStatus {
+    /// The page was rendered and its DOM extracted (`Observation::page` is the rendered
+    /// extraction).
+    Rendered,
+    /// The page needed rendering, but rendering is off (`--render off`).
+    Off,
+    /// The page needed rendering, but no renderer could be started (Chromium missing).
+    Unavailable,
+    /// The page did not finish within the render deadline.
+    Timeout,
+    /// The renderer failed on this page (crash, protocol error, navigation error).
+    Failed,
+}
+
+impl RenderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RenderStatus::Rendered => "rendered",
+            RenderStatus::Off => "off",
+            RenderStatus::Unavailable => "unavailable",
+            RenderStatus::Timeout => "timeout",
+            RenderStatus::Failed => "failed",
+        }
+    }
+}
+
+/// One render of the homepage: facts only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenderRecord {
+    pub status: RenderStatus,
+    /// The URL rendered.
+    pub url: String,
+    /// Requests the page made (the document included) that were let through.
+    #[serde(default)]
+    pub requests: u32,
+    /// Requests refused: by the address guard, a non-http(s) scheme, or the per-page cap.
+    #[serde(default)]
+    pub blocked: u32,
+    #[serde(default)]
+    pub elapsed_ms: u64,
+    /// A short message when the status is not `rendered`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 /// Everything observed at one target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Observation {
@@ -133,6 +190,10 @@ pub struct Observation {
     pub cert: Option<CertFetch>,
     /// `/cert/bazx.cert`, probed only when `bazs.cert` was missing.
     pub cert_misplaced: Option<CertFetch>,
+    /// Rendering of the homepage, when its static text could not decide the footer
+    /// ([`crate::extract::Extraction::needs_render`]).
+    #[serde(default)]
+    pub render: Option<RenderRecord>,
     pub elapsed_ms: u64,
 }
 
@@ -186,6 +247,9 @@ mod tests {
             K::TooManyRedirects,
             K::BadRedirect,
             K::BodyTooLarge,
+            K::Reset,
+            K::HeaderTooLarge,
+            K::RedirectLoop,
             K::Protocol,
         ] {
             assert_eq!(

@@ -129,6 +129,7 @@ impl Scanner {
             page: None,
             cert: None,
             cert_misplaced: None,
+            render: None,
             elapsed_ms: 0,
         };
         match self.parse_target(target) {
@@ -390,6 +391,7 @@ fn failed_observation(target: String, error: &tokio::task::JoinError) -> Observa
         page: None,
         cert: None,
         cert_misplaced: None,
+        render: None,
         elapsed_ms: 0,
     }
 }

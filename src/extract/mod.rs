@@ -27,6 +27,34 @@ use crate::number::{scan_numbers, FilingNumber, FoundNumber, LicenceNumber, PsbN
 
 use visible::{visible_text, VisibleText};
 
+/// How a number reached the reader.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Via {
+    /// Ordinary page text of the static page.
+    #[default]
+    Text,
+    /// Content of a `<template>` element, which a framework renders (Vue single-file
+    /// components, in-DOM templates, web components).
+    Template,
+    /// The DOM after rendering the page in headless Chromium.
+    Rendered,
+}
+
+impl Via {
+    pub fn is_text(&self) -> bool {
+        *self == Via::Text
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Text => "text",
+            Via::Template => "template",
+            Via::Rendered => "rendered",
+        }
+    }
+}
+
 /// One visible ICP filing number on a page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IcpMention {
@@ -36,6 +64,30 @@ pub struct IcpMention {
     /// The MIIT host linked to (lower case), when linked.
     pub link_host: Option<String>,
     pub in_footer: bool,
+    /// Where the first copy was read: page text (omitted), `template` or `rendered`.
+    #[serde(default, skip_serializing_if = "Via::is_text")]
+    pub via: Via,
+}
+
+/// Facts about the page as a whole that decide whether its static text can be judged: a
+/// near-empty page built by scripts, or a WAF / bot-challenge page, says nothing about the
+/// site's footer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageFacts {
+    /// Visible non-whitespace characters outside `<template>` content.
+    #[serde(default)]
+    pub text_chars: u32,
+    /// Scripts a browser would run: `<script>` elements with a `src` or with code, of an
+    /// executable type (not JSON, templates or other data blocks).
+    #[serde(default)]
+    pub scripts: u32,
+    /// Whether the page has `<template>` content with visible text.
+    #[serde(default)]
+    pub template_text: bool,
+    /// The known WAF / bot-challenge marker the page carries (a closed set of names, e.g.
+    /// `cloudflare`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge: Option<String>,
 }
 
 /// Everything extracted from one page, in document order, each number once.
@@ -44,6 +96,28 @@ pub struct Extraction {
     pub icp: Vec<IcpMention>,
     pub licences: Vec<LicenceNumber>,
     pub psb: Vec<PsbNumber>,
+    /// Facts about the page (see [`PageFacts`]).
+    #[serde(default)]
+    pub facts: PageFacts,
+}
+
+impl Extraction {
+    /// Whether the static page cannot decide the footer on its own: it shows no ICP number
+    /// in its ordinary text, and it either runs scripts (which may write the footer) or
+    /// shows its numbers only through `<template>` content. Such pages are rendered when a
+    /// renderer is available; otherwise they are not judged for `number_missing`.
+    pub fn needs_render(&self) -> bool {
+        let text_number = self.icp.iter().any(|m| m.via == Via::Text);
+        !text_number && (self.facts.scripts > 0 || self.facts.template_text)
+    }
+
+    /// Mark every ICP number as read from the rendered DOM.
+    pub fn mark_rendered(mut self) -> Extraction {
+        for m in &mut self.icp {
+            m.via = Via::Rendered;
+        }
+        self
+    }
 }
 
 /// A decoded and extracted page.
@@ -75,7 +149,11 @@ pub fn extract_html(html: &str) -> Extraction {
     let html = guard::limit_nesting(html, guard::MAX_DEPTH);
     let dom = Html::parse_document(&html);
     let page = visible_text(&dom);
-    extract_visible(&page)
+    let mut out = extract_visible(&page);
+    out.facts.scripts = page.scripts;
+    // ScanText keeps no whitespace characters (only flags), so every char counts.
+    out.facts.text_chars = u32::try_from(page.text.len()).unwrap_or(u32::MAX);
+    out
 }
 
 fn extract_visible(page: &VisibleText) -> Extraction {
@@ -136,6 +214,7 @@ fn extract_visible(page: &VisibleText) -> Extraction {
                             linked: link_host.is_some(),
                             link_host,
                             in_footer,
+                            via: Via::Text,
                         });
                     }
                 }

@@ -80,6 +80,8 @@ pub struct VisibleText {
     pub anchors: Vec<Option<String>>,
     /// The character index at which the last visible footer-like element began.
     pub last_footer_start: Option<usize>,
+    /// Scripts a browser would run (see [`is_executable_script`]).
+    pub scripts: u32,
 }
 
 impl VisibleText {
@@ -123,6 +125,17 @@ pub fn visible_text(html: &Html) -> VisibleText {
     let root = html.tree.root();
     let mut node = root;
     'walk: loop {
+        if let Node::Element(e) = node.value() {
+            if e.name().eq_ignore_ascii_case("script") {
+                let has_code = node.children().any(|c| match c.value() {
+                    Node::Text(t) => !t.text.trim().is_empty(),
+                    _ => false,
+                });
+                if is_executable_script(e, has_code) {
+                    w.out.scripts = w.out.scripts.saturating_add(1);
+                }
+            }
+        }
         if w.enter(node.value()) {
             if let Some(child) = node.first_child() {
                 node = child;
@@ -248,6 +261,31 @@ impl Walker {
         self.frames.push(Frame { ctx: ctx_id, block });
         true
     }
+}
+
+/// Whether a `<script>` element runs in a browser: it has a `src` or inline code, and its
+/// `type` is a JavaScript MIME type or `module` (absent or empty means JavaScript). Data
+/// blocks (`application/json`, `application/ld+json`, `text/template`, …) do not run.
+pub fn is_executable_script(e: &Element, has_code: bool) -> bool {
+    if !has_code && e.attr("src").is_none_or(|s| s.trim().is_empty()) {
+        return false;
+    }
+    let ty = e.attr("type").unwrap_or("").trim().to_ascii_lowercase();
+    let ty = ty.split(';').next().unwrap_or("").trim();
+    matches!(
+        ty,
+        "" | "module"
+            | "text/javascript"
+            | "application/javascript"
+            | "application/x-javascript"
+            | "text/ecmascript"
+            | "application/ecmascript"
+            | "text/jscript"
+            | "text/livescript"
+            | "text/x-javascript"
+            | "text/x-ecmascript"
+            | "text/babel"
+    )
 }
 
 /// The `hidden` attribute, or an inline style with `display:none` / `visibility:hidden`.

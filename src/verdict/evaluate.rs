@@ -196,9 +196,11 @@ fn reason_of_error(kind: FetchErrorKind) -> UnknownReason {
         FetchErrorKind::Timeout => UnknownReason::Timeout,
         FetchErrorKind::Deadline => UnknownReason::Deadline,
         FetchErrorKind::TooManyRedirects => UnknownReason::TooManyRedirects,
-        FetchErrorKind::BadRedirect | FetchErrorKind::BodyTooLarge | FetchErrorKind::Protocol => {
-            UnknownReason::Other
-        }
+        FetchErrorKind::RedirectLoop => UnknownReason::RedirectLoop,
+        FetchErrorKind::BadRedirect => UnknownReason::BadRedirect,
+        FetchErrorKind::Reset => UnknownReason::Reset,
+        FetchErrorKind::HeaderTooLarge => UnknownReason::HeaderTooLarge,
+        FetchErrorKind::BodyTooLarge | FetchErrorKind::Protocol => UnknownReason::Other,
     }
 }
 
@@ -208,7 +210,11 @@ fn reason_of_record(r: &FetchRecord) -> UnknownReason {
     }
     match r.status {
         Some(401) | Some(403) => UnknownReason::Http403,
+        Some(404) | Some(410) => UnknownReason::Http404,
+        Some(429) => UnknownReason::RateLimited,
+        Some(503) if r.retry_after.is_some() => UnknownReason::RateLimited,
         Some(500..=599) => UnknownReason::Http5xx,
+        Some(400..=499) => UnknownReason::Http4xx,
         _ => UnknownReason::Other,
     }
 }

@@ -125,6 +125,7 @@ fn record(url: &str, status: Option<u16>, error: Option<FetchErrorKind>) -> Fetc
 
 fn mention(number: &str, linked: bool, host: Option<&str>, in_footer: bool) -> IcpMention {
     IcpMention {
+        via: Default::default(),
         number: num(number),
         linked,
         link_host: host.map(str::to_string),
@@ -163,9 +164,14 @@ fn obs_ok(host: &str, number: &str) -> Observation {
             icp: vec![mention(number, true, Some("beian.miit.gov.cn"), true)],
             licences: vec![],
             psb: vec![],
+            facts: crate::extract::PageFacts {
+                text_chars: 200,
+                ..Default::default()
+            },
         }),
         cert: Some(cert_fetch("/cert/bazs.cert", 200, Some(b"cert"))),
         cert_misplaced: None,
+        render: None,
         elapsed_ms: 10,
     }
 }
@@ -692,8 +698,8 @@ fn every_unknown_reason_is_unknown_never_unfiled() {
         (UnknownReason::Http403, failed(status(401))),
         (UnknownReason::Http5xx, failed(status(503))),
         (UnknownReason::Http5xx, failed(status(500))),
-        (UnknownReason::Other, failed(status(404))),
-        (UnknownReason::Other, failed(status(429))),
+        (UnknownReason::Http404, failed(status(404))),
+        (UnknownReason::RateLimited, failed(status(429))),
         (
             // A 200 whose body never finished arriving.
             UnknownReason::Deadline,

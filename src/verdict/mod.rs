@@ -106,28 +106,62 @@ pub enum UnknownReason {
     Timeout,
     /// The hard per-target deadline passed.
     Deadline,
+    /// The connection was reset or closed before a complete response.
+    Reset,
+    /// The response head was larger than the client accepts.
+    HeaderTooLarge,
     /// 401 or 403: forbidden, typically a WAF page.
     #[serde(rename = "http_403")]
     Http403,
+    /// 404 or 410 on the homepage.
+    #[serde(rename = "http_404")]
+    Http404,
+    /// Another 4xx status.
+    #[serde(rename = "http_4xx")]
+    Http4xx,
+    /// 429, or a 503 with `Retry-After`: the site asked the scanner to slow down.
+    RateLimited,
     /// A 5xx response.
     #[serde(rename = "http_5xx")]
     Http5xx,
     TooManyRedirects,
-    /// Anything else: other statuses (404, 429, …), bad redirects, oversized or broken bodies.
+    /// A redirect chain came back to a URL it had already visited.
+    RedirectLoop,
+    /// A redirect to a non-http(s) scheme or an unparseable location.
+    BadRedirect,
+    /// The homepage answered 200 with a WAF / bot-challenge page or no text at all.
+    Challenge,
+    /// The homepage is built by scripts (or shows its footer only through `<template>`)
+    /// and could not be rendered.
+    NeedsRender,
+    /// The homepage was judged, but `/cert/bazs.cert` answered neither 200 nor 404 (403,
+    /// 5xx, reset, timeout, broken response), so the certificate check was not made.
+    CertUnreachable,
+    /// Anything else: broken or oversized homepages, other protocol failures.
     Other,
 }
 
 impl UnknownReason {
-    pub const ALL: [UnknownReason; 10] = [
+    pub const ALL: [UnknownReason; 20] = [
         UnknownReason::Dns,
         UnknownReason::BlockedAddress,
         UnknownReason::Connect,
         UnknownReason::Tls,
         UnknownReason::Timeout,
         UnknownReason::Deadline,
+        UnknownReason::Reset,
+        UnknownReason::HeaderTooLarge,
         UnknownReason::Http403,
+        UnknownReason::Http404,
+        UnknownReason::Http4xx,
+        UnknownReason::RateLimited,
         UnknownReason::Http5xx,
         UnknownReason::TooManyRedirects,
+        UnknownReason::RedirectLoop,
+        UnknownReason::BadRedirect,
+        UnknownReason::Challenge,
+        UnknownReason::NeedsRender,
+        UnknownReason::CertUnreachable,
         UnknownReason::Other,
     ];
 
@@ -139,9 +173,19 @@ impl UnknownReason {
             UnknownReason::Tls => "tls",
             UnknownReason::Timeout => "timeout",
             UnknownReason::Deadline => "deadline",
+            UnknownReason::Reset => "reset",
+            UnknownReason::HeaderTooLarge => "header_too_large",
             UnknownReason::Http403 => "http_403",
+            UnknownReason::Http404 => "http_404",
+            UnknownReason::Http4xx => "http_4xx",
+            UnknownReason::RateLimited => "rate_limited",
             UnknownReason::Http5xx => "http_5xx",
             UnknownReason::TooManyRedirects => "too_many_redirects",
+            UnknownReason::RedirectLoop => "redirect_loop",
+            UnknownReason::BadRedirect => "bad_redirect",
+            UnknownReason::Challenge => "challenge",
+            UnknownReason::NeedsRender => "needs_render",
+            UnknownReason::CertUnreachable => "cert_unreachable",
             UnknownReason::Other => "other",
         }
     }

@@ -87,9 +87,11 @@ fn observation(
                 linked,
                 link_host: linked.then(|| "beian.miit.gov.cn".to_string()),
                 in_footer: true,
+                via: Default::default(),
             }],
             licences: vec![],
             psb: vec![],
+            facts: Default::default(),
         }),
         cert: Some(CertFetch {
             path: "/cert/bazs.cert".into(),
@@ -97,6 +99,7 @@ fn observation(
             body: None,
         }),
         cert_misplaced: None,
+        render: None,
         elapsed_ms: 99,
     }
 }
