@@ -7,15 +7,22 @@
 //! 2. Which filing covers the host (`Snapshot::lookup_host`; IP-literal hosts are matched
 //!    against the filings' IPs)? None → `unfiled`. Cancelled/revoked → verdict `unfiled` with
 //!    the finding `filing_revoked`.
+//!    The 2xx page must be the site: a WAF / bot-challenge page or a page with no text is
+//!    `unknown (challenge)`.
 //! 3. For an active filing: certificate, footer numbers, licence, access provider. Any finding
 //!    above `info` makes the site `noncompliant`.
+//! 4. No silent pass: `compliant` and `unfiled` need every check made. A certificate path
+//!    that answered neither 200 nor 404/410 (403, 5xx, reset, timeout, broken response) makes
+//!    the site `unknown (cert_unreachable)`, and a page built by scripts that could not be
+//!    rendered makes it `unknown (needs_render)` — unless other findings already make it
+//!    `noncompliant`. An `unknown` assessment carries no findings.
 
 use std::net::IpAddr;
 
 use crate::cert::{CertPayload, CertVerdict, FilingLookup, FilingState, Keyring};
 use crate::extract::{Extraction, IcpMention};
 use crate::number::{primary_province, FilingNumber, LicenceNumber};
-use crate::observation::{CertFetch, FetchErrorKind, FetchRecord, Observation};
+use crate::observation::{CertFetch, FetchErrorKind, FetchRecord, Observation, RenderStatus};
 use crate::registry::snapshot::{Snapshot, SnapshotFiling};
 
 use super::{
@@ -68,8 +75,22 @@ pub fn evaluate(
         return a;
     }
 
-    let empty = Extraction::default();
-    let page = obs.page.as_ref().unwrap_or(&empty);
+    // The homepage answered 2xx; was it the site, and could its footer be read?
+    let Some(page) = obs.page.as_ref() else {
+        // Extraction was not run (or failed): the footer checks were not made.
+        a.verdict = Verdict::Unknown(UnknownReason::Other);
+        return a;
+    };
+    if page.facts.challenge.is_some() {
+        a.verdict = Verdict::Unknown(UnknownReason::Challenge);
+        return a;
+    }
+    let footer = footer_state(obs, page);
+    if footer == FooterState::Blank {
+        a.verdict = Verdict::Unknown(UnknownReason::Challenge);
+        return a;
+    }
+    let cert_checked = cert_check_made(cert_outcome.status);
     let mut found: Vec<(FindingCode, String)> = Vec::new();
 
     match filing {
@@ -119,8 +140,10 @@ pub fn evaluate(
             if let Some(cf) = cert_outcome.finding {
                 found.push(cf);
             }
-            judge_numbers(&mut found, page, f, policy);
-            judge_licence(&mut found, page, f);
+            if footer == FooterState::Read {
+                judge_numbers(&mut found, page, f, policy);
+                judge_licence(&mut found, page, f);
+            }
             judge_provider(&mut found, obs, snapshot, f);
         }
     }
@@ -131,14 +154,72 @@ pub fn evaluate(
         .into_iter()
         .map(|(code, message)| make_finding(policy, code, message))
         .collect();
-    if a.verdict != Verdict::Unfiled {
-        a.verdict = if a.findings.iter().any(|f| f.severity > Severity::Info) {
-            Verdict::Noncompliant
+    let noncompliant = a.findings.iter().any(|f| f.severity > Severity::Info);
+    a.verdict = if a.verdict == Verdict::Unfiled {
+        // `unfiled` is a judgement about a site that was seen in full: a certificate path
+        // that could not be read may hold what says otherwise.
+        if cert_checked {
+            Verdict::Unfiled
         } else {
-            Verdict::Compliant
-        };
+            Verdict::Unknown(UnknownReason::CertUnreachable)
+        }
+    } else if noncompliant {
+        Verdict::Noncompliant
+    } else if !cert_checked {
+        Verdict::Unknown(UnknownReason::CertUnreachable)
+    } else if footer == FooterState::NeedsRender {
+        Verdict::Unknown(UnknownReason::NeedsRender)
+    } else {
+        Verdict::Compliant
+    };
+    if matches!(a.verdict, Verdict::Unknown(_)) {
+        // No judgement: findings of a partial check are not reported.
+        a.findings.clear();
     }
     a
+}
+
+/// Whether the homepage's footer could be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FooterState {
+    /// The (static or rendered) page was read: its numbers decide.
+    Read,
+    /// The static page is built by scripts (or shows its text only through `<template>`)
+    /// and shows no ICP number, and it was not rendered: number and licence checks are not
+    /// made.
+    NeedsRender,
+    /// The page shows no text at all (an empty body or a blank challenge page).
+    Blank,
+}
+
+fn footer_state(obs: &Observation, page: &Extraction) -> FooterState {
+    let rendered = obs
+        .render
+        .as_ref()
+        .is_some_and(|r| r.status == RenderStatus::Rendered);
+    if !rendered && page.needs_render() && page.icp.is_empty() {
+        return FooterState::NeedsRender;
+    }
+    let shows_something = page.facts.text_chars > 0
+        || !page.icp.is_empty()
+        || !page.licences.is_empty()
+        || !page.psb.is_empty();
+    if shows_something {
+        FooterState::Read
+    } else if rendered || page.facts.scripts == 0 {
+        FooterState::Blank
+    } else {
+        FooterState::NeedsRender
+    }
+}
+
+/// Whether the certificate check was made: the path answered 200 (whatever the body) or an
+/// honest 404/410. A 403, 5xx, reset, timeout or broken response decides nothing.
+fn cert_check_made(status: CertStatus) -> bool {
+    !matches!(
+        status,
+        CertStatus::NotProbed | CertStatus::Unreachable | CertStatus::NotVerified
+    )
 }
 
 /// Verify the certificate body (if one was fetched) with `verify` — plug in `cert::verify` —

@@ -247,7 +247,7 @@ fn unfiled() {
     );
     assert!(a.has(FindingCode::CertDomainMismatch));
     let mut obs = obs_ok("nobody.test", "京ICP备12345678号-1");
-    obs.page = None;
+    obs.page.as_mut().unwrap().icp.clear();
     obs.cert = Some(cert_fetch("/cert/bazs.cert", 404, None));
     let a = run(&obs, None);
     assert_eq!(a.codes(), vec![FindingCode::Unfiled]);
@@ -266,7 +266,9 @@ fn filing_revoked() {
     assert_eq!(a.codes(), vec![FindingCode::FilingRevoked]);
     assert_eq!(a.filing, Some(num("京ICP备87654321号-1")));
     assert!(a.findings[0].message.contains("revoked"));
-    // The snapshot alone is enough.
+    // The snapshot alone is enough (with the certificate check made: here a 404).
+    let mut obs = obs;
+    obs.cert = Some(cert_fetch("/cert/bazs.cert", 404, None));
     let a = run(&obs, None);
     assert_eq!(a.codes(), vec![FindingCode::FilingRevoked]);
     // A certificate saying "revoked" on an active host's site is an old certificate.
@@ -445,12 +447,11 @@ fn number_missing() {
     assert_eq!(a.findings[0].legal_basis, "292 Art.12; 292 Art.22");
     assert_eq!(a.findings[0].fine.min_yuan, Some(5000));
     assert_eq!(a.findings[0].fine.max_yuan, Some(50000));
-    // No extraction at all (e.g. an empty body) also shows no number.
+    // No extraction at all: the footer check was not made.
     obs.page = None;
-    assert_eq!(
-        run(&obs, Some(&cert)).codes(),
-        vec![FindingCode::NumberMissing]
-    );
+    let a = run(&obs, Some(&cert));
+    assert_eq!(a.verdict, Verdict::Unknown(UnknownReason::Other));
+    assert!(a.findings.is_empty());
 }
 
 #[test]
@@ -610,7 +611,9 @@ fn ip_literal_hosts_match_filed_ips() {
     let a = run(&obs, None);
     assert_eq!(a.filing, Some(num("津ICP备33333333号-1")));
     assert_ne!(a.verdict, Verdict::Unfiled);
-    let a = run(&obs_ok("192.0.2.8", "津ICP备33333333号-1"), None);
+    let mut other = obs_ok("192.0.2.8", "津ICP备33333333号-1");
+    other.cert = Some(cert_fetch("/cert/bazs.cert", 404, None));
+    let a = run(&other, None);
     assert_eq!(a.verdict, Verdict::Unfiled);
 }
 
@@ -699,7 +702,65 @@ fn every_unknown_reason_is_unknown_never_unfiled() {
         (UnknownReason::Http5xx, failed(status(503))),
         (UnknownReason::Http5xx, failed(status(500))),
         (UnknownReason::Http404, failed(status(404))),
+        (UnknownReason::Http404, failed(status(410))),
+        (UnknownReason::Http4xx, failed(status(400))),
         (UnknownReason::RateLimited, failed(status(429))),
+        (
+            UnknownReason::RateLimited,
+            failed(|o| {
+                status(503)(o);
+                o.homepage[1].retry_after = Some(30);
+            }),
+        ),
+        (UnknownReason::Reset, failed(fail_with(FetchErrorKind::Reset))),
+        (
+            UnknownReason::HeaderTooLarge,
+            failed(fail_with(FetchErrorKind::HeaderTooLarge)),
+        ),
+        (
+            UnknownReason::RedirectLoop,
+            failed(fail_with(FetchErrorKind::RedirectLoop)),
+        ),
+        (
+            UnknownReason::BadRedirect,
+            failed(fail_with(FetchErrorKind::BadRedirect)),
+        ),
+        (
+            UnknownReason::Challenge,
+            failed(|o| {
+                o.page = Some(Extraction {
+                    facts: crate::extract::PageFacts {
+                        text_chars: 40,
+                        challenge: Some("cloudflare".into()),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                });
+            }),
+        ),
+        (
+            UnknownReason::NeedsRender,
+            // A filed host whose static page is a script shell: nothing to read.
+            {
+                let (mut obs, cert) = ok_example();
+                obs.page = Some(Extraction {
+                    facts: crate::extract::PageFacts {
+                        text_chars: 3,
+                        scripts: 2,
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                });
+                run(&obs, Some(&cert))
+            },
+        ),
+        (
+            UnknownReason::CertUnreachable,
+            failed(|o| {
+                o.page = obs_ok("nobody.test", "京ICP备12345678号-1").page;
+                o.cert = Some(cert_fetch("/cert/bazs.cert", 403, None));
+            }),
+        ),
         (
             // A 200 whose body never finished arriving.
             UnknownReason::Deadline,
@@ -740,6 +801,7 @@ fn a_failed_https_with_a_working_http_fallback_is_judged() {
         record("http://nobody.test/", Some(200), None),
     ];
     obs.homepage_used = Some(1);
+    obs.cert = Some(cert_fetch("/cert/bazs.cert", 404, None));
     assert_eq!(run(&obs, None).verdict, Verdict::Unfiled);
 }
 
@@ -794,4 +856,188 @@ fn codes_are_stable() {
             serde_json::Value::String(r.as_str().into())
         );
     }
+}
+
+/// No silent pass: a certificate path that answered neither 200 nor 404 leaves a clean site
+/// `unknown (cert_unreachable)`, on filed and unfiled hosts alike; other findings still make
+/// a site `noncompliant`.
+#[test]
+fn an_unreadable_certificate_is_never_a_pass() {
+    let unreachable: Vec<Box<dyn Fn(&mut Observation)>> = vec![
+        Box::new(|o| o.cert = Some(cert_fetch("/cert/bazs.cert", 403, None))),
+        Box::new(|o| o.cert = Some(cert_fetch("/cert/bazs.cert", 503, None))),
+        Box::new(|o| o.cert = Some(cert_fetch("/cert/bazs.cert", 401, None))),
+        Box::new(|o| o.cert = Some(cert_fetch("/cert/bazs.cert", 302, None))),
+        Box::new(|o| {
+            let mut c = cert_fetch("/cert/bazs.cert", 200, None);
+            c.fetch.error = Some(FetchError {
+                kind: FetchErrorKind::Reset,
+                message: "reset".into(),
+            });
+            o.cert = Some(c);
+        }),
+        Box::new(|o| {
+            let mut c = cert_fetch("/cert/bazs.cert", 200, None);
+            c.fetch.status = None;
+            c.fetch.error = Some(FetchError {
+                kind: FetchErrorKind::Deadline,
+                message: "slow".into(),
+            });
+            o.cert = Some(c);
+        }),
+        Box::new(|o| o.cert = None),
+    ];
+    for (i, edit) in unreachable.iter().enumerate() {
+        // Filed, clean footer.
+        let (mut obs, cert) = ok_example();
+        edit(&mut obs);
+        let a = run(&obs, Some(&cert));
+        assert_eq!(
+            a.verdict,
+            Verdict::Unknown(UnknownReason::CertUnreachable),
+            "case {i}"
+        );
+        assert!(a.findings.is_empty(), "case {i}");
+        // Filed, footer without number: the finding stands.
+        obs.page.as_mut().unwrap().icp.clear();
+        let a = run(&obs, Some(&cert));
+        assert_eq!(a.verdict, Verdict::Noncompliant, "case {i}");
+        assert_eq!(a.codes(), vec![FindingCode::NumberMissing], "case {i}");
+        // Unfiled host: never `unfiled` when the certificate could not be read.
+        let mut obs = obs_ok("nobody.test", "京ICP备12345678号-1");
+        edit(&mut obs);
+        let a = run(&obs, None);
+        assert_eq!(
+            a.verdict,
+            Verdict::Unknown(UnknownReason::CertUnreachable),
+            "case {i}"
+        );
+    }
+    // An oversized certificate is malformed: a finding, not a pass.
+    let (mut obs, _) = ok_example();
+    let mut c = cert_fetch("/cert/bazs.cert", 200, None);
+    c.fetch.error = Some(FetchError {
+        kind: FetchErrorKind::BodyTooLarge,
+        message: "big".into(),
+    });
+    obs.cert = Some(c);
+    let a = run(&obs, None);
+    assert_eq!(a.verdict, Verdict::Noncompliant);
+    assert_eq!(a.codes(), vec![FindingCode::CertMalformed]);
+}
+
+fn page_with(facts: crate::extract::PageFacts, icp: Vec<IcpMention>) -> Option<Extraction> {
+    Some(Extraction {
+        icp,
+        facts,
+        ..Default::default()
+    })
+}
+
+#[test]
+fn script_built_pages_are_not_accused_until_rendered() {
+    use crate::extract::{PageFacts, Via};
+    use crate::observation::{RenderRecord, RenderStatus};
+    let shell = PageFacts {
+        text_chars: 12,
+        scripts: 3,
+        ..Default::default()
+    };
+    let (mut obs, cert) = ok_example();
+    obs.page = page_with(shell.clone(), vec![]);
+    for status in [
+        None,
+        Some(RenderStatus::Off),
+        Some(RenderStatus::Unavailable),
+        Some(RenderStatus::Timeout),
+        Some(RenderStatus::Failed),
+    ] {
+        obs.render = status.map(|status| RenderRecord {
+            status,
+            url: "https://www.example.com/".into(),
+            requests: 1,
+            blocked: 0,
+            elapsed_ms: 5,
+            error: None,
+        });
+        let a = run(&obs, Some(&cert));
+        assert_eq!(
+            a.verdict,
+            Verdict::Unknown(UnknownReason::NeedsRender),
+            "{status:?}"
+        );
+    }
+    // Rendered and still no number: now it is missing.
+    obs.render = Some(RenderRecord {
+        status: RenderStatus::Rendered,
+        url: "https://www.example.com/".into(),
+        requests: 4,
+        blocked: 0,
+        elapsed_ms: 300,
+        error: None,
+    });
+    assert_eq!(
+        run(&obs, Some(&cert)).codes(),
+        vec![FindingCode::NumberMissing]
+    );
+    // Rendered with the number: compliant.
+    let mut m = mention("京ICP备12345678号-1", true, Some("beian.miit.gov.cn"), true);
+    m.via = Via::Rendered;
+    obs.page = page_with(shell.clone(), vec![m]);
+    assert_eq!(run(&obs, Some(&cert)).verdict, Verdict::Compliant);
+    // A number shown only in <template> content counts as shown, unrendered.
+    let mut m = mention("京ICP备12345678号-1", true, Some("beian.miit.gov.cn"), true);
+    m.via = Via::Template;
+    obs.render = None;
+    obs.page = page_with(
+        PageFacts {
+            template_text: true,
+            ..shell.clone()
+        },
+        vec![m],
+    );
+    assert_eq!(run(&obs, Some(&cert)).verdict, Verdict::Compliant);
+    // Other findings still make a script shell noncompliant.
+    let (mut obs, _) = ok_example();
+    obs.page = page_with(shell, vec![]);
+    obs.cert = Some(cert_fetch("/cert/bazs.cert", 404, None));
+    let a = run(&obs, None);
+    assert_eq!(a.verdict, Verdict::Noncompliant);
+    assert_eq!(a.codes(), vec![FindingCode::CertMissing]);
+}
+
+#[test]
+fn blank_and_challenge_pages_are_unknown() {
+    use crate::extract::PageFacts;
+    let (mut obs, cert) = ok_example();
+    obs.page = page_with(PageFacts::default(), vec![]);
+    assert_eq!(
+        run(&obs, Some(&cert)).verdict,
+        Verdict::Unknown(UnknownReason::Challenge)
+    );
+    obs.page = page_with(
+        PageFacts {
+            text_chars: 300,
+            scripts: 1,
+            challenge: Some("aliyun_waf".into()),
+            ..Default::default()
+        },
+        vec![],
+    );
+    assert_eq!(
+        run(&obs, Some(&cert)).verdict,
+        Verdict::Unknown(UnknownReason::Challenge)
+    );
+    // A plain page with text and no number is missing its number.
+    obs.page = page_with(
+        PageFacts {
+            text_chars: 300,
+            ..Default::default()
+        },
+        vec![],
+    );
+    assert_eq!(
+        run(&obs, Some(&cert)).codes(),
+        vec![FindingCode::NumberMissing]
+    );
 }
