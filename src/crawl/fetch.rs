@@ -138,6 +138,7 @@ impl Fetcher {
         deadline: &mut Deadline,
     ) -> Result<Option<Vec<u8>>, FetchError> {
         let mut redirects = 0usize;
+        let mut visited: Vec<Url> = Vec::new();
         let mut retries = 0u32;
         let mut retry_waited = Duration::ZERO;
         loop {
@@ -190,7 +191,19 @@ impl Fetcher {
                             message: format!("more than {} redirects", self.max_redirects),
                         });
                     }
-                    url = redirect_target(&url, location)?;
+                    let next = redirect_target(&url, location)?;
+                    visited.push(url);
+                    if visited.contains(&next) {
+                        return Err(FetchError {
+                            kind: FetchErrorKind::RedirectLoop,
+                            message: format!(
+                                "a redirect back to {} after {} redirects",
+                                clip(next.as_str()),
+                                redirects + 1
+                            ),
+                        });
+                    }
+                    url = next;
                     redirects += 1;
                     continue;
                 }
@@ -351,6 +364,10 @@ pub fn classify(error: &reqwest::Error) -> FetchError {
         FetchErrorKind::Timeout
     } else if error.is_connect() {
         FetchErrorKind::Connect
+    } else if find::<hyper::Error>(root).is_some_and(|h| h.is_parse_too_large()) {
+        FetchErrorKind::HeaderTooLarge
+    } else if is_reset(root) {
+        FetchErrorKind::Reset
     } else {
         FetchErrorKind::Protocol
     };
@@ -358,6 +375,36 @@ pub fn classify(error: &reqwest::Error) -> FetchError {
         kind,
         message: chain_message(root),
     }
+}
+
+/// The peer reset or closed the connection before a complete response: an I/O reset,
+/// abort, broken pipe or early EOF anywhere in the chain, or hyper's "connection closed
+/// before message completed".
+fn is_reset(root: &(dyn StdError + 'static)) -> bool {
+    if find::<hyper::Error>(root).is_some_and(|h| h.is_incomplete_message()) {
+        return true;
+    }
+    let mut current = Some(root);
+    let mut depth = 0;
+    while let Some(e) = current {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::UnexpectedEof
+            ) {
+                return true;
+            }
+        }
+        depth += 1;
+        if depth > 32 {
+            return false;
+        }
+        current = next_in_chain(e);
+    }
+    false
 }
 
 /// The next error in the chain; an `io::Error` wrapping another error yields that error

@@ -191,6 +191,7 @@ impl Scanner {
                         FetchErrorKind::Connect
                             | FetchErrorKind::Tls
                             | FetchErrorKind::Timeout
+                            | FetchErrorKind::Reset
                             | FetchErrorKind::Protocol
                     )
                 });

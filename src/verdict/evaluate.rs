@@ -90,7 +90,15 @@ pub fn evaluate(
         a.verdict = Verdict::Unknown(UnknownReason::Challenge);
         return a;
     }
-    let cert_checked = cert_check_made(cert_outcome.status);
+    // An oversized body is a malformed certificate (a finding on a filed host), but it was
+    // not read in full: it cannot settle that a host is unfiled.
+    let cert_oversized = obs.cert.as_ref().is_some_and(|c| {
+        c.fetch
+            .error
+            .as_ref()
+            .is_some_and(|e| e.kind == FetchErrorKind::BodyTooLarge)
+    });
+    let cert_checked = cert_check_made(cert_outcome.status) && !cert_oversized;
     let mut found: Vec<(FindingCode, String)> = Vec::new();
 
     match filing {

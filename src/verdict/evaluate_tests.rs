@@ -920,10 +920,17 @@ fn an_unreadable_certificate_is_never_a_pass() {
         kind: FetchErrorKind::BodyTooLarge,
         message: "big".into(),
     });
-    obs.cert = Some(c);
+    obs.cert = Some(c.clone());
     let a = run(&obs, None);
     assert_eq!(a.verdict, Verdict::Noncompliant);
     assert_eq!(a.codes(), vec![FindingCode::CertMalformed]);
+    // …but, not read in full, it cannot settle that a host is unfiled.
+    let mut obs = obs_ok("nobody.test", "京ICP备12345678号-1");
+    obs.cert = Some(c);
+    assert_eq!(
+        run(&obs, None).verdict,
+        Verdict::Unknown(UnknownReason::CertUnreachable)
+    );
 }
 
 fn page_with(facts: crate::extract::PageFacts, icp: Vec<IcpMention>) -> Option<Extraction> {

@@ -794,3 +794,20 @@ async fn waiting_for_the_host_rate_limit_does_not_use_up_the_deadline() {
     assert_eq!(misplaced.fetch.status, Some(404), "{obs:#?}");
     assert_eq!(site.paths().len(), 3);
 }
+
+#[tokio::test]
+async fn a_redirect_back_to_a_visited_url_is_a_loop() {
+    let site = serve(LAB_IP, |req, mut s| async move {
+        let next = if req.path == "/a" { "/b" } else { "/a" };
+        respond(&mut s, 302, &[("Location", next)], b"").await
+    })
+    .await;
+    let obs = observe(
+        lab_config(&["circle.test"]),
+        &format!("http://circle.test:{}/a", site.port()),
+    )
+    .await;
+    let home = &obs.homepage[0];
+    assert_eq!(kind(home), Some(FetchErrorKind::RedirectLoop), "{home:#?}");
+    assert_eq!(home.hops.len(), 2, "/a, /b, then back to /a is refused");
+}

@@ -5,6 +5,7 @@ mod cli_registry;
 mod crawl;
 mod dashboards;
 mod extract;
+mod hostile;
 mod readme;
 mod registry;
 mod registry_ip;
