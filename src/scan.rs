@@ -11,7 +11,7 @@ use crate::crawl::{ScanConfig, ScanError, Scanner};
 use crate::metrics::Metrics;
 use crate::observation::Observation;
 use crate::registry::snapshot::Snapshot;
-use crate::report::ScanRecord;
+use crate::report::{PriorFindings, ScanRecord};
 use crate::verdict::{Assessment, PolicySet};
 
 /// Everything one scan needs: the network scanner, a read-only registry snapshot, and the
@@ -21,6 +21,9 @@ pub struct ScanContext {
     pub scanner: Arc<Scanner>,
     pub snapshot: Arc<Snapshot>,
     pub policies: Arc<PolicySet>,
+    /// The finding streaks of the last completed scan, for confirmations (`None`: no
+    /// history; every finding is seen for the first time).
+    pub prior: Option<Arc<PriorFindings>>,
 }
 
 /// One finished target.
@@ -42,20 +45,32 @@ impl ScanContext {
             scanner: Arc::new(Scanner::new(config)?),
             snapshot,
             policies,
+            prior: None,
         })
     }
 
-    /// Judge one observation (pure).
+    /// Confirm findings against these streaks (from [`crate::report::ScanHistory::prior_findings`]).
+    pub fn with_prior(mut self, prior: Arc<PriorFindings>) -> Self {
+        self.prior = Some(prior);
+        self
+    }
+
+    /// Judge one observation (pure), confirming its findings against the prior streaks.
     pub fn judge(&self, observation: Observation) -> TargetResult {
         let now = observation.started_at;
-        let assessment = crate::verdict::assess(
+        let mut assessment = crate::verdict::assess(
             &observation,
             &self.snapshot,
             &self.policies,
             now,
             crate::cert::verify,
         );
-        let record = ScanRecord::new(&observation, &assessment);
+        let prior = self
+            .prior
+            .as_deref()
+            .and_then(|p| p.get(&observation.target));
+        assessment.confirm(prior);
+        let record = ScanRecord::new(&observation, &assessment, prior);
         TargetResult {
             observation,
             assessment,
@@ -80,13 +95,15 @@ impl ScanContext {
     }
 }
 
-/// Count one result in the metrics: verdict, findings (by code, severity, filing province) and
-/// each fetch's duration and error kind.
+/// Count one result in the metrics: verdict, confirmed findings (by code, severity, filing
+/// province; a finding pending confirmation does not count, so it cannot alert) and each
+/// fetch's duration and error kind.
 pub fn record_metrics(metrics: &Metrics, result: &TargetResult) {
     let a = &result.assessment;
     let findings: Vec<(&str, &str)> = a
         .findings
         .iter()
+        .filter(|f| f.is_confirmed())
         .map(|f| (f.code.as_str(), f.severity.as_str()))
         .collect();
     metrics.record_target(a.verdict.as_str(), &findings, a.province);

@@ -179,6 +179,7 @@ pub async fn check(
     state.check_rate(super::client_ip(&ext))?;
     let snapshot = state.snapshot();
     let ctx = crate::scan::ScanContext {
+        prior: None,
         scanner: state.scanner.clone(),
         snapshot: snapshot.clone(),
         policies: state.policies.clone(),
@@ -334,6 +335,7 @@ pub async fn probe(
     let budget = probe_budget(&headers);
     let snapshot = state.snapshot();
     let ctx = crate::scan::ScanContext {
+        prior: None,
         scanner: state.scanner.clone(),
         snapshot: snapshot.clone(),
         policies: state.policies.clone(),

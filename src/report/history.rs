@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::summary::RecordHead;
+use crate::verdict::{FindingCode, Streaks};
 use super::{for_each_line, JsonlWriter, ReportError, ScanRecord, Summary};
 
 /// What is kept about one finished (or running) scan.
@@ -149,6 +150,53 @@ impl ScanHistory {
         })
     }
 
+    /// The most recent finished scan, if any.
+    pub fn last_completed(&self) -> Result<Option<ScanMeta>, ReportError> {
+        Ok(self.list()?.into_iter().rfind(|m| m.ended_at.is_some()))
+    }
+
+    /// The finding streaks left by the most recent finished scan (empty when there is
+    /// none): what confirmations count from.
+    pub fn prior_findings(&self) -> Result<PriorFindings, ReportError> {
+        match self.last_completed()? {
+            Some(meta) => PriorFindings::from_scan(&self.records_path(&meta.id)?, &meta.id),
+            None => Ok(PriorFindings::default()),
+        }
+    }
+
+    /// Remove a scan (its records and meta), e.g. an interrupted one that a resumed scan
+    /// replaces.
+    pub fn remove(&self, id: &str) -> Result<(), ReportError> {
+        for path in [self.records_path(id)?, self.meta_path(id)?] {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(ReportError::io(&path, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Start recording a scan with a given start time, replacing any unfinished scan of
+    /// the same id (used by `--resume` to rebuild the interrupted scan in full).
+    pub fn restart(&self, started_at: i64, policy_sha256: &str) -> Result<ScanWriter, ReportError> {
+        for m in self.list()? {
+            if m.ended_at.is_none() && m.started_at == started_at {
+                self.remove(&m.id)?;
+            }
+        }
+        self.start(started_at, policy_sha256)
+    }
+
+    /// The unfinished scans (interrupted, or still running), oldest first.
+    pub fn unfinished(&self) -> Result<Vec<ScanMeta>, ReportError> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter(|m| m.ended_at.is_none())
+            .collect())
+    }
+
     /// The two most recent finished scans (older, newer), if there are two.
     pub fn latest_two(&self) -> Result<Option<(ScanMeta, ScanMeta)>, ReportError> {
         let mut done: Vec<ScanMeta> = self
@@ -216,6 +264,84 @@ impl ScanWriter {
     }
 }
 
+/// The finding streaks of every target of one scan (target → code → consecutive scans),
+/// read back to confirm the next scan's findings. Memory follows the number of targets with
+/// findings, not the number of targets.
+#[derive(Debug, Clone, Default)]
+pub struct PriorFindings {
+    /// The scan they come from.
+    pub scan_id: Option<String>,
+    by_target: HashMap<String, Streaks>,
+}
+
+#[derive(Deserialize)]
+struct StreakHead {
+    target: String,
+    verdict: String,
+    #[serde(default)]
+    findings: Vec<StreakFinding>,
+    #[serde(default)]
+    streaks: std::collections::BTreeMap<String, u32>,
+}
+
+#[derive(Deserialize)]
+struct StreakFinding {
+    code: String,
+    #[serde(default = "one")]
+    seen: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl PriorFindings {
+    /// Read the streaks of one scan's JSON Lines records (codes this version does not
+    /// know are skipped).
+    pub fn from_scan(path: &Path, scan_id: &str) -> Result<PriorFindings, ReportError> {
+        let file = File::open(path).map_err(|e| ReportError::io(path, e))?;
+        let mut p = PriorFindings {
+            scan_id: Some(scan_id.to_string()),
+            by_target: HashMap::new(),
+        };
+        let label = path.display().to_string();
+        for_each_line(BufReader::new(file), &label, |_, h: StreakHead| {
+            let streaks: Streaks = if h.verdict == "unknown" {
+                h.streaks
+                    .iter()
+                    .filter_map(|(c, k)| FindingCode::parse(c).map(|c| (c, *k)))
+                    .collect()
+            } else {
+                h.findings
+                    .iter()
+                    .filter_map(|f| FindingCode::parse(&f.code).map(|c| (c, f.seen.max(1))))
+                    .collect()
+            };
+            if streaks.is_empty() {
+                p.by_target.remove(&h.target);
+            } else {
+                p.by_target.insert(h.target, streaks);
+            }
+            Ok(())
+        })?;
+        Ok(p)
+    }
+
+    /// The streaks of one target (`None`: it had no finding).
+    pub fn get(&self, target: &str) -> Option<&Streaks> {
+        self.by_target.get(target)
+    }
+
+    /// Targets with at least one finding streak.
+    pub fn len(&self) -> usize {
+        self.by_target.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_target.is_empty()
+    }
+}
+
 /// One target's state in a scan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TargetState {
@@ -231,7 +357,14 @@ impl TargetState {
             TargetState {
                 verdict: h.verdict,
                 reason: h.reason,
-                findings: h.findings.into_iter().map(|f| f.code).collect(),
+                // Only confirmed findings are "new" or "resolved": a pending one does not
+                // alert yet.
+                findings: h
+                    .findings
+                    .into_iter()
+                    .filter(|f| f.is_confirmed())
+                    .map(|f| f.code)
+                    .collect(),
             },
         )
     }

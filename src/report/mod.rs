@@ -11,11 +11,12 @@ mod summary;
 use std::io::BufRead;
 
 pub use history::{
-    diff, diff_readers, ScanDiff, ScanHistory, ScanMeta, ScanWriter, TargetChange, TargetState,
+    diff, diff_readers, PriorFindings, ScanDiff, ScanHistory, ScanMeta, ScanWriter, TargetChange,
+    TargetState,
 };
 pub use record::{Evidence, RecordCert, RecordFinding, RecordIcp, RecordNumbers, ScanRecord};
 pub use sinks::{CsvWriter, JsonlWriter, CSV_COLUMNS};
-pub use summary::{ProvinceCounts, Summary, NO_PROVINCE};
+pub use summary::{ListedSite, ProvinceCounts, Summary, MAX_LISTED_SITES, NO_PROVINCE};
 
 /// Longest JSON Lines record accepted when reading (16 MiB).
 pub const MAX_RECORD_LINE: usize = 16 * 1024 * 1024;

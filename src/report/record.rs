@@ -5,16 +5,52 @@ use std::net::IpAddr;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::observation::{DnsObservation, FetchRecord, Observation};
-use crate::verdict::{Assessment, CertStatus};
+use std::collections::BTreeMap;
 
-/// One finding in a record.
+use crate::observation::{DnsObservation, FetchRecord, Observation, RenderRecord};
+use crate::verdict::{Assessment, CertStatus, Fine, Streaks};
+
+/// One finding in a record, with what the policy in force says about it: enough for a
+/// regulator to act on the record alone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordFinding {
     pub code: String,
     pub severity: String,
+    /// E.g. `292 Art.12; 292 Art.22`.
+    #[serde(default)]
+    pub legal_basis: String,
+    #[serde(default)]
+    pub action: String,
+    /// The fine range and/or text, when the policy gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fine: Option<Fine>,
+    /// `confirmed`, or `pending k/N` until the finding has been seen in the N consecutive
+    /// scans its policy asks for. Records written before confirmations existed read as
+    /// `confirmed`.
+    #[serde(default = "confirmed")]
+    pub confirmation: String,
+    /// Consecutive completed scans that showed this finding, this one included.
+    #[serde(default = "one")]
+    pub seen: u32,
+    /// Consecutive scans the policy asks for before the finding is confirmed.
+    #[serde(default = "one")]
+    pub confirmations: u32,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
+}
+
+fn confirmed() -> String {
+    "confirmed".to_string()
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl RecordFinding {
+    pub fn is_confirmed(&self) -> bool {
+        self.seen >= self.confirmations
+    }
 }
 
 /// One ICP number as the footer showed it.
@@ -70,6 +106,9 @@ pub struct Evidence {
     /// The `/cert/bazx.cert` probe, when made.
     #[serde(default)]
     pub cert_misplaced: Option<FetchRecord>,
+    /// Rendering in headless Chromium, when the static page could not decide.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub render: Option<RenderRecord>,
     pub elapsed_ms: u64,
 }
 
@@ -84,6 +123,15 @@ pub struct ScanRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub findings: Vec<RecordFinding>,
+    /// For an `unknown` verdict: the finding streaks (code → consecutive scans) carried
+    /// over from the last scan that judged the target, so that a scan which could not check
+    /// the site neither confirms nor resets them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub streaks: BTreeMap<String, u32>,
+    /// The address guard was relaxed for this scan (`--allow-private` / `--allow-net`):
+    /// private and special-purpose addresses may have been visited.
+    #[serde(default)]
+    pub allow_private: bool,
     /// The service number of the filing covering the host, when known.
     #[serde(default)]
     pub filing: Option<String>,
@@ -106,8 +154,10 @@ pub(crate) fn rfc3339(unix: i64) -> String {
 }
 
 impl ScanRecord {
-    /// Build the record of one target from what was seen and how it was judged.
-    pub fn new(obs: &Observation, a: &Assessment) -> ScanRecord {
+    /// Build the record of one target from what was seen and how it was judged (with
+    /// [`Assessment::confirm`] already applied). `prior` is the target's streaks from the
+    /// last scan that judged it; an `unknown` record carries them forward.
+    pub fn new(obs: &Observation, a: &Assessment, prior: Option<&Streaks>) -> ScanRecord {
         let page = obs.page.as_ref();
         let numbers = RecordNumbers {
             icp: page
@@ -161,9 +211,24 @@ impl ScanRecord {
                 .map(|f| RecordFinding {
                     code: f.code.as_str().to_string(),
                     severity: f.severity.as_str().to_string(),
+                    legal_basis: f.legal_basis.clone(),
+                    action: f.action.clone(),
+                    fine: (f.fine != Fine::default()).then(|| f.fine.clone()),
+                    confirmation: f.confirmation(),
+                    seen: f.seen,
+                    confirmations: f.confirmations,
                     message: f.message.clone(),
                 })
                 .collect(),
+            streaks: match a.verdict {
+                crate::verdict::Verdict::Unknown(_) => a
+                    .streaks(prior)
+                    .into_iter()
+                    .map(|(c, k)| (c.as_str().to_string(), k))
+                    .collect(),
+                _ => BTreeMap::new(),
+            },
+            allow_private: obs.allow_private,
             filing: a.filing.as_ref().map(|n| n.to_string()),
             province: a.province.map(|c| c.to_string()),
             numbers,
@@ -177,6 +242,7 @@ impl ScanRecord {
                 charset: obs.charset.clone(),
                 cert: obs.cert.as_ref().map(|c| c.fetch.clone()),
                 cert_misplaced: obs.cert_misplaced.as_ref().map(|c| c.fetch.clone()),
+                render: obs.render.clone(),
                 elapsed_ms: obs.elapsed_ms,
             },
             policy_sha256: a.policy_sha256.clone(),
@@ -187,5 +253,25 @@ impl ScanRecord {
     /// The finding codes, in record order.
     pub fn codes(&self) -> impl Iterator<Item = &str> {
         self.findings.iter().map(|f| f.code.as_str())
+    }
+
+    /// The codes of confirmed findings, in record order.
+    pub fn confirmed_codes(&self) -> impl Iterator<Item = &str> {
+        self.findings
+            .iter()
+            .filter(|f| f.is_confirmed())
+            .map(|f| f.code.as_str())
+    }
+
+    /// The streaks this record leaves for the next scan (code → consecutive scans).
+    pub fn next_streaks(&self) -> BTreeMap<String, u32> {
+        if self.verdict == "unknown" {
+            self.streaks.clone()
+        } else {
+            self.findings
+                .iter()
+                .map(|f| (f.code.clone(), f.seen))
+                .collect()
+        }
     }
 }

@@ -51,12 +51,22 @@ impl<W: Write> JsonlWriter<W> {
     }
 }
 
-/// The CSV header, in order.
+/// The CSV header, in order. One row per finding (the `finding` … `message` columns), so that
+/// each carries its own severity, legal basis, action, fine and confirmation; a target
+/// without findings has one row with those columns empty. The site columns repeat on every
+/// row of a target.
 pub const CSV_COLUMNS: &[&str] = &[
     "target",
     "host",
     "verdict",
     "reason",
+    "finding",
+    "severity",
+    "confirmation",
+    "legal_basis",
+    "action",
+    "fine",
+    "message",
     "findings",
     "max_severity",
     "filing",
@@ -70,6 +80,7 @@ pub const CSV_COLUMNS: &[&str] = &[
     "cert_serial",
     "address",
     "http_status",
+    "allow_private",
     "elapsed_ms",
     "policy_sha256",
     "scanned_at",
@@ -81,7 +92,15 @@ struct CsvRow<'a> {
     host: &'a str,
     verdict: &'a str,
     reason: &'a str,
-    /// Codes joined by `;`.
+    finding: &'a str,
+    severity: &'a str,
+    confirmation: &'a str,
+    legal_basis: &'a str,
+    action: &'a str,
+    /// The fine as text (`¥5000–50000; …`).
+    fine: String,
+    message: &'a str,
+    /// All of the target's codes joined by `;`.
     findings: String,
     max_severity: &'a str,
     filing: &'a str,
@@ -97,6 +116,7 @@ struct CsvRow<'a> {
     cert_serial: Option<u64>,
     address: Option<String>,
     http_status: Option<u16>,
+    allow_private: bool,
     elapsed_ms: u64,
     policy_sha256: &'a str,
     scanned_at: &'a str,
@@ -134,11 +154,18 @@ impl<W: Write> CsvWriter<W> {
             .homepage_used
             .and_then(|i| r.evidence.homepage.get(i))
             .or(r.evidence.homepage.last());
-        let row = CsvRow {
+        let mut row = CsvRow {
             target: &r.target,
             host: &r.host,
             verdict: &r.verdict,
             reason: r.reason.as_deref().unwrap_or(""),
+            finding: "",
+            severity: "",
+            confirmation: "",
+            legal_basis: "",
+            action: "",
+            fine: String::new(),
+            message: "",
             findings: r.codes().collect::<Vec<_>>().join(";"),
             max_severity: r
                 .findings
@@ -165,6 +192,7 @@ impl<W: Write> CsvWriter<W> {
             cert_serial: r.cert.serial,
             address: r.evidence.address.map(|a| a.to_string()),
             http_status: used.and_then(|h| h.status),
+            allow_private: r.allow_private,
             elapsed_ms: r.evidence.elapsed_ms,
             policy_sha256: &r.policy_sha256,
             scanned_at: &r.scanned_at,
@@ -174,7 +202,19 @@ impl<W: Write> CsvWriter<W> {
             path: label.clone(),
             source,
         };
-        self.out.serialize(row).map_err(csv_err)?;
+        if r.findings.is_empty() {
+            self.out.serialize(&row).map_err(csv_err)?;
+        }
+        for f in &r.findings {
+            row.finding = &f.code;
+            row.severity = &f.severity;
+            row.confirmation = &f.confirmation;
+            row.legal_basis = &f.legal_basis;
+            row.action = &f.action;
+            row.fine = f.fine.as_ref().map(|f| f.to_string()).unwrap_or_default();
+            row.message = &f.message;
+            self.out.serialize(&row).map_err(csv_err)?;
+        }
         self.out.flush().map_err(|source| ReportError::Io {
             path: self.label.clone(),
             source,

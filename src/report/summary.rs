@@ -21,6 +21,19 @@ pub struct ProvinceCounts {
     pub unknown: u64,
 }
 
+/// Noncompliant and unfiled sites listed by name in a summary; beyond this many, the
+/// summary only counts them (the records hold every one).
+pub const MAX_LISTED_SITES: usize = 5_000;
+
+/// One noncompliant or unfiled site, as the summary lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListedSite {
+    pub host: String,
+    pub verdict: String,
+    /// Finding codes, each followed by ` (pending k/N)` when not yet confirmed.
+    pub codes: Vec<String>,
+}
+
 /// Counts over a scan.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
@@ -28,16 +41,27 @@ pub struct Summary {
     pub by_verdict: BTreeMap<String, u64>,
     /// Unknown verdicts by reason.
     pub by_reason: BTreeMap<String, u64>,
-    /// Targets with each finding code.
+    /// Targets with each confirmed finding code.
     pub by_finding: BTreeMap<String, u64>,
+    /// Targets with each finding code still pending confirmation.
+    #[serde(default)]
+    pub by_pending_finding: BTreeMap<String, u64>,
     /// By the filing's province; targets with no known filing under `(none)`.
     pub by_province: BTreeMap<String, ProvinceCounts>,
+    /// The noncompliant and unfiled sites, in scan order, up to [`MAX_LISTED_SITES`].
+    #[serde(default)]
+    pub sites: Vec<ListedSite>,
+    /// Noncompliant and unfiled sites beyond [`MAX_LISTED_SITES`].
+    #[serde(default)]
+    pub sites_not_listed: u64,
 }
 
 /// The part of a record a summary or diff needs (other fields are skipped when reading).
 #[derive(Debug, Deserialize)]
 pub(crate) struct RecordHead {
     pub target: String,
+    #[serde(default)]
+    pub host: String,
     pub verdict: String,
     #[serde(default)]
     pub reason: Option<String>,
@@ -50,7 +74,25 @@ pub(crate) struct RecordHead {
 #[derive(Debug, Deserialize)]
 pub(crate) struct CodeOnly {
     pub code: String,
+    /// Absent in records written before confirmations: such findings count as confirmed.
+    #[serde(default = "one")]
+    pub seen: u32,
+    #[serde(default = "one")]
+    pub confirmations: u32,
 }
+
+fn one() -> u32 {
+    1
+}
+
+impl CodeOnly {
+    pub(crate) fn is_confirmed(&self) -> bool {
+        self.seen >= self.confirmations
+    }
+}
+
+/// A finding as the summary sees it: code, consecutive scans seen, scans needed.
+type Seen<'a> = (&'a str, u32, u32);
 
 /// The province key for targets with no known filing.
 pub const NO_PROVINCE: &str = "(none)";
@@ -63,27 +105,39 @@ impl Summary {
     /// Count one record.
     pub fn add(&mut self, r: &ScanRecord) {
         self.count(
+            &r.host,
             &r.verdict,
             r.reason.as_deref(),
-            r.codes(),
+            r.findings
+                .iter()
+                .map(|f| (f.code.as_str(), f.seen, f.confirmations)),
             r.province.as_deref(),
         );
     }
 
     pub(crate) fn add_head(&mut self, h: &RecordHead) {
+        let host = if h.host.is_empty() {
+            &h.target
+        } else {
+            &h.host
+        };
         self.count(
+            host,
             &h.verdict,
             h.reason.as_deref(),
-            h.findings.iter().map(|f| f.code.as_str()),
+            h.findings
+                .iter()
+                .map(|f| (f.code.as_str(), f.seen, f.confirmations)),
             h.province.as_deref(),
         );
     }
 
     fn count<'a>(
         &mut self,
+        host: &str,
         verdict: &str,
         reason: Option<&str>,
-        codes: impl Iterator<Item = &'a str>,
+        findings: impl Iterator<Item = Seen<'a>>,
         province: Option<&str>,
     ) {
         self.targets += 1;
@@ -91,11 +145,35 @@ impl Summary {
         if verdict == "unknown" {
             bump(&mut self.by_reason, reason.unwrap_or("other"));
         }
-        let mut seen: Vec<&str> = codes.collect();
-        seen.sort_unstable();
-        seen.dedup();
-        for c in seen {
-            bump(&mut self.by_finding, c);
+        let mut seen: Vec<Seen<'a>> = findings.collect();
+        seen.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        seen.dedup_by(|a, b| a.0 == b.0);
+        for (c, k, n) in &seen {
+            if k >= n {
+                bump(&mut self.by_finding, c);
+            } else {
+                bump(&mut self.by_pending_finding, c);
+            }
+        }
+        if verdict == "noncompliant" || verdict == "unfiled" {
+            if self.sites.len() < MAX_LISTED_SITES {
+                self.sites.push(ListedSite {
+                    host: host.to_string(),
+                    verdict: verdict.to_string(),
+                    codes: seen
+                        .iter()
+                        .map(|(c, k, n)| {
+                            if k >= n {
+                                c.to_string()
+                            } else {
+                                format!("{c} (pending {k}/{n})")
+                            }
+                        })
+                        .collect(),
+                });
+            } else {
+                self.sites_not_listed += 1;
+            }
         }
         let p = self
             .by_province
@@ -156,14 +234,63 @@ impl Summary {
             }
         }
         let _ = writeln!(out, "\n## By finding\n");
-        if self.by_finding.is_empty() {
+        if self.by_finding.is_empty() && self.by_pending_finding.is_empty() {
             let _ = writeln!(out, "No findings.");
         } else {
-            let _ = writeln!(out, "| finding | targets | share |\n|---|---:|---:|");
-            let mut rows: Vec<_> = self.by_finding.iter().collect();
-            rows.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-            for (c, n) in rows {
-                let _ = writeln!(out, "| `{}` | {n} | {:.1}% |", md_escape(c), pct(*n));
+            let _ = writeln!(
+                out,
+                "| finding | confirmed | share | pending |\n|---|---:|---:|---:|"
+            );
+            let mut codes: Vec<&String> = self
+                .by_finding
+                .keys()
+                .chain(self.by_pending_finding.keys())
+                .collect();
+            codes.sort();
+            codes.dedup();
+            let get = |m: &BTreeMap<String, u64>, c: &str| m.get(c).copied().unwrap_or(0);
+            codes.sort_by(|a, b| {
+                get(&self.by_finding, b)
+                    .cmp(&get(&self.by_finding, a))
+                    .then(a.cmp(b))
+            });
+            for c in codes {
+                let n = get(&self.by_finding, c);
+                let p = get(&self.by_pending_finding, c);
+                let _ = writeln!(
+                    out,
+                    "| `{}` | {n} | {:.1}% | {p} |",
+                    md_escape(c),
+                    pct(n)
+                );
+            }
+            if !self.by_pending_finding.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "\nPending findings have not yet been seen in as many consecutive scans as their policy asks for; they do not alert."
+                );
+            }
+        }
+        let _ = writeln!(out, "\n## Noncompliant and unfiled sites\n");
+        if self.sites.is_empty() {
+            let _ = writeln!(out, "None.");
+        } else {
+            let _ = writeln!(out, "| host | verdict | findings |\n|---|---|---|");
+            for site in &self.sites {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} |",
+                    md_escape(&site.host),
+                    md_escape(&site.verdict),
+                    md_escape(&site.codes.join(", "))
+                );
+            }
+            if self.sites_not_listed > 0 {
+                let _ = writeln!(
+                    out,
+                    "\n…and {} more (the scan records list every site).",
+                    self.sites_not_listed
+                );
             }
         }
         let _ = writeln!(out, "\n## By province\n");
@@ -219,11 +346,13 @@ mod tests {
         #[test]
         fn markdown_cells_stay_in_one_row(p in "(.|\n|\r|[|]){0,20}") {
             let mut s = Summary::new();
-            s.count("compliant", None, std::iter::empty(), Some(&p));
+            s.count(&p, "compliant", None, std::iter::empty(), Some(&p));
+            s.count(&p, "unfiled", None, [("unfiled", 1, 2)].into_iter(), Some(&p));
             let md = s.to_markdown("t");
             let rows = md.lines().filter(|l| l.starts_with("| ") && l.ends_with(" |")).count();
-            // 4 verdict rows, the province header and one province row.
-            prop_assert_eq!(rows, 4 + 1 + 1 + 1);
+            // 4 verdict rows; the finding header and one row; the site header and one
+            // row; the province header and one province row.
+            prop_assert_eq!(rows, 4 + 2 + 2 + 2);
         }
     }
 }

@@ -260,6 +260,7 @@ fn make_finding(policy: &Policy, code: FindingCode, message: String) -> Finding 
         action: rule.action.clone(),
         fine: rule.fine.clone(),
         confirmations: rule.confirmations,
+        seen: 1,
         message,
     }
 }

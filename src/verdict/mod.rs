@@ -249,9 +249,38 @@ pub struct Finding {
     pub fine: Fine,
     /// Consecutive scans needed before this finding alerts.
     pub confirmations: u32,
+    /// Consecutive completed scans of the target that showed this finding, this one
+    /// included (1 until [`Assessment::confirm`] applies the history).
+    pub seen: u32,
     /// What was seen (may quote numbers read from the site: records only, never labels).
     pub message: String,
 }
+
+impl Finding {
+    /// Seen in as many consecutive scans as the policy asks for.
+    pub fn is_confirmed(&self) -> bool {
+        self.seen >= self.confirmations
+    }
+
+    /// `confirmed`, or `pending k/N`.
+    pub fn confirmation(&self) -> String {
+        confirmation_label(self.seen, self.confirmations)
+    }
+}
+
+/// `confirmed` when `seen >= needed`, else `pending seen/needed`.
+pub fn confirmation_label(seen: u32, needed: u32) -> String {
+    if seen >= needed {
+        "confirmed".to_string()
+    } else {
+        format!("pending {seen}/{needed}")
+    }
+}
+
+/// For one target: how many consecutive completed scans showed each finding code, as of the
+/// last scan that judged it. An `unknown` result neither confirms nor resets a finding (the
+/// site could not be checked), so it carries these counts forward unchanged.
+pub type Streaks = std::collections::BTreeMap<FindingCode, u32>;
 
 /// What was found at the certificate paths, in one word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -330,6 +359,31 @@ pub struct Assessment {
 }
 
 impl Assessment {
+    /// Apply the history: each finding seen in the previous scan that judged this target
+    /// continues its streak; any other starts at 1. A finding absent now is dropped from the
+    /// streaks (it resets).
+    pub fn confirm(&mut self, prior: Option<&Streaks>) {
+        for f in &mut self.findings {
+            f.seen = prior
+                .and_then(|p| p.get(&f.code))
+                .map_or(1, |k| k.saturating_add(1));
+        }
+    }
+
+    /// The streaks this assessment leaves for the next scan: its own findings when judged;
+    /// for an `unknown` verdict, `prior` carried forward unchanged.
+    pub fn streaks(&self, prior: Option<&Streaks>) -> Streaks {
+        match self.verdict {
+            Verdict::Unknown(_) => prior.cloned().unwrap_or_default(),
+            _ => self.findings.iter().map(|f| (f.code, f.seen)).collect(),
+        }
+    }
+
+    /// Whether any finding is confirmed.
+    pub fn has_confirmed(&self) -> bool {
+        self.findings.iter().any(Finding::is_confirmed)
+    }
+
     /// Whether the assessment has a finding with this code.
     pub fn has(&self, code: FindingCode) -> bool {
         self.findings.iter().any(|f| f.code == code)

@@ -116,7 +116,7 @@ fn records() -> Vec<ScanRecord> {
         observation("down.test", None, Some(FetchErrorKind::Tls), true),
     ]
     .iter()
-    .map(|o| ScanRecord::new(o, &evaluate(o, None, &snap, &policies, NOW)))
+    .map(|o| ScanRecord::new(o, &evaluate(o, None, &snap, &policies, NOW), None))
     .collect()
 }
 
@@ -129,7 +129,21 @@ fn record_fields() {
     assert!(v.get("reason").is_none());
     assert_eq!(v["findings"][0]["code"], "cert_missing");
     assert_eq!(v["findings"][0]["severity"], "low");
+    assert_eq!(v["findings"][0]["legal_basis"], "33 Art.13");
+    assert_eq!(v["findings"][0]["confirmation"], "confirmed");
+    assert!(v["findings"][0]["action"]
+        .as_str()
+        .unwrap()
+        .contains("/cert/bazs.cert"));
+    assert!(v["findings"][0]["fine"]["text"].is_string());
     assert_eq!(v["findings"][1]["code"], "number_unlinked");
+    assert_eq!(v["findings"][1]["fine"]["min_yuan"], 5000);
+    assert_eq!(v["allow_private"], false);
+    let unfiled: serde_json::Value = serde_json::to_value(&r[2]).unwrap();
+    assert_eq!(unfiled["findings"][0]["code"], "unfiled");
+    assert_eq!(unfiled["findings"][0]["confirmation"], "pending 1/2");
+    assert_eq!(unfiled["findings"][0]["seen"], 1);
+    assert_eq!(unfiled["findings"][0]["confirmations"], 2);
     assert_eq!(v["numbers"]["icp"][0]["number"], "京ICP备12345678号-1");
     assert_eq!(v["numbers"]["icp"][0]["linked"], false);
     assert_eq!(v["numbers"]["icp"][0]["in_footer"], true);
@@ -179,13 +193,25 @@ fn jsonl_round_trips_into_the_same_summary() {
     assert_eq!(read.by_reason["tls"], 1);
     assert_eq!(read.by_finding["cert_missing"], 2);
     assert_eq!(read.by_finding["number_unlinked"], 1);
-    assert_eq!(read.by_finding["unfiled"], 1);
+    // unfiled asks for two confirmations: pending after one scan.
+    assert!(!read.by_finding.contains_key("unfiled"));
+    assert_eq!(read.by_pending_finding["unfiled"], 1);
     assert_eq!(read.by_province["京"].noncompliant, 2);
     assert_eq!(read.by_province["(none)"].targets, 2);
     let md = read.to_markdown("Scan 2024-05-01");
     assert!(md.starts_with("# Scan 2024-05-01\n"));
     assert!(md.contains("| noncompliant | 2 | 50.0% |"), "{md}");
-    assert!(md.contains("| `cert_missing` | 2 | 50.0% |"), "{md}");
+    assert!(md.contains("| `cert_missing` | 2 | 50.0% | 0 |"), "{md}");
+    assert!(md.contains("| `unfiled` | 0 | 0.0% | 1 |"), "{md}");
+    assert!(
+        md.contains("| example.com | noncompliant | cert_missing, number_unlinked |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| nobody.test | unfiled | number_mismatch, unfiled (pending 1/2) |"),
+        "{md}"
+    );
+    assert!(!md.contains("| down.test |"), "{md}");
     assert!(md.contains("| tls | 1 |"), "{md}");
     assert!(md.contains("| 京 | 2 | 0 | 2 | 0 | 0 |"), "{md}");
 }
@@ -208,22 +234,36 @@ fn csv_has_the_documented_columns() {
     let header: Vec<String> = rd.headers().unwrap().iter().map(str::to_string).collect();
     assert_eq!(header, CSV_COLUMNS);
     let rows: Vec<csv::StringRecord> = rd.records().map(|r| r.unwrap()).collect();
-    assert_eq!(rows.len(), 4);
+    // One row per finding: example.com and nobody.test have two each.
+    assert_eq!(rows.len(), 6);
     let col = |row: &csv::StringRecord, name: &str| {
         row[CSV_COLUMNS.iter().position(|c| *c == name).unwrap()].to_string()
     };
     assert_eq!(col(&rows[1], "target"), "example.com");
     assert_eq!(col(&rows[1], "verdict"), "noncompliant");
     assert_eq!(col(&rows[1], "findings"), "cert_missing;number_unlinked");
+    assert_eq!(col(&rows[1], "finding"), "cert_missing");
+    assert_eq!(col(&rows[2], "finding"), "number_unlinked");
+    assert_eq!(col(&rows[2], "target"), "example.com");
+    assert_eq!(col(&rows[2], "severity"), "high");
+    assert_eq!(col(&rows[2], "confirmation"), "confirmed");
+    assert!(col(&rows[2], "legal_basis").contains("33 Art.13"));
+    assert!(col(&rows[2], "action").contains("beian.miit.gov.cn"));
+    assert!(col(&rows[2], "fine").contains('¥'));
+    assert_eq!(col(&rows[0], "finding"), "cert_missing");
+    assert_eq!(col(&rows[5], "finding"), "");
     assert_eq!(col(&rows[1], "max_severity"), "high"); // 京: number_unlinked is high
     assert_eq!(col(&rows[1], "icp_numbers"), "京ICP备12345678号-1");
     assert_eq!(col(&rows[1], "number_linked"), "false");
     assert_eq!(col(&rows[1], "cert_status"), "missing");
     assert_eq!(col(&rows[1], "http_status"), "200");
     assert_eq!(col(&rows[1], "address"), "203.0.113.5");
-    assert_eq!(col(&rows[3], "verdict"), "unknown");
-    assert_eq!(col(&rows[3], "reason"), "tls");
-    assert_eq!(col(&rows[3], "http_status"), "");
+    assert_eq!(col(&rows[3], "finding"), "unfiled");
+    assert_eq!(col(&rows[3], "confirmation"), "pending 1/2");
+    assert_eq!(col(&rows[5], "verdict"), "unknown");
+    assert_eq!(col(&rows[5], "reason"), "tls");
+    assert_eq!(col(&rows[5], "http_status"), "");
+    assert_eq!(col(&rows[5], "allow_private"), "false");
 }
 
 #[test]
