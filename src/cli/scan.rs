@@ -214,8 +214,12 @@ fn list(global: &Global) -> anyhow::Result<i32> {
 }
 
 /// Targets already written to a JSON Lines output (for --resume). A torn last line (the
-/// process was killed mid-write) is cut off so appending continues cleanly.
-fn finished_targets(path: &Path) -> anyhow::Result<HashSet<String>> {
+/// process was killed mid-write) is cut off so appending continues cleanly. Each kept record
+/// is also copied into `history` (the resumed scan's history entry is the whole scan).
+fn finished_targets(
+    path: &Path,
+    mut history: Option<&mut beian::report::ScanWriter>,
+) -> anyhow::Result<HashSet<String>> {
     let mut done = HashSet::new();
     let mut f = match OpenOptions::new().read(true).write(true).open(path) {
         Ok(f) => f,
@@ -232,13 +236,12 @@ fn finished_targets(path: &Path) -> anyhow::Result<HashSet<String>> {
             if n == 0 || line.last() != Some(&b'\n') {
                 break;
             }
-            #[derive(serde::Deserialize)]
-            struct T {
-                target: String,
-            }
-            match serde_json::from_slice::<T>(&line) {
-                Ok(t) => {
-                    done.insert(t.target);
+            match serde_json::from_slice::<beian::report::ScanRecord>(&line) {
+                Ok(record) => {
+                    if let Some(h) = history.as_deref_mut() {
+                        h.write(&record)?;
+                    }
+                    done.insert(record.target);
                     good_len += n as u64;
                 }
                 Err(_) => break,
@@ -297,17 +300,39 @@ async fn scan(global: &Global, args: ScanRunArgs) -> anyhow::Result<i32> {
         bail!("no targets: give domains or URLs, --targets FILE, or --from-registry");
     }
 
-    let skip = if args.resume {
-        let out = args
-            .out
-            .as_ref()
-            .context("--resume needs --out FILE (JSON Lines) to continue")?;
+    if args.resume {
+        if args.out.is_none() {
+            bail!("--resume needs --out FILE (JSON Lines) to continue");
+        }
         if args.format != Format::Jsonl {
             bail!("--resume works with --format jsonl");
         }
-        finished_targets(out)?
-    } else {
-        HashSet::new()
+    }
+    // Confirmations count from the last completed scan in the registry's history.
+    let prior = match &global.registry {
+        Some(_) => Some(Arc::new(history(global)?.prior_findings()?)),
+        None => None,
+    };
+    // A resumed scan keeps the interrupted scan's start time and history entry, rebuilt
+    // from the records already written, so that its history holds every target.
+    let mut history_writer = match (&global.registry, args.no_history) {
+        (Some(_), false) => {
+            let hist = history(global)?;
+            if args.resume {
+                let started_at = hist
+                    .unfinished()?
+                    .last()
+                    .map_or(started, |m| m.started_at);
+                Some(hist.restart(started_at, &national_sha)?)
+            } else {
+                Some(hist.start(started, &national_sha)?)
+            }
+        }
+        _ => None,
+    };
+    let skip = match (&args.out, args.resume) {
+        (Some(out), true) => finished_targets(out, history_writer.as_mut())?,
+        _ => HashSet::new(),
     };
     let skipped = skip.len() as u64;
     let target_iter = targets
@@ -341,11 +366,6 @@ async fn scan(global: &Global, args: ScanRunArgs) -> anyhow::Result<i32> {
         Format::Md => Sink::Md(out),
     };
 
-    let mut history_writer = match (&global.registry, args.no_history) {
-        (Some(_), false) => Some(history(global)?.start(started, &national_sha)?),
-        _ => None,
-    };
-
     let metrics = Metrics::new();
     metrics.scan_running.set(1);
     if let Some(n) = known_len {
@@ -372,7 +392,10 @@ async fn scan(global: &Global, args: ScanRunArgs) -> anyhow::Result<i32> {
         );
     }
 
-    let ctx = ScanContext::new(config.clone(), snapshot, policies)?;
+    let mut ctx = ScanContext::new(config.clone(), snapshot, policies)?;
+    if let Some(prior) = prior {
+        ctx = ctx.with_prior(prior);
+    }
     let mut summary = Summary::new();
     let mut stream = Box::pin(ctx.run(futures::stream::iter(target_iter), config.concurrency));
     let mut all_compliant = true;

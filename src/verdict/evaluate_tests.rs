@@ -1048,3 +1048,41 @@ fn blank_and_challenge_pages_are_unknown() {
         vec![FindingCode::NumberMissing]
     );
 }
+
+#[test]
+fn confirmations_count_consecutive_scans_and_unknown_carries_them() {
+    // unfiled asks for 2 confirmations nationally.
+    let mut obs = obs_ok("nobody.test", "京ICP备12345678号-1");
+    obs.cert = Some(cert_fetch("/cert/bazs.cert", 404, None));
+    let mut first = run(&obs, None);
+    first.confirm(None);
+    let f = &first.findings[0];
+    assert_eq!(f.code, FindingCode::Unfiled);
+    assert_eq!((f.seen, f.is_confirmed()), (1, false));
+    assert_eq!(f.confirmation(), "pending 1/2");
+    // number_mismatch (the shown number is no filing of this host) needs one.
+    assert!(first.has(FindingCode::NumberMismatch) && first.has_confirmed());
+    let streaks = first.streaks(None);
+    assert_eq!(streaks.get(&FindingCode::Unfiled), Some(&1));
+
+    // The next scan could not check the site: the streak is carried, not reset.
+    let down = failed(fail_with(FetchErrorKind::Connect));
+    let carried = down.streaks(Some(&streaks));
+    assert_eq!(carried, streaks);
+
+    // Seen again: confirmed.
+    let mut second = run(&obs, None);
+    second.confirm(Some(&carried));
+    assert_eq!(second.findings[0].seen, 2);
+    assert!(second.findings[0].is_confirmed());
+    assert_eq!(second.findings[0].confirmation(), "confirmed");
+
+    // Gone in a judged scan: the streak resets.
+    let (clean, cert) = ok_example();
+    let mut a = run(&clean, Some(&cert));
+    a.confirm(Some(&second.streaks(None)));
+    assert!(a.streaks(None).is_empty());
+    let mut again = run(&obs, None);
+    again.confirm(Some(&a.streaks(None)));
+    assert_eq!(again.findings[0].seen, 1);
+}

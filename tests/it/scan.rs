@@ -141,9 +141,12 @@ fn resume_after_kill_scans_every_target_exactly_once() {
         .collect();
     std::fs::write(&targets, lines.join("\n") + "\n").unwrap();
     let out = dir.path().join("scan.jsonl");
+    let registry = dir.path().join("reg");
     let scan = |resume: bool| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_beian"));
-        c.args(["scan", "--snapshot"])
+        c.arg("--registry")
+            .arg(&registry)
+            .args(["scan", "--snapshot"])
             .arg(&snap)
             .arg("--targets")
             .arg(&targets)
@@ -198,6 +201,18 @@ fn resume_after_kill_scans_every_target_exactly_once() {
     }
     assert_eq!(seen.len(), n, "every target scanned");
     assert!(seen.values().all(|&c| c == 1), "no target scanned twice");
+    // The history holds one finished scan with every target, not only the resumed ones.
+    let history = beian::report::ScanHistory::open(registry.join("scans")).unwrap();
+    let scans = history.list().unwrap();
+    assert_eq!(scans.len(), 1, "{scans:?}");
+    assert!(scans[0].ended_at.is_some());
+    assert_eq!(scans[0].targets, n as u64);
+    assert_eq!(scans[0].summary.targets, n as u64);
+    assert_eq!(
+        count_lines(&history.records_path(&scans[0].id).unwrap()),
+        n,
+        "every record in the history entry"
+    );
     drop(fleet);
 }
 
@@ -215,8 +230,12 @@ fn scan_writes_csv_markdown_and_a_metrics_textfile_with_exit_code_1_on_findings(
         ))
         .unwrap();
     let target = format!("http://127.0.0.1:{}/", fleet.addr.port());
+    // A registry directory only for the scan history (the snapshot is given separately).
+    let registry = dir.path().join("reg");
     let run = |format: &str, extra: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_beian"))
+            .arg("--registry")
+            .arg(&registry)
             .args(["scan", "--snapshot"])
             .arg(&snap)
             .args([
@@ -245,24 +264,45 @@ fn scan_writes_csv_markdown_and_a_metrics_textfile_with_exit_code_1_on_findings(
     assert!(lines.next().unwrap().starts_with("target,"));
     let row = lines.next().unwrap();
     assert!(row.contains("unfiled") && row.contains(&target), "{row}");
+    // The national policy asks for two confirmations of `unfiled`: after one scan it is
+    // pending, and pending findings do not count in the metrics (so they cannot alert).
+    assert!(row.contains("pending 1/2"), "{row}");
     let prom = std::fs::read_to_string(&textfile).unwrap();
     assert!(
         prom.contains("beian_scan_targets_total{verdict=\"unfiled\"} 1"),
         "{prom}"
     );
     assert!(
+        !prom.contains("beian_scan_findings_total{code=\"unfiled\""),
+        "{prom}"
+    );
+    // The second scan confirms it: now it counts, and it is new against the first scan.
+    let (code, md, _) = run("md", &["--metrics-textfile", textfile.to_str().unwrap()]);
+    assert_eq!(code, Some(1));
+    assert!(md.contains("| unfiled | 1 |"), "{md}");
+    assert!(md.contains("| `unfiled` | 1 | 100.0% | 0 |"), "{md}");
+    assert!(md.contains("| 127.0.0.1 | unfiled |"), "{md}");
+    let prom = std::fs::read_to_string(&textfile).unwrap();
+    assert!(
         prom.contains("beian_scan_findings_total{code=\"unfiled\",province=\"none\",severity="),
         "{prom}"
     );
-    let (code, md, _) = run("md", &[]);
-    assert_eq!(code, Some(1));
-    assert!(md.contains("| unfiled | 1 |"), "{md}");
+    assert!(
+        prom.contains("beian_scan_last_new_findings{code=\"unfiled\"} 1"),
+        "{prom}"
+    );
     let (code, jsonl, _) = run("jsonl", &[]);
     assert_eq!(code, Some(1));
     let v: serde_json::Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
     assert_eq!(v["verdict"], "unfiled");
     assert_eq!(v["numbers"]["icp"][0]["number"], "京ICP备12345678号");
     assert_eq!(v["findings"][0]["code"], "unfiled");
+    assert_eq!(v["findings"][0]["confirmation"], "confirmed");
+    assert_eq!(v["findings"][0]["seen"], 3);
+    assert_eq!(v["findings"][0]["severity"], "critical");
+    assert_eq!(v["findings"][0]["legal_basis"], "292 Art.19; 33 Art.22");
+    // The guard was relaxed with --allow-net, and the record says so.
+    assert_eq!(v["allow_private"], true);
     assert!(v["policy_sha256"].as_str().unwrap().len() == 64);
     drop(fleet);
 }
