@@ -191,12 +191,26 @@ const PLANS: &[Plan] = &[
     },
     Plan {
         host: "waf.test",
-        verdict: "unknown",
+        verdict: "unknown (http_403)",
         codes: &[],
     },
     Plan {
         host: "broken.test",
-        verdict: "unknown",
+        verdict: "unknown (http_5xx)",
+        codes: &[],
+    },
+    // A clean footer, but the certificate path answers 403: the certificate check was not
+    // made, so the site is not passed (`unknown`, cert_unreachable).
+    Plan {
+        host: "guarded.test",
+        verdict: "unknown (cert_unreachable)",
+        codes: &[],
+    },
+    // The footer is written by a script: without rendering it is not accused of a missing
+    // number (`unknown`, needs_render).
+    Plan {
+        host: "spa.test",
+        verdict: "unknown (needs_render)",
         codes: &[],
     },
 ];
@@ -391,6 +405,24 @@ pub async fn run(work_dir: &Path, now: i64) -> Result<DemoOutcome, DemoError> {
         page("moved", "", &linked(&n)),
         c("moved.test")?,
     );
+    let n = number("spa.test")?;
+    add(
+        "spa.test",
+        format!(
+            "<!doctype html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>spa</title></head>\n<body><div id=\"app\"></div>\n<script>document.getElementById('app').innerHTML = '<main><h1>spa</h1></main><footer><a href=\"https://beian.miit.gov.cn/\">' + {:?} + '</a></footer>';</script>\n</body></html>\n",
+            n
+        ),
+        c("spa.test")?,
+    );
+    let n = number("guarded.test")?;
+    sites.push(
+        LabSite::new("guarded.test")
+            .route("/", LabResponse::html(page("guarded", "", &linked(&n))))
+            .route(
+                "/cert/bazs.cert",
+                LabResponse::status(403, "<html><body>Forbidden</body></html>"),
+            ),
+    );
     sites.push(LabSite::new("waf.test").route(
         "/",
         LabResponse::status(403, "<html><body>Access denied by WAF</body></html>"),
@@ -446,7 +478,7 @@ pub async fn run(work_dir: &Path, now: i64) -> Result<DemoOutcome, DemoError> {
             host: p.host.to_string(),
             planted_verdict: p.verdict.to_string(),
             planted: p.codes.iter().map(|c| c.to_string()).collect(),
-            found_verdict: r.assessment.verdict.as_str().to_string(),
+            found_verdict: r.assessment.verdict.to_string(),
             found: r
                 .assessment
                 .findings

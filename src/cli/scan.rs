@@ -319,10 +319,7 @@ async fn scan(global: &Global, args: ScanRunArgs) -> anyhow::Result<i32> {
         (Some(_), false) => {
             let hist = history(global)?;
             if args.resume {
-                let started_at = hist
-                    .unfinished()?
-                    .last()
-                    .map_or(started, |m| m.started_at);
+                let started_at = hist.unfinished()?.last().map_or(started, |m| m.started_at);
                 Some(hist.restart(started_at, &national_sha)?)
             } else {
                 Some(hist.start(started, &national_sha)?)

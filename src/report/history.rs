@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::summary::RecordHead;
-use crate::verdict::{FindingCode, Streaks};
 use super::{for_each_line, JsonlWriter, ReportError, ScanRecord, Summary};
+use crate::verdict::{FindingCode, Streaks};
 
 /// What is kept about one finished (or running) scan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -257,12 +257,7 @@ impl Summary {
             for c in codes {
                 let n = get(&self.by_finding, c);
                 let p = get(&self.by_pending_finding, c);
-                let _ = writeln!(
-                    out,
-                    "| `{}` | {n} | {:.1}% | {p} |",
-                    md_escape(c),
-                    pct(n)
-                );
+                let _ = writeln!(out, "| `{}` | {n} | {:.1}% | {p} |", md_escape(c), pct(n));
             }
             if !self.by_pending_finding.is_empty() {
                 let _ = writeln!(

@@ -712,7 +712,10 @@ fn every_unknown_reason_is_unknown_never_unfiled() {
                 o.homepage[1].retry_after = Some(30);
             }),
         ),
-        (UnknownReason::Reset, failed(fail_with(FetchErrorKind::Reset))),
+        (
+            UnknownReason::Reset,
+            failed(fail_with(FetchErrorKind::Reset)),
+        ),
         (
             UnknownReason::HeaderTooLarge,
             failed(fail_with(FetchErrorKind::HeaderTooLarge)),

@@ -109,7 +109,9 @@ async fn hostile_cert(mut s: TcpStream, how: CertBehaviour) {
         }
         CertBehaviour::Oversize => {
             let _ = s
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n")
+                .write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n",
+                )
                 .await;
             let block = vec![b'A'; 64 * 1024];
             for _ in 0..256 {
@@ -213,9 +215,9 @@ fn a_hostile_certificate_path_never_passes_and_never_reads_as_unfiled() {
                 )
                 .unwrap();
                 let how = *how;
-                checks.push(tokio::spawn(async move {
-                    (how, host, ctx.check(host).await)
-                }));
+                checks.push(tokio::spawn(
+                    async move { (how, host, ctx.check(host).await) },
+                ));
             }
         }
         for check in checks {
