@@ -84,6 +84,67 @@ pub struct ImportReport {
     pub notes: Vec<String>,
 }
 
+/// Longest import line accepted (one filing as JSON).
+pub const MAX_IMPORT_LINE: usize = 1024 * 1024;
+
+enum BoundedLine {
+    /// The line (without its newline) is in the buffer.
+    Complete,
+    /// The line was longer than the bound; it was skipped up to its newline.
+    TooLong,
+}
+
+/// Read one `\n`-terminated line into `buf` (without `\n` or a trailing `\r`), reading at
+/// most `max` bytes of it; a longer line is skipped to its end. `None` at end of input.
+fn read_bounded_line(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<Option<BoundedLine>> {
+    buf.clear();
+    let mut too_long = false;
+    let mut any = false;
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            break;
+        }
+        any = true;
+        let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(p) => (&available[..p], Some(p + 1)),
+            None => (available, None),
+        };
+        if !too_long {
+            if buf.len() + chunk.len() > max {
+                too_long = true;
+                buf.clear();
+            } else {
+                buf.extend_from_slice(chunk);
+            }
+        }
+        let used = done.unwrap_or(available.len());
+        reader.consume(used);
+        if done.is_some() {
+            break;
+        }
+    }
+    if !any {
+        return Ok(None);
+    }
+    if buf.last() == Some(&b'\r') {
+        buf.pop();
+    }
+    Ok(Some(if too_long {
+        BoundedLine::TooLong
+    } else {
+        BoundedLine::Complete
+    }))
+}
+
 /// The outcome of a batch review.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ReviewReport {
@@ -429,7 +490,7 @@ impl<S: RegistryStore> Registry<S> {
     /// are committed durably, then `on_ack` is called.
     pub fn import_jsonl(
         &self,
-        reader: impl BufRead,
+        mut reader: impl BufRead,
         actor: Option<&Actor>,
         now: i64,
         chunk: usize,
@@ -440,17 +501,56 @@ impl<S: RegistryStore> Registry<S> {
         let mut txn = self.store.begin()?;
         let mut in_txn = 0usize;
         let mut lines_read = 0usize;
-        for (i, line) in reader.lines().enumerate() {
-            let lineno = i + 1;
-            let text = line.map_err(|e| RegistryError::Io {
-                path: format!("line {lineno}"),
-                reason: e.to_string(),
-            })?;
+        let mut buf = Vec::new();
+        for lineno in 1usize.. {
+            // One line at a time, bounded: a line that is too long or not UTF-8 is that
+            // line's error, and the good lines around it are kept.
+            let line = match read_bounded_line(&mut reader, &mut buf, MAX_IMPORT_LINE) {
+                Ok(None) => break,
+                Ok(Some(line)) => line,
+                Err(e) => {
+                    return Err(RegistryError::Io {
+                        path: format!("line {lineno}"),
+                        reason: e.to_string(),
+                    })
+                }
+            };
             lines_read = lineno;
+            let bytes: &[u8] = match line {
+                BoundedLine::TooLong => {
+                    report.errors.push(LineError {
+                        line: lineno,
+                        field: "(line)".into(),
+                        reason: format!("longer than {MAX_IMPORT_LINE} bytes"),
+                    });
+                    continue;
+                }
+                BoundedLine::Complete => &buf,
+            };
+            // A UTF-8 byte-order mark (spreadsheet exports) is accepted on the first line.
+            let bytes = if lineno == 1 {
+                bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes)
+            } else {
+                bytes
+            };
+            let text = match std::str::from_utf8(bytes) {
+                Ok(t) => t,
+                Err(e) => {
+                    report.errors.push(LineError {
+                        line: lineno,
+                        field: "(line)".into(),
+                        reason: format!(
+                            "not valid UTF-8 (byte {} of the line); save the file as UTF-8",
+                            e.valid_up_to() + 1
+                        ),
+                    });
+                    continue;
+                }
+            };
             if text.trim().is_empty() {
                 continue;
             }
-            match self.import_one(&mut txn, lineno, &text, actor, now)? {
+            match self.import_one(&mut txn, lineno, text, actor, now)? {
                 Ok((id, notes)) => {
                     report.accepted.push((lineno, id));
                     report

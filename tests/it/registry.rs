@@ -267,3 +267,39 @@ fn rotation_signs_new_certificates_with_the_new_key_and_survives_reopen() {
     let txn = reg.store().begin().unwrap();
     drop(txn);
 }
+
+#[test]
+fn an_import_line_that_is_not_utf8_is_that_lines_error_and_a_bom_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
+    let text = std::fs::read_to_string(data("filings.jsonl")).unwrap();
+    let good: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(good.len() >= 2);
+    let mut bytes = b"\xef\xbb\xbf".to_vec();
+    bytes.extend_from_slice(good[0].as_bytes());
+    bytes.extend_from_slice(b"\r\n");
+    // A GBK-encoded line, as a spreadsheet export in the wrong encoding gives.
+    let (gbk, _, _) = encoding_rs::GBK.encode(good[1]);
+    bytes.extend_from_slice(&gbk);
+    bytes.push(b'\n');
+    bytes.extend_from_slice(&vec![b'x'; beian::registry::MAX_IMPORT_LINE + 10]);
+    bytes.push(b'\n');
+    for line in &good[1..] {
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.push(b'\n');
+    }
+    let r = reg
+        .import_jsonl(Cursor::new(bytes), None, NOW, 2, &mut |_| {})
+        .unwrap();
+    let errs: Vec<(usize, &str)> = r
+        .errors
+        .iter()
+        .map(|e| (e.line, e.field.as_str()))
+        .collect();
+    assert_eq!(errs, vec![(2, "(line)"), (3, "(line)")], "{:?}", r.errors);
+    assert!(r.errors[0].reason.contains("UTF-8"), "{}", r.errors[0].reason);
+    assert!(r.errors[1].reason.contains("longer than"));
+    let accepted: Vec<usize> = r.accepted.iter().map(|(l, _)| *l).collect();
+    assert_eq!(accepted[0], 1, "the BOM line is accepted");
+    assert_eq!(accepted.len(), good.len(), "every good line is kept");
+}
