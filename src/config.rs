@@ -107,10 +107,12 @@ impl Config {
     /// Read and parse a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigFileError> {
         let p = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigFileError::Io {
-            path: p.clone(),
-            source,
-        })?;
+        let text = crate::fsutil::read_bounded_string(path, crate::fsutil::MAX_TEXT_FILE).map_err(
+            |source| ConfigFileError::Io {
+                path: p.clone(),
+                source,
+            },
+        )?;
         Config::parse(&p, &text)
     }
 }

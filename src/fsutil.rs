@@ -1,5 +1,7 @@
 //! Durable file replacement, used by every writer that must not leave a half-written file
-//! behind (snapshots, signing keys and the keyring, scan history metadata, metrics textfiles).
+//! behind (snapshots, signing keys and the keyring, scan history metadata, metrics textfiles),
+//! and bounded reading, used by every reader of a file a user names (`/dev/zero` or a huge
+//! file is an error at the bound, never an unbounded allocation).
 
 use std::io::Write;
 use std::path::Path;
@@ -34,6 +36,116 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: Option<u32>) -> std::io::Re
     Ok(())
 }
 
+/// Bound for a certificate file handed to the CLI (the format allows 16 KiB; the scanner
+/// accepts up to 64 KiB before calling a body malformed).
+pub const MAX_CERT_FILE: u64 = 64 * 1024;
+/// Bound for a page handed to `beian extract`.
+pub const MAX_PAGE_FILE: u64 = 16 * 1024 * 1024;
+/// Bound for a configuration, policy, keyring or metadata file.
+pub const MAX_TEXT_FILE: u64 = 4 * 1024 * 1024;
+/// Bound for a registry snapshot (about 5 million filings fit).
+pub const MAX_SNAPSHOT_FILE: u64 = 8 * 1024 * 1024 * 1024;
+/// Longest line of a targets file.
+pub const MAX_TARGET_LINE: usize = 8 * 1024;
+
+/// Read all of `path`, refusing anything longer than `max` bytes with an
+/// [`std::io::ErrorKind::InvalidData`] error that names the bound. Reads at most `max + 1`
+/// bytes, so special files such as `/dev/zero` stop at the bound.
+pub fn read_bounded(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let hint = file
+        .metadata()
+        .ok()
+        .filter(|m| m.is_file())
+        .map_or(0, |m| m.len().min(max));
+    let mut bytes = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
+    file.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(too_large(max));
+    }
+    Ok(bytes)
+}
+
+/// [`read_bounded`] as UTF-8 text.
+pub fn read_bounded_string(path: &Path, max: u64) -> std::io::Result<String> {
+    String::from_utf8(read_bounded(path, max)?).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "not valid UTF-8 (at byte {})",
+                e.utf8_error().valid_up_to() + 1
+            ),
+        )
+    })
+}
+
+fn too_large(max: u64) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("larger than the limit of {max} bytes"),
+    )
+}
+
+/// Lines of a reader, each at most `max` bytes (a longer line is an error naming its line
+/// number, and iteration stops). A trailing `\r` is removed; invalid UTF-8 is replaced.
+pub struct BoundedLines<R> {
+    reader: R,
+    max: usize,
+    line: u64,
+    done: bool,
+}
+
+impl<R: std::io::BufRead> BoundedLines<R> {
+    pub fn new(reader: R, max: usize) -> Self {
+        BoundedLines {
+            reader,
+            max,
+            line: 0,
+            done: false,
+        }
+    }
+}
+
+impl<R: std::io::BufRead> Iterator for BoundedLines<R> {
+    type Item = std::io::Result<String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        use std::io::{BufRead, Read};
+        if self.done {
+            return None;
+        }
+        self.line += 1;
+        let mut buf = Vec::new();
+        let limit = self.max as u64 + 1;
+        match (&mut self.reader).take(limit).read_until(b'\n', &mut buf) {
+            Ok(0) => {
+                self.done = true;
+                None
+            }
+            Ok(_) => {
+                if buf.last() == Some(&b'\n') {
+                    buf.pop();
+                } else if buf.len() as u64 >= limit {
+                    self.done = true;
+                    return Some(Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("line {}: longer than {} bytes", self.line, self.max),
+                    )));
+                }
+                if buf.last() == Some(&b'\r') {
+                    buf.pop();
+                }
+                Some(Ok(String::from_utf8_lossy(&buf).into_owned()))
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,5 +158,40 @@ mod tests {
         write_atomic(&p, b"two", Some(0o600)).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
         assert!(!dir.path().join("a.tmp").exists());
+    }
+
+    #[test]
+    fn reads_stop_at_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"12345").unwrap();
+        assert_eq!(read_bounded(&p, 5).unwrap(), b"12345");
+        let e = read_bounded(&p, 4).unwrap_err();
+        assert!(e.to_string().contains("limit of 4 bytes"), "{e}");
+        #[cfg(unix)]
+        {
+            let e = read_bounded(Path::new("/dev/zero"), 1024).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+        }
+    }
+
+    #[test]
+    fn bounded_lines() {
+        let text = b"a\r\nbb\n\nccc";
+        let lines: Vec<String> = BoundedLines::new(&text[..], 3)
+            .map(|l| l.unwrap())
+            .collect();
+        assert_eq!(lines, ["a", "bb", "", "ccc"]);
+        let mut it = BoundedLines::new(&b"ok\ntoolong\nx\n"[..], 3);
+        assert_eq!(it.next().unwrap().unwrap(), "ok");
+        let e = it.next().unwrap().unwrap_err();
+        assert!(e.to_string().contains("line 2"), "{e}");
+        assert!(it.next().is_none());
+        #[cfg(unix)]
+        {
+            let f = std::fs::File::open("/dev/zero").unwrap();
+            let mut it = BoundedLines::new(std::io::BufReader::new(f), 1024);
+            assert!(it.next().unwrap().is_err());
+        }
     }
 }

@@ -43,7 +43,8 @@ pub fn run(cmd: CertCmd, g: &Globals) -> anyhow::Result<i32> {
             Ok(0)
         }
         CertCmd::Inspect { file } => {
-            let bytes = std::fs::read(&file).with_context(|| format!("{}", file.display()))?;
+            let bytes = beian::fsutil::read_bounded(&file, beian::fsutil::MAX_CERT_FILE)
+                .with_context(|| format!("{}", file.display()))?;
             println!(
                 "{}",
                 inspect(&bytes).with_context(|| format!("{}", file.display()))?
@@ -51,8 +52,9 @@ pub fn run(cmd: CertCmd, g: &Globals) -> anyhow::Result<i32> {
             Ok(0)
         }
         CertCmd::Verify { file, domain } => {
+            let bytes = beian::fsutil::read_bounded(&file, beian::fsutil::MAX_CERT_FILE)
+                .with_context(|| format!("{}", file.display()))?;
             let reg = g.open()?;
-            let bytes = std::fs::read(&file).with_context(|| format!("{}", file.display()))?;
             let host = beian::domain::normalise_host(&domain).context("--domain")?;
             let verdict = verify(&bytes, &reg, &host)?;
             println!("{}", serde_json::to_string(&verdict)?);

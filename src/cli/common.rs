@@ -53,8 +53,8 @@ pub fn load_policies(dir: Option<&Path>) -> anyhow::Result<PolicySet> {
         return Ok(PolicySet::embedded()?);
     };
     let nat_path = dir.join("national.toml");
-    let nat =
-        std::fs::read_to_string(&nat_path).with_context(|| format!("{}", nat_path.display()))?;
+    let nat = beian::fsutil::read_bounded_string(&nat_path, beian::fsutil::MAX_TEXT_FILE)
+        .with_context(|| format!("{}", nat_path.display()))?;
     let mut overrides = Vec::new();
     let prov_dir = dir.join("provinces");
     if prov_dir.is_dir() {
@@ -65,7 +65,8 @@ pub fn load_policies(dir: Option<&Path>) -> anyhow::Result<PolicySet> {
             .collect();
         paths.sort();
         for p in paths {
-            let text = std::fs::read_to_string(&p).with_context(|| format!("{}", p.display()))?;
+            let text = beian::fsutil::read_bounded_string(&p, beian::fsutil::MAX_TEXT_FILE)
+                .with_context(|| format!("{}", p.display()))?;
             overrides.push((p.display().to_string(), text));
         }
     }

@@ -17,7 +17,8 @@ pub fn run(args: ExtractArgs) -> anyhow::Result<i32> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     for path in &args.files {
-        let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
+        let bytes = beian::fsutil::read_bounded(path, beian::fsutil::MAX_PAGE_FILE)
+            .with_context(|| format!("{}", path.display()))?;
         let page = beian::extract::extract_document(&bytes, None);
         let icp: Vec<_> = page
             .extraction

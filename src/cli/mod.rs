@@ -137,6 +137,9 @@ pub fn main() -> i32 {
         }
     };
     init_tracing();
+    if !matches!(cli.command, Command::Serve(_)) {
+        quiet_broken_pipe();
+    }
     let g = Globals {
         registry: cli.registry,
         act_as: cli.act_as,
@@ -164,6 +167,19 @@ pub fn main() -> i32 {
             eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
             2
         }
+    }
+}
+
+/// Let a closed stdout (`beian cert inspect FILE | head -1`) end the process quietly, as it
+/// does for other command-line tools, instead of a panic in `println!`. Rust sets SIGPIPE to
+/// "ignore" at startup; this restores the default action. Sockets are unaffected: the
+/// standard library sends with `MSG_NOSIGNAL`. Not used for `serve`.
+fn quiet_broken_pipe() {
+    #[cfg(unix)]
+    // SAFETY: `signal` with `SIG_DFL` only changes this process's disposition of SIGPIPE; it
+    // is called once at startup, before any other thread that could race on it is spawned.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -281,14 +281,13 @@ async fn scan(global: &Global, args: ScanRunArgs) -> anyhow::Result<i32> {
     }
     let file_targets: Box<dyn Iterator<Item = String> + Send> = match &args.targets_file {
         None => Box::new(std::iter::empty()),
-        Some(p) if p.as_os_str() == "-" => Box::new(
-            BufReader::new(std::io::stdin())
-                .lines()
-                .map_while(Result::ok),
-        ),
+        Some(p) if p.as_os_str() == "-" => Box::new(target_lines(
+            BufReader::new(std::io::stdin()),
+            "<stdin>".into(),
+        )),
         Some(p) => {
             let f = File::open(p).with_context(|| format!("{}", p.display()))?;
-            Box::new(BufReader::new(f).lines().map_while(Result::ok))
+            Box::new(target_lines(BufReader::new(f), p.display().to_string()))
         }
     };
     let known_len = match &args.targets_file {
@@ -466,10 +465,28 @@ async fn scan(global: &Global, args: ScanRunArgs) -> anyhow::Result<i32> {
     Ok(if all_compliant { 0 } else { 1 })
 }
 
+/// The lines of a targets file, each bounded; a line too long ends the list with a warning
+/// (the rest of the file is not read).
+fn target_lines<R: BufRead + Send + 'static>(
+    reader: R,
+    label: String,
+) -> impl Iterator<Item = String> + Send {
+    beian::fsutil::BoundedLines::new(reader, beian::fsutil::MAX_TARGET_LINE).map_while(
+        move |line| match line {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("warning: {label}: {e}; no further targets are read from it");
+                None
+            }
+        },
+    )
+}
+
 fn count_lines(p: &Path) -> std::io::Result<u64> {
     let f = File::open(p)?;
     let mut n = 0;
-    for line in BufReader::new(f).lines() {
+    for line in beian::fsutil::BoundedLines::new(BufReader::new(f), beian::fsutil::MAX_TARGET_LINE)
+    {
         let line = line?;
         let t = line.trim();
         if !t.is_empty() && !t.starts_with('#') {

@@ -177,9 +177,11 @@ impl CodeTables {
     pub fn parse_dir(dir: &Path) -> Result<CodeTables, CodeError> {
         let read = |name: &str| {
             let path = dir.join(name);
-            std::fs::read_to_string(&path).map_err(|e| CodeError::Io {
-                path,
-                reason: e.to_string(),
+            crate::fsutil::read_bounded_string(&path, crate::fsutil::MAX_TEXT_FILE).map_err(|e| {
+                CodeError::Io {
+                    path,
+                    reason: e.to_string(),
+                }
             })
         };
         let texts: Vec<String> = CODE_FILES

@@ -91,13 +91,14 @@ impl Issuer {
     pub fn open(registry_dir: &Path) -> Result<Issuer, IssuanceError> {
         let dir = Self::keys_dir(registry_dir);
         let ring_path = dir.join("keyring.json");
-        let text = std::fs::read_to_string(&ring_path).map_err(|e| io_err(&ring_path, e))?;
+        let text = crate::fsutil::read_bounded_string(&ring_path, crate::fsutil::MAX_TEXT_FILE)
+            .map_err(|e| io_err(&ring_path, e))?;
         let keyring = Keyring::from_json(&text).map_err(|e| IssuanceError::Corrupt {
             path: ring_path.display().to_string(),
             reason: e.to_string(),
         })?;
         let cur_path = dir.join("current");
-        let current = std::fs::read_to_string(&cur_path)
+        let current = crate::fsutil::read_bounded_string(&cur_path, crate::fsutil::MAX_TEXT_FILE)
             .map_err(|e| io_err(&cur_path, e))?
             .trim()
             .to_string();
@@ -179,7 +180,8 @@ impl Issuer {
         }
         if self.signing.is_none() {
             let path = self.dir.join(key_file_name(&self.current));
-            let text = std::fs::read_to_string(&path).map_err(|e| io_err(&path, e))?;
+            let text = crate::fsutil::read_bounded_string(&path, crate::fsutil::MAX_TEXT_FILE)
+                .map_err(|e| io_err(&path, e))?;
             let corrupt = |reason: &str| IssuanceError::Corrupt {
                 path: path.display().to_string(),
                 reason: reason.to_string(),

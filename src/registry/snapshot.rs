@@ -185,10 +185,12 @@ impl Snapshot {
 
     pub fn load(path: &std::path::Path) -> Result<Self, SnapshotError> {
         let p = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| SnapshotError::Io {
-            path: p.clone(),
-            source,
-        })?;
+        let bytes = crate::fsutil::read_bounded(path, crate::fsutil::MAX_SNAPSHOT_FILE).map_err(
+            |source| SnapshotError::Io {
+                path: p.clone(),
+                source,
+            },
+        )?;
         Self::from_bytes(&p, &bytes)
     }
 }

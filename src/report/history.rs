@@ -134,15 +134,16 @@ impl ScanHistory {
     /// The meta of one scan.
     pub fn meta(&self, id: &str) -> Result<ScanMeta, ReportError> {
         let path = self.meta_path(id)?;
-        let bytes = std::fs::read(&path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                ReportError::NoSuchScan {
-                    path: path.display().to_string(),
+        let bytes =
+            crate::fsutil::read_bounded(&path, crate::fsutil::MAX_TEXT_FILE).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    ReportError::NoSuchScan {
+                        path: path.display().to_string(),
+                    }
+                } else {
+                    ReportError::io(&path, e)
                 }
-            } else {
-                ReportError::io(&path, e)
-            }
-        })?;
+            })?;
         serde_json::from_slice(&bytes).map_err(|e| ReportError::Parse {
             path: path.display().to_string(),
             line: e.line() as u64,

@@ -169,6 +169,28 @@ fn full_registry_workflow_through_the_cli() {
         .unwrap();
     assert!(inspected.status.success());
     assert!(String::from_utf8_lossy(&inspected.stdout).contains(&number));
+    // `beian cert inspect FILE | head -1`: the closed pipe ends it quietly, no panic.
+    let mut child = Command::new(bin())
+        .args(["cert", "inspect"])
+        .arg(&old_cert)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_ne!(out.status.code(), Some(101), "{err}");
+    // A file without end is refused at its bound.
+    if Path::new("/dev/zero").exists() {
+        let o = Command::new(bin())
+            .args(["cert", "inspect", "/dev/zero"])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("limit"));
+    }
     // Verification against the registry: the new certificate is valid for its domains, the
     // old one is superseded, and a copy on another domain is not covered.
     let new_path = tmp.path().join("new.cert");

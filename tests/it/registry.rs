@@ -297,7 +297,11 @@ fn an_import_line_that_is_not_utf8_is_that_lines_error_and_a_bom_is_accepted() {
         .map(|e| (e.line, e.field.as_str()))
         .collect();
     assert_eq!(errs, vec![(2, "(line)"), (3, "(line)")], "{:?}", r.errors);
-    assert!(r.errors[0].reason.contains("UTF-8"), "{}", r.errors[0].reason);
+    assert!(
+        r.errors[0].reason.contains("UTF-8"),
+        "{}",
+        r.errors[0].reason
+    );
     assert!(r.errors[1].reason.contains("longer than"));
     let accepted: Vec<usize> = r.accepted.iter().map(|(l, _)| *l).collect();
     assert_eq!(accepted[0], 1, "the BOM line is accepted");
