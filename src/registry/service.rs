@@ -454,6 +454,13 @@ impl<S: RegistryStore> Registry<S> {
         let mut filing = t.filing;
         for e in &t.effects {
             if let Effect::IssueCertificate { .. } = e {
+                // A certificate names the domains it covers: a website filed only by its IP
+                // addresses is numbered like any other but gets none (it has nowhere to serve
+                // `/cert/bazs.cert` by name).
+                if filing.domains.is_empty() {
+                    filing.certificate = None;
+                    continue;
+                }
                 let mut issuer = self.issuer.lock().unwrap_or_else(|p| p.into_inner());
                 filing.certificate = Some(issuer.issue(&filing, &t.subject, now)?);
             }
@@ -800,15 +807,25 @@ impl<S: RegistryStore> Registry<S> {
                 &a,
                 now,
             ) {
-                Ok(f) => report.approved.push((
-                    id,
-                    f.number.map(|n| n.to_string()).unwrap_or_default(),
-                    what.to_string(),
-                )),
+                Ok(f) => {
+                    let what = if f.domains.is_empty() && f.certificate.is_none() {
+                        format!("{what} (IP-only filing: no domain, so no certificate)")
+                    } else {
+                        what.to_string()
+                    };
+                    report.approved.push((
+                        id,
+                        f.number.map(|n| n.to_string()).unwrap_or_default(),
+                        what,
+                    ))
+                }
                 Err(RegistryError::Workflow { refusal, .. }) => {
                     report.refused.push((id, refusal.to_string()))
                 }
-                Err(e) => return Err(e),
+                // The store itself failing stops the batch; anything else wrong with one
+                // filing is reported and the others proceed.
+                Err(e @ RegistryError::Store(_)) => return Err(e),
+                Err(e) => report.refused.push((id, e.to_string())),
             }
         }
         txn.commit()?;

@@ -307,3 +307,49 @@ fn an_import_line_that_is_not_utf8_is_that_lines_error_and_a_bom_is_accepted() {
     assert_eq!(accepted[0], 1, "the BOM line is accepted");
     assert_eq!(accepted.len(), good.len(), "every good line is kept");
 }
+
+#[test]
+fn an_ip_only_filing_is_numbered_without_a_certificate_and_never_stops_a_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
+    let text = std::fs::read_to_string(data("filings.jsonl")).unwrap();
+    let first = text.lines().next().unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(first).unwrap();
+    let provider = v["website"]["providers"][0].as_str().unwrap().to_string();
+    v["website"]["domains"] = serde_json::json!([]);
+    v["website"]["ips"] = serde_json::json!(["203.0.113.77"]);
+    v["website"]["homepage"] = serde_json::json!("http://203.0.113.77/");
+    let lines = format!(
+        "{}\n{}\n",
+        serde_json::to_string(&v).unwrap(),
+        text.lines().nth(1).unwrap()
+    );
+    let r = reg
+        .import_jsonl(Cursor::new(lines), None, NOW, 10, &mut |_| {})
+        .unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let second = serde_json::from_str::<serde_json::Value>(text.lines().nth(1).unwrap()).unwrap();
+    let mut providers = vec![provider];
+    for p in second["website"]["providers"].as_array().unwrap() {
+        providers.push(p.as_str().unwrap().to_string());
+    }
+    providers.sort();
+    providers.dedup();
+    for p in providers {
+        reg.verify_access(None, &p, None, NOW).unwrap();
+    }
+    let report = reg.review_auto(None, NOW).unwrap();
+    assert!(report.refused.is_empty(), "{:?}", report.refused);
+    assert_eq!(report.approved.len(), 2);
+    let ip_only = report
+        .approved
+        .iter()
+        .find(|(_, _, what)| what.contains("IP-only"))
+        .expect("the IP-only filing says it has no certificate");
+    assert!(ip_only.1.contains("ICP备"), "numbered: {:?}", ip_only);
+    let view = reg.filing_view(&FilingKey::Id(ip_only.0)).unwrap();
+    assert_eq!(view.status, "active", "{view:?}");
+    assert!(view.domains.is_empty());
+    assert!(view.cert_key_id.is_none(), "no certificate: {view:?}");
+    assert_eq!(view.service_number.as_deref(), Some(ip_only.1.as_str()));
+}
