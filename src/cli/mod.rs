@@ -139,6 +139,7 @@ pub fn main() -> i32 {
     init_tracing();
     if !matches!(cli.command, Command::Serve(_)) {
         quiet_broken_pipe();
+        one_line_panics();
     }
     let g = Globals {
         registry: cli.registry,
@@ -181,6 +182,35 @@ fn quiet_broken_pipe() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+}
+
+/// A panic in a one-shot command (a bug, or a storage engine failing on damaged files) ends
+/// it with exit code 2 and one line that says what to do, not a backtrace.
+/// Panics on other threads (a scan task, a page extraction) are caught and recorded where
+/// they happen, so they keep the default report.
+fn one_line_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().name() != Some("main") {
+            default(info);
+            return;
+        }
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".into());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "error: internal failure ({}{at}); if it names the storage engine, the registry store may be damaged: restore it from a backup",
+            what.replace('\n', " ")
+        );
+        std::process::exit(2);
+    }));
 }
 
 fn init_tracing() {

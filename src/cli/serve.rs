@@ -32,8 +32,17 @@ pub fn run(global: &Global, args: ServeArgs) -> anyhow::Result<i32> {
         config.serve.body_limit = b;
     }
     let registry = Arc::new(global.open()?);
+    // Other commands name this process when they find the registry held.
+    let pid_file = registry.dir().join(beian::registry::store::SERVE_PID_FILE);
+    beian::fsutil::write_atomic(
+        &pid_file,
+        format!("{}\n", std::process::id()).as_bytes(),
+        None,
+    )
+    .with_context(|| format!("{}", pid_file.display()))?;
     let rt = common::runtime()?;
     let outcome = rt.block_on(async move {
+        let shutdown = beian::api::shutdown_signal();
         let api = tokio::net::TcpListener::bind(&config.serve.listen)
             .await
             .with_context(|| format!("listen on {}", config.serve.listen))?;
@@ -46,12 +55,13 @@ pub fn run(global: &Global, args: ServeArgs) -> anyhow::Result<i32> {
             metrics.local_addr()?
         );
         let state = beian::api::AppState::new(registry, config)?;
-        beian::api::serve(state, api, metrics, beian::api::shutdown_signal()).await?;
+        beian::api::serve(state, api, metrics, shutdown).await?;
         eprintln!("beian serve: stopped");
         anyhow::Ok(())
     });
     // Every acknowledged write is already durable; do not wait for a read-only refresh.
     rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    let _ = std::fs::remove_file(&pid_file);
     outcome?;
     Ok(0)
 }

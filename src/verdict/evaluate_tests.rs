@@ -866,7 +866,8 @@ fn codes_are_stable() {
 /// a site `noncompliant`.
 #[test]
 fn an_unreadable_certificate_is_never_a_pass() {
-    let unreachable: Vec<Box<dyn Fn(&mut Observation)>> = vec![
+    type Edit = Box<dyn Fn(&mut Observation)>;
+    let unreachable: Vec<Edit> = vec![
         Box::new(|o| o.cert = Some(cert_fetch("/cert/bazs.cert", 403, None))),
         Box::new(|o| o.cert = Some(cert_fetch("/cert/bazs.cert", 503, None))),
         Box::new(|o| o.cert = Some(cert_fetch("/cert/bazs.cert", 401, None))),

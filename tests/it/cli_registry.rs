@@ -408,3 +408,43 @@ fn acknowledged_import_lines_survive_kill_9() {
     assert!(audit.ok(), "{audit:?}");
     assert!(audit.records as usize >= 2 * acked);
 }
+
+#[test]
+fn a_registry_held_by_serve_is_named_with_its_pid_not_a_raw_lock_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = tmp.path().join("reg");
+    let init = Command::new(bin())
+        .args(["registry", "init"])
+        .arg(&reg)
+        .output()
+        .unwrap();
+    assert!(init.status.success());
+    let mut serve = Command::new(bin())
+        .arg("--registry")
+        .arg(&reg)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(serve.stderr.take().unwrap()).lines();
+    let started = lines.next().unwrap().unwrap();
+    assert!(started.contains("API on"), "{started}");
+    let err = fails(&reg, &["filing", "show", "--domain", "example.com"]);
+    assert!(err.contains("in use by another process"), "{err}");
+    assert!(err.contains(&format!("pid {}", serve.id())), "{err}");
+    assert!(!err.contains("WouldBlock"), "{err}");
+    // SIGTERM: graceful stop, and the pid file is gone.
+    let _ = Command::new("kill")
+        .arg(serve.id().to_string())
+        .status()
+        .unwrap();
+    serve.wait().unwrap();
+    assert!(!reg.join("serve.pid").exists());
+}

@@ -82,7 +82,9 @@ async fn hostile_cert(mut s: TcpStream, how: CertBehaviour) {
         CertBehaviour::Forbidden => respond(&mut s, 403, b"<h1>Forbidden</h1>").await,
         CertBehaviour::Unavailable => respond(&mut s, 503, b"busy").await,
         CertBehaviour::Reset => {
-            // SO_LINGER 0: closing sends RST instead of FIN.
+            // SO_LINGER 0: closing sends RST instead of FIN (a zero linger never blocks,
+            // which is what the deprecation warns about).
+            #[allow(deprecated)]
             let _ = s.set_linger(Some(Duration::ZERO));
             drop(s);
         }

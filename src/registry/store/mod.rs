@@ -25,11 +25,26 @@ pub use audit::{AuditRecord, AuditReport};
 pub enum StoreError {
     #[error("{path}: cannot open the registry store: {reason}")]
     Open { path: String, reason: String },
+    /// Another process holds the store (sled allows one process at a time).
+    #[error("{path}: the registry is in use by another process{holder}; stop it, or read through the running service or a snapshot (`beian snapshot export` while it is stopped)")]
+    Locked {
+        path: String,
+        /// ` (beian serve, pid N)` when a running `serve` recorded its pid, else empty.
+        holder: String,
+    },
+    /// The store's files are damaged (a failed checksum, unreadable pages, a crash inside
+    /// the storage engine).
+    #[error("{path}: the registry store is damaged ({detail}); restore the registry directory from a backup, or re-import the filings into a new registry")]
+    Damaged { path: String, detail: String },
     #[error("registry store I/O ({context}): {reason}")]
     Io { context: String, reason: String },
     #[error("registry store record {key} is corrupt: {reason}")]
     Corrupt { key: String, reason: String },
 }
+
+/// The file in a registry directory where a running `beian serve` records its pid, so that
+/// other commands can say who holds the store.
+pub const SERVE_PID_FILE: &str = "serve.pid";
 
 /// Id sequences handed out by the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -77,10 +77,74 @@ impl Trees {
     }
 }
 
+/// An error opening the store, sorted: held by another process, damaged, or other.
+fn open_error(path: &Path, e: ::sled::Error) -> StoreError {
+    let p = path.display().to_string();
+    match e {
+        ::sled::Error::Io(io)
+            if io.kind() == std::io::ErrorKind::WouldBlock
+                || io
+                    .get_ref()
+                    .and_then(|inner| inner.downcast_ref::<std::io::Error>())
+                    .is_some_and(|inner| inner.kind() == std::io::ErrorKind::WouldBlock)
+                || io.to_string().contains("could not acquire lock") =>
+        {
+            StoreError::Locked {
+                holder: serve_holder(path),
+                path: p,
+            }
+        }
+        ::sled::Error::Corruption { .. } => StoreError::Damaged {
+            path: p,
+            detail: "a page failed its checksum".into(),
+        },
+        ::sled::Error::Unsupported(reason) => StoreError::Damaged {
+            path: p,
+            detail: format!("unreadable store metadata: {reason}"),
+        },
+        ::sled::Error::ReportableBug(reason) => StoreError::Damaged {
+            path: p,
+            detail: format!("the storage engine failed: {reason}"),
+        },
+        e => StoreError::Open {
+            path: p,
+            reason: e.to_string(),
+        },
+    }
+}
+
+/// ` (beian serve, pid N)` when the registry directory (the store's parent) holds the pid
+/// file a running `beian serve` writes.
+fn serve_holder(store: &Path) -> String {
+    let pid = store
+        .parent()
+        .map(|dir| dir.join(SERVE_PID_FILE))
+        .and_then(|p| crate::fsutil::read_bounded_string(&p, 64).ok())
+        .and_then(|t| t.trim().parse::<u32>().ok());
+    match pid {
+        Some(pid) => format!(" (beian serve, pid {pid})"),
+        None => String::new(),
+    }
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
+}
+
 fn io(context: &str) -> impl Fn(::sled::Error) -> StoreError + '_ {
-    move |e| StoreError::Io {
-        context: context.to_string(),
-        reason: e.to_string(),
+    move |e| match e {
+        ::sled::Error::Corruption { .. } => StoreError::Damaged {
+            path: "registry store".into(),
+            detail: format!("{context}: a page failed its checksum"),
+        },
+        e => StoreError::Io {
+            context: context.to_string(),
+            reason: e.to_string(),
+        },
     }
 }
 
@@ -283,19 +347,31 @@ impl_read!(SledTxn<'_>, t => t);
 impl SledStore {
     /// Open (or create) the store in directory `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = ::sled::Config::new()
-            .path(path)
-            .cache_capacity(1024 * 1024 * 1024)
-            .open()
-            .map_err(|e| StoreError::Open {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?;
+        // sled may panic on some damaged files instead of returning an error: a panic while
+        // opening is a damaged store, not a crash.
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            ::sled::Config::new()
+                .path(path)
+                .cache_capacity(1024 * 1024 * 1024)
+                .open()
+        }));
+        let db = match opened {
+            Ok(Ok(db)) => db,
+            Ok(Err(e)) => return Err(open_error(path, e)),
+            Err(panic) => {
+                return Err(StoreError::Damaged {
+                    path: path.display().to_string(),
+                    detail: format!("the storage engine failed: {}", panic_text(&panic)),
+                })
+            }
+        };
         let open = |name: &str| {
-            db.open_tree(name).map_err(|e| StoreError::Open {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| db.open_tree(name)))
+                .map_err(|panic| StoreError::Damaged {
+                    path: path.display().to_string(),
+                    detail: format!("the storage engine failed: {}", panic_text(&panic)),
+                })?
+                .map_err(|e| open_error(path, e))
         };
         let tree = Trees {
             records: open("registry")?,
