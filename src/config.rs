@@ -33,6 +33,13 @@ pub struct ServeConfig {
     pub listen: String,
     pub metrics_listen: String,
     pub body_limit: usize,
+    /// Connections open at once per listener; beyond it a short 503 (default: three
+    /// quarters of the open-files limit less a reserve).
+    pub max_connections: Option<usize>,
+    /// Time for a complete request head, and the keep-alive idle limit.
+    pub header_timeout_ms: u64,
+    /// Time for one request (its body and its handler).
+    pub request_timeout_ms: u64,
 }
 
 impl Default for ServeConfig {
@@ -41,6 +48,22 @@ impl Default for ServeConfig {
             listen: DEFAULT_LISTEN.into(),
             metrics_listen: DEFAULT_METRICS_LISTEN.into(),
             body_limit: DEFAULT_BODY_LIMIT,
+            max_connections: None,
+            header_timeout_ms: crate::api::listener::DEFAULT_HEADER_TIMEOUT.as_millis() as u64,
+            request_timeout_ms: crate::api::listener::DEFAULT_REQUEST_TIMEOUT.as_millis() as u64,
+        }
+    }
+}
+
+impl ServeConfig {
+    /// The listener limits these settings give.
+    pub fn listener_limits(&self) -> crate::api::listener::Limits {
+        let auto = crate::api::listener::default_max_connections();
+        crate::api::listener::Limits {
+            // A configured cap may lower the automatic one, never raise it past the file limit.
+            max_connections: self.max_connections.map_or(auto, |m| m.clamp(1, auto)),
+            header_timeout: std::time::Duration::from_millis(self.header_timeout_ms.max(100)),
+            request_timeout: std::time::Duration::from_millis(self.request_timeout_ms.max(100)),
         }
     }
 }

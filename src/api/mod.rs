@@ -9,6 +9,7 @@
 pub mod announcements;
 pub mod auth;
 pub mod error;
+pub mod listener;
 pub mod openapi;
 pub mod public;
 pub mod workflow;
@@ -543,9 +544,6 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|v| *v).await;
-    };
     let refresher = {
         let state = state.clone();
         let mut rx = rx.clone();
@@ -570,11 +568,12 @@ pub async fn serve(
             }
         })
     };
-    let api_app = api_router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let limits = state.config.serve.listener_limits();
+    let api_app = api_router(state.clone());
     let state_for_stop = state.clone();
     let metrics_app = metrics_router(state);
-    let api_srv = axum::serve(api, api_app).with_graceful_shutdown(wait(rx.clone()));
-    let met_srv = axum::serve(metrics, metrics_app).with_graceful_shutdown(wait(rx.clone()));
+    let api_srv = listener::serve(api, api_app, limits, rx.clone());
+    let met_srv = listener::serve(metrics, metrics_app, limits, rx.clone());
     let stopping = state_for_stop;
     tokio::spawn(async move {
         shutdown.await;

@@ -6,6 +6,7 @@ mod crawl;
 mod dashboards;
 mod extract;
 mod hostile;
+mod listener;
 mod readme;
 mod registry;
 mod registry_ip;
