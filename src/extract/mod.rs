@@ -5,7 +5,10 @@
 //! - [`decode`]: charset detection and decoding;
 //! - [`visible`]: the visible text of the DOM with per-character context;
 //! - [`link`]: which `href`s point at the MIIT filing system;
-//! - [`guard`]: bounds element nesting so the parser stays fast on hostile pages.
+//! - [`serverside`]: removes server-side code (`<?php … ?>`, `<% … %>`, `${ … }`, …) that a
+//!   server would have run, before parsing;
+//! - [`guard`]: bounds element nesting so the parser stays fast on hostile pages;
+//! - [`challenge`]: recognises WAF / bot-challenge pages that answer 200.
 //!
 //! Numbers are found by [`crate::number::scan_numbers`] in the visible text. Placement: a
 //! number is in the footer when it is inside `<footer>` or an element whose id or class
@@ -13,9 +16,11 @@
 //! [`TAIL_MAX_BLOCKS_AFTER`], [`TAIL_MAX_CHARS_AFTER`]) with no footer-like element after it,
 //! outside any header, navigation or main-content region.
 
+pub mod challenge;
 pub mod decode;
 pub mod guard;
 pub mod link;
+pub mod serverside;
 pub mod visible;
 
 use std::collections::HashMap;
@@ -146,13 +151,17 @@ pub fn extract_document(bytes: &[u8], content_type: Option<&str>) -> Document {
 
 /// Extract everything a reader sees from an already decoded HTML page.
 pub fn extract_html(html: &str) -> Extraction {
-    let html = guard::limit_nesting(html, guard::MAX_DEPTH);
-    let dom = Html::parse_document(&html);
+    let stripped = serverside::strip_server_code(html);
+    let limited = guard::limit_nesting(&stripped, guard::MAX_DEPTH);
+    let dom = Html::parse_document(&limited);
     let page = visible_text(&dom);
     let mut out = extract_visible(&page);
     out.facts.scripts = page.scripts;
-    // ScanText keeps no whitespace characters (only flags), so every char counts.
-    out.facts.text_chars = u32::try_from(page.text.len()).unwrap_or(u32::MAX);
+    out.facts.text_chars = u32::try_from(page.text_chars).unwrap_or(u32::MAX);
+    out.facts.template_text = page.template_chars > 0;
+    let shows_number = out.icp.iter().any(|m| m.via == Via::Text);
+    out.facts.challenge = challenge::detect(html, out.facts.text_chars, shows_number)
+        .map(str::to_string);
     out
 }
 
@@ -178,6 +187,11 @@ fn extract_visible(page: &VisibleText) -> Extraction {
                     None
                 };
                 let start_ctx = page.context_at(m.start);
+                let via = if first.template {
+                    Via::Template
+                } else {
+                    Via::Text
+                };
                 let in_footer = if first.footer || start_ctx.footer {
                     true
                 } else if start_ctx.content || first.content {
@@ -206,6 +220,10 @@ fn extract_visible(page: &VisibleText) -> Extraction {
                             mention.link_host = link_host;
                         }
                         mention.in_footer |= in_footer;
+                        // Shown in ordinary text anywhere: ordinary text.
+                        if via == Via::Text {
+                            mention.via = Via::Text;
+                        }
                     }
                     None => {
                         icp_index.insert(number.clone(), out.icp.len());
@@ -214,7 +232,7 @@ fn extract_visible(page: &VisibleText) -> Extraction {
                             linked: link_host.is_some(),
                             link_host,
                             in_footer,
-                            via: Via::Text,
+                            via,
                         });
                     }
                 }
