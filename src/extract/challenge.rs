@@ -64,13 +64,13 @@ pub const MARKERS: &[(&str, &[&str])] = &[
             "/_____tmd_____/",
         ],
     ),
-    ("tencent_waf", &["qcloud/security/static", "waf.tencent-cloud.com"]),
+    (
+        "tencent_waf",
+        &["qcloud/security/static", "waf.tencent-cloud.com"],
+    ),
     (
         "jiasule",
-        &[
-            "__jsl_clearance",
-            "('_')+('_')+('j')+('s')+('l')",
-        ],
+        &["__jsl_clearance", "('_')+('_')+('j')+('s')+('l')"],
     ),
     (
         "safedog",
@@ -82,25 +82,53 @@ pub const MARKERS: &[(&str, &[&str])] = &[
     ),
     (
         "wzws",
-        &["wzwschallenge", "wzwsconfirm", "wzwstemplate", "wzwsquestion", "wzws_cid"],
+        &[
+            "wzwschallenge",
+            "wzwsconfirm",
+            "wzwstemplate",
+            "wzwsquestion",
+            "wzws_cid",
+        ],
     ),
     ("yunsuo", &["yunsuo_session_verify", "yunsuologo"]),
     (
         "akamai",
-        &["/_sec/cp_challenge/", "sec-if-cpt-container", "_sec/verify?provider=interstitial"],
+        &[
+            "/_sec/cp_challenge/",
+            "sec-if-cpt-container",
+            "_sec/verify?provider=interstitial",
+        ],
     ),
     (
         "imperva",
-        &["_incapsula_resource", "incapsula incident id", "imperva incident id"],
+        &[
+            "_incapsula_resource",
+            "incapsula incident id",
+            "imperva incident id",
+        ],
     ),
     (
         "ddos_guard",
-        &["check.ddos-guard.net", "/.well-known/ddos-guard/", "<title>ddos-guard</title>"],
+        &[
+            "check.ddos-guard.net",
+            "/.well-known/ddos-guard/",
+            "<title>ddos-guard</title>",
+        ],
     ),
     ("bt_waf", &["宝塔防火墙正在", "宝塔网站防火墙", "/btwaf_"]),
-    ("sucuri", &["sucuri_cloudproxy_js", "sucuri website firewall"]),
+    (
+        "sucuri",
+        &["sucuri_cloudproxy_js", "sucuri website firewall"],
+    ),
     ("datadome", &["captcha-delivery.com"]),
-    ("aws_waf", &["awswafintegration", "awswafcookiedomainlist", ".token.awswaf.com"]),
+    (
+        "aws_waf",
+        &[
+            "awswafintegration",
+            "awswafcookiedomainlist",
+            ".token.awswaf.com",
+        ],
+    ),
     (
         "js_check",
         &[

@@ -336,7 +336,10 @@ mod tests {
         let text = "<html><body><p>欢迎访问本公司网站，我们提供专业的技术服务与产品支持。</p>\
                     <footer>粤ICP备12345678号 版权所有</footer></body></html>";
         let (gbk, _, _) = encoding_rs::GBK.encode(text);
-        assert_eq!(detect(&gbk, None), (encoding_rs::GBK, CharsetSource::Detected));
+        assert_eq!(
+            detect(&gbk, None),
+            (encoding_rs::GBK, CharsetSource::Detected)
+        );
         let (gb18030, _, _) = encoding_rs::GB18030.encode(text);
         let (decoded, _) = decode(&gb18030, None);
         assert!(decoded.contains("粤ICP备12345678号"));
@@ -354,7 +357,7 @@ mod tests {
         assert_eq!(detect(&stray, None).0, UTF_8);
         // A long ASCII head before the text.
         let mut long = b"<script>".to_vec();
-        long.extend(std::iter::repeat(b'x').take(200_000));
+        long.extend(std::iter::repeat_n(b'x', 200_000));
         long.extend_from_slice(b"</script>");
         long.extend_from_slice(&gbk);
         assert_eq!(detect(&long, None).0, encoding_rs::GBK);

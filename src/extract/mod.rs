@@ -160,8 +160,8 @@ pub fn extract_html(html: &str) -> Extraction {
     out.facts.text_chars = u32::try_from(page.text_chars).unwrap_or(u32::MAX);
     out.facts.template_text = page.template_chars > 0;
     let shows_number = out.icp.iter().any(|m| m.via == Via::Text);
-    out.facts.challenge = challenge::detect(html, out.facts.text_chars, shows_number)
-        .map(str::to_string);
+    out.facts.challenge =
+        challenge::detect(html, out.facts.text_chars, shows_number).map(str::to_string);
     out
 }
 

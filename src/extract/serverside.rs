@@ -115,7 +115,11 @@ pub fn strip_server_code(html: &str) -> Cow<'_, str> {
                 }
             }
         } else if rest.starts_with(b"#set(") || rest.starts_with(b"#set (") {
-            let open = if rest.starts_with(b"#set(") { i + 4 } else { i + 5 };
+            let open = if rest.starts_with(b"#set(") {
+                i + 4
+            } else {
+                i + 5
+            };
             match bracketed_end(b, open, b'(', b')') {
                 Ok(end) => Some(end),
                 Err(stop) => {
@@ -213,12 +217,18 @@ mod tests {
             ("a<?php echo '京ICP备1号'; ?>b", "ab"),
             ("a<?= $icp ?>b<? x ?>c", "abc"),
             ("a<% out.print(\"京ICP备\") %>b<%= x %>c", "abc"),
-            ("a<%@ page contentType=\"text/html\" %>b<%-- x %> y --%>c", "abc"),
+            (
+                "a<%@ page contentType=\"text/html\" %>b<%-- x %> y --%>c",
+                "abc",
+            ),
             ("a${'京ICP备12345678号'}b", "ab"),
             ("a${config.icp ?: '京ICP备{1}号'}b", "ab"),
             ("a#{footer.icp}b", "ab"),
             ("a{% set icp = '京ICP备' %}b{# note #}c", "abc"),
-            ("a<#assign icp = \"京>ICP\">b</#if><@footer/>c<#-- x -->d", "abcd"),
+            (
+                "a<#assign icp = \"京>ICP\">b</#if><@footer/>c<#-- x -->d",
+                "abcd",
+            ),
             ("a#set($icp = \"京ICP(备)\")b", "ab"),
         ] {
             assert_eq!(strip(input), want, "{input}");

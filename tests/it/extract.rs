@@ -263,6 +263,28 @@ fn undeclared_charset_is_detected_but_a_declared_one_wins() {
     );
 }
 
+/// Page facts: scripts in `<head>` count, scripts inside `<template>` do not; template text
+/// is flagged but not counted in `text_chars`.
+#[test]
+fn page_facts() {
+    let read = |name: &str| {
+        let bytes = fs::read(Path::new(REGRESSION).join(name)).expect("fixture");
+        extract_document(&bytes, None).extraction
+    };
+    let vue = read("template-vue.html");
+    assert_eq!(vue.facts.scripts, 1);
+    assert!(vue.facts.template_text);
+    assert!(vue.facts.text_chars < 60, "{}", vue.facts.text_chars);
+    assert!(!vue.needs_render(), "a number in ordinary text");
+    let component = read("template-component.html");
+    assert_eq!(component.facts.scripts, 0);
+    assert!(component.facts.template_text);
+    assert!(component.needs_render(), "numbers only in templates");
+    let plain = read("plain.html");
+    assert!(!plain.facts.template_text);
+    assert!(plain.facts.challenge.is_none());
+}
+
 /// A 2 MiB page of filler with the number at the end: extraction is correct (and, being
 /// linear, quick; the time is not asserted).
 #[test]
