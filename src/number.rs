@@ -562,6 +562,8 @@ pub const PSB_KEYWORDS: &[&str] = &[
     "公安机关备案",
     "公安备案号",
     "公安备案",
+    "公安网备",
+    "公安备",
     "公网安备",
     "公网安",
     "公网备",
@@ -609,6 +611,9 @@ impl PsbNumber {
         r = r.strip_prefix('案').unwrap_or(r);
         r = r.strip_prefix('号').unwrap_or(r);
         r = r.strip_prefix(':').unwrap_or(r);
+        if let Some(c) = r.chars().next().filter(|c| is_province(*c)) {
+            r = &r[c.len_utf8()..];
+        }
         let n = r.bytes().take_while(|b| b.is_ascii_digit()).count();
         if n != PSB_DIGITS {
             return Err(invalid(text, "a public-security number has 14 digits"));
@@ -1113,19 +1118,24 @@ fn match_unprefixed_licence(chars: &[ScanChar], start: usize) -> Option<NumberMa
 }
 
 /// Whether licence wording appears in the [`LICENCE_WORDING_WINDOW`] characters before
-/// `start`, without crossing a block break.
+/// `start`, in the same block or the one before it (a label cell or `<dt>` next to the
+/// number).
 fn licence_wording_before(chars: &[ScanChar], start: usize) -> bool {
-    let Some(first) = chars.get(start) else {
-        return false;
-    };
-    if first.break_before {
-        return false;
-    }
-    let mut from = start;
-    while from > 0 && start - from < LICENCE_WORDING_WINDOW && !chars[from].break_before {
+    let mut from = start.min(chars.len());
+    let mut crossed = 0;
+    while from > 0 && start - from < LICENCE_WORDING_WINDOW {
+        // A break before `from` lies between `from - 1` and `from`.
+        if chars.get(from).is_some_and(|c| c.break_before) {
+            if crossed == 1 {
+                break;
+            }
+            crossed += 1;
+        }
         from -= 1;
     }
-    let window: String = chars[from..start]
+    let window: String = chars
+        .get(from..start)
+        .unwrap_or_default()
         .iter()
         .map(|sc| sc.c.to_ascii_uppercase())
         .collect();
@@ -1152,6 +1162,10 @@ fn match_psb(chars: &[ScanChar], start: usize) -> Option<NumberMatch> {
     let _ = cur.eat('案');
     let _ = cur.eat('号');
     cur.skip_colon();
+    // `公网安备 京11010802012345号`: the province written after the keyword.
+    if cur.peek().is_some_and(|sc| is_province(sc.c)) {
+        cur.pos += 1;
+    }
     let (digits, range) = cur.digit_groups(PSB_DIGITS)?;
     // Masked numbers (`1101********号`) end in a mask character: not a number.
     if cur
@@ -1287,6 +1301,9 @@ mod tests {
                 "京公网安备11010802012345号",
             ),
             ("京公网安备号：11010802012345", "京公网安备11010802012345号"),
+            ("京公安网备11010802012345号", "京公网安备11010802012345号"),
+            ("公安备11010802012345号", "京公网安备11010802012345号"),
+            ("公网安备 京11010802012345号", "京公网安备11010802012345号"),
             ("黔公网安备52010302001122号", "贵公网安备52010302001122号"),
         ] {
             assert_eq!(
@@ -1361,9 +1378,16 @@ mod tests {
         ] {
             assert!(found(bad).is_empty(), "{bad}: {:?}", found(bad));
         }
-        // Licence wording in another block does not count.
+        // Licence wording in the block before counts (a label cell), not further away.
         let mut t = ScanText::new();
         t.push_str("增值电信业务经营许可证");
+        t.push_break();
+        t.push_str("B2-20090317");
+        assert_eq!(scan_numbers(t.chars()).len(), 1);
+        let mut t = ScanText::new();
+        t.push_str("增值电信业务经营许可证");
+        t.push_break();
+        t.push_str("其他");
         t.push_break();
         t.push_str("B2-20090317");
         assert!(scan_numbers(t.chars()).is_empty());

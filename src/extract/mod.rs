@@ -1,6 +1,13 @@
-//! Footer extraction: decode a page's bytes (BOM, header charset, `<meta>`), then find every
-//! ICP filing number, operating licence and public-security number a reader would see, with
-//! link and placement facts for each ICP number. Pure: data in, data out.
+//! Footer extraction: decode a page's bytes (BOM, header charset, `<meta>`, else a guess from
+//! the bytes), then find every ICP filing number, operating licence and public-security number
+//! a reader would see, with link and placement facts for each ICP number, and facts about the
+//! page as a whole ([`PageFacts`]). Pure: data in, data out.
+//!
+//! What counts as seen: ordinary page text and `<template>` content (which frameworks render;
+//! its ICP numbers are marked [`Via::Template`] unless also shown in ordinary text). Not seen:
+//! comments, scripts, styles, hidden elements, attribute values, server-side code left in the
+//! source ([`serverside`]) and content a template engine replaces at render time
+//! ([`visible::engine_replaces_content`]).
 //!
 //! - [`decode`]: charset detection and decoding;
 //! - [`visible`]: the visible text of the DOM with per-character context;
@@ -139,8 +146,8 @@ pub const TAIL_MAX_BLOCKS_AFTER: usize = 4;
 /// …and at most this many visible characters follow it.
 pub const TAIL_MAX_CHARS_AFTER: usize = 400;
 
-/// Decode `bytes` (BOM, then the charset of `content_type`, then `<meta>`, defaulting to
-/// UTF-8) and extract everything a reader sees.
+/// Decode `bytes` (BOM, then the charset of `content_type`, then `<meta>`, then a guess from
+/// the bytes; see [`decode::detect`]) and extract everything a reader sees.
 pub fn extract_document(bytes: &[u8], content_type: Option<&str>) -> Document {
     let (text, encoding) = decode::decode(bytes, content_type);
     Document {

@@ -343,7 +343,7 @@ impl Walker {
 /// Attributes with which a template engine replaces an element's content at render time:
 /// Thymeleaf (`th:text`, `th:utext`, `th:replace`, `th:insert`, `data-th-*`), Vue (`v-text`,
 /// `v-html`, a bound `innerHTML` / `textContent`), Alpine (`x-text`, `x-html`), AngularJS
-/// (`ng-bind`, `ng-bind-html`, `ng-bind-template`, `data-ng-*`), Angular (`[innerHTML]`,
+/// (`ng-bind`, `ng-bind-html`, `ng-bind-template`, `ng-include`, `data-ng-*`), Angular (`[innerHTML]`,
 /// `[textContent]`), and Knockout (`data-bind` with a `text` or `html` binding). Names are
 /// compared in lower case, as the parser stores them.
 const REPLACING_ATTRIBUTES: &[&str] = &[
@@ -374,6 +374,8 @@ const REPLACING_ATTRIBUTES: &[&str] = &[
     "data-ng-bind",
     "data-ng-bind-html",
     "ng:bind",
+    "ng-include",
+    "data-ng-include",
     "[innerhtml]",
     "[textcontent]",
     "[inner-html]",
