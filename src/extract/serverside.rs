@@ -4,11 +4,14 @@
 //! text, so these spans are cut from the source first.
 //!
 //! Removed spans:
-//! - PHP and other processing-instruction-like code: `<?php … ?>`, `<?= … ?>`, `<? … ?>`;
+//! - PHP and other processing-instruction-like code: `<?php … ?>`, `<?= … ?>`, `<? … ?>`
+//!   (an unclosed `<?php` runs to the end of the file, as in PHP);
 //! - ASP / JSP / EJS / ERB: `<% … %>`, `<%= … %>`, `<%@ … %>`, `<%-- … --%>`;
 //! - expression language (JSP EL, FreeMarker, Thymeleaf inlining): `${ … }` and `#{ … }`,
 //!   with nested braces and quoted strings, on one line, at most [`MAX_EXPRESSION`] bytes;
 //! - Jinja / Django / Liquid / Twig statements and comments: `{% … %}`, `{# … #}`;
+//! - template comments: Blade `{{-- … --}}`, Handlebars / Mustache `{{!-- … --}}`, `{{! … }}`,
+//!   Go `{{/* … */}}`;
 //! - FreeMarker directives and macros: `<#…>`, `</#…>`, `<@…>`, `</@…>`, `<#-- … -->`;
 //! - Velocity assignments: `#set( … )`.
 //!
@@ -88,7 +91,15 @@ pub fn strip_server_code(html: &str) -> Cow<'_, str> {
         }
         let rest = &b[i..];
         let end = if rest.starts_with(b"<?") {
-            finder.find(b"?>", i + 2).map(|p| p + 2)
+            // PHP stays in code mode to the end of the file when `?>` is missing (style
+            // guides ask for that in pure-PHP files); other `<?…` is left to the parser.
+            finder.find(b"?>", i + 2).map(|p| p + 2).or_else(|| {
+                let php = rest.len() >= 5 && rest[2..5].eq_ignore_ascii_case(b"php")
+                    || rest
+                        .get(2)
+                        .is_some_and(|&c| c == b'=' || c.is_ascii_whitespace());
+                php.then_some(b.len())
+            })
         } else if rest.starts_with(b"<%--") {
             finder.find(b"--%>", i + 4).map(|p| p + 4)
         } else if rest.starts_with(b"<%") {
@@ -101,6 +112,12 @@ pub fn strip_server_code(html: &str) -> Cow<'_, str> {
             || rest.starts_with(b"</@")
         {
             directive_end(b, i)
+        } else if rest.starts_with(b"{{--") || rest.starts_with(b"{{!--") {
+            finder.find(b"--}}", i + 4).map(|p| p + 4)
+        } else if rest.starts_with(b"{{!") {
+            finder.find(b"}}", i + 3).map(|p| p + 2)
+        } else if rest.starts_with(b"{{/*") {
+            finder.find(b"*/}}", i + 4).map(|p| p + 4)
         } else if rest.starts_with(b"{%") {
             finder.find(b"%}", i + 2).map(|p| p + 2)
         } else if rest.starts_with(b"{#") {
@@ -230,6 +247,12 @@ mod tests {
                 "abcd",
             ),
             ("a#set($icp = \"京ICP(备)\")b", "ab"),
+            ("a<?php return ['icp' => '京ICP备1号'];\n", "a"),
+            ("a<?= $icp;", "a"),
+            (
+                "a{{-- 京ICP备1号 --}}b{{!-- x --}}c{{! y }}d{{/* z */}}e",
+                "abcde",
+            ),
         ] {
             assert_eq!(strip(input), want, "{input}");
         }
@@ -243,6 +266,7 @@ mod tests {
             "a${unclosed\n京ICP备12345678号",
             "a<%unclosed 京ICP备12345678号",
             "a<?unclosed 京ICP备12345678号",
+            "a<?xml version='1.0' 京ICP备12345678号",
             "a${ x <b>京ICP备12345678号</b> }",
             "",
         ] {

@@ -34,6 +34,8 @@ const NOT_RENDERED: &[&str] = &[
     "noframes",
     "xmp",
     "plaintext",
+    // Vue single-file components: the translation block is data, not markup.
+    "i18n",
 ];
 
 /// Elements that flow inline with their neighbours: their text joins the surrounding text.
@@ -121,6 +123,8 @@ struct Frame {
     block: bool,
     /// Whether text was shown before this element was entered (restored on leaving it).
     shown_before: bool,
+    /// [`Walker::head_only`] before this element was entered.
+    head_only_before: bool,
     /// This element is a `<template>`.
     template: bool,
 }
@@ -131,6 +135,10 @@ struct Walker {
     /// Whether text at the current position is shown. Hidden subtrees (`<head>`, hidden
     /// elements, engine-replaced content) are still walked, to count the scripts in them.
     shown: bool,
+    /// Text is hidden only because it is inside `<head>`: a `<template>` there is still
+    /// rendered by frameworks (html5ever puts a leading `<template>` — a Vue single-file
+    /// component — into `<head>`).
+    head_only: bool,
     /// Open `<template>` elements.
     template_depth: usize,
 }
@@ -144,6 +152,7 @@ pub fn visible_text(html: &Html) -> VisibleText {
         },
         frames: Vec::new(),
         shown: true,
+        head_only: false,
         template_depth: 0,
     };
     let root = html.tree.root();
@@ -212,6 +221,7 @@ impl Walker {
         if let Node::Element(_) = node {
             if let Some(frame) = self.frames.pop() {
                 self.shown = frame.shown_before;
+                self.head_only = frame.head_only_before;
                 if frame.block && self.shown {
                     self.out.text.push_break();
                 }
@@ -253,14 +263,22 @@ impl Walker {
             return false;
         }
         let template = name == "template";
-        if !self.shown || name == "head" || is_hidden(e) {
+        let hidden = is_hidden(e);
+        let reveal = template && !self.shown && self.head_only && !hidden;
+        if !reveal && (!self.shown || name == "head" || hidden) {
             // Not shown: walked only for the scripts inside.
             self.frames.push(Frame {
                 ctx: self.current_ctx(),
                 block: false,
                 shown_before: self.shown,
+                head_only_before: self.head_only,
                 template,
             });
+            if hidden {
+                self.head_only = false;
+            } else if name == "head" {
+                self.head_only = self.shown || self.head_only;
+            }
             self.shown = false;
             if template {
                 self.template_depth += 1;
@@ -323,8 +341,13 @@ impl Walker {
             ctx: ctx_id,
             block,
             shown_before: self.shown,
+            head_only_before: self.head_only,
             template,
         });
+        if reveal {
+            self.shown = true;
+            self.head_only = false;
+        }
         if template {
             self.template_depth += 1;
         }
@@ -344,7 +367,8 @@ impl Walker {
 /// Thymeleaf (`th:text`, `th:utext`, `th:replace`, `th:insert`, `data-th-*`), Vue (`v-text`,
 /// `v-html`, a bound `innerHTML` / `textContent`), Alpine (`x-text`, `x-html`), AngularJS
 /// (`ng-bind`, `ng-bind-html`, `ng-bind-template`, `ng-include`, `data-ng-*`), Angular (`[innerHTML]`,
-/// `[textContent]`), and Knockout (`data-bind` with a `text` or `html` binding). Names are
+/// `[textContent]`), and Knockout (`data-bind` with a `text` or `html` binding); also Thymeleaf's
+/// `th:remove` of the element or its body. Names are
 /// compared in lower case, as the parser stores them.
 const REPLACING_ATTRIBUTES: &[&str] = &[
     "th:text",
@@ -390,6 +414,11 @@ pub fn engine_replaces_content(e: &Element) -> bool {
         let base = name.split('.').next().unwrap_or("");
         if REPLACING_ATTRIBUTES.contains(&base) || REPLACING_ATTRIBUTES.contains(&name.as_str()) {
             return true;
+        }
+        if name == "th:remove" || name == "data-th-remove" {
+            // Thymeleaf removes the element (or its body) at render time; `tag` keeps the body.
+            let v = value.trim().to_ascii_lowercase();
+            return v == "all" || v == "body" || v == "all-but-first";
         }
         (name == "data-bind" || name == "data-sly-text") && knockout_replaces(&name, value)
     })
@@ -532,6 +561,23 @@ mod tests {
     }
 
     #[test]
+    fn a_template_in_head_is_shown() {
+        // A Vue single-file component: html5ever puts the leading template into <head>.
+        let v = visible_text(&Html::parse_document(
+            "<template><div class=footer>ab<p hidden>x</p></div></template>\
+             <script>export default {}</script><style scoped>.a{}</style>",
+        ));
+        let text: String = v.text.chars().iter().map(|c| c.c).collect();
+        assert_eq!(text, "ab");
+        assert!(v.context_at(0).template && v.context_at(0).footer);
+        let v = visible_text(&Html::parse_document(
+            "<head><title>t</title><template>cd</template><meta charset=utf-8></head><body>e</body>",
+        ));
+        let text: String = v.text.chars().iter().map(|c| c.c).collect();
+        assert_eq!(text, "cde");
+    }
+
+    #[test]
     fn scripts_in_head_and_hidden_elements_count() {
         let v = visible_text(&Html::parse_document(
             "<html><head><script src=a.js></script><script type=application/json>{}</script>\
@@ -547,8 +593,9 @@ mod tests {
             <p v-text="icp">D</p><p v-html="x">E</p><p x-text="x">F</p><p ng-bind="x">G</p>
             <p data-th-utext="x">H</p><p :innerHTML="x">I</p><p v-bind:inner-html.prop="x">J</p>
             <p data-bind="visible: a, text: b">K</p><p data-bind="visible: a">L</p>
-            <p [innerHTML]="x">M</p><p title="{{ x }}">{{ site }} N</p></body>"#;
-        assert_eq!(text_of(html).trim(), "A C|L|{{ site }} N");
+            <p [innerHTML]="x">M</p><p th:remove="all">O</p><p th:remove="tag">P</p>
+            <p title="{{ x }}">{{ site }} N</p></body>"#;
+        assert_eq!(text_of(html).trim(), "A C|L|P|{{ site }} N");
     }
 
     #[test]
