@@ -35,7 +35,9 @@ use std::collections::HashMap;
 use scraper::Html;
 use serde::{Deserialize, Serialize};
 
-use crate::number::{scan_numbers, FilingNumber, FoundNumber, LicenceNumber, PsbNumber};
+use crate::number::{
+    scan_numbers, FilingNumber, FoundNumber, LicenceClass, LicenceNumber, PsbNumber,
+};
 
 use visible::{visible_text, VisibleText};
 
@@ -256,7 +258,44 @@ fn extract_visible(page: &VisibleText) -> Extraction {
             }
         }
     }
+    drop_unprefixed_repeats(&mut out.licences);
     out
+}
+
+/// A B1/B2 licence shown both with its prefix (`京B2-20090317`) and without (`B2-20090317`)
+/// is one licence: keep the prefixed form.
+fn drop_unprefixed_repeats(licences: &mut Vec<LicenceNumber>) {
+    let prefixed: Vec<(LicenceClass, &str, Option<u32>)> = licences
+        .iter()
+        .filter_map(|l| match l {
+            LicenceNumber::ValueAdded {
+                class,
+                digits,
+                suffix,
+                ..
+            } => Some((*class, digits.as_str(), *suffix)),
+            _ => None,
+        })
+        .collect();
+    if prefixed.is_empty() {
+        return;
+    }
+    let repeats: Vec<bool> = licences
+        .iter()
+        .map(|l| match l {
+            LicenceNumber::Unprefixed {
+                class,
+                digits,
+                suffix,
+            } => prefixed.contains(&(*class, digits.as_str(), *suffix)),
+            _ => false,
+        })
+        .collect();
+    let mut i = 0;
+    licences.retain(|_| {
+        i += 1;
+        !repeats[i - 1]
+    });
 }
 
 #[cfg(test)]
@@ -311,6 +350,32 @@ mod tests {
         assert!(got.is_empty());
         let got = icp("<body><p>京ICP备1234<span>5678</span>号</p></body>");
         assert_eq!(got[0].0, "京ICP备12345678号");
+    }
+
+    #[test]
+    fn via_and_licence_repeats() {
+        let e = extract_html(
+            "<body><template><p>京ICP备12345678号</p><p>京ICP备12345679号</p></template>\
+             <div class=footer>京ICP备12345678号 经营许可证：B2-20090317 京B2-20090317 \
+             许可证 B1-20100001</div></body>",
+        );
+        let via: Vec<(String, Via)> = e
+            .icp
+            .iter()
+            .map(|m| (m.number.to_string(), m.via))
+            .collect();
+        assert_eq!(
+            via,
+            [
+                ("京ICP备12345678号".to_string(), Via::Text),
+                ("京ICP备12345679号".to_string(), Via::Template)
+            ]
+        );
+        let licences: Vec<String> = e.licences.iter().map(|l| l.to_string()).collect();
+        assert_eq!(licences, ["京B2-20090317", "B1-20100001"]);
+        assert!(e.facts.template_text);
+        let json = serde_json::to_string(&e.icp).unwrap_or_default();
+        assert_eq!(json.matches("\"via\":\"template\"").count(), 1, "{json}");
     }
 
     #[test]
