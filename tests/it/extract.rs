@@ -328,6 +328,10 @@ fn deep_nesting_does_not_overflow() {
     let mut html = "</div>".repeat(350_000);
     html.push_str("<footer>京ICP备12345678号</footer>");
     assert_eq!(extract_html(&html).icp.len(), 1);
+    // Server-side openers that never close, about 2 MiB: the pre-pass stays linear.
+    let mut html = "<% ${ {% <# {{-- ".repeat(80_000);
+    html.push_str("<footer>京ICP备12345678号</footer>");
+    assert_eq!(extract_html(&html).icp.len(), 1);
     let mut html = "<section><div class=x>".repeat(100_000);
     html.push_str("<div class=footer>京ICP备12345678号</div>");
     let e = extract_html(&html);
@@ -351,6 +355,17 @@ fn htmlish() -> impl Strategy<Value = String> {
         Just("-->".to_string()),
         Just("<script>".to_string()),
         Just("<template>".to_string()),
+        Just("</template>".to_string()),
+        Just("<p th:text=\"${x}\">".to_string()),
+        Just("<?php ".to_string()),
+        Just("?>".to_string()),
+        Just("<%".to_string()),
+        Just("%>".to_string()),
+        Just("${".to_string()),
+        Just("}".to_string()),
+        Just("{{".to_string()),
+        Just("公安备案号".to_string()),
+        Just("增值电信业务经营许可证B2-".to_string()),
         Just("<meta charset=gbk>".to_string()),
         Just("京ICP备".to_string()),
         Just("ICP证".to_string()),
