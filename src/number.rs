@@ -344,7 +344,23 @@ macro_rules! serde_as_string {
 }
 serde_as_string!(FilingNumber);
 serde_as_string!(LicenceNumber);
-serde_as_string!(PsbNumber);
+
+impl Serialize for PsbNumber {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for PsbNumber {
+    /// Canonical text as [`PsbNumber::parse`] reads it; records written before the 14-digit
+    /// rule (`<province>公网安备<10–16 digits>号`) are still read as they were written.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        PsbNumber::parse(&s)
+            .or_else(|e| PsbNumber::legacy(&s).ok_or(e))
+            .map_err(serde::de::Error::custom)
+    }
+}
 
 /// The kind of value-added telecom licence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -577,6 +593,19 @@ pub fn province_of_code(digits: &str) -> Option<char> {
 }
 
 impl PsbNumber {
+    /// `<province>公网安备<10–16 digits>号` exactly, as earlier versions stored it.
+    fn legacy(text: &str) -> Option<Self> {
+        let mut cs = text.chars();
+        let province = cs.next().filter(|c| is_province(*c))?;
+        let digits = cs.as_str().strip_prefix("公网安备")?.strip_suffix('号')?;
+        ((10..=16).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())).then(
+            || PsbNumber {
+                province,
+                digits: digits.to_string(),
+            },
+        )
+    }
+
     /// A number from its 14 digits; the province comes from the first two.
     pub fn from_digits(digits: &str) -> Result<Self, NumberError> {
         if digits.len() != PSB_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -1337,6 +1366,15 @@ mod tests {
             found("京公网安备 11010802012345号 2024"),
             ["京公网安备11010802012345号"]
         );
+    }
+
+    #[test]
+    fn psb_records_of_earlier_versions_still_load() {
+        let old: PsbNumber = serde_json::from_str("\"京公网安备1101050203014号\"").unwrap();
+        assert_eq!(old.to_string(), "京公网安备1101050203014号");
+        let new: PsbNumber = serde_json::from_str("\"郑州公网安备41010502000123号\"").unwrap();
+        assert_eq!(new.to_string(), "豫公网安备41010502000123号");
+        assert!(serde_json::from_str::<PsbNumber>("\"公网安备1101********号\"").is_err());
     }
 
     #[test]
