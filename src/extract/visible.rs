@@ -408,11 +408,11 @@ const REPLACING_ATTRIBUTES: &[&str] = &[
 /// Whether a template engine replaces the element's content at render time (see
 /// [`REPLACING_ATTRIBUTES`]).
 pub fn engine_replaces_content(e: &Element) -> bool {
+    // The HTML parser stores attribute names in lower case.
     e.attrs().any(|(name, value)| {
-        let name = name.to_ascii_lowercase();
         // Vue modifiers: `:inner-html.prop`, `v-bind:innerHTML.camel`.
         let base = name.split('.').next().unwrap_or("");
-        if REPLACING_ATTRIBUTES.contains(&base) || REPLACING_ATTRIBUTES.contains(&name.as_str()) {
+        if REPLACING_ATTRIBUTES.contains(&base) || REPLACING_ATTRIBUTES.contains(&name) {
             return true;
         }
         if name == "th:remove" || name == "data-th-remove" {
@@ -420,7 +420,7 @@ pub fn engine_replaces_content(e: &Element) -> bool {
             let v = value.trim().to_ascii_lowercase();
             return v == "all" || v == "body" || v == "all-but-first";
         }
-        (name == "data-bind" || name == "data-sly-text") && knockout_replaces(&name, value)
+        (name == "data-bind" || name == "data-sly-text") && knockout_replaces(name, value)
     })
 }
 
