@@ -403,6 +403,9 @@ const REPLACING_ATTRIBUTES: &[&str] = &[
     "[innerhtml]",
     "[textcontent]",
     "[inner-html]",
+    "[innertext]",
+    ":innertext",
+    "v-bind:innertext",
 ];
 
 /// Whether a template engine replaces the element's content at render time (see
