@@ -15,7 +15,8 @@
 //! - [`domain`]: host names — IDNA normalisation, registrable domains (public suffix list).
 //! - [`config`]: the strict TOML configuration file (`beian.toml`).
 //! - [`crawl`]: resolver with address guard, fetcher, rate limits, scheduler.
-//! - [`extract`]: charset decoding, footer number and link extraction (pure).
+//! - [`extract`]: charset decoding and detection, footer number and link extraction, page facts
+//!   (pure).
 //! - [`verdict`]: policy files and `evaluate(observation, registry view, policy) → findings` (pure).
 //! - [`report`]: sinks — JSON Lines, CSV, Markdown summary, scan history and diff.
 //! - [`fleet`]: a loopback fleet of lab web sites (virtual hosts) for the demo, tests and benches.

@@ -5,7 +5,9 @@
 //! - filing: `京ICP备12345678号`, with an optional service suffix `-1`, `-2A` (APP), `-1X`
 //!   (mini-program) after `号`;
 //! - licence: `京ICP证030173号[-n]`, `京B2-20040019`, `合字B1.B2-20130004`;
-//! - public security: `京公网安备11010502030143号`.
+//! - public security: `京公网安备11010502030143号` (the abbreviation is the one of the
+//!   province whose GB/T 2260 code starts the 14 digits);
+//! - a `B1`/`B2` licence shown with no prefix keeps none: `B2-20090317`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -342,7 +344,23 @@ macro_rules! serde_as_string {
 }
 serde_as_string!(FilingNumber);
 serde_as_string!(LicenceNumber);
-serde_as_string!(PsbNumber);
+
+impl Serialize for PsbNumber {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for PsbNumber {
+    /// Canonical text as [`PsbNumber::parse`] reads it; records written before the 14-digit
+    /// rule (`<province>公网安备<10–16 digits>号`) are still read as they were written.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        PsbNumber::parse(&s)
+            .or_else(|e| PsbNumber::legacy(&s).ok_or(e))
+            .map_err(serde::de::Error::custom)
+    }
+}
 
 /// The kind of value-added telecom licence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -368,6 +386,52 @@ pub enum LicenceNumber {
         digits: String,
         suffix: Option<u32>,
     },
+    /// `B1|B2|B1.B2-<8 digits>[-n]` shown with neither a province nor 合字: the canonical form
+    /// keeps no prefix (`B2-20090317`), since none was shown.
+    Unprefixed {
+        class: LicenceClass,
+        digits: String,
+        suffix: Option<u32>,
+    },
+}
+
+impl LicenceClass {
+    /// `B1`, `B2` or `B1.B2`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LicenceClass::B1 => "B1",
+            LicenceClass::B2 => "B2",
+            LicenceClass::B1B2 => "B1.B2",
+        }
+    }
+}
+
+/// Split `B1|B2|B1.B2-<8 digits>[-n]` (after any prefix) into its parts.
+fn parse_value_added_rest(
+    text: &str,
+    rest: &str,
+) -> Result<(LicenceClass, String, Option<u32>), NumberError> {
+    let (class, r) = if let Some(r) = strip_prefix_ci(rest, "B1.B2") {
+        (LicenceClass::B1B2, r)
+    } else if let Some(r) = strip_prefix_ci(rest, "B1B2") {
+        (LicenceClass::B1B2, r)
+    } else if let Some(r) = strip_prefix_ci(rest, "B1") {
+        (LicenceClass::B1, r)
+    } else if let Some(r) = strip_prefix_ci(rest, "B2") {
+        (LicenceClass::B2, r)
+    } else {
+        return Err(invalid(text, "not an ICP证, B1 or B2 licence"));
+    };
+    let r = r
+        .strip_prefix('-')
+        .ok_or_else(|| invalid(text, "missing `-` after the licence class"))?;
+    let n = r.bytes().take_while(|b| b.is_ascii_digit()).count();
+    if n != 8 {
+        return Err(invalid(text, "a B1/B2 licence has 8 digits"));
+    }
+    let digits = r[..n].to_string();
+    let suffix = parse_plain_suffix(text, &r[n..])?;
+    Ok((class, digits, suffix))
 }
 
 impl LicenceNumber {
@@ -377,6 +441,14 @@ impl LicenceNumber {
         let norm = normalise_text(text);
         if norm.is_empty() {
             return Err(NumberError::Empty);
+        }
+        if norm.starts_with(['B', 'b']) {
+            let (class, digits, suffix) = parse_value_added_rest(text, &norm)?;
+            return Ok(LicenceNumber::Unprefixed {
+                class,
+                digits,
+                suffix,
+            });
         }
         let (province, rest) = if let Some(r) = norm.strip_prefix("合字") {
             (None, r)
@@ -410,26 +482,7 @@ impl LicenceNumber {
                 suffix,
             });
         }
-        let (class, r) = if let Some(r) = strip_prefix_ci(rest, "B1.B2") {
-            (LicenceClass::B1B2, r)
-        } else if let Some(r) = strip_prefix_ci(rest, "B1B2") {
-            (LicenceClass::B1B2, r)
-        } else if let Some(r) = strip_prefix_ci(rest, "B1") {
-            (LicenceClass::B1, r)
-        } else if let Some(r) = strip_prefix_ci(rest, "B2") {
-            (LicenceClass::B2, r)
-        } else {
-            return Err(invalid(text, "not an ICP证, B1 or B2 licence"));
-        };
-        let r = r
-            .strip_prefix('-')
-            .ok_or_else(|| invalid(text, "missing `-` after the licence class"))?;
-        let n = r.bytes().take_while(|b| b.is_ascii_digit()).count();
-        if n != 8 {
-            return Err(invalid(text, "a B1/B2 licence has 8 digits"));
-        }
-        let digits = r[..n].to_string();
-        let suffix = parse_plain_suffix(text, &r[n..])?;
+        let (class, digits, suffix) = parse_value_added_rest(text, rest)?;
         Ok(LicenceNumber::ValueAdded {
             province,
             class,
@@ -475,12 +528,17 @@ impl fmt::Display for LicenceNumber {
                     Some(p) => write!(f, "{p}")?,
                     None => write!(f, "合字")?,
                 }
-                let c = match class {
-                    LicenceClass::B1 => "B1",
-                    LicenceClass::B2 => "B2",
-                    LicenceClass::B1B2 => "B1.B2",
-                };
-                write!(f, "{c}-{digits}")?;
+                write!(f, "{}-{digits}", class.as_str())?;
+                if let Some(s) = suffix {
+                    write!(f, "-{s}")?;
+                }
+            }
+            LicenceNumber::Unprefixed {
+                class,
+                digits,
+                suffix,
+            } => {
+                write!(f, "{}-{digits}", class.as_str())?;
                 if let Some(s) = suffix {
                     write!(f, "-{s}")?;
                 }
@@ -498,35 +556,105 @@ impl FromStr for LicenceNumber {
 }
 
 /// A public-security (公安) filing number: `京公网安备11010502030143号`.
+///
+/// The 14-digit code starts with the GB/T 2260 code of the province that issued it; the
+/// canonical form's abbreviation is the one of that province, whatever label the page shows
+/// (`河南公网安备 41010502000123号`, `郑州公网安备…`, `公安备案号：41010502000123` all give
+/// `豫公网安备41010502000123号`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PsbNumber {
     pub province: char,
     pub digits: String,
 }
 
+/// Digits in a public-security number.
+pub const PSB_DIGITS: usize = 14;
+
+/// Words that introduce a public-security number, longest first where one starts another.
+/// Real pages drop or change characters of `公网安备`; `公安备案号` and `公安机关备案号` are
+/// seen with no province label at all.
+pub const PSB_KEYWORDS: &[&str] = &[
+    "公安机关备案号",
+    "公安机关备案",
+    "公安备案号",
+    "公安备案",
+    "公安网备",
+    "公安备",
+    "公网安备",
+    "公网安",
+    "公网备",
+    "网安备",
+];
+
+/// The primary abbreviation of the province whose GB/T 2260 code starts `digits`.
+pub fn province_of_code(digits: &str) -> Option<char> {
+    let code = digits.get(..2)?;
+    PROVINCES.iter().find(|(_, c)| *c == code).map(|(p, _)| *p)
+}
+
 impl PsbNumber {
+    /// `<province>公网安备<10–16 digits>号` exactly, as earlier versions stored it.
+    fn legacy(text: &str) -> Option<Self> {
+        let mut cs = text.chars();
+        let province = cs.next().filter(|c| is_province(*c))?;
+        let digits = cs.as_str().strip_prefix("公网安备")?.strip_suffix('号')?;
+        ((10..=16).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())).then(
+            || PsbNumber {
+                province,
+                digits: digits.to_string(),
+            },
+        )
+    }
+
+    /// A number from its 14 digits; the province comes from the first two.
+    pub fn from_digits(digits: &str) -> Result<Self, NumberError> {
+        if digits.len() != PSB_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid(digits, "a public-security number has 14 digits"));
+        }
+        let province = province_of_code(digits)
+            .ok_or_else(|| invalid(digits, "the code does not start with a province code"))?;
+        Ok(PsbNumber {
+            province,
+            digits: digits.to_string(),
+        })
+    }
+
+    /// Parse one number (the whole text): an optional label of CJK characters (a province
+    /// abbreviation, a province or city name), one of [`PSB_KEYWORDS`] (optionally followed
+    /// by `案`, `号` and a colon), 14 digits (spaces anywhere), an optional `号`.
     pub fn parse(text: &str) -> Result<Self, NumberError> {
         let norm = normalise_text(text);
-        let mut cs = norm.chars();
-        let province = cs.next().ok_or(NumberError::Empty)?;
-        if !is_province(province) {
-            return Err(invalid(text, "does not start with a province abbreviation"));
+        if norm.is_empty() {
+            return Err(NumberError::Empty);
         }
-        let r = cs
-            .as_str()
-            .strip_prefix("公网安备")
+        let (at, keyword) = PSB_KEYWORDS
+            .iter()
+            .filter_map(|k| norm.find(k).map(|i| (i, *k)))
+            .min_by_key(|(i, k)| (*i, usize::MAX - k.len()))
             .ok_or_else(|| invalid(text, "missing `公网安备`"))?;
+        let label = &norm[..at];
+        if label.chars().count() > 12 || label.chars().any(|c| c.is_ascii() || !c.is_alphabetic()) {
+            return Err(invalid(text, "unexpected text before `公网安备`"));
+        }
+        let mut r = &norm[at + keyword.len()..];
+        r = r.strip_prefix('案').unwrap_or(r);
+        r = r.strip_prefix('号').unwrap_or(r);
+        r = r.strip_prefix(':').unwrap_or(r);
+        if let Some(c) = r.chars().next().filter(|c| is_province(*c)) {
+            r = &r[c.len_utf8()..];
+        }
         let n = r.bytes().take_while(|b| b.is_ascii_digit()).count();
-        if !(10..=16).contains(&n) {
+        if n != PSB_DIGITS {
             return Err(invalid(text, "a public-security number has 14 digits"));
         }
-        let digits = r[..n].to_string();
+        let number = PsbNumber::from_digits(&r[..n])
+            .map_err(|_| invalid(text, "the code does not start with a province code"))?;
         let r = &r[n..];
         let r = r.strip_prefix('号').unwrap_or(r);
         if !r.is_empty() {
             return Err(invalid(text, "unexpected text after the number"));
         }
-        Ok(PsbNumber { province, digits })
+        Ok(number)
     }
 }
 
@@ -670,8 +798,9 @@ pub struct NumberMatch {
 /// Every filing, licence and public-security number in `chars`, in order, not overlapping.
 /// Linear in the input: each attempt looks at a bounded number of characters.
 ///
-/// Rules: a number starts with a province character (or `合字` for licences) and never spans a
-/// block break; whitespace between its parts is ignored, but digit groups separated by
+/// Rules: a filing or licence number starts with a province character (or `合字`, or — for a
+/// licence near licence wording — `B1`/`B2` itself); a public-security number starts at its
+/// keyword (see [`PSB_KEYWORDS`]). No number spans a block break; whitespace between its parts is ignored, but digit groups separated by
 /// whitespace are joined only while the total stays within the number's length (so a following
 /// year or phone number is not glued on); a service suffix (`-1`, `-2A`) must directly follow
 /// `号` or the digits. Placeholders (`XXXXXXXX`), masked digits and characters that are not
@@ -685,9 +814,12 @@ pub fn scan_numbers(chars: &[ScanChar]) -> Vec<NumberMatch> {
             match_filing(chars, i)
                 .or_else(|| match_icp_licence(chars, i))
                 .or_else(|| match_value_added(chars, i))
-                .or_else(|| match_psb(chars, i))
         } else if c == '合' {
             match_value_added(chars, i)
+        } else if c == '公' || c == '网' {
+            match_psb(chars, i)
+        } else if c == 'B' {
+            match_unprefixed_licence(chars, i)
         } else {
             None
         };
@@ -956,18 +1088,114 @@ fn match_value_added(chars: &[ScanChar], start: usize) -> Option<NumberMatch> {
     })
 }
 
-fn match_psb(chars: &[ScanChar], start: usize) -> Option<NumberMatch> {
-    let province = chars.get(start)?.c;
-    let mut cur = Cursor::new(chars, start + 1);
-    cur.start = start;
-    for k in "公网安备".chars() {
-        if !cur.eat(k) {
+/// How far before a bare `B1`/`B2` licence (in characters of the same block) licence wording
+/// must appear.
+pub const LICENCE_WORDING_WINDOW: usize = 40;
+
+/// Wording that introduces an operating licence (compared in upper case).
+const LICENCE_WORDING: &[&str] = &["许可", "增值电信", "电信业务", "ICP证", "经营性"];
+
+/// A `B1|B2|B1.B2-<8 digits>` licence shown with no prefix. To keep part numbers and codes out,
+/// it must start a token (no letter, digit or `-_./` directly before it), its digits must begin
+/// with a year (`19`/`20`), nothing alphanumeric may follow, and licence wording
+/// ([`LICENCE_WORDING`]) must appear shortly before it in the same block.
+fn match_unprefixed_licence(chars: &[ScanChar], start: usize) -> Option<NumberMatch> {
+    let here = chars.get(start)?;
+    if start > 0 && !here.space_before {
+        let prev = chars[start - 1].c;
+        if prev.is_ascii_alphanumeric() || matches!(prev, '-' | '_' | '.' | '/') {
             return None;
         }
     }
+    let mut cur = Cursor::new(chars, start);
+    let class =
+        if cur.eat_ci("B1.B2") || cur.eat_ci("B1B2") || cur.eat_ci("B1、B2") || cur.eat_ci("B1/B2")
+        {
+            "B1.B2"
+        } else if cur.eat_ci("B1") {
+            "B1"
+        } else if cur.eat_ci("B2") {
+            "B2"
+        } else {
+            return None;
+        };
+    if !cur.eat('-') {
+        return None;
+    }
+    let (digits, range) = cur.digit_groups(8)?;
+    if digits.len() != 8 || !(digits.starts_with("19") || digits.starts_with("20")) {
+        return None;
+    }
+    let suffix = cur.suffix(false).unwrap_or_default();
+    if cur
+        .peek()
+        .is_some_and(|sc| !sc.space_before && sc.c.is_ascii_alphanumeric())
+    {
+        return None;
+    }
+    if !licence_wording_before(chars, start) {
+        return None;
+    }
+    let text = format!("{class}-{digits}{suffix}");
+    let number = LicenceNumber::parse(&text).ok()?;
+    Some(NumberMatch {
+        number: FoundNumber::Licence(number),
+        start,
+        end: cur.pos,
+        digits: range,
+    })
+}
+
+/// Whether licence wording appears in the [`LICENCE_WORDING_WINDOW`] characters before
+/// `start`, in the same block or the one before it (a label cell or `<dt>` next to the
+/// number).
+fn licence_wording_before(chars: &[ScanChar], start: usize) -> bool {
+    let mut from = start.min(chars.len());
+    let mut crossed = 0;
+    while from > 0 && start - from < LICENCE_WORDING_WINDOW {
+        // A break before `from` lies between `from - 1` and `from`.
+        if chars.get(from).is_some_and(|c| c.break_before) {
+            if crossed == 1 {
+                break;
+            }
+            crossed += 1;
+        }
+        from -= 1;
+    }
+    let window: String = chars
+        .get(from..start)
+        .unwrap_or_default()
+        .iter()
+        .map(|sc| sc.c.to_ascii_uppercase())
+        .collect();
+    LICENCE_WORDING.iter().any(|w| window.contains(w))
+}
+
+/// A public-security number, starting at one of [`PSB_KEYWORDS`] (whatever label precedes
+/// it: `京`, `河南`, `杭州市`, nothing): the keyword, optional `案`/`号`/colon, exactly 14
+/// digits (spaces between groups allowed) whose first two are a province code, not followed
+/// by a mask character, an optional `号`.
+fn match_psb(chars: &[ScanChar], start: usize) -> Option<NumberMatch> {
+    let mut cur = Cursor::new(chars, start);
+    let mut matched = false;
+    for k in PSB_KEYWORDS {
+        cur.pos = start;
+        if k.chars().all(|want| cur.eat(want)) {
+            matched = true;
+            break;
+        }
+    }
+    if !matched {
+        return None;
+    }
+    let _ = cur.eat('案');
     let _ = cur.eat('号');
     cur.skip_colon();
-    let (digits, range) = cur.digit_groups(16)?;
+    // `公网安备 京11010802012345号`: the province written after the keyword.
+    if cur.peek().is_some_and(|sc| is_province(sc.c)) {
+        cur.pos += 1;
+    }
+    let (digits, range) = cur.digit_groups(PSB_DIGITS)?;
     // Masked numbers (`1101********号`) end in a mask character: not a number.
     if cur
         .peek()
@@ -975,9 +1203,8 @@ fn match_psb(chars: &[ScanChar], start: usize) -> Option<NumberMatch> {
     {
         return None;
     }
+    let number = PsbNumber::from_digits(&digits).ok()?;
     let _ = cur.eat('号');
-    let text = format!("{province}公网安备{digits}号");
-    let number = PsbNumber::parse(&text).ok()?;
     Some(NumberMatch {
         number: FoundNumber::Psb(number),
         start,
@@ -1075,6 +1302,138 @@ mod tests {
     }
 
     #[test]
+    fn psb_variants() {
+        for (input, want) in [
+            (
+                "河南公网安备 41010502000123号",
+                "豫公网安备41010502000123号",
+            ),
+            (
+                "河南省公网安备41010502000123号",
+                "豫公网安备41010502000123号",
+            ),
+            ("郑州公网安备41010502000123号", "豫公网安备41010502000123号"),
+            (
+                "杭州市公网安备 33010602011234号",
+                "浙公网安备33010602011234号",
+            ),
+            ("公安备案号 11010502000123", "京公网安备11010502000123号"),
+            (
+                "公安机关备案号：44030502001234",
+                "粤公网安备44030502001234号",
+            ),
+            ("京公网备11010802012345号", "京公网安备11010802012345号"),
+            ("京公网安11010802012345号", "京公网安备11010802012345号"),
+            ("京网安备11010802012345号", "京公网安备11010802012345号"),
+            (
+                "京公网安备 1101 0802 0123 45号",
+                "京公网安备11010802012345号",
+            ),
+            ("京公网安备号：11010802012345", "京公网安备11010802012345号"),
+            ("京公安网备11010802012345号", "京公网安备11010802012345号"),
+            ("公安备11010802012345号", "京公网安备11010802012345号"),
+            ("公网安备 京11010802012345号", "京公网安备11010802012345号"),
+            ("黔公网安备52010302001122号", "贵公网安备52010302001122号"),
+        ] {
+            assert_eq!(
+                PsbNumber::parse(input).unwrap().to_string(),
+                want,
+                "{input}"
+            );
+            assert_eq!(found(input), [want], "{input}");
+        }
+        for bad in [
+            "京公网安备1101********号",
+            "京公网安备99010802012345号",
+            "京公网安备00010802012345号",
+            "京公网安备1101080201234号",
+            "京公网安备110108020123456号",
+            "公网安备",
+            "abc公网安备11010802012345号",
+        ] {
+            assert!(PsbNumber::parse(bad).is_err(), "{bad}");
+        }
+        for bad in [
+            "京公网安备 1101********号",
+            "京公网安备 99010802012345号",
+            "京公网安备 110108020123456号",
+            "公安备案号 11010802012345678",
+        ] {
+            assert!(found(bad).is_empty(), "{bad}");
+        }
+        // A year after the number is not glued on.
+        assert_eq!(
+            found("京公网安备 11010802012345号 2024"),
+            ["京公网安备11010802012345号"]
+        );
+    }
+
+    #[test]
+    fn psb_records_of_earlier_versions_still_load() {
+        let old: PsbNumber = serde_json::from_str("\"京公网安备1101050203014号\"").unwrap();
+        assert_eq!(old.to_string(), "京公网安备1101050203014号");
+        let new: PsbNumber = serde_json::from_str("\"郑州公网安备41010502000123号\"").unwrap();
+        assert_eq!(new.to_string(), "豫公网安备41010502000123号");
+        assert!(serde_json::from_str::<PsbNumber>("\"公网安备1101********号\"").is_err());
+    }
+
+    #[test]
+    fn unprefixed_and_unterminated_licences() {
+        for (input, want) in [
+            ("增值电信业务经营许可证：B1-20060139", "B1-20060139"),
+            ("经营许可证 B2-20090317", "B2-20090317"),
+            ("ICP证：B1.B2-20130004", "B1.B2-20130004"),
+            ("增值电信业务经营许可证B2-20090317-1", "B2-20090317-1"),
+            ("京ICP证040286", "京ICP证040286号"),
+            ("京ICP证：040286 版权所有", "京ICP证040286号"),
+        ] {
+            assert_eq!(found(input), [want], "{input}");
+            assert_eq!(
+                LicenceNumber::parse(want).unwrap().to_string(),
+                want,
+                "{want}"
+            );
+        }
+        assert_eq!(
+            LicenceNumber::parse("B2-20090317").unwrap(),
+            LicenceNumber::Unprefixed {
+                class: LicenceClass::B2,
+                digits: "20090317".into(),
+                suffix: None
+            }
+        );
+        for bad in [
+            "B1-20060139",
+            "型号 B2-20090317",
+            "许可证 AB1-20060139",
+            "许可证 B1-20060139x",
+            "许可证 B2-2009031",
+            "许可证 B2-200903171",
+            "许可证 B2-12345678",
+            "许可证 X-B2-20090317",
+            "许可证 浙D3-20210002",
+            "许可证 B3-20090317",
+        ] {
+            assert!(found(bad).is_empty(), "{bad}: {:?}", found(bad));
+        }
+        // Licence wording in the block before counts (a label cell), not further away.
+        let mut t = ScanText::new();
+        t.push_str("增值电信业务经营许可证");
+        t.push_break();
+        t.push_str("B2-20090317");
+        assert_eq!(scan_numbers(t.chars()).len(), 1);
+        let mut t = ScanText::new();
+        t.push_str("增值电信业务经营许可证");
+        t.push_break();
+        t.push_str("其他");
+        t.push_break();
+        t.push_str("B2-20090317");
+        assert!(scan_numbers(t.chars()).is_empty());
+        assert!(LicenceNumber::parse("B2-2009031").is_err());
+        assert!(LicenceNumber::parse("D3-20090317").is_err());
+    }
+
+    #[test]
     fn scan_finds_numbers_in_running_text() {
         assert_eq!(
             found("主体备案号：京ICP备11036572号　网站：京ICP备11036572号-1 App：京ICP备11036572号-2A"),
@@ -1160,10 +1519,61 @@ mod tests {
         fn scan_never_panics_and_finds_only_canonical(text in "\\PC{0,64}") {
             for n in find_numbers(&text) {
                 let s = n.to_string();
-                let again = find_numbers(&s);
+                // A bare licence is only found after licence wording.
+                let again = find_numbers(&format!("许可证 {s}"));
                 proptest::prop_assert_eq!(again.len(), 1);
                 proptest::prop_assert_eq!(again[0].to_string(), s);
             }
+        }
+
+        #[test]
+        fn psb_and_licence_parsers_never_panic(text in "\\PC{0,48}") {
+            let _ = PsbNumber::parse(&text);
+            let _ = LicenceNumber::parse(&text);
+            let _ = FilingNumber::parse(&text);
+        }
+
+        #[test]
+        fn psb_variants_round_trip(
+            label in proptest::sample::select(vec!["", "京", "河南", "杭州市", "北京市", "内蒙古"]),
+            keyword in proptest::sample::select(PSB_KEYWORDS.to_vec()),
+            province in proptest::sample::select(PROVINCES.to_vec()),
+            rest in "[0-9]{12}",
+            spaced in proptest::bool::ANY,
+            hao in proptest::bool::ANY,
+        ) {
+            let digits = format!("{}{rest}", province.1);
+            let shown = if spaced {
+                format!("{} {} {}", &digits[..4], &digits[4..8], &digits[8..])
+            } else {
+                digits.clone()
+            };
+            let text = format!("{label}{keyword} {shown}{}", if hao { "号" } else { "" });
+            let want = format!("{}公网安备{digits}号", province.0);
+            let parsed = PsbNumber::parse(&text).map(|p| p.to_string());
+            proptest::prop_assert_eq!(parsed, Ok(want.clone()));
+            proptest::prop_assert_eq!(found(&format!("页脚 {text} 版权所有")), vec![want.clone()]);
+            let again = PsbNumber::parse(&want).map(|p| p.to_string());
+            proptest::prop_assert_eq!(again, Ok(want));
+        }
+
+        #[test]
+        fn unprefixed_licences_round_trip(
+            class in proptest::sample::select(vec!["B1", "B2", "B1.B2"]),
+            year in 1995u32..2040,
+            serial in 0u32..10000,
+            suffix in proptest::option::of(1u32..100),
+        ) {
+            let mut number = format!("{class}-{year}{serial:04}");
+            if let Some(s) = suffix {
+                number.push_str(&format!("-{s}"));
+            }
+            proptest::prop_assert_eq!(
+                LicenceNumber::parse(&number).map(|l| l.to_string()),
+                Ok(number.clone())
+            );
+            let text = format!("增值电信业务经营许可证：{number}");
+            proptest::prop_assert_eq!(found(&text), vec![number]);
         }
 
         #[test]

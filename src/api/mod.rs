@@ -582,7 +582,7 @@ pub async fn serve(
             .store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = tx.send(true);
     });
-    let (a, b) = tokio::join!(async { api_srv.await }, async { met_srv.await });
+    let (a, b) = tokio::join!(api_srv, met_srv);
     refresher.abort();
     a?;
     b?;

@@ -1,13 +1,19 @@
 //! Charset detection and decoding of fetched page bytes, as a browser does it: a byte-order
 //! mark wins, then the `charset` parameter of the Content-Type header, then a `<meta charset>` /
-//! `<meta http-equiv="Content-Type">` found by a prescan of the first bytes, then UTF-8.
+//! `<meta http-equiv="Content-Type">` found by a prescan of the first bytes. A page that
+//! declares nothing is guessed from its bytes with `chardetng` (Firefox's detector), UTF-8
+//! allowed: GBK / GB18030 pages without a declaration are common. Plain ASCII is UTF-8.
 
 use std::borrow::Cow;
 
+use chardetng::{EncodingDetector, Iso2022JpDetection, Utf8Detection};
 use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
 
 /// How many leading bytes the `<meta>` prescan looks at.
 pub const PRESCAN_BYTES: usize = 4096;
+
+/// How many bytes (at least, once non-ASCII bytes have been seen) the detector reads.
+pub const DETECT_BYTES: usize = 64 * 1024;
 
 /// Where the charset came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,6 +21,9 @@ pub enum CharsetSource {
     Bom,
     Header,
     Meta,
+    /// Guessed from the bytes (no BOM, header or `<meta>` charset).
+    Detected,
+    /// Nothing declared and nothing to guess from (ASCII only): UTF-8.
     Default,
 }
 
@@ -29,7 +38,65 @@ pub fn detect(bytes: &[u8], content_type: Option<&str>) -> (&'static Encoding, C
     if let Some(enc) = prescan_meta(&bytes[..bytes.len().min(PRESCAN_BYTES)]) {
         return (enc, CharsetSource::Meta);
     }
-    (UTF_8, CharsetSource::Default)
+    match guess(bytes) {
+        Some(enc) => (enc, CharsetSource::Detected),
+        None => (UTF_8, CharsetSource::Default),
+    }
+}
+
+/// The encoding of undeclared `bytes`: `None` for ASCII only; UTF-8 when the bytes are UTF-8
+/// (a sequence cut off at the very end — a body cut at the size cap — is allowed, and so are
+/// a few stray bytes in a page whose non-ASCII text is overwhelmingly valid UTF-8, see
+/// [`mostly_utf8`]); otherwise chardetng's guess (no TLD hint, UTF-8 allowed) from the
+/// first [`DETECT_BYTES`], read on until non-ASCII bytes appear.
+pub fn guess(bytes: &[u8]) -> Option<&'static Encoding> {
+    let first_non_ascii = bytes.iter().position(|b| !b.is_ascii())?;
+    match std::str::from_utf8(bytes) {
+        Ok(_) => return Some(UTF_8),
+        Err(e) if e.error_len().is_none() => return Some(UTF_8),
+        Err(_) => {}
+    }
+    if mostly_utf8(bytes) {
+        return Some(UTF_8);
+    }
+    let mut detector = EncodingDetector::new(Iso2022JpDetection::Deny);
+    // Skip the ASCII head (scripts, styles) except a little context, then read a bounded
+    // window; `last` only when the window reaches the end of the page.
+    let from = first_non_ascii.saturating_sub(1024);
+    let to = bytes.len().min(from.saturating_add(DETECT_BYTES));
+    let _ = detector.feed(&bytes[from..to], to == bytes.len());
+    Some(detector.guess(None, Utf8Detection::Allow))
+}
+
+/// Whether non-ASCII text in `bytes` is overwhelmingly valid UTF-8: at least 16 valid
+/// multi-byte characters for every invalid sequence (legacy Chinese encodings produce an
+/// invalid sequence every few characters when read as UTF-8).
+pub fn mostly_utf8(bytes: &[u8]) -> bool {
+    let mut valid = 0usize;
+    let mut invalid = 0usize;
+    let mut rest = bytes;
+    loop {
+        let (good, next) = match std::str::from_utf8(rest) {
+            Ok(s) => (s, None),
+            Err(e) => {
+                let (good, bad) = rest.split_at(e.valid_up_to());
+                let skip = e.error_len().unwrap_or(bad.len()).max(1);
+                (
+                    std::str::from_utf8(good).unwrap_or_default(),
+                    Some(&bad[skip.min(bad.len())..]),
+                )
+            }
+        };
+        valid += good.chars().filter(|c| !c.is_ascii()).count();
+        match next {
+            Some(r) => {
+                invalid += 1;
+                rest = r;
+            }
+            None => break,
+        }
+    }
+    valid >= 16 * invalid.max(1)
 }
 
 /// Decode `bytes` (see [`detect`]); malformed sequences become U+FFFD. A BOM is removed.
@@ -262,6 +329,38 @@ mod tests {
         let bom: Vec<u8> = [&[0xEF, 0xBB, 0xBF][..], gbk_meta].concat();
         assert_eq!(detect(&bom, Some("text/html; charset=gbk")).0, UTF_8);
         assert_eq!(detect(b"<p>hi</p>", None), (UTF_8, CharsetSource::Default));
+    }
+
+    #[test]
+    fn undeclared_pages_are_detected() {
+        let text = "<html><body><p>欢迎访问本公司网站，我们提供专业的技术服务与产品支持。</p>\
+                    <footer>粤ICP备12345678号 版权所有</footer></body></html>";
+        let (gbk, _, _) = encoding_rs::GBK.encode(text);
+        assert_eq!(
+            detect(&gbk, None),
+            (encoding_rs::GBK, CharsetSource::Detected)
+        );
+        let (gb18030, _, _) = encoding_rs::GB18030.encode(text);
+        let (decoded, _) = decode(&gb18030, None);
+        assert!(decoded.contains("粤ICP备12345678号"));
+        assert_eq!(
+            detect(text.as_bytes(), None),
+            (UTF_8, CharsetSource::Detected)
+        );
+        // Cut in the middle of a character (a capped body): still UTF-8.
+        let cut = &text.as_bytes()[..text.len() - 1 - "</body></html>".len()];
+        assert_eq!(detect(cut, None).0, UTF_8);
+        // A stray byte in a UTF-8 page does not turn it into something else.
+        let mut stray = text.as_bytes().to_vec();
+        stray.extend_from_slice(&[0xFF]);
+        stray.extend_from_slice(text.as_bytes());
+        assert_eq!(detect(&stray, None).0, UTF_8);
+        // A long ASCII head before the text.
+        let mut long = b"<script>".to_vec();
+        long.extend(std::iter::repeat_n(b'x', 200_000));
+        long.extend_from_slice(b"</script>");
+        long.extend_from_slice(&gbk);
+        assert_eq!(detect(&long, None).0, encoding_rs::GBK);
     }
 
     #[test]

@@ -1,11 +1,21 @@
-//! Footer extraction: decode a page's bytes (BOM, header charset, `<meta>`), then find every
-//! ICP filing number, operating licence and public-security number a reader would see, with
-//! link and placement facts for each ICP number. Pure: data in, data out.
+//! Footer extraction: decode a page's bytes (BOM, header charset, `<meta>`, else a guess from
+//! the bytes), then find every ICP filing number, operating licence and public-security number
+//! a reader would see, with link and placement facts for each ICP number, and facts about the
+//! page as a whole ([`PageFacts`]). Pure: data in, data out.
+//!
+//! What counts as seen: ordinary page text and `<template>` content (which frameworks render;
+//! its ICP numbers are marked [`Via::Template`] unless also shown in ordinary text). Not seen:
+//! comments, scripts, styles, hidden elements, attribute values, server-side code left in the
+//! source ([`serverside`]) and content a template engine replaces at render time
+//! ([`visible::engine_replaces_content`]).
 //!
 //! - [`decode`]: charset detection and decoding;
 //! - [`visible`]: the visible text of the DOM with per-character context;
 //! - [`link`]: which `href`s point at the MIIT filing system;
-//! - [`guard`]: bounds element nesting so the parser stays fast on hostile pages.
+//! - [`serverside`]: removes server-side code (`<?php … ?>`, `<% … %>`, `${ … }`, …) that a
+//!   server would have run, before parsing;
+//! - [`guard`]: bounds element nesting so the parser stays fast on hostile pages;
+//! - [`challenge`]: recognises WAF / bot-challenge pages that answer 200.
 //!
 //! Numbers are found by [`crate::number::scan_numbers`] in the visible text. Placement: a
 //! number is in the footer when it is inside `<footer>` or an element whose id or class
@@ -13,9 +23,11 @@
 //! [`TAIL_MAX_BLOCKS_AFTER`], [`TAIL_MAX_CHARS_AFTER`]) with no footer-like element after it,
 //! outside any header, navigation or main-content region.
 
+pub mod challenge;
 pub mod decode;
 pub mod guard;
 pub mod link;
+pub mod serverside;
 pub mod visible;
 
 use std::collections::HashMap;
@@ -23,7 +35,9 @@ use std::collections::HashMap;
 use scraper::Html;
 use serde::{Deserialize, Serialize};
 
-use crate::number::{scan_numbers, FilingNumber, FoundNumber, LicenceNumber, PsbNumber};
+use crate::number::{
+    scan_numbers, FilingNumber, FoundNumber, LicenceClass, LicenceNumber, PsbNumber,
+};
 
 use visible::{visible_text, VisibleText};
 
@@ -134,8 +148,8 @@ pub const TAIL_MAX_BLOCKS_AFTER: usize = 4;
 /// …and at most this many visible characters follow it.
 pub const TAIL_MAX_CHARS_AFTER: usize = 400;
 
-/// Decode `bytes` (BOM, then the charset of `content_type`, then `<meta>`, defaulting to
-/// UTF-8) and extract everything a reader sees.
+/// Decode `bytes` (BOM, then the charset of `content_type`, then `<meta>`, then a guess from
+/// the bytes; see [`decode::detect`]) and extract everything a reader sees.
 pub fn extract_document(bytes: &[u8], content_type: Option<&str>) -> Document {
     let (text, encoding) = decode::decode(bytes, content_type);
     Document {
@@ -146,13 +160,17 @@ pub fn extract_document(bytes: &[u8], content_type: Option<&str>) -> Document {
 
 /// Extract everything a reader sees from an already decoded HTML page.
 pub fn extract_html(html: &str) -> Extraction {
-    let html = guard::limit_nesting(html, guard::MAX_DEPTH);
-    let dom = Html::parse_document(&html);
+    let stripped = serverside::strip_server_code(html);
+    let limited = guard::limit_nesting(&stripped, guard::MAX_DEPTH);
+    let dom = Html::parse_document(&limited);
     let page = visible_text(&dom);
     let mut out = extract_visible(&page);
     out.facts.scripts = page.scripts;
-    // ScanText keeps no whitespace characters (only flags), so every char counts.
-    out.facts.text_chars = u32::try_from(page.text.len()).unwrap_or(u32::MAX);
+    out.facts.text_chars = u32::try_from(page.text_chars).unwrap_or(u32::MAX);
+    out.facts.template_text = page.template_chars > 0;
+    let shows_number = out.icp.iter().any(|m| m.via == Via::Text);
+    out.facts.challenge =
+        challenge::detect(html, out.facts.text_chars, shows_number).map(str::to_string);
     out
 }
 
@@ -178,6 +196,11 @@ fn extract_visible(page: &VisibleText) -> Extraction {
                     None
                 };
                 let start_ctx = page.context_at(m.start);
+                let via = if first.template {
+                    Via::Template
+                } else {
+                    Via::Text
+                };
                 let in_footer = if first.footer || start_ctx.footer {
                     true
                 } else if start_ctx.content || first.content {
@@ -206,6 +229,10 @@ fn extract_visible(page: &VisibleText) -> Extraction {
                             mention.link_host = link_host;
                         }
                         mention.in_footer |= in_footer;
+                        // Shown in ordinary text anywhere: ordinary text.
+                        if via == Via::Text {
+                            mention.via = Via::Text;
+                        }
                     }
                     None => {
                         icp_index.insert(number.clone(), out.icp.len());
@@ -214,7 +241,7 @@ fn extract_visible(page: &VisibleText) -> Extraction {
                             linked: link_host.is_some(),
                             link_host,
                             in_footer,
-                            via: Via::Text,
+                            via,
                         });
                     }
                 }
@@ -231,7 +258,44 @@ fn extract_visible(page: &VisibleText) -> Extraction {
             }
         }
     }
+    drop_unprefixed_repeats(&mut out.licences);
     out
+}
+
+/// A B1/B2 licence shown both with its prefix (`京B2-20090317`) and without (`B2-20090317`)
+/// is one licence: keep the prefixed form.
+fn drop_unprefixed_repeats(licences: &mut Vec<LicenceNumber>) {
+    let prefixed: Vec<(LicenceClass, &str, Option<u32>)> = licences
+        .iter()
+        .filter_map(|l| match l {
+            LicenceNumber::ValueAdded {
+                class,
+                digits,
+                suffix,
+                ..
+            } => Some((*class, digits.as_str(), *suffix)),
+            _ => None,
+        })
+        .collect();
+    if prefixed.is_empty() {
+        return;
+    }
+    let repeats: Vec<bool> = licences
+        .iter()
+        .map(|l| match l {
+            LicenceNumber::Unprefixed {
+                class,
+                digits,
+                suffix,
+            } => prefixed.contains(&(*class, digits.as_str(), *suffix)),
+            _ => false,
+        })
+        .collect();
+    let mut i = 0;
+    licences.retain(|_| {
+        i += 1;
+        !repeats[i - 1]
+    });
 }
 
 #[cfg(test)]
@@ -286,6 +350,32 @@ mod tests {
         assert!(got.is_empty());
         let got = icp("<body><p>京ICP备1234<span>5678</span>号</p></body>");
         assert_eq!(got[0].0, "京ICP备12345678号");
+    }
+
+    #[test]
+    fn via_and_licence_repeats() {
+        let e = extract_html(
+            "<body><template><p>京ICP备12345678号</p><p>京ICP备12345679号</p></template>\
+             <div class=footer>京ICP备12345678号 经营许可证：B2-20090317 京B2-20090317 \
+             许可证 B1-20100001</div></body>",
+        );
+        let via: Vec<(String, Via)> = e
+            .icp
+            .iter()
+            .map(|m| (m.number.to_string(), m.via))
+            .collect();
+        assert_eq!(
+            via,
+            [
+                ("京ICP备12345678号".to_string(), Via::Text),
+                ("京ICP备12345679号".to_string(), Via::Template)
+            ]
+        );
+        let licences: Vec<String> = e.licences.iter().map(|l| l.to_string()).collect();
+        assert_eq!(licences, ["京B2-20090317", "B1-20100001"]);
+        assert!(e.facts.template_text);
+        let json = serde_json::to_string(&e.icp).unwrap_or_default();
+        assert_eq!(json.matches("\"via\":\"template\"").count(), 1, "{json}");
     }
 
     #[test]

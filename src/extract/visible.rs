@@ -2,10 +2,17 @@
 //! every character: the link it sits in, whether it is inside a footer-like element, and
 //! whether it is inside a header, navigation or main-content element.
 //!
-//! Not visible: comments, `<head>`, `<script>`, `<style>`, `<template>`, `<noscript>` (and other
-//! raw-text containers), elements with the `hidden` attribute or an inline `display:none` /
-//! `visibility:hidden` (with their children), and attribute values. Inline elements and `<br>`
-//! join text; every other element is a block boundary that no number spans.
+//! Not visible: comments, `<head>`, `<script>`, `<style>`, `<noscript>` (and other raw-text
+//! containers), elements with the `hidden` attribute or an inline `display:none` /
+//! `visibility:hidden` (with their children), the content of elements whose text a template
+//! engine replaces at render time (`th:text`, `v-text`, `v-html`, `x-text`, `ng-bind`, …; see
+//! [`engine_replaces_content`]), and attribute values. Inline elements and `<br>` join text;
+//! every other element is a block boundary that no number spans.
+//!
+//! `<template>` content (html5ever keeps it in a document fragment under the element) is what
+//! frameworks render: it is walked like page text with the same rules, and its characters are
+//! marked [`Context::template`]. It is not counted in [`VisibleText::text_chars`], and scripts
+//! inside it are not counted in [`VisibleText::scripts`] (they run only once mounted).
 //!
 //! The walk is iterative (no recursion), so deeply nested markup cannot overflow the stack.
 
@@ -21,13 +28,14 @@ const NOT_RENDERED: &[&str] = &[
     "title",
     "script",
     "style",
-    "template",
     "noscript",
     "iframe",
     "noembed",
     "noframes",
     "xmp",
     "plaintext",
+    // Vue single-file components: the translation block is data, not markup.
+    "i18n",
 ];
 
 /// Elements that flow inline with their neighbours: their text joins the surrounding text.
@@ -66,6 +74,8 @@ pub struct Context {
     pub footer: bool,
     /// Inside a header, navigation or main-content region.
     pub content: bool,
+    /// Inside `<template>` content.
+    pub template: bool,
 }
 
 /// The visible text of a page with per-character context.
@@ -80,8 +90,13 @@ pub struct VisibleText {
     pub anchors: Vec<Option<String>>,
     /// The character index at which the last visible footer-like element began.
     pub last_footer_start: Option<usize>,
-    /// Scripts a browser would run (see [`is_executable_script`]).
+    /// Scripts a browser would run (see [`is_executable_script`]), outside `<template>`
+    /// content.
     pub scripts: u32,
+    /// Visible characters (whitespace excluded) outside `<template>` content.
+    pub text_chars: usize,
+    /// Visible characters (whitespace excluded) inside `<template>` content.
+    pub template_chars: usize,
 }
 
 impl VisibleText {
@@ -106,11 +121,26 @@ impl VisibleText {
 struct Frame {
     ctx: u32,
     block: bool,
+    /// Whether text was shown before this element was entered (restored on leaving it).
+    shown_before: bool,
+    /// [`Walker::head_only`] before this element was entered.
+    head_only_before: bool,
+    /// This element is a `<template>`.
+    template: bool,
 }
 
 struct Walker {
     out: VisibleText,
     frames: Vec<Frame>,
+    /// Whether text at the current position is shown. Hidden subtrees (`<head>`, hidden
+    /// elements, engine-replaced content) are still walked, to count the scripts in them.
+    shown: bool,
+    /// Text is hidden only because it is inside `<head>`: a `<template>` there is still
+    /// rendered by frameworks (html5ever puts a leading `<template>` — a Vue single-file
+    /// component — into `<head>`).
+    head_only: bool,
+    /// Open `<template>` elements.
+    template_depth: usize,
 }
 
 /// Collect the visible text of a parsed document.
@@ -121,6 +151,9 @@ pub fn visible_text(html: &Html) -> VisibleText {
             ..VisibleText::default()
         },
         frames: Vec::new(),
+        shown: true,
+        head_only: false,
+        template_depth: 0,
     };
     let root = html.tree.root();
     let mut node = root;
@@ -131,7 +164,7 @@ pub fn visible_text(html: &Html) -> VisibleText {
                     Node::Text(t) => !t.text.trim().is_empty(),
                     _ => false,
                 });
-                if is_executable_script(e, has_code) {
+                if w.template_depth == 0 && is_executable_script(e, has_code) {
                     w.out.scripts = w.out.scripts.saturating_add(1);
                 }
             }
@@ -177,7 +210,9 @@ impl Walker {
                 false
             }
             Node::Element(e) => self.enter_element(e),
-            // Comments, doctypes, processing instructions, template fragments: not shown.
+            // The content of a `<template>` element.
+            Node::Fragment => true,
+            // Comments, doctypes, processing instructions: not shown.
             _ => false,
         }
     }
@@ -185,19 +220,34 @@ impl Walker {
     fn leave(&mut self, node: &Node) {
         if let Node::Element(_) = node {
             if let Some(frame) = self.frames.pop() {
-                if frame.block {
+                self.shown = frame.shown_before;
+                self.head_only = frame.head_only_before;
+                if frame.block && self.shown {
                     self.out.text.push_break();
+                }
+                if frame.template {
+                    self.template_depth = self.template_depth.saturating_sub(1);
                 }
             }
         }
     }
 
     fn push_text(&mut self, text: &str) {
+        if !self.shown {
+            return;
+        }
         let ctx = self.current_ctx();
+        let before = self.out.text.len();
         if self.out.runs.last().map(|r| r.1) != Some(ctx) {
-            self.out.runs.push((self.out.text.len(), ctx));
+            self.out.runs.push((before, ctx));
         }
         self.out.text.push_str(text);
+        let added = self.out.text.len() - before;
+        if self.template_depth > 0 {
+            self.out.template_chars += added;
+        } else {
+            self.out.text_chars += added;
+        }
     }
 
     fn enter_element(&mut self, e: &Element) -> bool {
@@ -209,8 +259,31 @@ impl Walker {
         } else {
             name
         };
-        if NOT_RENDERED.contains(&name) || is_hidden(e) {
+        if NOT_RENDERED.contains(&name) && name != "head" {
             return false;
+        }
+        let template = name == "template";
+        let hidden = is_hidden(e);
+        let reveal = template && !self.shown && self.head_only && !hidden;
+        if !reveal && (!self.shown || name == "head" || hidden) {
+            // Not shown: walked only for the scripts inside.
+            self.frames.push(Frame {
+                ctx: self.current_ctx(),
+                block: false,
+                shown_before: self.shown,
+                head_only_before: self.head_only,
+                template,
+            });
+            if hidden {
+                self.head_only = false;
+            } else if name == "head" {
+                self.head_only = self.shown || self.head_only;
+            }
+            self.shown = false;
+            if template {
+                self.template_depth += 1;
+            }
+            return true;
         }
         match name {
             "br" | "img" => {
@@ -240,9 +313,15 @@ impl Walker {
             ctx.anchor = u32::try_from(self.out.anchors.len()).ok();
             self.out.anchors.push(host);
         }
+        if template {
+            ctx.template = true;
+        }
         if is_footer_like(name, e) {
             ctx.footer = true;
-            self.out.last_footer_start = Some(self.out.text.len());
+            // A template is rendered wherever it is mounted: it does not place page text.
+            if self.template_depth == 0 {
+                self.out.last_footer_start = Some(self.out.text.len());
+            }
         }
         if is_content_like(name, e) {
             ctx.content = true;
@@ -258,9 +337,105 @@ impl Walker {
                 Err(_) => parent,
             }
         };
-        self.frames.push(Frame { ctx: ctx_id, block });
+        self.frames.push(Frame {
+            ctx: ctx_id,
+            block,
+            shown_before: self.shown,
+            head_only_before: self.head_only,
+            template,
+        });
+        if reveal {
+            self.shown = true;
+            self.head_only = false;
+        }
+        if template {
+            self.template_depth += 1;
+        }
+        if engine_replaces_content(e) {
+            // The element is shown, but with text the engine puts there; what it holds in the
+            // source (a preview or default) is not.
+            if !block {
+                self.out.text.push_space();
+            }
+            self.shown = false;
+        }
         true
     }
+}
+
+/// Attributes with which a template engine replaces an element's content at render time:
+/// Thymeleaf (`th:text`, `th:utext`, `th:replace`, `th:insert`, `data-th-*`), Vue (`v-text`,
+/// `v-html`, a bound `innerHTML` / `textContent`), Alpine (`x-text`, `x-html`), AngularJS
+/// (`ng-bind`, `ng-bind-html`, `ng-bind-template`, `ng-include`, `data-ng-*`), Angular (`[innerHTML]`,
+/// `[textContent]`), and Knockout (`data-bind` with a `text` or `html` binding); also Thymeleaf's
+/// `th:remove` of the element or its body. Names are
+/// compared in lower case, as the parser stores them.
+const REPLACING_ATTRIBUTES: &[&str] = &[
+    "th:text",
+    "th:utext",
+    "th:replace",
+    "th:insert",
+    "th:include",
+    "data-th-text",
+    "data-th-utext",
+    "data-th-replace",
+    "data-th-insert",
+    "v-text",
+    "v-html",
+    "v-bind:innerhtml",
+    "v-bind:textcontent",
+    ":innerhtml",
+    ":textcontent",
+    "v-bind:inner-html",
+    ":inner-html",
+    "v-bind:text-content",
+    ":text-content",
+    "x-text",
+    "x-html",
+    "ng-bind",
+    "ng-bind-html",
+    "ng-bind-template",
+    "data-ng-bind",
+    "data-ng-bind-html",
+    "ng:bind",
+    "ng-include",
+    "data-ng-include",
+    "[innerhtml]",
+    "[textcontent]",
+    "[inner-html]",
+    "[innertext]",
+    ":innertext",
+    "v-bind:innertext",
+];
+
+/// Whether a template engine replaces the element's content at render time (see
+/// [`REPLACING_ATTRIBUTES`]).
+pub fn engine_replaces_content(e: &Element) -> bool {
+    // The HTML parser stores attribute names in lower case.
+    e.attrs().any(|(name, value)| {
+        // Vue modifiers: `:inner-html.prop`, `v-bind:innerHTML.camel`.
+        let base = name.split('.').next().unwrap_or("");
+        if REPLACING_ATTRIBUTES.contains(&base) || REPLACING_ATTRIBUTES.contains(&name) {
+            return true;
+        }
+        if name == "th:remove" || name == "data-th-remove" {
+            // Thymeleaf removes the element (or its body) at render time; `tag` keeps the body.
+            let v = value.trim().to_ascii_lowercase();
+            return v == "all" || v == "body" || v == "all-but-first";
+        }
+        (name == "data-bind" || name == "data-sly-text") && knockout_replaces(name, value)
+    })
+}
+
+/// A Knockout `data-bind` with a `text:` or `html:` binding (HTL `data-sly-text` always).
+fn knockout_replaces(name: &str, value: &str) -> bool {
+    if name == "data-sly-text" {
+        return true;
+    }
+    value.split(',').any(|binding| {
+        let key = binding.split(':').next().unwrap_or("").trim();
+        key == "text" || key == "html"
+    })
 }
 
 /// Whether a `<script>` element runs in a browser: it has a `src` or inline code, and its
@@ -367,11 +542,63 @@ mod tests {
     #[test]
     fn hidden_things_are_not_text() {
         let html = r#"<html><head><title>T1</title></head><body>
-            <!-- C1 --><script>S1</script><style>.x{}</style><template>T2</template>
+            <!-- C1 --><script>S1</script><style>.x{}</style>
             <noscript>N1</noscript><div hidden>H1</div>
             <p style="DISPLAY : None !important">D1</p><span style="visibility:hidden">V1</span>
             <img alt="A1"><input placeholder="P1">ok</body></html>"#;
         assert_eq!(text_of(html).trim(), "ok");
+    }
+
+    #[test]
+    fn template_content_is_walked_and_marked() {
+        let v = visible_text(&Html::parse_document(
+            "<body><p>ab</p><template><div class=footer>cd<script>x()</script>\
+             <span hidden>ef</span></div></template><script src=a.js></script></body>",
+        ));
+        let text: String = v.text.chars().iter().map(|c| c.c).collect();
+        assert_eq!(text, "abcd");
+        assert!(!v.context_at(0).template && v.context_at(2).template);
+        assert!(v.context_at(2).footer);
+        assert_eq!((v.text_chars, v.template_chars, v.scripts), (2, 2, 1));
+        assert_eq!(v.last_footer_start, None);
+    }
+
+    #[test]
+    fn a_template_in_head_is_shown() {
+        // A Vue single-file component: html5ever puts the leading template into <head>.
+        let v = visible_text(&Html::parse_document(
+            "<template><div class=footer>ab<p hidden>x</p></div></template>\
+             <script>export default {}</script><style scoped>.a{}</style>",
+        ));
+        let text: String = v.text.chars().iter().map(|c| c.c).collect();
+        assert_eq!(text, "ab");
+        assert!(v.context_at(0).template && v.context_at(0).footer);
+        let v = visible_text(&Html::parse_document(
+            "<head><title>t</title><template>cd</template><meta charset=utf-8></head><body>e</body>",
+        ));
+        let text: String = v.text.chars().iter().map(|c| c.c).collect();
+        assert_eq!(text, "cde");
+    }
+
+    #[test]
+    fn scripts_in_head_and_hidden_elements_count() {
+        let v = visible_text(&Html::parse_document(
+            "<html><head><script src=a.js></script><script type=application/json>{}</script>\
+             </head><body><div hidden><script>run()</script></div>x</body></html>",
+        ));
+        assert_eq!(v.scripts, 2);
+        assert_eq!(v.text_chars, 1);
+    }
+
+    #[test]
+    fn engine_replaced_content_is_not_text() {
+        let html = r#"<body><p>A<span th:text="${icp}">B</span>C</p>
+            <p v-text="icp">D</p><p v-html="x">E</p><p x-text="x">F</p><p ng-bind="x">G</p>
+            <p data-th-utext="x">H</p><p :innerHTML="x">I</p><p v-bind:inner-html.prop="x">J</p>
+            <p data-bind="visible: a, text: b">K</p><p data-bind="visible: a">L</p>
+            <p [innerHTML]="x">M</p><p th:remove="all">O</p><p th:remove="tag">P</p>
+            <p title="{{ x }}">{{ site }} N</p></body>"#;
+        assert_eq!(text_of(html).trim(), "A C|L|P|{{ site }} N");
     }
 
     #[test]

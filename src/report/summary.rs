@@ -345,9 +345,9 @@ mod tests {
             s.count(&p, "unfiled", None, [("unfiled", 1, 2)].into_iter(), Some(&p));
             let md = s.to_markdown("t");
             let rows = md.lines().filter(|l| l.starts_with("| ") && l.ends_with(" |")).count();
-            // 4 verdict rows; the finding header and one row; the site header and one
-            // row; the province header and one province row.
-            prop_assert_eq!(rows, 4 + 2 + 2 + 2);
+            // The verdict header and 4 rows; the finding header and one row; the site
+            // header and one row; the province header and one province row.
+            prop_assert_eq!(rows, 5 + 2 + 2 + 2, "{}", md);
         }
     }
 }

@@ -700,7 +700,34 @@ fn same_licence(a: &LicenceNumber, b: &LicenceNumber) -> bool {
                 digits,
                 suffix,
             },
+            unprefixed @ LicenceNumber::Unprefixed { .. } => unprefixed,
         }
+    }
+    /// A B1/B2 licence shown without its prefix names the same licence as the prefixed one.
+    fn unprefixed(l: &LicenceNumber) -> Option<LicenceNumber> {
+        match l.clone() {
+            LicenceNumber::ValueAdded {
+                class,
+                digits,
+                suffix,
+                ..
+            }
+            | LicenceNumber::Unprefixed {
+                class,
+                digits,
+                suffix,
+            } => Some(LicenceNumber::Unprefixed {
+                class,
+                digits,
+                suffix,
+            }),
+            LicenceNumber::Icp { .. } => None,
+        }
+    }
+    if matches!(a, LicenceNumber::Unprefixed { .. })
+        || matches!(b, LicenceNumber::Unprefixed { .. })
+    {
+        return unprefixed(a).is_some() && unprefixed(a) == unprefixed(b);
     }
     primary(a) == primary(b)
 }

@@ -1090,3 +1090,28 @@ fn confirmations_count_consecutive_scans_and_unknown_carries_them() {
     again.confirm(Some(&a.streaks(None)));
     assert_eq!(again.findings[0].seen, 1);
 }
+
+#[test]
+fn a_licence_shown_without_its_prefix_is_the_filed_one() {
+    let parse = |s: &str| crate::number::LicenceNumber::parse(s).expect("licence");
+    assert!(super::same_licence(
+        &parse("B2-20090317"),
+        &parse("浙B2-20090317")
+    ));
+    assert!(super::same_licence(
+        &parse("合字B1.B2-20130004"),
+        &parse("B1.B2-20130004")
+    ));
+    assert!(!super::same_licence(
+        &parse("B2-20090317"),
+        &parse("浙B1-20090317")
+    ));
+    assert!(!super::same_licence(
+        &parse("B2-20090317"),
+        &parse("浙ICP证090317号")
+    ));
+    assert!(super::same_licence(
+        &parse("黔B2-20090317"),
+        &parse("贵B2-20090317")
+    ));
+}
