@@ -13,10 +13,6 @@ pub struct ExtractArgs {
     /// HTML files to read.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// Leave out ICP numbers shown only in `<template>` content (for labels that count
-    /// template content as not shown, such as the synthetic footer corpus).
-    #[arg(long)]
-    pub text_only: bool,
 }
 
 pub fn run(args: ExtractArgs) -> anyhow::Result<i32> {
@@ -30,7 +26,6 @@ pub fn run(args: ExtractArgs) -> anyhow::Result<i32> {
             .extraction
             .icp
             .iter()
-            .filter(|m| !args.text_only || m.via.is_text())
             .map(|m| {
                 let mut item = serde_json::json!({
                     "number": m.number.to_string(),

@@ -4,7 +4,10 @@
 //! page as a whole ([`PageFacts`]). Pure: data in, data out.
 //!
 //! What counts as seen: ordinary page text and `<template>` content (which frameworks render;
-//! its ICP numbers are marked [`Via::Template`] unless also shown in ordinary text). Not seen:
+//! its ICP numbers are marked [`Via::Template`] unless also shown in ordinary text). On a page
+//! whose ordinary text already shows an ICP number, a number found only in `<template>`
+//! content is not reported: there the template is alternative or leftover markup (an unused
+//! `tpl-footer-legacy`), and the page's own footer is what a reader sees. Not seen:
 //! comments, scripts, styles, hidden elements, attribute values, server-side code left in the
 //! source ([`serverside`]) and content a template engine replaces at render time
 //! ([`visible::engine_replaces_content`]).
@@ -165,6 +168,9 @@ pub fn extract_html(html: &str) -> Extraction {
     let dom = Html::parse_document(&limited);
     let page = visible_text(&dom);
     let mut out = extract_visible(&page);
+    if out.icp.iter().any(|m| m.via == Via::Text) {
+        out.icp.retain(|m| m.via == Via::Text);
+    }
     out.facts.scripts = page.scripts;
     out.facts.text_chars = u32::try_from(page.text_chars).unwrap_or(u32::MAX);
     out.facts.template_text = page.template_chars > 0;
