@@ -15,8 +15,12 @@
 //! - FreeMarker directives and macros: `<#…>`, `</#…>`, `<@…>`, `</@…>`, `<#-- … -->`;
 //! - Velocity assignments: `#set( … )`.
 //!
-//! Interpolations such as `{{ siteName }}` are left alone: the text around them is page
-//! text. A span whose end is missing is left to the parser (it is not code a server ran).
+//! - interpolations: `{{ … }}` (Vue, Angular, Handlebars, Jinja output), on one line, at most
+//!   [`MAX_EXPRESSION`] bytes: the engine replaces them with a value at render time, so a
+//!   literal inside (`{{ icp || '京ICP备…' }}`) is a fallback in code, not page text. The text
+//!   around them is page text.
+//!
+//! A span whose end is missing is left to the parser (it is not code a server ran).
 //!
 //! The pass is linear: it moves forward only, and each terminator search resumes where the
 //! previous one for the same terminator stopped.
@@ -118,6 +122,14 @@ pub fn strip_server_code(html: &str) -> Cow<'_, str> {
             finder.find(b"}}", i + 3).map(|p| p + 2)
         } else if rest.starts_with(b"{{/*") {
             finder.find(b"*/}}", i + 4).map(|p| p + 4)
+        } else if rest.starts_with(b"{{") {
+            match interpolation_end(b, i + 2) {
+                Ok(end) => Some(end),
+                Err(stop) => {
+                    i = stop.max(i + 1);
+                    continue;
+                }
+            }
         } else if rest.starts_with(b"{%") {
             finder.find(b"%}", i + 2).map(|p| p + 2)
         } else if rest.starts_with(b"{#") {
@@ -165,6 +177,30 @@ pub fn strip_server_code(html: &str) -> Cow<'_, str> {
         }
         None => Cow::Borrowed(html),
     }
+}
+
+/// The end (after `}}`) of an interpolation whose body starts at `from`; `Err(stop)` when no
+/// `}}` closes it on the same line within [`MAX_EXPRESSION`] bytes, or a tag starts first.
+fn interpolation_end(b: &[u8], from: usize) -> Result<usize, usize> {
+    let limit = b.len().min(from.saturating_add(MAX_EXPRESSION));
+    let mut quote: Option<u8> = None;
+    let mut j = from;
+    while j < limit {
+        let x = b[j];
+        if x == b'\n' || x == b'\r' {
+            return Err(j);
+        }
+        match quote {
+            Some(q) if x == q => quote = None,
+            Some(_) => {}
+            None if x == b'"' || x == b'\'' || x == b'`' => quote = Some(x),
+            None if x == b'<' => return Err(j),
+            None if x == b'}' && b.get(j + 1) == Some(&b'}') => return Ok(j + 2),
+            None => {}
+        }
+        j += 1;
+    }
+    Err(j)
 }
 
 /// The end (after `>`) of a FreeMarker directive starting at `start`; quoted values may hold
@@ -260,9 +296,18 @@ mod tests {
 
     #[test]
     fn ordinary_text_is_kept() {
+        assert_eq!(
+            strip("<p>{{ siteName }} 京ICP备12345678号</p>"),
+            "<p> 京ICP备12345678号</p>",
+            "the text around an interpolation stays"
+        );
+        assert_eq!(
+            strip("<span>{{ beian || '京ICP备99999999号' }}</span>"),
+            "<span></span>"
+        );
         for input in [
-            "<p>{{ siteName }} 京ICP备12345678号</p>",
             "<p>price $5 {a} #1 50% <b>x</b></p>",
+            "a{{ unclosed\n京ICP备12345678号",
             "a${unclosed\n京ICP备12345678号",
             "a<%unclosed 京ICP备12345678号",
             "a<?unclosed 京ICP备12345678号",
@@ -280,7 +325,7 @@ mod tests {
 
     #[test]
     fn many_unclosed_openers_stay_fast() {
-        let page = "<% ${ {% <? #{ <# ".repeat(100_000);
+        let page = "<% ${ {% <? #{ <# {{ ".repeat(100_000);
         let out = strip_server_code(&page);
         assert!(!out.is_empty());
         let page = format!("{}%>", "<%".repeat(200_000));
