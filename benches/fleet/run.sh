@@ -5,6 +5,11 @@
 # ratios measured in the same run.
 #
 #   bash benches/fleet/run.sh [N=10000] [CONCURRENCY=1000]
+#
+# BASELINE_BIN=/path/to/older/beian adds the same scan with that binary, measured in the same
+# run (for "no regression" checks between two versions). RENDER_N=K adds a fleet of K pages
+# whose footer is written by a script, scanned with `--render auto` (needs chromium), and
+# reports the cost per rendered page against the same pages scanned statically.
 set -euo pipefail
 N=${1:-10000}
 CONC=${2:-1000}
@@ -94,6 +99,29 @@ echo "== beian scan, $N targets"
 measure beian "${SCAN[@]}" --targets "$WORK/urls.txt" --out "$WORK/scan.jsonl"
 echo "== beian scan, $((N * 10)) targets"
 measure beian10 "${SCAN[@]}" --targets "$WORK/urls10.txt" --out "$WORK/scan10.jsonl"
+if [ -n "${BASELINE_BIN:-}" ]; then
+    BASE=("$BASELINE_BIN" "${SCAN[@]:1}")
+    echo "== baseline ($BASELINE_BIN) scan, $N targets"
+    measure base "${BASE[@]}" --targets "$WORK/urls.txt" --out "$WORK/scan-base.jsonl"
+    echo "== beian scan again, $N targets (both orders)"
+    measure beian2 "${SCAN[@]}" --targets "$WORK/urls.txt" --out "$WORK/scan2.jsonl"
+fi
+if [ -n "${RENDER_N:-}" ]; then
+    mkdir -p "$WORK/www/spa"
+    python3 - "$WORK/www/spa/index.html" "$NUMBER" <<'PY'
+import sys
+open(sys.argv[1], "w").write(f"""<!doctype html><html><head><meta charset="utf-8"><title>脚本页</title></head>
+<body><div id="app"></div><script>
+document.getElementById('app').innerHTML = '<main><p>由脚本生成的页面。</p></main>' +
+  '<footer><a href="https://beian.miit.gov.cn/">{sys.argv[2]}</a></footer>';
+</script></body></html>""")
+PY
+    gen_targets "$RENDER_N" "http://" ":$PORT/spa/" > "$WORK/spa.txt"
+    echo "== beian scan, $RENDER_N script-built pages, static only"
+    measure spa_static "${SCAN[@]}" --targets "$WORK/spa.txt" --out "$WORK/spa-static.jsonl"
+    echo "== beian scan, $RENDER_N script-built pages, --render auto"
+    measure spa_render "${SCAN[@]}" --render auto --targets "$WORK/spa.txt" --out "$WORK/spa-render.jsonl"
+fi
 
 python3 - "$WORK" "$N" <<'PY'
 import re, sys
@@ -110,4 +138,24 @@ print(f"beian x10 targets: {10*n/b10w:8.1f} sites/s  peak RSS {b10r:.1f} MiB")
 print(f"wrk: {wrk:.0f} req/s (half of wrk/2 = {wrk/4:.0f} sites/s)")
 print(f"ratios: beian/aiohttp sites/s = {bs/as_:.2f}x; beian/(wrk/2) = {bs/(wrk/2):.2f}; "
       f"cpu/site beian/aiohttp = {bc/ac:.2f}; RSS 10x targets / 1x = {b10r/br:.2f}")
+import os
+if os.path.exists(f"{w}/time.base"):
+    xw, xc, xr = t("base"); b2w, b2c, b2r = t("beian2")
+    mean_w, mean_c = (bw + b2w) / 2, (bc + b2c) / 2
+    print(f"baseline: {n/xw:8.1f} sites/s  cpu/site {1000*xc/n:.3f} ms  peak RSS {xr:.1f} MiB")
+    print(f"ratios vs baseline (mean of two beian runs): sites/s = {xw/mean_w:.3f}; "
+          f"cpu/site = {mean_c/xc:.3f}; peak RSS = {max(br, b2r)/xr:.3f}")
+if os.path.exists(f"{w}/time.spa_render"):
+    import json
+    k = sum(1 for _ in open(f"{w}/spa.txt"))
+    sw, sc, _ = t("spa_static"); rw, rc, rr = t("spa_render")
+    rendered = sum(1 for l in open(f"{w}/spa-render.jsonl") if '"status":"rendered"' in l)
+    verdicts = {}
+    for l in open(f"{w}/spa-render.jsonl"):
+        v = json.loads(l)["verdict"]; verdicts[v] = verdicts.get(v, 0) + 1
+    print(f"render: {rendered}/{k} pages rendered; verdicts {verdicts}; per rendered page "
+          f"wall {1000*(rw-sw)/max(rendered,1):.1f} ms, CPU {1000*(rc-sc)/max(rendered,1):.1f} ms "
+          f"(static scan of the same pages: {1000*sc/k:.2f} ms CPU each); peak RSS {rr:.1f} MiB")
+main_needed = sum(1 for l in open(f"{w}/scan.jsonl") if '"render":{' in l)
+print(f"pages of the main fleet that needed rendering: {main_needed}/{n}")
 PY
