@@ -163,6 +163,7 @@ impl AppState {
         let policies =
             Arc::new(PolicySet::embedded().map_err(|e| ServeError::Policies(e.to_string()))?);
         let snapshot = registry.snapshot(unix_now())?;
+        save_serve_snapshot(&registry, &snapshot);
         let quota =
             Quota::per_minute(NonZeroU32::new(CHECKS_PER_MINUTE).unwrap_or(NonZeroU32::MIN));
         let state = AppState {
@@ -239,6 +240,7 @@ impl AppState {
             return Ok(());
         }
         let snap = self.registry.snapshot(unix_now())?;
+        save_serve_snapshot(&self.registry, &snap);
         *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snap);
         Ok(())
     }
@@ -587,6 +589,17 @@ pub async fn serve(
     a?;
     b?;
     Ok(())
+}
+
+/// Keep the registry directory's serve snapshot fresh (read-only commands use it while
+/// `serve` holds the store). A failure is logged: the service itself does not depend on it.
+fn save_serve_snapshot(registry: &Registry, snap: &Snapshot) {
+    let path = registry
+        .dir()
+        .join(crate::registry::snapshot::SERVE_SNAPSHOT_FILE);
+    if let Err(e) = snap.save(&path) {
+        tracing::warn!(error = %e, "could not write the serve snapshot");
+    }
 }
 
 /// Resolves on SIGTERM or ctrl-c.

@@ -123,7 +123,26 @@ pub fn registry_snapshot(
     dir: &std::path::Path,
     now: i64,
 ) -> anyhow::Result<beian::registry::snapshot::Snapshot> {
-    Ok(beian::registry::Registry::open(dir)?.snapshot(now)?)
+    use anyhow::Context;
+    use beian::registry::store::StoreError;
+    use beian::registry::RegistryError;
+    match beian::registry::Registry::open(dir) {
+        Ok(reg) => Ok(reg.snapshot(now)?),
+        // `serve` holds the store: judge against the snapshot it keeps fresh.
+        Err(RegistryError::Store(StoreError::Locked { holder, .. })) => {
+            let path = dir.join(beian::registry::snapshot::SERVE_SNAPSHOT_FILE);
+            let snap = beian::registry::snapshot::Snapshot::load(&path).with_context(|| {
+                format!("the registry is in use{holder} and its serve snapshot cannot be read")
+            })?;
+            eprintln!(
+                "note: the registry is in use{holder}; using the snapshot it keeps ({}, {} s old)",
+                path.display(),
+                (now - snap.generated_at).max(0)
+            );
+            Ok(snap)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Parse, run, and map the outcome to an exit code.

@@ -40,6 +40,11 @@ pub struct ProviderBlock {
     pub network: ipnet::IpNet,
 }
 
+/// The snapshot a running `beian serve` keeps fresh in its registry directory (written at
+/// start and after every refresh), so that read-only commands can judge against the registry
+/// while `serve` holds the store.
+pub const SERVE_SNAPSHOT_FILE: &str = "serve-snapshot.bin";
+
 /// Current snapshot file format version.
 pub const SNAPSHOT_FORMAT: u32 = 1;
 const MAGIC: &[u8; 8] = b"BEIANSS\0";

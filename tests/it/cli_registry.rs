@@ -440,6 +440,35 @@ fn a_registry_held_by_serve_is_named_with_its_pid_not_a_raw_lock_error() {
     assert!(err.contains("in use by another process"), "{err}");
     assert!(err.contains(&format!("pid {}", serve.id())), "{err}");
     assert!(!err.contains("WouldBlock"), "{err}");
+    // Read-only judging works beside it, from the snapshot serve keeps fresh.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let lab = [
+        "--resolve",
+        "site.test:127.0.0.1",
+        "--allow-net",
+        "127.0.0.1/32",
+        "--http-port",
+        closed.as_str(),
+        "--https-port",
+        closed.as_str(),
+    ];
+    for cmd in [vec!["check"], vec!["scan", "--no-progress"]] {
+        let mut args: Vec<&str> = cmd.clone();
+        args.extend(lab);
+        args.push("site.test");
+        let o = run(&reg, &args);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_ne!(o.status.code(), Some(2), "{cmd:?}: {stderr}");
+        assert!(
+            stderr.contains("using the snapshot it keeps"),
+            "{cmd:?}: {stderr}"
+        );
+    }
     // SIGTERM: graceful stop, and the pid file is gone.
     let _ = Command::new("kill")
         .arg(serve.id().to_string())

@@ -274,7 +274,10 @@ fn page_facts() {
     assert_eq!(vue.facts.scripts, 1);
     assert!(vue.facts.template_text);
     assert!(vue.facts.text_chars < 60, "{}", vue.facts.text_chars);
-    assert!(vue.needs_render(), "numbers only in templates, and a script");
+    assert!(
+        vue.needs_render(),
+        "numbers only in templates, and a script"
+    );
     let legacy = read("template-legacy.html");
     assert!(!legacy.needs_render(), "a number in ordinary text");
     let component = read("template-component.html");
