@@ -70,7 +70,8 @@ impl ScanContext {
             .as_deref()
             .and_then(|p| p.get(&observation.target));
         assessment.confirm(prior);
-        let record = ScanRecord::new(&observation, &assessment, prior);
+        let mut record = ScanRecord::new(&observation, &assessment, prior);
+        record.snapshot_age_s = Some(self.snapshot.age(now));
         TargetResult {
             observation,
             assessment,

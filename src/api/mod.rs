@@ -597,7 +597,7 @@ fn save_serve_snapshot(registry: &Registry, snap: &Snapshot) {
     let path = registry
         .dir()
         .join(crate::registry::snapshot::SERVE_SNAPSHOT_FILE);
-    if let Err(e) = snap.save(&path) {
+    if let Err(e) = registry.save_snapshot(snap, &path) {
         tracing::warn!(error = %e, "could not write the serve snapshot");
     }
 }

@@ -16,6 +16,9 @@ pub struct CheckArgs {
     /// Use a snapshot file (from `beian snapshot export`) instead of `--registry`.
     #[arg(long, value_name = "FILE", env = "BEIAN_SNAPSHOT")]
     pub snapshot: Option<PathBuf>,
+    /// Verify the snapshot against this public keyring (from `beian keys export`).
+    #[arg(long, value_name = "FILE", env = "BEIAN_KEYRING")]
+    pub keyring: Option<PathBuf>,
     /// Print the JSON record instead of the report.
     #[arg(long)]
     pub json: bool,
@@ -30,8 +33,10 @@ pub fn run(global: &Global, args: CheckArgs) -> anyhow::Result<i32> {
     let snapshot = Arc::new(common::load_snapshot(
         global,
         args.snapshot.as_deref(),
+        args.keyring.as_deref(),
         now,
     )?);
+    super::scan::warn_if_old(&snapshot, config.snapshot_max_age_s, now);
     let policies = Arc::new(common::load_policies(None)?);
     let rt = common::runtime()?;
     let result = rt.block_on(async {

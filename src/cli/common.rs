@@ -34,10 +34,49 @@ pub fn load_config(global: &Global) -> anyhow::Result<Config> {
     Ok(Config::default())
 }
 
-/// The registry view a scan uses: `--snapshot FILE`, else a fresh snapshot of `--registry DIR`.
-pub fn load_snapshot(global: &Global, file: Option<&Path>, now: i64) -> anyhow::Result<Snapshot> {
+/// The public keyring snapshots are verified against: `--keyring FILE` (from `beian keys
+/// export`), else the keyring of `--registry DIR`, else none (a snapshot is then checked
+/// against the keyring it carries: integrity, not origin).
+pub fn pinned_keyring(
+    global: &Global,
+    file: Option<&Path>,
+) -> anyhow::Result<Option<beian::cert::Keyring>> {
     if let Some(p) = file {
-        return Ok(Snapshot::load(p)?);
+        let text = beian::fsutil::read_bounded_string(p, beian::fsutil::MAX_TEXT_FILE)
+            .with_context(|| format!("{}", p.display()))?;
+        let ring = beian::cert::Keyring::from_json(&text)
+            .with_context(|| format!("{}: not a beian keyring", p.display()))?;
+        return Ok(Some(ring));
+    }
+    if let Some(dir) = &global.registry {
+        if beian::registry::issuance::Issuer::keys_dir(dir)
+            .join("keyring.json")
+            .is_file()
+        {
+            let issuer = beian::registry::issuance::Issuer::open(dir)?;
+            return Ok(Some(issuer.keyring().clone()));
+        }
+    }
+    Ok(None)
+}
+
+/// The registry view a scan uses: `--snapshot FILE` (its signature verified against the pinned
+/// keyring, see [`pinned_keyring`]), else a fresh snapshot of `--registry DIR`.
+pub fn load_snapshot(
+    global: &Global,
+    file: Option<&Path>,
+    keyring: Option<&Path>,
+    now: i64,
+) -> anyhow::Result<Snapshot> {
+    if let Some(p) = file {
+        let pinned = pinned_keyring(global, keyring)?;
+        if pinned.is_none() {
+            eprintln!(
+                "note: {} is checked against the keyring it carries; pass --keyring FILE (from `beian keys export`) to pin the registry's keys",
+                p.display()
+            );
+        }
+        return Ok(Snapshot::load(p, pinned.as_ref())?);
     }
     match &global.registry {
         Some(dir) => super::registry_snapshot(dir, now),

@@ -131,9 +131,13 @@ pub fn registry_snapshot(
         // `serve` holds the store: judge against the snapshot it keeps fresh.
         Err(RegistryError::Store(StoreError::Locked { holder, .. })) => {
             let path = dir.join(beian::registry::snapshot::SERVE_SNAPSHOT_FILE);
-            let snap = beian::registry::snapshot::Snapshot::load(&path).with_context(|| {
-                format!("the registry is in use{holder} and its serve snapshot cannot be read")
-            })?;
+            let pinned = beian::registry::issuance::Issuer::open(dir)?
+                .keyring()
+                .clone();
+            let snap = beian::registry::snapshot::Snapshot::load(&path, Some(&pinned))
+                .with_context(|| {
+                    format!("the registry is in use{holder} and its serve snapshot cannot be read")
+                })?;
             eprintln!(
                 "note: the registry is in use{holder}; using the snapshot it keeps ({}, {} s old)",
                 path.display(),

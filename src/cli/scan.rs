@@ -62,6 +62,9 @@ pub struct ScanRunArgs {
     /// Use a snapshot file (from `beian snapshot export`) instead of `--registry`.
     #[arg(long, value_name = "FILE", env = "BEIAN_SNAPSHOT")]
     pub snapshot: Option<PathBuf>,
+    /// Verify the snapshot against this public keyring (from `beian keys export`).
+    #[arg(long, value_name = "FILE", env = "BEIAN_KEYRING")]
+    pub keyring: Option<PathBuf>,
     /// Write records here instead of standard output.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -267,8 +270,10 @@ async fn scan(global: &Global, args: ScanRunArgs) -> anyhow::Result<i32> {
     let snapshot = Arc::new(common::load_snapshot(
         global,
         args.snapshot.as_deref(),
+        args.keyring.as_deref(),
         started,
     )?);
+    warn_if_old(&snapshot, config.snapshot_max_age_s, started);
     let policies = Arc::new(common::load_policies(args.policy_dir.as_deref())?);
     let national_sha = policies.national.sha256.clone();
 
@@ -480,6 +485,16 @@ fn target_lines<R: BufRead + Send + 'static>(
             }
         },
     )
+}
+
+/// Say so when the registry view is older than the configured bound (records carry the age).
+pub fn warn_if_old(snapshot: &beian::registry::snapshot::Snapshot, max_age_s: u64, now: i64) {
+    let age = snapshot.age(now);
+    if max_age_s > 0 && age as u64 > max_age_s {
+        eprintln!(
+            "warning: the registry snapshot is {age} s old (more than [scan] snapshot_max_age_s = {max_age_s}); filings changed since then are judged by their old state"
+        );
+    }
 }
 
 fn count_lines(p: &Path) -> std::io::Result<u64> {

@@ -21,7 +21,7 @@ pub fn run(cmd: SnapshotCmd, g: &Globals) -> anyhow::Result<i32> {
     match cmd {
         SnapshotCmd::Export { out } => {
             let s = reg.snapshot(super::now())?;
-            s.save(&out)
+            reg.save_snapshot(&s, &out)
                 .with_context(|| format!("snapshot export {}", out.display()))?;
             println!(
                 "snapshot written: {} ({} filings)",

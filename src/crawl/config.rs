@@ -36,6 +36,8 @@ pub const DEFAULT_POOL_IDLE_PER_HOST: usize = 1;
 pub const DEFAULT_POOL_IDLE_TIMEOUT_MS: u64 = 2_000;
 /// Entries in the DNS cache.
 pub const DEFAULT_DNS_CACHE_SIZE: usize = 1_024;
+/// A registry snapshot older than this (seconds) gets a warning (0: never).
+pub const DEFAULT_SNAPSHOT_MAX_AGE_S: u64 = 86_400;
 
 /// Everything the scanner's network half can be told.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +81,8 @@ pub struct ScanConfig {
     pub extract: bool,
     pub pool_idle_per_host: usize,
     pub pool_idle_timeout_ms: u64,
+    /// Warn when the registry snapshot is older than this many seconds (0: never).
+    pub snapshot_max_age_s: u64,
 }
 
 impl Default for ScanConfig {
@@ -108,6 +112,7 @@ impl Default for ScanConfig {
             extract: true,
             pool_idle_per_host: DEFAULT_POOL_IDLE_PER_HOST,
             pool_idle_timeout_ms: DEFAULT_POOL_IDLE_TIMEOUT_MS,
+            snapshot_max_age_s: DEFAULT_SNAPSHOT_MAX_AGE_S,
         }
     }
 }

@@ -28,6 +28,8 @@ pub enum IssuanceError {
     Sign { filing: u64, reason: String },
     #[error("cannot issue a certificate for filing {0}: it has no number")]
     Unnumbered(u64),
+    #[error("cannot sign the snapshot: {0}")]
+    SignSnapshot(String),
 }
 
 fn io_err(path: &Path, e: impl std::fmt::Display) -> IssuanceError {
@@ -167,6 +169,18 @@ impl Issuer {
             compromised: compromised.map(str::to_string),
             current: new,
         })
+    }
+
+    /// The signed file of a scanner snapshot, signed with the current key.
+    pub fn sign_snapshot(
+        &mut self,
+        snapshot: &crate::registry::snapshot::Snapshot,
+    ) -> Result<Vec<u8>, IssuanceError> {
+        let key_id = self.current.clone();
+        let key = self.signing_key()?;
+        snapshot
+            .to_signed_bytes(&key_id, key)
+            .map_err(|e| IssuanceError::SignSnapshot(e.to_string()))
     }
 
     fn signing_key(&mut self) -> Result<&SigningKey, IssuanceError> {

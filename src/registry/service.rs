@@ -1126,6 +1126,19 @@ impl<S: RegistryStore> Registry<S> {
         Ok(Snapshot::new(now, self.keyring(), filings, ip_blocks))
     }
 
+    /// Write a signed snapshot file (current key) to `path`, atomically and durably.
+    pub fn save_snapshot(&self, snapshot: &Snapshot, path: &Path) -> Result<(), RegistryError> {
+        let bytes = self
+            .issuer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .sign_snapshot(snapshot)?;
+        crate::fsutil::write_atomic(path, &bytes, None).map_err(|e| RegistryError::Io {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })
+    }
+
     /// Walk the audit chain and report the first broken link.
     pub fn verify_audit(&self) -> Result<AuditReport, RegistryError> {
         let mut records = Vec::new();

@@ -142,6 +142,9 @@ pub struct ScanRecord {
     pub cert: RecordCert,
     pub evidence: Evidence,
     pub policy_sha256: String,
+    /// Seconds between the registry snapshot judged against and the target's scan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_age_s: Option<i64>,
     /// RFC 3339 (UTC) time the target's scan started.
     pub scanned_at: String,
 }
@@ -246,6 +249,7 @@ impl ScanRecord {
                 elapsed_ms: obs.elapsed_ms,
             },
             policy_sha256: a.policy_sha256.clone(),
+            snapshot_age_s: None,
             scanned_at: rfc3339(obs.started_at),
         }
     }

@@ -302,7 +302,7 @@ fn full_registry_workflow_through_the_cli() {
         &reg,
         &["snapshot", "export", "--out", snap.to_str().unwrap()],
     );
-    let s = beian::registry::snapshot::Snapshot::load(&snap).unwrap();
+    let s = beian::registry::snapshot::Snapshot::load(&snap, None).unwrap();
     assert_eq!(s.filings.len(), 10);
     assert!(ok(&reg, &["audit", "verify"]).contains("audit chain ok"));
 

@@ -200,8 +200,20 @@ fn snapshot_holds_approved_filings_and_verifies_lookup() {
     // 3 approved (example-bj, chenliu, xihu); shop-bj and nanshan-bbs wait for a second provider.
     assert_eq!(snap.filings.len(), 3, "{:?}", snap.filings);
     let path = dir.path().join("snap.bin");
-    snap.save(&path).unwrap();
-    let back = beian::registry::snapshot::Snapshot::load(&path).unwrap();
+    reg.save_snapshot(&snap, &path).unwrap();
+    let ring = reg.keyring();
+    let back = beian::registry::snapshot::Snapshot::load(&path, Some(&ring)).unwrap();
+    // One flipped bit anywhere, or a truncation, and the snapshot is refused.
+    let good = std::fs::read(&path).unwrap();
+    for i in [0, 12, 20, good.len() / 2, good.len() - 1] {
+        let mut b = good.clone();
+        b[i] ^= 0x10;
+        std::fs::write(&path, &b).unwrap();
+        let e = beian::registry::snapshot::Snapshot::load(&path, Some(&ring)).unwrap_err();
+        assert!(!e.to_string().is_empty());
+    }
+    std::fs::write(&path, &good[..good.len() - 3]).unwrap();
+    assert!(beian::registry::snapshot::Snapshot::load(&path, Some(&ring)).is_err());
     assert_eq!(
         back.filing_facts(&number).unwrap().state,
         FilingState::Revoked

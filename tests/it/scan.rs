@@ -23,6 +23,20 @@ fn rt() -> tokio::runtime::Runtime {
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
+/// An empty registry view, signed with a throwaway key (the snapshot carries its keyring).
+fn save_empty_snapshot(path: &std::path::Path) {
+    let key = ed25519_dalek::SigningKey::from_bytes(&[3u8; 32]);
+    let vk = key.verifying_key();
+    let id = beian::cert::key_id_for(&vk);
+    let mut ring = beian::cert::Keyring::default();
+    ring.insert(beian::cert::PublicKeyEntry::new(id.clone(), &vk, 1))
+        .unwrap();
+    let now = chrono::Utc::now().timestamp();
+    Snapshot::new(now, ring, vec![], vec![])
+        .save_signed(path, &id, &key)
+        .unwrap();
+}
+
 fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind(SocketAddr::new(LOOPBACK, 0)).unwrap();
     l.local_addr().unwrap().port()
@@ -130,7 +144,7 @@ fn count_lines(path: &std::path::Path) -> usize {
 fn resume_after_kill_scans_every_target_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let snap = dir.path().join("snapshot.bin");
-    Snapshot::default().save(&snap).unwrap();
+    save_empty_snapshot(&snap);
     let rt = rt();
     let fleet = rt
         .block_on(Fleet::start(
@@ -224,7 +238,7 @@ fn resume_after_kill_scans_every_target_exactly_once() {
 fn scan_writes_csv_markdown_and_a_metrics_textfile_with_exit_code_1_on_findings() {
     let dir = tempfile::tempdir().unwrap();
     let snap = dir.path().join("snapshot.bin");
-    Snapshot::default().save(&snap).unwrap();
+    save_empty_snapshot(&snap);
     let rt = rt();
     let fleet = rt
         .block_on(Fleet::start(
