@@ -100,7 +100,10 @@ measure beian "${SCAN[@]}" --targets "$WORK/urls.txt" --out "$WORK/scan.jsonl"
 echo "== beian scan, $((N * 10)) targets"
 measure beian10 "${SCAN[@]}" --targets "$WORK/urls10.txt" --out "$WORK/scan10.jsonl"
 if [ -n "${BASELINE_BIN:-}" ]; then
+    # The baseline reads the snapshot format of its own version.
+    "$BASELINE_BIN" --registry "$WORK/reg" snapshot export --out "$WORK/snapshot-base.bin" >/dev/null
     BASE=("$BASELINE_BIN" "${SCAN[@]:1}")
+    BASE[2]="$WORK/snapshot-base.bin"
     echo "== baseline ($BASELINE_BIN) scan, $N targets"
     measure base "${BASE[@]}" --targets "$WORK/urls.txt" --out "$WORK/scan-base.jsonl"
     echo "== beian scan again, $N targets (both orders)"
