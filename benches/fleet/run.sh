@@ -103,7 +103,7 @@ if [ -n "${BASELINE_BIN:-}" ]; then
     # The baseline reads the snapshot format of its own version.
     "$BASELINE_BIN" --registry "$WORK/reg" snapshot export --out "$WORK/snapshot-base.bin" >/dev/null
     BASE=("$BASELINE_BIN" "${SCAN[@]:1}")
-    BASE[2]="$WORK/snapshot-base.bin"
+    BASE[3]="$WORK/snapshot-base.bin"
     echo "== baseline ($BASELINE_BIN) scan, $N targets"
     measure base "${BASE[@]}" --targets "$WORK/urls.txt" --out "$WORK/scan-base.jsonl"
     echo "== beian scan again, $N targets (both orders)"
