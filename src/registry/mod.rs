@@ -14,5 +14,5 @@ pub mod workflow;
 pub use service::IpImportReport;
 pub use service::{
     FilingKey, FilingView, ImportProgress, ImportReport, InitReport, Registry, RegistryError,
-    ReviewReport, MAX_IMPORT_LINE,
+    ReviewReport, StoreCheck, MAX_IMPORT_LINE,
 };

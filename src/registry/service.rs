@@ -84,6 +84,16 @@ pub struct ImportReport {
     pub notes: Vec<String>,
 }
 
+/// What `Registry::check` found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StoreCheck {
+    pub subjects: u64,
+    pub filings: u64,
+    pub audit_records: u64,
+    /// One line per damaged record, index entry or chain link.
+    pub problems: Vec<String>,
+}
+
 /// Longest import line accepted (one filing as JSON).
 pub const MAX_IMPORT_LINE: usize = 1024 * 1024;
 
@@ -1147,6 +1157,78 @@ impl<S: RegistryStore> Registry<S> {
             true
         })?;
         Ok(audit::verify_chain(records, self.store.audit_head()?))
+    }
+
+    /// Check the store for damage: every subject and filing decodes, every filing's subject
+    /// exists, every domain and number index entry leads back to the filing that holds it,
+    /// and the audit chain verifies. Each problem is one line naming what is damaged; a store
+    /// that cannot be read at all is an `Err`.
+    pub fn check(&self) -> Result<StoreCheck, RegistryError> {
+        let mut report = StoreCheck::default();
+        let mut subjects = std::collections::HashSet::new();
+        if let Err(e) = self.store.scan_subjects(&mut |s| {
+            subjects.insert(s.id);
+            report.subjects += 1;
+            true
+        }) {
+            report.problems.push(format!("subjects: {e}"));
+        }
+        let mut filings = Vec::new();
+        if let Err(e) = self.store.scan_filings(&mut |f| {
+            filings.push(f);
+            true
+        }) {
+            report.problems.push(format!("filings: {e}"));
+        }
+        report.filings = filings.len() as u64;
+        for f in &filings {
+            if !subjects.contains(&f.subject_id) {
+                report.problems.push(format!(
+                    "filing {}: its subject {} is missing",
+                    f.id, f.subject_id
+                ));
+            }
+            if f.status.holds_domains() {
+                for d in &f.domains {
+                    match self.store.filing_by_domain(d) {
+                        Ok(Some(id)) if id == f.id => {}
+                        Ok(other) => report.problems.push(format!(
+                            "filing {}: the domain index sends {d} to {}",
+                            f.id,
+                            other.map_or("nothing".to_string(), |i| format!("filing {i}"))
+                        )),
+                        Err(e) => report
+                            .problems
+                            .push(format!("filing {}: domain index for {d}: {e}", f.id)),
+                    }
+                }
+            }
+            if let Some(n) = &f.number {
+                match self.store.filing_by_number(n) {
+                    Ok(Some(id)) if id == f.id => {}
+                    Ok(other) => report.problems.push(format!(
+                        "filing {}: the number index sends {n} to {}",
+                        f.id,
+                        other.map_or("nothing".to_string(), |i| format!("filing {i}"))
+                    )),
+                    Err(e) => report
+                        .problems
+                        .push(format!("filing {}: number index for {n}: {e}", f.id)),
+                }
+            }
+        }
+        match self.verify_audit() {
+            Ok(a) => {
+                report.audit_records = a.records;
+                if let Some((seq, why)) = a.first_broken {
+                    report
+                        .problems
+                        .push(format!("audit chain: record {seq}: {why}"));
+                }
+            }
+            Err(e) => report.problems.push(format!("audit chain: {e}")),
+        }
+        Ok(report)
     }
 
     /// A read-only lookup of filing facts for certificate verification.

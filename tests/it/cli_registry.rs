@@ -477,3 +477,55 @@ fn a_registry_held_by_serve_is_named_with_its_pid_not_a_raw_lock_error() {
     serve.wait().unwrap();
     assert!(!reg.join("serve.pid").exists());
 }
+
+#[test]
+fn a_damaged_store_is_reported_never_a_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = tmp.path().join("reg");
+    let init = Command::new(bin())
+        .args(["registry", "init"])
+        .arg(&reg)
+        .output()
+        .unwrap();
+    assert!(init.status.success());
+    ok(&reg, &["filing", "import", demo().to_str().unwrap()]);
+    let sound = run(tmp.path(), &["registry", "check", reg.to_str().unwrap()]);
+    assert_eq!(sound.status.code(), Some(0), "{sound:?}");
+    assert!(String::from_utf8_lossy(&sound.stdout).contains("ok: no damage found"));
+    let db = reg.join("store/db");
+    let good = std::fs::read(&db).unwrap();
+    let snap_out = tmp.path().join("snap.bin");
+    // Overwrite runs of bytes at several places; every command ends with a message.
+    let mut seed = 12345u64;
+    for round in 0..12 {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let at = (seed >> 33) as usize % good.len().min(40_000);
+        let mut bad = good.clone();
+        for (k, b) in bad.iter_mut().skip(at).take(64).enumerate() {
+            *b = (seed as usize).wrapping_add(k * 7) as u8;
+        }
+        std::fs::write(&db, &bad).unwrap();
+        for args in [
+            vec!["registry", "check", reg.to_str().unwrap()],
+            vec!["--registry", reg.to_str().unwrap(), "audit", "verify"],
+            vec![
+                "--registry",
+                reg.to_str().unwrap(),
+                "snapshot",
+                "export",
+                "--out",
+                snap_out.to_str().unwrap(),
+            ],
+        ] {
+            let o = Command::new(bin()).args(&args).output().unwrap();
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_ne!(o.status.code(), Some(101), "round {round} {args:?}: {err}");
+            assert!(!err.contains("panicked"), "round {round} {args:?}: {err}");
+            if o.status.code() == Some(2) {
+                assert!(err.lines().any(|l| l.starts_with("error: ")), "{err}");
+            }
+        }
+    }
+}
