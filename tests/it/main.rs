@@ -8,6 +8,7 @@ mod extract;
 mod readme;
 mod registry;
 mod registry_ip;
+mod render;
 mod report;
 mod scan;
 mod verdict;
