@@ -80,6 +80,8 @@ pub const SETTLE_IDLE: Duration = Duration::from_millis(500);
 pub const SETTLE_MAX: Duration = Duration::from_millis(2_000);
 /// How long starting Chromium may take.
 pub const LAUNCH_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a browser suspected dead has to answer `Browser.getVersion`.
+pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 /// Consecutive failed launches after which the renderer stops trying.
 pub const MAX_LAUNCH_FAILURES: u32 = 3;
 
@@ -186,6 +188,7 @@ impl RenderSettings {
 /// directory (removed after the process is gone).
 struct LiveBrowser {
     browser: Browser,
+    pid: Option<u32>,
     handler: JoinHandle<()>,
     /// Removed in `drop`, after the process is gone.
     profile: Option<tempfile::TempDir>,
@@ -346,6 +349,7 @@ impl Renderer {
             .tempdir()
             .map_err(RenderError::Profile)?;
         let args = chromium_args();
+        let launch_start = Instant::now();
         let config = BrowserConfig::builder()
             .chrome_executable(&self.settings.chromium)
             .disable_default_args()
@@ -361,7 +365,7 @@ impl Renderer {
             )
             .build()
             .map_err(RenderError::Config)?;
-        let (browser, mut handler) =
+        let (mut browser, mut handler) =
             Browser::launch(config)
                 .await
                 .map_err(|source| RenderError::Launch {
@@ -376,9 +380,17 @@ impl Renderer {
                 }
             }
         });
-        tracing::debug!(chromium = %self.settings.chromium.display(), "Chromium started");
+        tracing::debug!(
+            chromium = %self.settings.chromium.display(),
+            launch_ms = elapsed_ms(launch_start),
+            "Chromium started"
+        );
+        let pid = browser
+            .get_mut_child()
+            .and_then(|child| child.as_mut_inner().id());
         Ok(Arc::new(LiveBrowser {
             browser,
+            pid,
             handler,
             profile: Some(profile),
         }))
@@ -391,7 +403,7 @@ impl Renderer {
             if live.is_alive() {
                 return Ok(live.clone());
             }
-            tracing::warn!("Chromium died; starting it again");
+            tracing::warn!("Chromium's connection closed; starting it again");
             *slot = None;
         }
         let failures = self.launch_failures.load(Ordering::SeqCst);
@@ -411,15 +423,30 @@ impl Renderer {
         }
     }
 
-    /// Forget `live` if it is still the current browser (after a failure that may be its).
+    /// After a failure that may be the browser's: if `live` is still the current browser and
+    /// its connection is gone or it does not answer within [`HEALTH_TIMEOUT`], forget it (it
+    /// is killed once the last render using it ends) so the next render starts a new one.
     async fn discard_if_dead(&self, live: &Arc<LiveBrowser>) {
+        let healthy = live.is_alive()
+            && matches!(
+                tokio::time::timeout(HEALTH_TIMEOUT, live.browser.version()).await,
+                Ok(Ok(_))
+            );
+        if healthy {
+            return;
+        }
         let mut slot = self.browser.lock().await;
-        if slot
-            .as_ref()
-            .is_some_and(|cur| Arc::ptr_eq(cur, live) && !cur.is_alive())
-        {
+        if slot.as_ref().is_some_and(|cur| Arc::ptr_eq(cur, live)) {
+            tracing::warn!("Chromium stopped answering; it will be started again");
             *slot = None;
         }
+    }
+
+    /// The process id of the running browser, if any (for tests that crash it).
+    #[doc(hidden)]
+    pub async fn browser_pid(&self) -> Option<u32> {
+        let slot = self.browser.lock().await;
+        slot.as_ref().and_then(|live| live.pid)
     }
 
     /// Render `url` and return its DOM (`document.documentElement.outerHTML` after the load
@@ -521,7 +548,7 @@ impl Renderer {
                     });
                 }
             }
-            if record.status == RenderStatus::Failed {
+            if matches!(record.status, RenderStatus::Failed | RenderStatus::Timeout) {
                 self.discard_if_dead(&live).await;
             }
         }
@@ -599,6 +626,7 @@ impl Renderer {
             }
             _ = crashed.next() => return Err("the tab crashed".into()),
         }
+        tracing::debug!(url = %url, "render load event");
         // Settle: until no request was in flight for SETTLE_IDLE, at most SETTLE_MAX.
         let settle_start = tokio::time::Instant::now();
         while settle_start.elapsed() < SETTLE_MAX && counters.idle_for() < SETTLE_IDLE {
