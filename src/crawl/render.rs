@@ -493,11 +493,27 @@ impl Renderer {
         };
         let mut html = None;
         if let Some(live) = live {
-            let context = tokio::time::timeout_at(deadline, open_tab(&live.browser)).await;
+            // Opened on its own task, so a tab that opens after the deadline is still closed.
+            let mut opening = tokio::spawn({
+                let live = live.clone();
+                async move { open_tab(&live.browser).await }
+            });
+            let context = match tokio::time::timeout_at(deadline, &mut opening).await {
+                Ok(Ok(opened)) => Ok(opened),
+                Ok(Err(join)) => Ok(Err(CdpError::msg(join.to_string()))),
+                Err(elapsed) => Err(elapsed),
+            };
             match context {
                 Err(_) => {
                     record.status = RenderStatus::Timeout;
                     record.error = Some("the render deadline passed while opening a tab".into());
+                    let closing = live.clone();
+                    tokio::spawn(async move {
+                        if let Ok(Ok((context_id, _))) = opening.await {
+                            let _ = closing.browser.dispose_browser_context(context_id).await;
+                        }
+                        drop(permit);
+                    });
                 }
                 Ok(Err(e)) => {
                     record.error = Some(clip(&format!("could not open a tab: {e}")));

@@ -42,7 +42,7 @@ fn lab_config(hosts: &[&str]) -> ScanConfig {
         deadline_ms: 20_000,
         dns_timeout_ms: 2_000,
         render: RenderMode::Auto,
-        render_timeout_ms: 4_000,
+        render_timeout_ms: 6_000,
         ..ScanConfig::default()
     };
     for h in hosts {
