@@ -832,7 +832,7 @@ impl Net {
         };
         self.counters.requests.fetch_add(1, Ordering::SeqCst);
         let status = response.status();
-        let mut headers = Vec::new();
+        let mut headers: Vec<HeaderEntry> = Vec::new();
         for (name, value) in response.headers() {
             if SKIP_RESPONSE_HEADERS.contains(&name.as_str()) {
                 continue;
@@ -858,6 +858,7 @@ impl Net {
                 }
             }
         }
+        label_default_charset(&mut headers, &body);
         let params = FulfillRequestParams::builder()
             .request_id(event.request_id.clone())
             .response_code(i64::from(status.as_u16()))
@@ -869,6 +870,39 @@ impl Net {
             Ok(params) => Outcome::Fulfil(Box::new(params)),
             Err(_) => Outcome::Fail(ErrorReason::Failed),
         }
+    }
+}
+
+/// An HTML response whose charset neither a BOM, the header nor a `<meta>` gives is labelled
+/// UTF-8, so Chromium decodes it as the static extractor does ([`crate::extract::decode`])
+/// rather than with its locale's default (windows-1252).
+fn label_default_charset(headers: &mut Vec<HeaderEntry>, body: &[u8]) {
+    let position = headers
+        .iter()
+        .position(|h| h.name.eq_ignore_ascii_case("content-type"));
+    let content_type = position.map(|i| headers[i].value.clone());
+    let is_html = content_type.as_deref().is_some_and(|ct| {
+        let essence = ct.split(';').next().unwrap_or("").trim();
+        essence.eq_ignore_ascii_case("text/html")
+    });
+    if !is_html {
+        return;
+    }
+    let (_, source) = crate::extract::decode::detect(body, content_type.as_deref());
+    if source != crate::extract::decode::CharsetSource::Default {
+        return;
+    }
+    let essence = content_type
+        .as_deref()
+        .and_then(|ct| ct.split(';').next())
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .unwrap_or("text/html")
+        .to_string();
+    let labelled = HeaderEntry::new("content-type", format!("{essence}; charset=utf-8"));
+    match position {
+        Some(i) => headers[i] = labelled,
+        None => headers.push(labelled),
     }
 }
 
@@ -1031,6 +1065,34 @@ mod tests {
             Some("disable_non_proxied_udp")
         );
         assert!(args.keys().all(|k| !k.starts_with('-')));
+    }
+
+    #[test]
+    fn unlabelled_html_is_labelled_utf8() {
+        let ct = |headers: &[HeaderEntry]| {
+            headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("content-type"))
+                .map(|h| h.value.clone())
+        };
+        let mut h = vec![HeaderEntry::new("Content-Type", "text/html")];
+        label_default_charset(&mut h, "<p>京ICP备</p>".as_bytes());
+        assert_eq!(ct(&h).as_deref(), Some("text/html; charset=utf-8"));
+
+        // No Content-Type: Chromium sniffs; nothing is added.
+        let mut h = vec![];
+        label_default_charset(&mut h, b"<p>x</p>");
+        assert_eq!(ct(&h), None);
+
+        for (value, body) in [
+            ("text/html; charset=gbk", &b"<p>x</p>"[..]),
+            ("text/html", &b"<meta charset=gb2312><p>x</p>"[..]),
+            ("application/javascript", &b"var x"[..]),
+        ] {
+            let mut h = vec![HeaderEntry::new("Content-Type", value)];
+            label_default_charset(&mut h, body);
+            assert_eq!(ct(&h).as_deref(), Some(value));
+        }
     }
 
     #[test]

@@ -227,6 +227,16 @@ async fn render_scenarios_with_one_browser() {
         LabSite::new("many.lab").route("/", page(&many)),
         LabSite::new("hang.lab").route("/", page(&hanging)),
         LabSite::new("static.lab").route("/", page("<footer>京ICP备12345678号</footer>")),
+        // No charset anywhere: decoded as UTF-8, as the static extractor does.
+        LabSite::new("nocharset.lab").route(
+            "/",
+            LabResponse {
+                status: 200,
+                content_type: "text/html".into(),
+                headers: Vec::new(),
+                body: format!("<html><body><p>欢迎</p>{DOC_WRITE}</body></html>").into_bytes(),
+            },
+        ),
     ];
     let fleet = Fleet::start(format!("{LAB_IP}:0").parse().unwrap(), sites)
         .await
@@ -314,6 +324,13 @@ async fn render_scenarios_with_one_browser() {
     assert!(icp(obs).is_empty(), "{obs:#?}");
     assert!(obs.page.as_ref().unwrap().needs_render());
     assert!(obs.cert.is_some(), "the certificate was still fetched");
+
+    let obs = &found["nocharset.lab"];
+    assert_eq!(
+        icp(obs),
+        vec![("京ICP备12345678号-1".to_string(), Via::Rendered)],
+        "{obs:#?}"
+    );
 
     // A static footer needs no rendering.
     let obs = &found["static.lab"];
