@@ -227,6 +227,21 @@ async fn render_scenarios_with_one_browser() {
         LabSite::new("many.lab").route("/", page(&many)),
         LabSite::new("hang.lab").route("/", page(&hanging)),
         LabSite::new("static.lab").route("/", page("<footer>京ICP备12345678号</footer>")),
+        // GBK, declared in a <meta>.
+        LabSite::new("gbk.lab").route(
+            "/",
+            LabResponse {
+                status: 200,
+                content_type: "text/html".into(),
+                headers: Vec::new(),
+                body: encoding_rs::GBK
+                    .encode(&format!(
+                        "<html><head><meta charset=gbk></head><body><p>欢迎</p>{DOC_WRITE}</body></html>"
+                    ))
+                    .0
+                    .into_owned(),
+            },
+        ),
         // No charset anywhere: decoded as UTF-8, as the static extractor does.
         LabSite::new("nocharset.lab").route(
             "/",
@@ -325,6 +340,13 @@ async fn render_scenarios_with_one_browser() {
     assert!(obs.page.as_ref().unwrap().needs_render());
     assert!(obs.cert.is_some(), "the certificate was still fetched");
 
+    let obs = &found["gbk.lab"];
+    assert_eq!(obs.charset.as_deref(), Some("gbk"));
+    assert_eq!(
+        icp(obs),
+        vec![("京ICP备12345678号-1".to_string(), Via::Rendered)],
+        "{obs:#?}"
+    );
     let obs = &found["nocharset.lab"];
     assert_eq!(
         icp(obs),
