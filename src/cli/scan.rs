@@ -12,6 +12,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use futures::StreamExt;
 
+use beian::crawl::config::RenderMode;
 use beian::crawl::ScanConfig;
 use beian::metrics::Metrics;
 use beian::report::{CsvWriter, JsonlWriter, ScanHistory, Summary};
@@ -137,6 +138,10 @@ pub struct NetworkArgs {
     /// Port for https:// when a target is a bare domain (labs).
     #[arg(long, value_name = "PORT")]
     pub https_port: Option<u16>,
+    /// Render homepages whose footer only JavaScript writes in headless Chromium (`auto`), or
+    /// never (`off`, the default).
+    #[arg(long, value_name = "off|auto", env = "BEIAN_RENDER")]
+    pub render: Option<RenderMode>,
 }
 
 impl NetworkArgs {
@@ -156,6 +161,9 @@ impl NetworkArgs {
         }
         if let Some(p) = self.https_port {
             config.https_port = p;
+        }
+        if let Some(mode) = self.render {
+            config.render = mode;
         }
         Ok(())
     }

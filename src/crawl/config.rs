@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -38,6 +39,50 @@ pub const DEFAULT_POOL_IDLE_TIMEOUT_MS: u64 = 2_000;
 pub const DEFAULT_DNS_CACHE_SIZE: usize = 1_024;
 /// A registry snapshot older than this (seconds) gets a warning (0: never).
 pub const DEFAULT_SNAPSHOT_MAX_AGE_S: u64 = 86_400;
+/// Whether homepages the static text cannot decide are rendered in headless Chromium.
+pub const DEFAULT_RENDER: RenderMode = RenderMode::Off;
+/// Browser tabs rendering at once (renders beyond wait for a free tab).
+pub const DEFAULT_RENDER_TABS: usize = 2;
+/// Hard deadline for rendering one page (never past the target's own deadline).
+pub const DEFAULT_RENDER_TIMEOUT_MS: u64 = 10_000;
+/// Requests one rendered page may make (the document included); the rest are failed.
+pub const DEFAULT_RENDER_MAX_REQUESTS: u32 = 50;
+/// Upper bound for `render_tabs` (each tab is a renderer process's worth of memory).
+pub const MAX_RENDER_TABS: usize = 64;
+
+/// When to render a homepage in headless Chromium.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RenderMode {
+    /// Never; pages that need rendering are recorded as such (`render.status = off`).
+    #[default]
+    Off,
+    /// Render the homepages whose static text cannot decide the footer
+    /// ([`crate::extract::Extraction::needs_render`]).
+    Auto,
+}
+
+impl RenderMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RenderMode::Off => "off",
+            RenderMode::Auto => "auto",
+        }
+    }
+}
+
+impl std::str::FromStr for RenderMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "off" => Ok(RenderMode::Off),
+            "auto" => Ok(RenderMode::Auto),
+            other => Err(format!(
+                "unknown render mode {other:?} (expected off or auto)"
+            )),
+        }
+    }
+}
 
 /// Everything the scanner's network half can be told.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +128,17 @@ pub struct ScanConfig {
     pub pool_idle_timeout_ms: u64,
     /// Warn when the registry snapshot is older than this many seconds (0: never).
     pub snapshot_max_age_s: u64,
+    /// Render homepages that need it in headless Chromium (`off` or `auto`).
+    pub render: RenderMode,
+    /// Browser tabs rendering at once.
+    pub render_tabs: usize,
+    /// Hard deadline for rendering one page.
+    pub render_timeout_ms: u64,
+    /// Requests one rendered page may make; the rest are failed and counted as blocked.
+    pub render_max_requests: u32,
+    /// The Chromium binary; `None`: `/usr/bin/chromium`, else `chromium`, `chromium-browser`
+    /// or `google-chrome` on `PATH`.
+    pub chromium: Option<PathBuf>,
 }
 
 impl Default for ScanConfig {
@@ -113,6 +169,11 @@ impl Default for ScanConfig {
             pool_idle_per_host: DEFAULT_POOL_IDLE_PER_HOST,
             pool_idle_timeout_ms: DEFAULT_POOL_IDLE_TIMEOUT_MS,
             snapshot_max_age_s: DEFAULT_SNAPSHOT_MAX_AGE_S,
+            render: DEFAULT_RENDER,
+            render_tabs: DEFAULT_RENDER_TABS,
+            render_timeout_ms: DEFAULT_RENDER_TIMEOUT_MS,
+            render_max_requests: DEFAULT_RENDER_MAX_REQUESTS,
+            chromium: None,
         }
     }
 }
@@ -149,6 +210,23 @@ impl ScanConfig {
         positive("cert_cap", self.cert_cap as u64)?;
         positive("http_port", u64::from(self.http_port))?;
         positive("https_port", u64::from(self.https_port))?;
+        positive("render_tabs", self.render_tabs as u64)?;
+        positive("render_timeout_ms", self.render_timeout_ms)?;
+        positive("render_max_requests", u64::from(self.render_max_requests))?;
+        if self.render_tabs > MAX_RENDER_TABS {
+            return Err(ConfigError {
+                field: "render_tabs",
+                reason: format!("at most {MAX_RENDER_TABS}"),
+            });
+        }
+        if let Some(path) = &self.chromium {
+            if path.as_os_str().is_empty() {
+                return Err(ConfigError {
+                    field: "chromium",
+                    reason: "an empty path".into(),
+                });
+            }
+        }
         for host in self.overrides.keys() {
             crate::domain::normalise_host(host).map_err(|e| ConfigError {
                 field: "overrides",
@@ -190,6 +268,9 @@ impl ScanConfig {
     pub fn max_retry_wait(&self) -> Duration {
         Duration::from_millis(self.max_retry_wait_ms)
     }
+    pub fn render_timeout(&self) -> Duration {
+        Duration::from_millis(self.render_timeout_ms)
+    }
 }
 
 #[cfg(test)]
@@ -204,7 +285,49 @@ mod tests {
         assert_eq!(c.cert_cap, 64 * 1024);
         assert_eq!(c.max_redirects, 10);
         assert!(c.extract);
+        assert_eq!(c.render, RenderMode::Off);
+        assert_eq!(c.render_tabs, 2);
+        assert_eq!(c.render_timeout_ms, 10_000);
+        assert_eq!(c.render_max_requests, 50);
+        assert_eq!(c.chromium, None);
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn render_settings() {
+        let c: ScanConfig = toml::from_str(
+            r#"
+            render = "auto"
+            render_tabs = 4
+            render_timeout_ms = 5000
+            render_max_requests = 20
+            chromium = "/opt/chromium/chrome"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.render, RenderMode::Auto);
+        assert_eq!(c.render_tabs, 4);
+        assert_eq!(c.chromium, Some(PathBuf::from("/opt/chromium/chrome")));
+        c.validate().unwrap();
+        assert!(toml::from_str::<ScanConfig>(r#"render = "always""#).is_err());
+        for bad in [
+            "render_tabs = 0",
+            "render_tabs = 65",
+            "render_timeout_ms = 0",
+            "render_max_requests = 0",
+            r#"chromium = """#,
+        ] {
+            let c: ScanConfig = toml::from_str(bad).unwrap();
+            assert!(
+                c.validate()
+                    .unwrap_err()
+                    .field
+                    .starts_with(bad.split(' ').next().unwrap()),
+                "{bad}"
+            );
+        }
+        assert_eq!("AUTO".parse::<RenderMode>(), Ok(RenderMode::Auto));
+        assert!("on".parse::<RenderMode>().is_err());
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //!
 //! Submodules: [`guard`] (special-purpose address ranges, pure), [`resolve`] (hickory and the
 //! reqwest resolver), [`fetch`] (the HTTP client and redirect loop), [`polite`] (rate limits
-//! and concurrency caps), [`config`] (settings and defaults).
+//! and concurrency caps), [`render`] (headless Chromium for pages built by scripts, every
+//! request of which passes the guard), [`config`] (settings and defaults).
 //!
 //! Choices worth knowing:
 //! - The certificate is fetched from the origin of the homepage attempt that got an HTTP
@@ -18,11 +19,19 @@
 //!   TLS, timeout or protocol failure on the first request); DNS refusals, blocked addresses
 //!   and the deadline do not fall back.
 //! - Time spent waiting on rate limits is not charged to a target's deadline.
+//! - With `render = auto`, a homepage whose static text cannot decide the footer
+//!   ([`Extraction::needs_render`](crate::extract::Extraction::needs_render)) is rendered
+//!   after the certificate fetches (so rendering never starves them), at the URL its redirects
+//!   ended at, within what is left of the target's deadline. The rendered extraction replaces
+//!   the static one (its numbers marked `rendered`, the static page's challenge marker kept);
+//!   a render that times out or fails keeps the static extraction. Chromium is started on the
+//!   first page that needs it; a missing Chromium is reported once, when the scanner is built.
 
 pub mod config;
 pub mod fetch;
 pub mod guard;
 pub mod polite;
+pub mod render;
 pub mod resolve;
 
 use std::net::IpAddr;
@@ -32,12 +41,15 @@ use std::time::Instant;
 use futures::{Stream, StreamExt};
 use url::Url;
 
-pub use config::{ConfigError, ScanConfig};
+pub use config::{ConfigError, RenderMode, ScanConfig};
 pub use fetch::{BodyCap, Deadline, Fetched, Fetcher, Overflow};
 pub use guard::{AddressGuard, Refusal};
+pub use render::{RenderError, RenderSettings, Renderer};
 pub use resolve::{BlockedAddress, GuardedResolve, Resolution, ResolveFailure, Resolver};
 
-use crate::observation::{CertFetch, FetchErrorKind, FetchRecord, Observation};
+use crate::observation::{
+    CertFetch, FetchErrorKind, FetchRecord, Observation, RenderRecord, RenderStatus,
+};
 use polite::Politeness;
 use resolve::elapsed_ms;
 
@@ -66,6 +78,16 @@ pub struct Scanner {
     /// Extraction is CPU-bound: at most one parse per core at a time, so memory (DOM trees)
     /// and blocking threads stay bounded however many targets are in flight.
     extract_slots: Arc<tokio::sync::Semaphore>,
+    render: RenderState,
+}
+
+/// What the scanner does with pages that need rendering.
+#[derive(Debug)]
+enum RenderState {
+    Off,
+    /// `render = auto`, but no renderer could be set up (the message says why).
+    Unavailable(String),
+    Ready(Arc<Renderer>),
 }
 
 enum TargetHost {
@@ -95,12 +117,28 @@ impl Scanner {
         let fetcher =
             Fetcher::new(&config, resolver.clone(), polite.clone()).map_err(ScanError::Client)?;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let render = match config.render {
+            RenderMode::Off => RenderState::Off,
+            RenderMode::Auto => match RenderSettings::from_config(&config)
+                .and_then(|settings| Renderer::new(settings, resolver.clone()))
+            {
+                Ok(renderer) => RenderState::Ready(Arc::new(renderer)),
+                Err(e) => {
+                    tracing::warn!(
+                        error = %e,
+                        "rendering is unavailable: pages built by scripts will be recorded as not rendered"
+                    );
+                    RenderState::Unavailable(e.to_string())
+                }
+            },
+        };
         Ok(Self {
             config,
             resolver,
             fetcher,
             polite,
             extract_slots: Arc::new(tokio::sync::Semaphore::new(cores)),
+            render,
         })
     }
 
@@ -214,6 +252,12 @@ impl Scanner {
             return;
         };
         let used = &obs.homepage[index];
+        // Where the homepage's redirects ended: the page to render.
+        let rendered_url = used
+            .hops
+            .last()
+            .map_or(used.url.as_str(), |h| h.url.as_str())
+            .to_string();
         if let (Some(body), Some(status)) = (body, used.status) {
             if (200..300).contains(&status) {
                 obs.homepage_used = Some(index);
@@ -235,6 +279,65 @@ impl Scanner {
                 self.fetch_cert(origin, MISPLACED_CERT_PATH, &mut deadline)
                     .await,
             );
+        }
+
+        if obs.page.as_ref().is_some_and(|p| p.needs_render()) {
+            self.render(&rendered_url, deadline, obs).await;
+        }
+    }
+
+    /// Render a homepage whose static text cannot decide the footer, and use the rendered
+    /// extraction when the render succeeded.
+    async fn render(&self, url: &str, deadline: Deadline, obs: &mut Observation) {
+        let record = |status: RenderStatus, error: Option<String>| RenderRecord {
+            status,
+            url: url.to_string(),
+            requests: 0,
+            blocked: 0,
+            elapsed_ms: 0,
+            error,
+        };
+        let renderer = match &self.render {
+            RenderState::Off => {
+                obs.render = Some(record(RenderStatus::Off, None));
+                return;
+            }
+            RenderState::Unavailable(message) => {
+                obs.render = Some(record(RenderStatus::Unavailable, Some(message.clone())));
+                return;
+            }
+            RenderState::Ready(renderer) => renderer,
+        };
+        let parsed = match Url::parse(url) {
+            Ok(u) => u,
+            Err(e) => {
+                obs.render = Some(record(RenderStatus::Failed, Some(format!("bad URL: {e}"))));
+                return;
+            }
+        };
+        let (html, rendered) = renderer.render(&parsed, deadline.at()).await;
+        obs.render = Some(rendered);
+        let Some(html) = html else {
+            return;
+        };
+        let _slot = self.extract_slots.clone().acquire_owned().await.ok();
+        let job = tokio::task::spawn_blocking(move || crate::extract::extract_html(&html));
+        match job.await {
+            Ok(extraction) => {
+                let mut rendered = extraction.mark_rendered();
+                let challenge = obs.page.as_mut().and_then(|p| p.facts.challenge.take());
+                if challenge.is_some() {
+                    rendered.facts.challenge = challenge;
+                }
+                obs.page = Some(rendered);
+            }
+            Err(e) => {
+                tracing::error!(target = %obs.target, error = %e, "rendered extraction failed");
+                if let Some(r) = obs.render.as_mut() {
+                    r.status = RenderStatus::Failed;
+                    r.error = Some("extracting the rendered page failed".into());
+                }
+            }
         }
     }
 

@@ -370,18 +370,23 @@ mod tests {
             .iter()
             .map(|m| (m.number.to_string(), m.via))
             .collect();
-        assert_eq!(
-            via,
-            [
-                ("京ICP备12345678号".to_string(), Via::Text),
-                ("京ICP备12345679号".to_string(), Via::Template)
-            ]
+        // Ordinary text shows a number: a template-only number beside it is not reported.
+        assert_eq!(via, [("京ICP备12345678号".to_string(), Via::Text)]);
+        let only = extract_html(
+            "<body><template><p>京ICP备12345678号</p><p>京ICP备12345679号</p></template></body>",
         );
+        let via: Vec<Via> = only.icp.iter().map(|m| m.via).collect();
+        assert_eq!(via, [Via::Template, Via::Template]);
         let licences: Vec<String> = e.licences.iter().map(|l| l.to_string()).collect();
         assert_eq!(licences, ["京B2-20090317", "B1-20100001"]);
         assert!(e.facts.template_text);
+        let json = serde_json::to_string(&only.icp).unwrap_or_default();
+        assert_eq!(json.matches("\"via\":\"template\"").count(), 2, "{json}");
         let json = serde_json::to_string(&e.icp).unwrap_or_default();
-        assert_eq!(json.matches("\"via\":\"template\"").count(), 1, "{json}");
+        assert!(
+            !json.contains("\"via\""),
+            "ordinary text says nothing: {json}"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod listener;
 mod readme;
 mod registry;
 mod registry_ip;
+mod render;
 mod report;
 mod scan;
 mod verdict;
