@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use std::collections::BTreeMap;
 
+use crate::extract::Via;
 use crate::observation::{DnsObservation, FetchRecord, Observation, RenderRecord};
 use crate::verdict::{Assessment, CertStatus, Fine, Streaks};
 
@@ -61,6 +62,10 @@ pub struct RecordIcp {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link_host: Option<String>,
     pub in_footer: bool,
+    /// `template` (read from `<template>` content) or `rendered` (read from the DOM after
+    /// rendering); omitted for ordinary page text.
+    #[serde(default, skip_serializing_if = "Via::is_text")]
+    pub via: Via,
 }
 
 /// What the homepage showed (canonical forms).
@@ -172,6 +177,7 @@ impl ScanRecord {
                             linked: m.linked,
                             link_host: m.link_host.clone(),
                             in_footer: m.in_footer,
+                            via: m.via,
                         })
                         .collect()
                 })
