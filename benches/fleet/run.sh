@@ -66,7 +66,7 @@ http {
 CONF
 nginx -s stop -c "$WORK/nginx.conf" 2>/dev/null || true
 nginx -c "$WORK/nginx.conf"
-pkill -f "dnsmasq.*bench.test" 2>/dev/null || true
+[ -f "$WORK/dnsmasq.pid" ] && kill "$(cat "$WORK/dnsmasq.pid")" 2>/dev/null || true
 dnsmasq --keep-in-foreground --no-resolv --no-hosts --conf-file=/dev/null --user=root \
     --listen-address=$DNS_ADDR --bind-interfaces --port=53 --cache-size=10000 \
     --address=/bench.test/127.0.0.1 --pid-file=$WORK/dnsmasq.pid 2>/dev/null &
