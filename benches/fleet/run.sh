@@ -104,10 +104,14 @@ if [ -n "${BASELINE_BIN:-}" ]; then
     "$BASELINE_BIN" --registry "$WORK/reg" snapshot export --out "$WORK/snapshot-base.bin" >/dev/null
     BASE=("$BASELINE_BIN" "${SCAN[@]:1}")
     BASE[3]="$WORK/snapshot-base.bin"
-    echo "== baseline ($BASELINE_BIN) scan, $N targets"
-    measure base "${BASE[@]}" --targets "$WORK/urls.txt" --out "$WORK/scan-base.jsonl"
-    echo "== beian scan again, $N targets (both orders)"
-    measure beian2 "${SCAN[@]}" --targets "$WORK/urls.txt" --out "$WORK/scan2.jsonl"
+    # Alternate (baseline, beian, baseline, beian) after the warm-up runs above, so that
+    # neither binary gets the cold or the warm turns.
+    for round in 1 2; do
+        echo "== baseline ($BASELINE_BIN) scan, $N targets, round $round"
+        measure "base$round" "${BASE[@]}" --targets "$WORK/urls.txt" --out "$WORK/scan-base.jsonl"
+        echo "== beian scan, $N targets, round $round"
+        measure "new$round" "${SCAN[@]}" --targets "$WORK/urls.txt" --out "$WORK/scan2.jsonl"
+    done
 fi
 if [ -n "${RENDER_N:-}" ]; then
     mkdir -p "$WORK/www/spa"
@@ -142,12 +146,14 @@ print(f"wrk: {wrk:.0f} req/s (half of wrk/2 = {wrk/4:.0f} sites/s)")
 print(f"ratios: beian/aiohttp sites/s = {bs/as_:.2f}x; beian/(wrk/2) = {bs/(wrk/2):.2f}; "
       f"cpu/site beian/aiohttp = {bc/ac:.2f}; RSS 10x targets / 1x = {b10r/br:.2f}")
 import os
-if os.path.exists(f"{w}/time.base"):
-    xw, xc, xr = t("base"); b2w, b2c, b2r = t("beian2")
-    mean_w, mean_c = (bw + b2w) / 2, (bc + b2c) / 2
-    print(f"baseline: {n/xw:8.1f} sites/s  cpu/site {1000*xc/n:.3f} ms  peak RSS {xr:.1f} MiB")
-    print(f"ratios vs baseline (mean of two beian runs): sites/s = {xw/mean_w:.3f}; "
-          f"cpu/site = {mean_c/xc:.3f}; peak RSS = {max(br, b2r)/xr:.3f}")
+if os.path.exists(f"{w}/time.base1"):
+    base = [t(f"base{r}") for r in (1, 2)]
+    new = [t(f"new{r}") for r in (1, 2)]
+    mean = lambda xs, i: sum(x[i] for x in xs) / len(xs)
+    print(f"baseline: {n/mean(base,0):8.1f} sites/s  cpu/site {1000*mean(base,1)/n:.3f} ms  peak RSS {max(x[2] for x in base):.1f} MiB")
+    print(f"this:     {n/mean(new,0):8.1f} sites/s  cpu/site {1000*mean(new,1)/n:.3f} ms  peak RSS {max(x[2] for x in new):.1f} MiB")
+    print(f"ratios this/baseline (two alternating rounds each): sites/s = {mean(base,0)/mean(new,0):.3f}; "
+          f"cpu/site = {mean(new,1)/mean(base,1):.3f}; peak RSS = {max(x[2] for x in new)/max(x[2] for x in base):.3f}")
 if os.path.exists(f"{w}/time.spa_render"):
     import json
     k = sum(1 for _ in open(f"{w}/spa.txt"))
