@@ -87,9 +87,27 @@ pub fn strip_server_code(html: &str) -> Cow<'_, str> {
     let mut out: Option<String> = None;
     let mut copied = 0;
     let mut i = 0;
+    // The next `#` at or after `i` (cached: `#` is rare in pages but has two openers).
+    let mut next_hash: Option<usize> = memchr::memchr(b'#', b);
     while i < b.len() {
+        // Jump to the next byte that can open a span (vectorised search).
+        let next3 = memchr::memchr3(b'<', b'$', b'{', &b[i..]).map(|p| i + p);
+        if next_hash.is_some_and(|h| h < i) {
+            next_hash = memchr::memchr(b'#', &b[i..]).map(|p| i + p);
+        }
+        i = match (next3, next_hash) {
+            (Some(a), Some(h)) => a.min(h),
+            (Some(a), None) => a,
+            (None, Some(h)) => h,
+            (None, None) => break,
+        };
         let c = b[i];
-        if !matches!(c, b'<' | b'$' | b'#' | b'{') {
+        // Most `<` open ordinary tags: only `<?`, `<%`, `<#`, `<@` and `</` can open a span.
+        if c == b'<' && !matches!(b.get(i + 1), Some(b'?' | b'%' | b'#' | b'@' | b'/')) {
+            i += 1;
+            continue;
+        }
+        if c == b'{' && !matches!(b.get(i + 1), Some(b'{' | b'%' | b'#')) {
             i += 1;
             continue;
         }
