@@ -1049,6 +1049,23 @@ fn match_icp_licence(chars: &[ScanChar], start: usize) -> Option<NumberMatch> {
     })
 }
 
+/// A value-added licence class (`B1`, `B2`, or both in any of their written forms) and the
+/// dash after it.
+fn eat_value_added_class(cur: &mut Cursor<'_>) -> Option<&'static str> {
+    let class =
+        if cur.eat_ci("B1.B2") || cur.eat_ci("B1B2") || cur.eat_ci("B1、B2") || cur.eat_ci("B1/B2")
+        {
+            "B1.B2"
+        } else if cur.eat_ci("B1") {
+            "B1"
+        } else if cur.eat_ci("B2") {
+            "B2"
+        } else {
+            return None;
+        };
+    cur.eat('-').then_some(class)
+}
+
 fn match_value_added(chars: &[ScanChar], start: usize) -> Option<NumberMatch> {
     let first = chars.get(start)?.c;
     let mut cur = Cursor::new(chars, start + 1);
@@ -1061,18 +1078,7 @@ fn match_value_added(chars: &[ScanChar], start: usize) -> Option<NumberMatch> {
     } else {
         first.to_string()
     };
-    let class = if cur.eat_ci("B1.B2") || cur.eat_ci("B1B2") || cur.eat_ci("B1、B2") {
-        "B1.B2"
-    } else if cur.eat_ci("B1") {
-        "B1"
-    } else if cur.eat_ci("B2") {
-        "B2"
-    } else {
-        return None;
-    };
-    if !cur.eat('-') {
-        return None;
-    }
+    let class = eat_value_added_class(&mut cur)?;
     let (digits, range) = cur.digit_groups(8)?;
     if digits.len() != 8 {
         return None;
@@ -1108,20 +1114,7 @@ fn match_unprefixed_licence(chars: &[ScanChar], start: usize) -> Option<NumberMa
         }
     }
     let mut cur = Cursor::new(chars, start);
-    let class =
-        if cur.eat_ci("B1.B2") || cur.eat_ci("B1B2") || cur.eat_ci("B1、B2") || cur.eat_ci("B1/B2")
-        {
-            "B1.B2"
-        } else if cur.eat_ci("B1") {
-            "B1"
-        } else if cur.eat_ci("B2") {
-            "B2"
-        } else {
-            return None;
-        };
-    if !cur.eat('-') {
-        return None;
-    }
+    let class = eat_value_added_class(&mut cur)?;
     let (digits, range) = cur.digit_groups(8)?;
     if digits.len() != 8 || !(digits.starts_with("19") || digits.starts_with("20")) {
         return None;

@@ -48,6 +48,16 @@ fn show(reg: &Path, by: &str, what: &str) -> serde_json::Value {
     serde_json::from_str(&ok(reg, &["filing", "show", by, what, "--format", "json"])).unwrap()
 }
 
+/// `beian registry init DIR`, which must succeed.
+fn init_registry(reg: &Path) {
+    let o = Command::new(bin())
+        .args(["registry", "init"])
+        .arg(reg)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+}
+
 fn demo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("seeds/demo/filings.jsonl")
 }
@@ -413,12 +423,7 @@ fn acknowledged_import_lines_survive_kill_9() {
 fn a_registry_held_by_serve_is_named_with_its_pid_not_a_raw_lock_error() {
     let tmp = tempfile::tempdir().unwrap();
     let reg = tmp.path().join("reg");
-    let init = Command::new(bin())
-        .args(["registry", "init"])
-        .arg(&reg)
-        .output()
-        .unwrap();
-    assert!(init.status.success());
+    init_registry(&reg);
     let mut serve = Command::new(bin())
         .arg("--registry")
         .arg(&reg)
@@ -482,12 +487,7 @@ fn a_registry_held_by_serve_is_named_with_its_pid_not_a_raw_lock_error() {
 fn a_damaged_store_is_reported_never_a_panic() {
     let tmp = tempfile::tempdir().unwrap();
     let reg = tmp.path().join("reg");
-    let init = Command::new(bin())
-        .args(["registry", "init"])
-        .arg(&reg)
-        .output()
-        .unwrap();
-    assert!(init.status.success());
+    init_registry(&reg);
     ok(&reg, &["filing", "import", demo().to_str().unwrap()]);
     let sound = run(tmp.path(), &["registry", "check", reg.to_str().unwrap()]);
     assert_eq!(sound.status.code(), Some(0), "{sound:?}");
