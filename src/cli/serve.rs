@@ -49,12 +49,13 @@ pub fn run(global: &Global, args: ServeArgs) -> anyhow::Result<i32> {
         let metrics = tokio::net::TcpListener::bind(&config.serve.metrics_listen)
             .await
             .with_context(|| format!("listen on {}", config.serve.metrics_listen))?;
+        // Ready (state built, serve snapshot written) before saying where it listens.
+        let state = beian::api::AppState::new(registry, config)?;
         eprintln!(
             "beian serve: API on http://{}, metrics on http://{}/metrics",
             api.local_addr()?,
             metrics.local_addr()?
         );
-        let state = beian::api::AppState::new(registry, config)?;
         beian::api::serve(state, api, metrics, shutdown).await?;
         eprintln!("beian serve: stopped");
         anyhow::Ok(())
