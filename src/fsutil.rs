@@ -87,8 +87,80 @@ fn too_large(max: u64) -> std::io::Error {
     )
 }
 
+/// What [`read_line_bounded`] read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineRead {
+    /// A whole line is in the buffer.
+    Line,
+    /// The line was longer than the bound; the buffer is empty.
+    TooLong,
+}
+
+/// What to do with the rest of a line longer than the bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LongLine {
+    /// Consume it to its newline, so the next call reads the next line (files of records,
+    /// where one bad line must not stop the others).
+    Skip,
+    /// Leave it: reading stops at the bound (input that may never end a line, such as
+    /// `/dev/zero`).
+    Stop,
+}
+
+/// Read one `\n`-terminated line into `buf` (without the `\n` or a trailing `\r`),
+/// keeping at most `max` bytes of it. `None` at the end of input. The one bounded line reader:
+/// imports, target lists and JSON Lines files all read through it.
+pub fn read_line_bounded(
+    reader: &mut impl std::io::BufRead,
+    buf: &mut Vec<u8>,
+    max: usize,
+    long: LongLine,
+) -> std::io::Result<Option<LineRead>> {
+    buf.clear();
+    let mut too_long = false;
+    let mut any = false;
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            break;
+        }
+        any = true;
+        let (chunk, done) = match memchr::memchr(b'\n', available) {
+            Some(p) => (&available[..p], Some(p + 1)),
+            None => (available, None),
+        };
+        if !too_long {
+            if buf.len() + chunk.len() > max {
+                too_long = true;
+                buf.clear();
+            } else {
+                buf.extend_from_slice(chunk);
+            }
+        }
+        let used = done.unwrap_or(available.len());
+        reader.consume(used);
+        if done.is_some() || (too_long && long == LongLine::Stop) {
+            break;
+        }
+    }
+    if !any {
+        return Ok(None);
+    }
+    if too_long {
+        return Ok(Some(LineRead::TooLong));
+    }
+    if buf.last() == Some(&b'\r') {
+        buf.pop();
+    }
+    Ok(Some(LineRead::Line))
+}
+
 /// Lines of a reader, each at most `max` bytes (a longer line is an error naming its line
-/// number, and iteration stops). A trailing `\r` is removed; invalid UTF-8 is replaced.
+/// number, and iteration stops at the bound). Invalid UTF-8 is replaced.
 pub struct BoundedLines<R> {
     reader: R,
     max: usize,
@@ -111,32 +183,23 @@ impl<R: std::io::BufRead> Iterator for BoundedLines<R> {
     type Item = std::io::Result<String>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        use std::io::{BufRead, Read};
         if self.done {
             return None;
         }
         self.line += 1;
         let mut buf = Vec::new();
-        let limit = self.max as u64 + 1;
-        match (&mut self.reader).take(limit).read_until(b'\n', &mut buf) {
-            Ok(0) => {
+        match read_line_bounded(&mut self.reader, &mut buf, self.max, LongLine::Stop) {
+            Ok(None) => {
                 self.done = true;
                 None
             }
-            Ok(_) => {
-                if buf.last() == Some(&b'\n') {
-                    buf.pop();
-                } else if buf.len() as u64 >= limit {
-                    self.done = true;
-                    return Some(Err(std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!("line {}: longer than {} bytes", self.line, self.max),
-                    )));
-                }
-                if buf.last() == Some(&b'\r') {
-                    buf.pop();
-                }
-                Some(Ok(String::from_utf8_lossy(&buf).into_owned()))
+            Ok(Some(LineRead::Line)) => Some(Ok(String::from_utf8_lossy(&buf).into_owned())),
+            Ok(Some(LineRead::TooLong)) => {
+                self.done = true;
+                Some(Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("line {}: longer than {} bytes", self.line, self.max),
+                )))
             }
             Err(e) => {
                 self.done = true;

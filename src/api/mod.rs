@@ -4,7 +4,9 @@
 //!
 //! Entry points: [`AppState::new`] builds the shared state over an open registry,
 //! [`api_router`] / [`metrics_router`] build the two routers, and [`serve`] runs both on
-//! given listeners until a shutdown future resolves, finishing in-flight requests.
+//! given listeners (through the hardened [`listener`]) until a shutdown future resolves,
+//! finishing in-flight requests; it keeps the registry's serve snapshot fresh for commands run
+//! beside it.
 
 pub mod announcements;
 pub mod auth;

@@ -1,5 +1,6 @@
 //! Shared pieces of the subcommands: global options, the tokio runtime, configuration,
-//! snapshot and policy loading, atomic file writes.
+//! policy loading, and the registry view a scan judges against (a verified snapshot file, a
+//! fresh registry snapshot, or the one a running `serve` keeps).
 
 use std::path::{Path, PathBuf};
 
@@ -53,11 +54,40 @@ pub fn pinned_keyring(
             .join("keyring.json")
             .is_file()
         {
-            let issuer = beian::registry::issuance::Issuer::open(dir)?;
-            return Ok(Some(issuer.keyring().clone()));
+            return Ok(Some(registry_keyring(dir)?));
         }
     }
     Ok(None)
+}
+
+/// The public keyring of the registry in `dir` (its `keys/`; the store is not opened).
+fn registry_keyring(dir: &Path) -> anyhow::Result<beian::cert::Keyring> {
+    Ok(beian::registry::issuance::Issuer::open(dir)?
+        .keyring()
+        .clone())
+}
+
+/// A fresh snapshot of the registry in `dir`; while `beian serve` holds its store, the
+/// snapshot `serve` keeps fresh there (verified against the registry's keyring).
+fn registry_snapshot(dir: &Path, now: i64) -> anyhow::Result<Snapshot> {
+    use beian::registry::store::StoreError;
+    use beian::registry::RegistryError;
+    match beian::registry::Registry::open(dir) {
+        Ok(reg) => Ok(reg.snapshot(now)?),
+        Err(RegistryError::Store(StoreError::Locked { holder, .. })) => {
+            let path = dir.join(beian::registry::snapshot::SERVE_SNAPSHOT_FILE);
+            let snap = Snapshot::load(&path, Some(&registry_keyring(dir)?)).with_context(|| {
+                format!("the registry is in use{holder} and its serve snapshot cannot be read")
+            })?;
+            eprintln!(
+                "note: the registry is in use{holder}; using the snapshot it keeps ({}, {} s old)",
+                path.display(),
+                snap.age(now)
+            );
+            Ok(snap)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The registry view a scan uses: `--snapshot FILE` (its signature verified against the pinned
@@ -79,7 +109,7 @@ pub fn load_snapshot(
         return Ok(Snapshot::load(p, pinned.as_ref())?);
     }
     match &global.registry {
-        Some(dir) => super::registry_snapshot(dir, now),
+        Some(dir) => registry_snapshot(dir, now),
         None => anyhow::bail!(
             "no registry view: pass --registry DIR (or BEIAN_REGISTRY) or --snapshot FILE"
         ),

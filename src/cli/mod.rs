@@ -118,37 +118,6 @@ pub fn fmt_time(t: i64) -> String {
         .unwrap_or_else(|| t.to_string())
 }
 
-/// A fresh snapshot of the registry in `dir`.
-pub fn registry_snapshot(
-    dir: &std::path::Path,
-    now: i64,
-) -> anyhow::Result<beian::registry::snapshot::Snapshot> {
-    use anyhow::Context;
-    use beian::registry::store::StoreError;
-    use beian::registry::RegistryError;
-    match beian::registry::Registry::open(dir) {
-        Ok(reg) => Ok(reg.snapshot(now)?),
-        // `serve` holds the store: judge against the snapshot it keeps fresh.
-        Err(RegistryError::Store(StoreError::Locked { holder, .. })) => {
-            let path = dir.join(beian::registry::snapshot::SERVE_SNAPSHOT_FILE);
-            let pinned = beian::registry::issuance::Issuer::open(dir)?
-                .keyring()
-                .clone();
-            let snap = beian::registry::snapshot::Snapshot::load(&path, Some(&pinned))
-                .with_context(|| {
-                    format!("the registry is in use{holder} and its serve snapshot cannot be read")
-                })?;
-            eprintln!(
-                "note: the registry is in use{holder}; using the snapshot it keeps ({}, {} s old)",
-                path.display(),
-                (now - snap.generated_at).max(0)
-            );
-            Ok(snap)
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// Parse, run, and map the outcome to an exit code.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {

@@ -1,5 +1,6 @@
 //! `beian scan`: stream targets through the scanner, write one record per target (JSON Lines,
-//! CSV or a Markdown summary), keep the scan in history, and `beian scan diff A B`.
+//! CSV or a Markdown summary), confirm findings against the last completed scan, keep the scan
+//! in history (a resumed scan's entry holds every target), and `beian scan diff A B`.
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
@@ -331,8 +332,7 @@ async fn scan(global: &Global, args: ScanRunArgs) -> anyhow::Result<i32> {
         (Some(_), false) => {
             let hist = history(global)?;
             if args.resume {
-                let started_at = hist.unfinished()?.last().map_or(started, |m| m.started_at);
-                Some(hist.restart(started_at, &national_sha)?)
+                Some(hist.resume(started, &national_sha)?)
             } else {
                 Some(hist.start(started, &national_sha)?)
             }

@@ -81,20 +81,15 @@ impl Fetcher {
         resolver: Arc<Resolver>,
         polite: Arc<Politeness>,
     ) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .redirect(Policy::none())
-            .referer(false)
-            .user_agent(config.user_agent())
-            .connect_timeout(config.connect_timeout())
-            .timeout(config.request_timeout())
-            .pool_max_idle_per_host(config.pool_idle_per_host)
-            .pool_idle_timeout(Duration::from_millis(config.pool_idle_timeout_ms))
-            .gzip(true)
-            .deflate(true)
-            .brotli(true)
-            .dns_resolver(Arc::new(GuardedResolve(resolver.clone())))
-            .build()?;
+        let client = guarded_client(
+            &resolver,
+            config.connect_timeout(),
+            config.request_timeout(),
+        )
+        .user_agent(config.user_agent())
+        .pool_max_idle_per_host(config.pool_idle_per_host)
+        .pool_idle_timeout(Duration::from_millis(config.pool_idle_timeout_ms))
+        .build()?;
         Ok(Self {
             client,
             resolver,
@@ -137,7 +132,7 @@ impl Fetcher {
         cap: BodyCap,
         deadline: &mut Deadline,
     ) -> Result<Option<Vec<u8>>, FetchError> {
-        let mut redirects = 0usize;
+        // Every URL redirected from, in order (its length is the number of redirects).
         let mut visited: Vec<Url> = Vec::new();
         let mut retries = 0u32;
         let mut retry_waited = Duration::ZERO;
@@ -185,7 +180,7 @@ impl Fetcher {
 
             if matches!(status, 301 | 302 | 303 | 307 | 308) {
                 if let Some(location) = response.headers().get(LOCATION) {
-                    if redirects >= self.max_redirects {
+                    if visited.len() >= self.max_redirects {
                         return Err(FetchError {
                             kind: FetchErrorKind::TooManyRedirects,
                             message: format!("more than {} redirects", self.max_redirects),
@@ -199,12 +194,11 @@ impl Fetcher {
                             message: format!(
                                 "a redirect back to {} after {} redirects",
                                 clip(next.as_str()),
-                                redirects + 1
+                                visited.len()
                             ),
                         });
                     }
                     url = next;
-                    redirects += 1;
                     continue;
                 }
             }
@@ -270,6 +264,27 @@ impl Fetcher {
         }
         Ok(())
     }
+}
+
+/// The HTTP client settings every scanner request shares (the fetcher's and the renderer's):
+/// no system proxy, redirects returned rather than followed (each hop is checked by the
+/// caller), no `Referer`, decompression on, and every name resolved through the guarded
+/// resolver, so a connection only ever goes to an address the guard allowed.
+pub fn guarded_client(
+    resolver: &Arc<Resolver>,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(Policy::none())
+        .referer(false)
+        .connect_timeout(connect_timeout)
+        .timeout(request_timeout)
+        .gzip(true)
+        .deflate(true)
+        .brotli(true)
+        .dns_resolver(Arc::new(GuardedResolve(resolver.clone())))
 }
 
 fn deadline_error() -> FetchError {
@@ -384,27 +399,17 @@ fn is_reset(root: &(dyn StdError + 'static)) -> bool {
     if find::<hyper::Error>(root).is_some_and(|h| h.is_incomplete_message()) {
         return true;
     }
-    let mut current = Some(root);
-    let mut depth = 0;
-    while let Some(e) = current {
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if matches!(
+    chain(root)
+        .filter_map(|e| e.downcast_ref::<std::io::Error>())
+        .any(|io| {
+            matches!(
                 io.kind(),
                 std::io::ErrorKind::ConnectionReset
                     | std::io::ErrorKind::ConnectionAborted
                     | std::io::ErrorKind::BrokenPipe
                     | std::io::ErrorKind::UnexpectedEof
-            ) {
-                return true;
-            }
-        }
-        depth += 1;
-        if depth > 32 {
-            return false;
-        }
-        current = next_in_chain(e);
-    }
-    false
+            )
+        })
 }
 
 /// The next error in the chain; an `io::Error` wrapping another error yields that error
@@ -418,31 +423,27 @@ fn next_in_chain<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a (dyn StdErro
     e.source()
 }
 
+/// The error chain from `root` (through `io::Error` wrappers), at most 32 deep.
+fn chain<'a>(
+    root: &'a (dyn StdError + 'static),
+) -> impl Iterator<Item = &'a (dyn StdError + 'static)> + 'a {
+    std::iter::successors(Some(root), |&e: &&'a (dyn StdError + 'static)| {
+        next_in_chain(e)
+    })
+    .take(32)
+}
+
 fn find<'a, T: StdError + 'static>(root: &'a (dyn StdError + 'static)) -> Option<&'a T> {
-    let mut current = Some(root);
-    let mut depth = 0;
-    while let Some(e) = current {
-        if let Some(found) = e.downcast_ref::<T>() {
-            return Some(found);
-        }
-        depth += 1;
-        if depth > 32 {
-            return None;
-        }
-        current = next_in_chain(e);
-    }
-    None
+    chain(root).find_map(|e| e.downcast_ref::<T>())
 }
 
 fn chain_message(root: &(dyn StdError + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
-    let mut current = Some(root);
-    while let Some(e) = current {
+    for e in chain(root) {
         let text = e.to_string();
         if parts.last() != Some(&text) && parts.len() < 8 {
             parts.push(text);
         }
-        current = next_in_chain(e);
     }
     let mut message = parts.join(": ");
     if message.len() > 500 {

@@ -320,9 +320,10 @@ impl Scanner {
         let Some(html) = html else {
             return;
         };
-        let _slot = self.extract_slots.clone().acquire_owned().await.ok();
-        let job = tokio::task::spawn_blocking(move || crate::extract::extract_html(&html));
-        match job.await {
+        match self
+            .off_thread(move || crate::extract::extract_html(&html))
+            .await
+        {
             Ok(extraction) => {
                 let mut rendered = extraction.mark_rendered();
                 let challenge = obs.page.as_mut().and_then(|p| p.facts.challenge.take());
@@ -360,12 +361,8 @@ impl Scanner {
 
     /// Decode and extract off the async workers; a panic in extraction leaves `page` empty.
     async fn extract(&self, body: Vec<u8>, content_type: Option<String>, obs: &mut Observation) {
-        // The semaphore is never closed, so acquiring only waits.
-        let _slot = self.extract_slots.clone().acquire_owned().await.ok();
-        let job = tokio::task::spawn_blocking(move || {
-            crate::extract::extract_document(&body, content_type.as_deref())
-        });
-        match job.await {
+        let job = move || crate::extract::extract_document(&body, content_type.as_deref());
+        match self.off_thread(job).await {
             Ok(document) => {
                 obs.charset = Some(document.charset);
                 obs.page = Some(document.extraction);
@@ -374,6 +371,18 @@ impl Scanner {
                 tracing::error!(target = %obs.target, error = %e, "homepage extraction failed")
             }
         }
+    }
+
+    /// Run CPU-bound extraction off the async workers, at most one per core at a time; a
+    /// panic comes back as the `Err`.
+    async fn off_thread<T, F>(&self, job: F) -> Result<T, tokio::task::JoinError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        // The semaphore is never closed, so acquiring only waits.
+        let _slot = self.extract_slots.clone().acquire_owned().await.ok();
+        tokio::task::spawn_blocking(job).await
     }
 
     fn parse_target(&self, target: &str) -> Result<Target, String> {

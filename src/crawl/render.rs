@@ -11,7 +11,7 @@
 //!   every other scheme is failed;
 //! - requests beyond `render_max_requests` are failed;
 //! - IP-literal hosts must pass [`AddressGuard::check`](super::AddressGuard::check); names are
-//!   resolved by the scanner's [`Resolver`] (overrides + guard) through [`GuardedResolve`],
+//!   resolved by the scanner's [`Resolver`] (overrides + guard) through [`GuardedResolve`](super::GuardedResolve),
 //!   the resolver of the reqwest client that makes the request, so the address connected to is
 //!   the address that was checked (one resolution, no second lookup by anyone else);
 //! - redirects are not followed in Rust: the 3xx goes back to Chromium as it is, Chromium
@@ -64,14 +64,13 @@ use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
 use chromiumoxide::error::CdpError;
 use chromiumoxide::{Browser, BrowserConfig, Page};
 use futures::StreamExt;
-use reqwest::redirect::Policy;
 use tokio::sync::Semaphore;
 use tokio::task::{JoinHandle, JoinSet};
 use url::Url;
 
 use super::config::ScanConfig;
 use super::fetch::classify;
-use super::resolve::{elapsed_ms, GuardedResolve, Resolver};
+use super::resolve::{elapsed_ms, Resolver};
 use crate::observation::{FetchErrorKind, RenderRecord, RenderStatus};
 
 /// Where Chromium is looked for when the configuration names no binary: this path, then
@@ -323,19 +322,14 @@ impl Renderer {
 
     /// A renderer that starts Chromium on its first render.
     pub fn new(settings: RenderSettings, resolver: Arc<Resolver>) -> Result<Self, RenderError> {
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .redirect(Policy::none())
-            .referer(false)
-            .connect_timeout(settings.connect_timeout)
-            .timeout(settings.request_timeout)
-            .pool_max_idle_per_host(1)
-            .gzip(true)
-            .deflate(true)
-            .brotli(true)
-            .dns_resolver(Arc::new(GuardedResolve(resolver.clone())))
-            .build()
-            .map_err(RenderError::Client)?;
+        let client = super::fetch::guarded_client(
+            &resolver,
+            settings.connect_timeout,
+            settings.request_timeout,
+        )
+        .pool_max_idle_per_host(1)
+        .build()
+        .map_err(RenderError::Client)?;
         Ok(Self {
             tabs: Arc::new(Semaphore::new(settings.tabs)),
             settings,

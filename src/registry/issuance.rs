@@ -1,7 +1,8 @@
 //! Issuance: the only code that loads the registry's ed25519 signing keys. Keys live under
 //! `<registry>/keys/`: `<key id>.key` (secret, hex, file mode 0600), `keyring.json` (the
 //! public keyring offline verifiers pin) and `current` (the id of the key that signs new
-//! certificates). Rotation adds a key; old keys keep verifying unless marked compromised.
+//! certificates and snapshots). Rotation adds a key; old keys keep verifying unless marked
+//! compromised.
 
 use std::path::{Path, PathBuf};
 

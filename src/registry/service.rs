@@ -97,64 +97,6 @@ pub struct StoreCheck {
 /// Longest import line accepted (one filing as JSON).
 pub const MAX_IMPORT_LINE: usize = 1024 * 1024;
 
-enum BoundedLine {
-    /// The line (without its newline) is in the buffer.
-    Complete,
-    /// The line was longer than the bound; it was skipped up to its newline.
-    TooLong,
-}
-
-/// Read one `\n`-terminated line into `buf` (without `\n` or a trailing `\r`), reading at
-/// most `max` bytes of it; a longer line is skipped to its end. `None` at end of input.
-fn read_bounded_line(
-    reader: &mut impl BufRead,
-    buf: &mut Vec<u8>,
-    max: usize,
-) -> std::io::Result<Option<BoundedLine>> {
-    buf.clear();
-    let mut too_long = false;
-    let mut any = false;
-    loop {
-        let available = match reader.fill_buf() {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if available.is_empty() {
-            break;
-        }
-        any = true;
-        let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
-            Some(p) => (&available[..p], Some(p + 1)),
-            None => (available, None),
-        };
-        if !too_long {
-            if buf.len() + chunk.len() > max {
-                too_long = true;
-                buf.clear();
-            } else {
-                buf.extend_from_slice(chunk);
-            }
-        }
-        let used = done.unwrap_or(available.len());
-        reader.consume(used);
-        if done.is_some() {
-            break;
-        }
-    }
-    if !any {
-        return Ok(None);
-    }
-    if buf.last() == Some(&b'\r') {
-        buf.pop();
-    }
-    Ok(Some(if too_long {
-        BoundedLine::TooLong
-    } else {
-        BoundedLine::Complete
-    }))
-}
-
 /// The outcome of a batch review.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ReviewReport {
@@ -522,7 +464,12 @@ impl<S: RegistryStore> Registry<S> {
         for lineno in 1usize.. {
             // One line at a time, bounded: a line that is too long or not UTF-8 is that
             // line's error, and the good lines around it are kept.
-            let line = match read_bounded_line(&mut reader, &mut buf, MAX_IMPORT_LINE) {
+            let line = match crate::fsutil::read_line_bounded(
+                &mut reader,
+                &mut buf,
+                MAX_IMPORT_LINE,
+                crate::fsutil::LongLine::Skip,
+            ) {
                 Ok(None) => break,
                 Ok(Some(line)) => line,
                 Err(e) => {
@@ -534,7 +481,7 @@ impl<S: RegistryStore> Registry<S> {
             };
             lines_read = lineno;
             let bytes: &[u8] = match line {
-                BoundedLine::TooLong => {
+                crate::fsutil::LineRead::TooLong => {
                     report.errors.push(LineError {
                         line: lineno,
                         field: "(line)".into(),
@@ -542,7 +489,7 @@ impl<S: RegistryStore> Registry<S> {
                     });
                     continue;
                 }
-                BoundedLine::Complete => &buf,
+                crate::fsutil::LineRead::Line => &buf,
             };
             // A UTF-8 byte-order mark (spreadsheet exports) is accepted on the first line.
             let bytes = if lineno == 1 {
@@ -1188,33 +1135,27 @@ impl<S: RegistryStore> Registry<S> {
                     f.id, f.subject_id
                 ));
             }
-            if f.status.holds_domains() {
-                for d in &f.domains {
-                    match self.store.filing_by_domain(d) {
-                        Ok(Some(id)) if id == f.id => {}
-                        Ok(other) => report.problems.push(format!(
-                            "filing {}: the domain index sends {d} to {}",
-                            f.id,
-                            other.map_or("nothing".to_string(), |i| format!("filing {i}"))
-                        )),
-                        Err(e) => report
-                            .problems
-                            .push(format!("filing {}: domain index for {d}: {e}", f.id)),
-                    }
-                }
-            }
-            if let Some(n) = &f.number {
-                match self.store.filing_by_number(n) {
+            // Each index entry of the filing must lead back to it.
+            let mut leads_back =
+                |index: &str, key: String, found: Result<Option<FilingId>, StoreError>| match found
+                {
                     Ok(Some(id)) if id == f.id => {}
                     Ok(other) => report.problems.push(format!(
-                        "filing {}: the number index sends {n} to {}",
+                        "filing {}: the {index} index sends {key} to {}",
                         f.id,
                         other.map_or("nothing".to_string(), |i| format!("filing {i}"))
                     )),
                     Err(e) => report
                         .problems
-                        .push(format!("filing {}: number index for {n}: {e}", f.id)),
+                        .push(format!("filing {}: {index} index for {key}: {e}", f.id)),
+                };
+            if f.status.holds_domains() {
+                for d in &f.domains {
+                    leads_back("domain", d.to_string(), self.store.filing_by_domain(d));
                 }
+            }
+            if let Some(n) = &f.number {
+                leads_back("number", n.to_string(), self.store.filing_by_number(n));
             }
         }
         match self.verify_audit() {

@@ -1,6 +1,7 @@
 //! The read-only registry snapshot a scanner needs: for every filing that was ever approved,
 //! its numbers, status, domains, IPs, providers, current certificate serial and expiry; the
-//! providers' IP blocks; and the public keyring. Exported to one file and loaded fast.
+//! providers' IP blocks; and the public keyring. Exported to one signed file (the signing key
+//! stays with `issuance`) and loaded fast, its signature verified first.
 
 use std::collections::HashMap;
 use std::net::IpAddr;

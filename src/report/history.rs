@@ -1,7 +1,9 @@
 //! Scan history: each scan's JSON Lines under a directory (`<dir>/<scan-id>.jsonl`) with a
 //! small `<scan-id>.meta.json` (start/end time, target count, policy hash, summary), and the
-//! diff between two scans. The diff holds one scan's (target → verdict, reason, finding
-//! codes) map in memory and streams the other.
+//! diff between two scans (confirmed findings only). The diff holds one scan's (target →
+//! verdict, reason, finding codes) map in memory and streams the other. Also the finding
+//! streaks of the last completed scan ([`PriorFindings`]) and `--resume`'s rebuilding of an
+//! interrupted scan's entry ([`ScanHistory::resume`]).
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::{File, OpenOptions};
@@ -160,14 +162,14 @@ impl ScanHistory {
     /// none): what confirmations count from.
     pub fn prior_findings(&self) -> Result<PriorFindings, ReportError> {
         match self.last_completed()? {
-            Some(meta) => PriorFindings::from_scan(&self.records_path(&meta.id)?, &meta.id),
+            Some(meta) => PriorFindings::from_scan(&self.records_path(&meta.id)?),
             None => Ok(PriorFindings::default()),
         }
     }
 
     /// Remove a scan (its records and meta), e.g. an interrupted one that a resumed scan
     /// replaces.
-    pub fn remove(&self, id: &str) -> Result<(), ReportError> {
+    fn remove(&self, id: &str) -> Result<(), ReportError> {
         for path in [self.records_path(id)?, self.meta_path(id)?] {
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
@@ -178,24 +180,19 @@ impl ScanHistory {
         Ok(())
     }
 
-    /// Start recording a scan with a given start time, replacing any unfinished scan of
-    /// the same id (used by `--resume` to rebuild the interrupted scan in full).
-    pub fn restart(&self, started_at: i64, policy_sha256: &str) -> Result<ScanWriter, ReportError> {
-        for m in self.list()? {
-            if m.ended_at.is_none() && m.started_at == started_at {
-                self.remove(&m.id)?;
+    /// Continue the most recent unfinished (interrupted) scan for `--resume`: its entry is
+    /// replaced by a fresh one with the same start time (and so the same id), which the caller
+    /// fills with the records already written, then the rest. Without one, a new scan
+    /// starting at `started_at`.
+    pub fn resume(&self, started_at: i64, policy_sha256: &str) -> Result<ScanWriter, ReportError> {
+        let started_at = match self.list()?.into_iter().rfind(|m| m.ended_at.is_none()) {
+            Some(interrupted) => {
+                self.remove(&interrupted.id)?;
+                interrupted.started_at
             }
-        }
+            None => started_at,
+        };
         self.start(started_at, policy_sha256)
-    }
-
-    /// The unfinished scans (interrupted, or still running), oldest first.
-    pub fn unfinished(&self) -> Result<Vec<ScanMeta>, ReportError> {
-        Ok(self
-            .list()?
-            .into_iter()
-            .filter(|m| m.ended_at.is_none())
-            .collect())
     }
 
     /// The two most recent finished scans (older, newer), if there are two.
@@ -270,8 +267,6 @@ impl ScanWriter {
 /// findings, not the number of targets.
 #[derive(Debug, Clone, Default)]
 pub struct PriorFindings {
-    /// The scan they come from.
-    pub scan_id: Option<String>,
     by_target: HashMap<String, Streaks>,
 }
 
@@ -288,23 +283,16 @@ struct StreakHead {
 #[derive(Deserialize)]
 struct StreakFinding {
     code: String,
-    #[serde(default = "one")]
+    #[serde(default = "super::one")]
     seen: u32,
-}
-
-fn one() -> u32 {
-    1
 }
 
 impl PriorFindings {
     /// Read the streaks of one scan's JSON Lines records (codes this version does not
     /// know are skipped).
-    pub fn from_scan(path: &Path, scan_id: &str) -> Result<PriorFindings, ReportError> {
+    pub fn from_scan(path: &Path) -> Result<PriorFindings, ReportError> {
         let file = File::open(path).map_err(|e| ReportError::io(path, e))?;
-        let mut p = PriorFindings {
-            scan_id: Some(scan_id.to_string()),
-            by_target: HashMap::new(),
-        };
+        let mut p = PriorFindings::default();
         let label = path.display().to_string();
         for_each_line(BufReader::new(file), &label, |_, h: StreakHead| {
             let streaks: Streaks = if h.verdict == "unknown" {
@@ -331,15 +319,6 @@ impl PriorFindings {
     /// The streaks of one target (`None`: it had no finding).
     pub fn get(&self, target: &str) -> Option<&Streaks> {
         self.by_target.get(target)
-    }
-
-    /// Targets with at least one finding streak.
-    pub fn len(&self) -> usize {
-        self.by_target.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_target.is_empty()
     }
 }
 

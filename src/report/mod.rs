@@ -1,7 +1,8 @@
-//! Scan output sinks: the JSON Lines [`ScanRecord`] (one object per target, DESIGN.md §5), a
-//! CSV flattening of the same records, an incremental Markdown [`Summary`], and the scan
-//! [`ScanHistory`] with [`diff`] between two scans. Text read from sites appears only inside
-//! records, never in metric labels.
+//! Scan output sinks: the JSON Lines [`ScanRecord`] (one object per target, DESIGN.md §5, each
+//! finding with what the policy says about it and its confirmation), a CSV of the same records
+//! (one row per finding), an incremental Markdown [`Summary`], and the scan [`ScanHistory`]
+//! with [`diff`] between two scans and the [`PriorFindings`] confirmations count from. Text
+//! read from sites appears only inside records, never in metric labels.
 
 mod history;
 mod record;
@@ -17,6 +18,12 @@ pub use history::{
 pub use record::{Evidence, RecordCert, RecordFinding, RecordIcp, RecordNumbers, ScanRecord};
 pub use sinks::{CsvWriter, JsonlWriter, CSV_COLUMNS};
 pub use summary::{ListedSite, ProvinceCounts, Summary, MAX_LISTED_SITES, NO_PROVINCE};
+
+/// Serde default of finding streak counts absent in records written before confirmations:
+/// such a finding counts as seen once, needing one scan (confirmed).
+pub(crate) fn one() -> u32 {
+    1
+}
 
 /// Longest JSON Lines record accepted when reading (16 MiB).
 pub const MAX_RECORD_LINE: usize = 16 * 1024 * 1024;
@@ -66,27 +73,25 @@ where
     T: serde::de::DeserializeOwned,
     F: FnMut(u64, T) -> Result<(), ReportError>,
 {
-    use std::io::Read;
+    use crate::fsutil::{read_line_bounded, LineRead, LongLine};
     let mut buf = Vec::new();
     let mut line = 0u64;
     loop {
-        buf.clear();
         line += 1;
-        let n = (&mut reader)
-            .take(MAX_RECORD_LINE as u64 + 1)
-            .read_until(b'\n', &mut buf)
+        let read = read_line_bounded(&mut reader, &mut buf, MAX_RECORD_LINE, LongLine::Stop)
             .map_err(|source| ReportError::Io {
                 path: label.to_string(),
                 source,
             })?;
-        if n == 0 {
-            return Ok(());
-        }
-        if buf.last() != Some(&b'\n') && buf.len() > MAX_RECORD_LINE {
-            return Err(ReportError::LineTooLong {
-                path: label.to_string(),
-                line,
-            });
+        match read {
+            None => return Ok(()),
+            Some(LineRead::TooLong) => {
+                return Err(ReportError::LineTooLong {
+                    path: label.to_string(),
+                    line,
+                })
+            }
+            Some(LineRead::Line) => {}
         }
         if buf.iter().all(|b| b.is_ascii_whitespace()) {
             continue;

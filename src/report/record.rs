@@ -31,10 +31,10 @@ pub struct RecordFinding {
     #[serde(default = "confirmed")]
     pub confirmation: String,
     /// Consecutive completed scans that showed this finding, this one included.
-    #[serde(default = "one")]
+    #[serde(default = "super::one")]
     pub seen: u32,
     /// Consecutive scans the policy asks for before the finding is confirmed.
-    #[serde(default = "one")]
+    #[serde(default = "super::one")]
     pub confirmations: u32,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
@@ -42,10 +42,6 @@ pub struct RecordFinding {
 
 fn confirmed() -> String {
     "confirmed".to_string()
-}
-
-fn one() -> u32 {
-    1
 }
 
 impl RecordFinding {
@@ -263,25 +259,5 @@ impl ScanRecord {
     /// The finding codes, in record order.
     pub fn codes(&self) -> impl Iterator<Item = &str> {
         self.findings.iter().map(|f| f.code.as_str())
-    }
-
-    /// The codes of confirmed findings, in record order.
-    pub fn confirmed_codes(&self) -> impl Iterator<Item = &str> {
-        self.findings
-            .iter()
-            .filter(|f| f.is_confirmed())
-            .map(|f| f.code.as_str())
-    }
-
-    /// The streaks this record leaves for the next scan (code → consecutive scans).
-    pub fn next_streaks(&self) -> BTreeMap<String, u32> {
-        if self.verdict == "unknown" {
-            self.streaks.clone()
-        } else {
-            self.findings
-                .iter()
-                .map(|f| (f.code.clone(), f.seen))
-                .collect()
-        }
     }
 }

@@ -1,4 +1,5 @@
-//! Record writers: JSON Lines (one record a line, flushed) and CSV (flattened).
+//! Record writers: JSON Lines (one record a line, flushed) and CSV (flattened, one row per
+//! finding).
 
 use std::io::Write;
 

@@ -1,6 +1,7 @@
-//! The scan summary: counts by verdict, unknown reason, finding code and province, built
-//! incrementally (memory grows with the number of categories, not of targets) and rendered
-//! as Markdown.
+//! The scan summary: counts by verdict, unknown reason, confirmed and pending finding code and
+//! province, and the noncompliant and unfiled sites by name, built incrementally (memory grows
+//! with the number of categories and at most [`MAX_LISTED_SITES`] listed sites, not with the
+//! number of targets) and rendered as Markdown.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -75,14 +76,10 @@ pub(crate) struct RecordHead {
 pub(crate) struct CodeOnly {
     pub code: String,
     /// Absent in records written before confirmations: such findings count as confirmed.
-    #[serde(default = "one")]
+    #[serde(default = "super::one")]
     pub seen: u32,
-    #[serde(default = "one")]
+    #[serde(default = "super::one")]
     pub confirmations: u32,
-}
-
-fn one() -> u32 {
-    1
 }
 
 impl CodeOnly {
@@ -162,11 +159,11 @@ impl Summary {
                     verdict: verdict.to_string(),
                     codes: seen
                         .iter()
-                        .map(|(c, k, n)| {
+                        .map(|&(c, k, n)| {
                             if k >= n {
                                 c.to_string()
                             } else {
-                                format!("{c} (pending {k}/{n})")
+                                format!("{c} ({})", crate::verdict::confirmation_label(k, n))
                             }
                         })
                         .collect(),

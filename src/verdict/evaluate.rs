@@ -90,15 +90,7 @@ pub fn evaluate(
         a.verdict = Verdict::Unknown(UnknownReason::Challenge);
         return a;
     }
-    // An oversized body is a malformed certificate (a finding on a filed host), but it was
-    // not read in full: it cannot settle that a host is unfiled.
-    let cert_oversized = obs.cert.as_ref().is_some_and(|c| {
-        c.fetch
-            .error
-            .as_ref()
-            .is_some_and(|e| e.kind == FetchErrorKind::BodyTooLarge)
-    });
-    let cert_checked = cert_check_made(cert_outcome.status) && !cert_oversized;
+    let cert_checked = cert_outcome.checked;
     let mut found: Vec<(FindingCode, String)> = Vec::new();
 
     match filing {
@@ -219,15 +211,6 @@ fn footer_state(obs: &Observation, page: &Extraction) -> FooterState {
     } else {
         FooterState::NeedsRender
     }
-}
-
-/// Whether the certificate check was made: the path answered 200 (whatever the body) or an
-/// honest 404/410. A 403, 5xx, reset, timeout or broken response decides nothing.
-fn cert_check_made(status: CertStatus) -> bool {
-    !matches!(
-        status,
-        CertStatus::NotProbed | CertStatus::Unreachable | CertStatus::NotVerified
-    )
 }
 
 /// Verify the certificate body (if one was fetched) with `verify` — plug in `cert::verify` —
@@ -359,6 +342,10 @@ struct CertOutcome<'a> {
     status: CertStatus,
     payload: Option<&'a CertPayload>,
     finding: Option<(FindingCode, String)>,
+    /// Whether the certificate check was made: the path answered 200 (whatever the body,
+    /// read in full) or an honest 404/410. A 403, 5xx, reset, timeout or broken response
+    /// decides nothing, and neither does a body too large to read.
+    checked: bool,
 }
 
 fn judge_cert<'a>(
@@ -370,6 +357,10 @@ fn judge_cert<'a>(
         status,
         payload: None,
         finding,
+        checked: !matches!(
+            status,
+            CertStatus::NotProbed | CertStatus::Unreachable | CertStatus::NotVerified
+        ),
     };
     let Some(c) = &obs.cert else {
         return out(CertStatus::NotProbed, None);
@@ -377,13 +368,18 @@ fn judge_cert<'a>(
     let f = &c.fetch;
     if let Some(e) = &f.error {
         if e.kind == FetchErrorKind::BodyTooLarge {
-            return out(
-                CertStatus::Malformed,
-                Some((
-                    FindingCode::CertMalformed,
-                    format!("{} is larger than the certificate size cap", c.path),
-                )),
-            );
+            // A malformed certificate (a finding on a filed host), but not read in full: it
+            // cannot settle that a host is unfiled.
+            return CertOutcome {
+                checked: false,
+                ..out(
+                    CertStatus::Malformed,
+                    Some((
+                        FindingCode::CertMalformed,
+                        format!("{} is larger than the certificate size cap", c.path),
+                    )),
+                )
+            };
         }
         return out(CertStatus::Unreachable, None);
     }
@@ -451,12 +447,14 @@ fn judge_cert_verdict<'a>(
         status,
         payload,
         finding: Some((code, msg)),
+        checked: true,
     };
     match v {
         CertVerdict::Valid { payload } => CertOutcome {
             status: CertStatus::Valid,
             payload: Some(payload),
             finding: None,
+            checked: true,
         },
         CertVerdict::Malformed { reason } => with(
             CertStatus::Malformed,

@@ -1,8 +1,10 @@
-//! Judging one target: [`evaluate`] turns an [`Observation`], the certificate verification
-//! result, the registry [`Snapshot`] and the [`PolicySet`] into an [`Assessment`] — a
-//! [`Verdict`] plus findings with stable codes (DESIGN.md §4), each carrying the policy's
-//! severity, legal basis and action. Also owns the policy files ([`policy`]). Pure: no
-//! network, disk or clock reads; time is passed in.
+//! Judging one target: [`evaluate`] turns an
+//! [`Observation`](crate::observation::Observation), the certificate verification result, the
+//! registry [`Snapshot`](crate::registry::snapshot::Snapshot) and the [`PolicySet`] into an
+//! [`Assessment`] — a [`Verdict`] plus findings with stable codes (DESIGN.md §4), each carrying
+//! the policy's severity, legal basis and action — and [`Assessment::confirm`] counts each
+//! finding's consecutive scans against its policy's confirmations ([`Streaks`]). Also owns the
+//! policy files ([`policy`]). Pure: no network, disk or clock reads; time is passed in.
 
 pub mod policy;
 
@@ -377,11 +379,6 @@ impl Assessment {
             Verdict::Unknown(_) => prior.cloned().unwrap_or_default(),
             _ => self.findings.iter().map(|f| (f.code, f.seen)).collect(),
         }
-    }
-
-    /// Whether any finding is confirmed.
-    pub fn has_confirmed(&self) -> bool {
-        self.findings.iter().any(Finding::is_confirmed)
     }
 
     /// Whether the assessment has a finding with this code.

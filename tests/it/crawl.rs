@@ -144,23 +144,13 @@ async fn closed_port() -> u16 {
 }
 
 fn lab_config(hosts: &[&str]) -> ScanConfig {
-    let mut config = ScanConfig {
-        allow_nets: vec![format!("{LAB_IP}/32").parse().unwrap()],
+    ScanConfig {
         extract: false,
-        rate: None,
-        host_rate: None,
         deadline_ms: 30_000,
         request_timeout_ms: 20_000,
         connect_timeout_ms: 10_000,
-        dns_timeout_ms: 2_000,
-        ..ScanConfig::default()
-    };
-    for h in hosts {
-        config
-            .overrides
-            .insert(h.to_string(), vec![LAB_IP.parse().unwrap()]);
+        ..super::lab::lab_config(LAB_IP, hosts)
     }
-    config
 }
 
 async fn observe(config: ScanConfig, target: &str) -> Observation {

@@ -199,17 +199,14 @@ fn a_hostile_certificate_path_never_passes_and_never_reads_as_unfiled() {
         let mut checks = Vec::new();
         for (how, (port, _)) in &servers {
             for host in ["filed.test", "www.filed.test", "unfiled.test"] {
-                let mut config = ScanConfig {
-                    allow_nets: vec![format!("{LAB}/32").parse().unwrap()],
+                let config = ScanConfig {
                     http_port: *port,
                     https_port: closed,
                     deadline_ms: 4_000,
                     request_timeout_ms: 3_000,
                     connect_timeout_ms: 2_000,
-                    host_rate: None,
-                    ..ScanConfig::default()
+                    ..super::lab::lab_config(&LAB.to_string(), &[host])
                 };
-                config.overrides.insert(host.to_string(), vec![LAB]);
                 let ctx = ScanContext::new(
                     config,
                     Arc::new(snapshot()),

@@ -6,6 +6,7 @@ mod crawl;
 mod dashboards;
 mod extract;
 mod hostile;
+mod lab;
 mod listener;
 mod readme;
 mod registry;

@@ -35,22 +35,12 @@ fn require_chromium() {
 }
 
 fn lab_config(hosts: &[&str]) -> ScanConfig {
-    let mut config = ScanConfig {
-        allow_nets: vec![format!("{LAB_IP}/32").parse().unwrap()],
-        rate: None,
-        host_rate: None,
+    ScanConfig {
         deadline_ms: 20_000,
-        dns_timeout_ms: 2_000,
         render: RenderMode::Auto,
         render_timeout_ms: 6_000,
-        ..ScanConfig::default()
-    };
-    for h in hosts {
-        config
-            .overrides
-            .insert(h.to_string(), vec![LAB_IP.parse().unwrap()]);
+        ..super::lab::lab_config(LAB_IP, hosts)
     }
-    config
 }
 
 /// A TCP listener that counts connections and never answers.

@@ -127,6 +127,20 @@ fn serve_holder(store: &Path) -> String {
     }
 }
 
+/// Run a sled call that opens the store. sled may panic on some damaged files instead of
+/// returning an error: a panic while opening is a damaged store, not a crash.
+fn without_panics<T>(
+    path: &Path,
+    call: impl FnOnce() -> Result<T, ::sled::Error>,
+) -> Result<T, StoreError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call))
+        .map_err(|panic| StoreError::Damaged {
+            path: path.display().to_string(),
+            detail: format!("the storage engine failed: {}", panic_text(&panic)),
+        })?
+        .map_err(|e| open_error(path, e))
+}
+
 fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
     panic
         .downcast_ref::<&str>()
@@ -347,32 +361,13 @@ impl_read!(SledTxn<'_>, t => t);
 impl SledStore {
     /// Open (or create) the store in directory `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        // sled may panic on some damaged files instead of returning an error: a panic while
-        // opening is a damaged store, not a crash.
-        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let db = without_panics(path, || {
             ::sled::Config::new()
                 .path(path)
                 .cache_capacity(1024 * 1024 * 1024)
                 .open()
-        }));
-        let db = match opened {
-            Ok(Ok(db)) => db,
-            Ok(Err(e)) => return Err(open_error(path, e)),
-            Err(panic) => {
-                return Err(StoreError::Damaged {
-                    path: path.display().to_string(),
-                    detail: format!("the storage engine failed: {}", panic_text(&panic)),
-                })
-            }
-        };
-        let open = |name: &str| {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| db.open_tree(name)))
-                .map_err(|panic| StoreError::Damaged {
-                    path: path.display().to_string(),
-                    detail: format!("the storage engine failed: {}", panic_text(&panic)),
-                })?
-                .map_err(|e| open_error(path, e))
-        };
+        })?;
+        let open = |name: &str| without_panics(path, || db.open_tree(name));
         let tree = Trees {
             records: open("registry")?,
             index: open("index")?,
