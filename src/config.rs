@@ -24,6 +24,107 @@ pub struct Config {
     pub serve: ServeConfig,
     pub mail: MailConfig,
     pub sms: SmsConfig,
+    /// Scans `beian serve` runs by itself; absent: none (scans are started through the API).
+    pub schedule: Option<ScheduleConfig>,
+}
+
+/// Default interval between scheduled scans: one day.
+pub const DEFAULT_SCHEDULE_INTERVAL_S: u64 = 86_400;
+/// Shortest accepted interval between scheduled scans.
+pub const MIN_SCHEDULE_INTERVAL_S: u64 = 1;
+
+/// `[schedule]`: the scans `beian serve` runs itself. Targets are every filed domain
+/// (`targets = "filed"`, the default), the lines of a file (`targets_file`), or a list
+/// (`targets_list`); exactly one of them. `concurrency` and `render` override `[scan]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleConfig {
+    /// Seconds from the start of one scheduled scan to the start of the next.
+    pub interval_s: u64,
+    /// `"filed"`: every domain of every filing in the registry.
+    pub targets: Option<String>,
+    /// A file of targets, one per line (`#` starts a comment), read at each scan.
+    pub targets_file: Option<std::path::PathBuf>,
+    /// Targets given here.
+    pub targets_list: Option<Vec<String>>,
+    pub concurrency: Option<usize>,
+    pub render: Option<crate::crawl::config::RenderMode>,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        ScheduleConfig {
+            interval_s: DEFAULT_SCHEDULE_INTERVAL_S,
+            targets: None,
+            targets_file: None,
+            targets_list: None,
+            concurrency: None,
+            render: None,
+        }
+    }
+}
+
+/// Where a scheduled scan's targets come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScheduleTargets {
+    /// Every domain of every filing in the registry snapshot.
+    Filed,
+    File(std::path::PathBuf),
+    List(Vec<String>),
+}
+
+impl ScheduleConfig {
+    /// The target source, or why the section is inconsistent.
+    pub fn target_source(&self) -> Result<ScheduleTargets, String> {
+        let given = [
+            self.targets.is_some(),
+            self.targets_file.is_some(),
+            self.targets_list.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        if given > 1 {
+            return Err(
+                "give one of targets = \"filed\", targets_file or targets_list, not several".into(),
+            );
+        }
+        match (&self.targets, &self.targets_file, &self.targets_list) {
+            (Some(t), _, _) if t == "filed" => Ok(ScheduleTargets::Filed),
+            (Some(t), _, _) => Err(format!(
+                "targets = {t:?}: the only named source is \"filed\" (use targets_file or targets_list otherwise)"
+            )),
+            (_, Some(f), _) => Ok(ScheduleTargets::File(f.clone())),
+            (_, _, Some(l)) if l.is_empty() => Err("targets_list is empty".into()),
+            (_, _, Some(l)) => Ok(ScheduleTargets::List(l.clone())),
+            _ => Ok(ScheduleTargets::Filed),
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        self.target_source()?;
+        if self.interval_s < MIN_SCHEDULE_INTERVAL_S {
+            return Err(format!(
+                "interval_s must be at least {MIN_SCHEDULE_INTERVAL_S}"
+            ));
+        }
+        if self.concurrency == Some(0) {
+            return Err("concurrency must be greater than zero".into());
+        }
+        Ok(())
+    }
+
+    /// The scanner settings of scheduled scans: `[scan]` with this section's overrides.
+    pub fn scan_config(&self, scan: &ScanConfig) -> ScanConfig {
+        let mut c = scan.clone();
+        if let Some(n) = self.concurrency {
+            c.concurrency = n;
+        }
+        if let Some(r) = self.render {
+            c.render = r;
+        }
+        c
+    }
 }
 
 /// `[serve]`: the HTTP API.
@@ -124,6 +225,14 @@ impl Config {
                 path: path.to_string(),
                 message: e.to_string(),
             })?;
+        if let Some(schedule) = &config.schedule {
+            schedule
+                .validate()
+                .map_err(|message| ConfigFileError::Invalid {
+                    path: path.to_string(),
+                    message: format!("[schedule]: {message}"),
+                })?;
+        }
         Ok(config)
     }
 
@@ -167,6 +276,38 @@ mod tests {
         .unwrap();
         assert_eq!(c.scan.concurrency, 7);
         assert_eq!(c.serve.listen, "0.0.0.0:1");
+    }
+
+    #[test]
+    fn schedule_sources_are_exclusive() {
+        let c = Config::parse("x.toml", "[schedule]\ninterval_s = 600\n").unwrap();
+        let s = c.schedule.unwrap();
+        assert_eq!(s.interval_s, 600);
+        assert_eq!(s.target_source().unwrap(), ScheduleTargets::Filed);
+        let c = Config::parse(
+            "x.toml",
+            "[schedule]\ntargets_list = [\"a.cn\"]\nconcurrency = 3\nrender = \"auto\"\n",
+        )
+        .unwrap();
+        let s = c.schedule.unwrap();
+        assert_eq!(
+            s.target_source().unwrap(),
+            ScheduleTargets::List(vec!["a.cn".into()])
+        );
+        let scan = s.scan_config(&ScanConfig::default());
+        assert_eq!(scan.concurrency, 3);
+        assert_eq!(scan.render, crate::crawl::config::RenderMode::Auto);
+        for bad in [
+            "[schedule]\ntargets = \"filed\"\ntargets_list = [\"a.cn\"]\n",
+            "[schedule]\ntargets = \"everything\"\n",
+            "[schedule]\ninterval_s = 0\n",
+            "[schedule]\ntargets_list = []\n",
+            "[schedule]\nintervall_s = 5\n",
+        ] {
+            let e = Config::parse("s.toml", bad).unwrap_err().to_string();
+            assert!(e.starts_with("s.toml"), "{bad}: {e}");
+        }
+        assert!(Config::parse("x.toml", "").unwrap().schedule.is_none());
     }
 
     #[test]

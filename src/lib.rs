@@ -45,4 +45,5 @@ pub mod observation;
 pub mod registry;
 pub mod report;
 pub mod scan;
+pub mod schedule;
 pub mod verdict;

@@ -28,6 +28,11 @@ pub const METRIC_NAMES: &[&str] = &[
     "beian_scan_last_completion_timestamp_seconds",
     "beian_scan_last_targets",
     "beian_scan_last_new_findings",
+    "beian_scan_last_province_targets",
+    "beian_scan_last_findings",
+    "beian_scan_schedule_interval_seconds",
+    "beian_scan_next_due_timestamp_seconds",
+    "beian_scans_total",
     "beian_registry_filings",
     "beian_registry_certificates_issued",
     "beian_registry_audit_chain_length",
@@ -72,6 +77,12 @@ pub struct Metrics {
     pub scan_last_completion: Gauge,
     pub scan_last_targets: IntGaugeVec,
     pub scan_last_new_findings: IntGaugeVec,
+    pub scan_last_province_targets: IntGaugeVec,
+    pub scan_last_findings: IntGaugeVec,
+    /// Exported only when `serve` has a schedule (see [`Metrics::set_schedule`]).
+    pub scan_schedule_interval: Gauge,
+    pub scan_next_due: Gauge,
+    pub scans: IntCounterVec,
     pub registry_filings: IntGaugeVec,
     pub registry_certificates: IntGauge,
     pub registry_audit_length: IntGauge,
@@ -132,10 +143,17 @@ impl Metrics {
             scan_planned: reg!(r, int_gauge("beian_scan_targets_planned", "Targets in the running scan, when known.")),
             scan_done: reg!(r, int_gauge("beian_scan_targets_done", "Targets finished in the running scan.")),
             scan_running: reg!(r, int_gauge("beian_scan_running", "1 while a scan runs.")),
-            scan_duration: reg!(r, gauge("beian_scan_duration_seconds", "Wall-clock duration of the last completed scan.")),
-            scan_last_completion: reg!(r, gauge("beian_scan_last_completion_timestamp_seconds", "Unix time the last scan completed.")),
+            // Absent until a scan completes (not 0: "never" is not "in 1970").
+            scan_duration: gauge("beian_scan_duration_seconds", "Wall-clock duration of the last completed scan."),
+            scan_last_completion: gauge("beian_scan_last_completion_timestamp_seconds", "Unix time the last scan completed."),
             scan_last_targets: reg!(r, gauge_vec("beian_scan_last_targets", "Targets of the last completed scan, by verdict.", &["verdict"])),
             scan_last_new_findings: reg!(r, gauge_vec("beian_scan_last_new_findings", "Findings in the last completed scan that the previous scan did not have, by code.", &["code"])),
+            scan_last_province_targets: reg!(r, gauge_vec("beian_scan_last_province_targets", "Targets of the last completed scan, by province of the filing (none when unfiled) and verdict.", &["province", "verdict"])),
+            scan_last_findings: reg!(r, gauge_vec("beian_scan_last_findings", "Targets with each confirmed finding in the last completed scan, by code and province of the filing (none when unfiled).", &["code", "province"])),
+            // Absent without a schedule (the alert rules tell "none configured" from "overdue").
+            scan_schedule_interval: gauge("beian_scan_schedule_interval_seconds", "Configured seconds between scheduled scans of beian serve."),
+            scan_next_due: gauge("beian_scan_next_due_timestamp_seconds", "Unix time the pending scheduled scan was due to start (it is overdue once a whole interval passes without its completion)."),
+            scans: reg!(r, counter_vec("beian_scans_total", "Scans run by beian serve, by trigger (schedule, api) and outcome (completed, failed).", &["trigger", "outcome"])),
             registry_filings: reg!(r, gauge_vec("beian_registry_filings", "Filings in the registry, by status and province.", &["status", "province"])),
             registry_certificates: reg!(r, int_gauge("beian_registry_certificates_issued", "Certificates issued by the registry (all serials).")),
             registry_audit_length: reg!(r, int_gauge("beian_registry_audit_chain_length", "Records in the hash-chained audit log.")),
@@ -157,6 +175,27 @@ impl Metrics {
                 .inc();
         }
         self.scan_done.inc();
+    }
+
+    /// Export the completion time and duration of the last completed scan (registering the
+    /// two gauges on first use: before any completion they are absent, not 0).
+    pub fn set_last_completion(&self, ended_at: i64, duration_s: f64) {
+        self.scan_last_completion.set(ended_at as f64);
+        self.scan_duration.set(duration_s);
+        let _ = self
+            .registry
+            .register(Box::new(self.scan_last_completion.clone()));
+        let _ = self.registry.register(Box::new(self.scan_duration.clone()));
+    }
+
+    /// Export the schedule: its interval and when the next scheduled scan is due.
+    pub fn set_schedule(&self, interval_s: u64, next_due: i64) {
+        self.scan_schedule_interval.set(interval_s as f64);
+        self.scan_next_due.set(next_due as f64);
+        let _ = self
+            .registry
+            .register(Box::new(self.scan_schedule_interval.clone()));
+        let _ = self.registry.register(Box::new(self.scan_next_due.clone()));
     }
 
     /// Count one fetch and its error kind, if any.
@@ -207,7 +246,21 @@ mod tests {
         m.http_duration
             .with_label_values(&["/api/filed"])
             .observe(0.001);
+        m.scan_last_province_targets
+            .with_label_values(&["京", "compliant"])
+            .set(1);
+        m.scan_last_findings
+            .with_label_values(&["unfiled", "none"])
+            .set(1);
+        m.scans.with_label_values(&["schedule", "completed"]).inc();
+        let before = m.encode();
+        assert!(!before.contains("beian_scan_last_completion_timestamp_seconds"));
+        assert!(!before.contains("beian_scan_schedule_interval_seconds"));
+        m.set_last_completion(1_700_000_000, 3.0);
+        m.set_last_completion(1_700_000_100, 4.0);
+        m.set_schedule(3600, 1_700_003_600);
         let text = m.encode();
+        assert!(text.contains("beian_scan_last_completion_timestamp_seconds 1700000100"));
         for name in METRIC_NAMES {
             assert!(text.contains(name), "{name} missing from exposition");
         }

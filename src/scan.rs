@@ -121,3 +121,74 @@ pub fn record_metrics(metrics: &Metrics, result: &TargetResult) {
         metrics.record_fetch("cert", c.fetch.elapsed_ms as f64 / 1000.0, err);
     }
 }
+
+/// The verdict label values, each exported (0 when absent) so dashboards always have series.
+pub const VERDICT_LABELS: [&str; 4] = ["compliant", "noncompliant", "unfiled", "unknown"];
+
+/// The province label of a summary's province key (`京`, or `(none)` for unfiled targets).
+fn summary_province_label(key: &str) -> String {
+    let mut chars = key.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) => crate::metrics::province_label(Some(c)),
+        _ => crate::metrics::province_label(None),
+    }
+}
+
+/// Export a completed scan as the "last scan" metrics: completion time and duration, targets
+/// by verdict and by province, confirmed findings by code and province, and the confirmed
+/// findings new since the previous scan of the same scope. A scan still running (no end) is
+/// ignored.
+pub fn publish_completed(metrics: &Metrics, meta: &crate::report::ScanMeta) {
+    let Some(ended) = meta.ended_at else {
+        return;
+    };
+    let s = &meta.summary;
+    metrics.set_last_completion(ended, (ended - meta.started_at).max(0) as f64);
+    metrics.scan_last_targets.reset();
+    for v in VERDICT_LABELS {
+        let n = s.by_verdict.get(v).copied().unwrap_or(0);
+        metrics
+            .scan_last_targets
+            .with_label_values(&[v])
+            .set(n as i64);
+    }
+    metrics.scan_last_province_targets.reset();
+    for (key, c) in &s.by_province {
+        let prov = summary_province_label(key);
+        for (v, n) in [
+            ("compliant", c.compliant),
+            ("noncompliant", c.noncompliant),
+            ("unfiled", c.unfiled),
+            ("unknown", c.unknown),
+        ] {
+            metrics
+                .scan_last_province_targets
+                .with_label_values(&[&prov, v])
+                .add(n as i64);
+        }
+    }
+    metrics.scan_last_findings.reset();
+    for (key, codes) in &s.by_province_finding {
+        let prov = summary_province_label(key);
+        for (code, n) in codes {
+            metrics
+                .scan_last_findings
+                .with_label_values(&[crate::metrics::closed_label(code), &prov])
+                .add(*n as i64);
+        }
+    }
+    metrics.scan_last_new_findings.reset();
+    if let Some(new) = &meta.new_findings {
+        // "No new unfiled site" is a value (0), not a missing series.
+        metrics
+            .scan_last_new_findings
+            .with_label_values(&["unfiled"])
+            .set(0);
+        for (code, n) in new {
+            metrics
+                .scan_last_new_findings
+                .with_label_values(&[crate::metrics::closed_label(code)])
+                .add(*n as i64);
+        }
+    }
+}

@@ -14,6 +14,7 @@ pub mod error;
 pub mod listener;
 pub mod openapi;
 pub mod public;
+pub mod scans;
 pub mod workflow;
 
 use std::future::Future;
@@ -49,6 +50,8 @@ pub const ATTACHMENT_LIMIT: usize = 2 * 1024 * 1024;
 pub const CHECKS_PER_MINUTE: u32 = 6;
 /// Probes allowed per client IP per minute (a Prometheus server probes many sites).
 pub const PROBES_PER_MINUTE: u32 = 600;
+/// The scan history's directory inside the registry directory.
+pub const SCAN_HISTORY_DIR: &str = "scans";
 /// How often the registry gauges and the self-check snapshot are refreshed.
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(30);
 
@@ -70,6 +73,8 @@ pub struct AppState {
     stopping: std::sync::atomic::AtomicBool,
     /// SMTP for email, when `[mail] smtp_server` is set.
     mailer: Option<Mailer>,
+    /// Scheduled scans and scans started through the API.
+    pub scans: crate::schedule::ScanService,
 }
 
 /// An SMTP transport and the sender address.
@@ -141,6 +146,8 @@ pub enum ServeError {
     Policies(String),
     #[error("{0}")]
     Config(String),
+    #[error("scan history: {0}")]
+    History(#[from] crate::report::ReportError),
     #[error("{addr}: {source}")]
     Io {
         addr: String,
@@ -164,6 +171,22 @@ impl AppState {
         let scanner = Arc::new(Scanner::new(scan)?);
         let policies =
             Arc::new(PolicySet::embedded().map_err(|e| ServeError::Policies(e.to_string()))?);
+        let metrics = Metrics::new();
+        // Scans run by the service itself use the operator's [scan] settings (with the
+        // schedule's overrides), never anything from a request.
+        let scan_config = match &config.schedule {
+            Some(s) => s.scan_config(&config.scan),
+            None => config.scan.clone(),
+        };
+        let scans = crate::schedule::ScanService::new(
+            crate::report::ScanHistory::open(registry.dir().join(SCAN_HISTORY_DIR))?,
+            metrics.clone(),
+            Arc::new(Scanner::new(scan_config.clone())?),
+            policies.clone(),
+            scan_config.concurrency,
+            config.schedule.as_ref(),
+        )
+        .map_err(|e| ServeError::Config(format!("[schedule]: {e}")))?;
         let snapshot = registry.snapshot(unix_now())?;
         save_serve_snapshot(&registry, &snapshot);
         let quota =
@@ -171,7 +194,7 @@ impl AppState {
         let state = AppState {
             registry,
             accounts: Accounts::new(),
-            metrics: Metrics::new(),
+            metrics,
             sms: config.sms.webhook_url.clone(),
             config,
             scanner,
@@ -187,6 +210,7 @@ impl AppState {
                 .unwrap_or_default(),
             stopping: std::sync::atomic::AtomicBool::new(false),
             mailer,
+            scans,
         };
         state.refresh_gauges()?;
         Ok(Arc::new(state))
@@ -390,6 +414,10 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<Shared>)> {
         ("get", "/api/keyring", get(public::keyring)),
         ("get", "/api/check", get(public::check)),
         ("get", "/probe", get(public::probe)),
+        ("get", "/api/scans", get(scans::list)),
+        ("post", "/api/scans", post(scans::start)),
+        ("get", "/api/scans/:id", get(scans::show)),
+        ("get", "/api/scans/:id/records", get(scans::records)),
         ("post", "/api/register", post(auth::register)),
         ("post", "/api/register/activate", post(auth::activate)),
         ("post", "/api/login", post(auth::login)),
@@ -572,6 +600,16 @@ pub async fn serve(
             }
         })
     };
+    let scanner_task = {
+        let registry = state.registry.clone();
+        let source: crate::schedule::SnapshotSource = Arc::new(move || {
+            registry
+                .snapshot(unix_now())
+                .map(Arc::new)
+                .map_err(|e| format!("registry snapshot: {e}"))
+        });
+        tokio::spawn(state.scans.clone().run(source, rx.clone()))
+    };
     let limits = state.config.serve.listener_limits();
     let api_app = api_router(state.clone());
     let state_for_stop = state.clone();
@@ -588,6 +626,8 @@ pub async fn serve(
     });
     let (a, b) = tokio::join!(api_srv, met_srv);
     refresher.abort();
+    // The running scan has seen the stop signal; its history entry stays unfinished.
+    let _ = tokio::time::timeout(Duration::from_secs(5), scanner_task).await;
     a?;
     b?;
     Ok(())

@@ -5,7 +5,7 @@
 use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi;
 
-use super::{announcements, auth, public, workflow};
+use super::{announcements, auth, public, scans, workflow};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,6 +23,7 @@ use super::{announcements, auth, public, workflow};
         workflow::empty_shells,
         announcements::list, announcements::create, announcements::show, announcements::remove,
         announcements::upload, announcements::download, announcements::remove_attachment,
+        scans::list, scans::start, scans::show, scans::records,
     ),
     modifiers(&BearerAuth)
 )]

@@ -200,7 +200,7 @@ fn history(global: &Global) -> anyhow::Result<ScanHistory> {
         .registry
         .as_ref()
         .context("scan history lives in a registry: pass --registry DIR (or BEIAN_REGISTRY)")?;
-    Ok(ScanHistory::open(dir.join("scans"))?)
+    Ok(ScanHistory::open(dir.join(beian::api::SCAN_HISTORY_DIR))?)
 }
 
 fn diff(global: &Global, a: &str, b: &str) -> anyhow::Result<i32> {
@@ -439,33 +439,26 @@ async fn scan(global: &Global, args: ScanRunArgs) -> anyhow::Result<i32> {
     }
     let ended = super::now();
     metrics.scan_running.set(0);
-    metrics.scan_duration.set((ended - started) as f64);
-    metrics.scan_last_completion.set(ended as f64);
-    for (verdict, n) in &summary.by_verdict {
-        metrics
-            .scan_last_targets
-            .with_label_values(&[beian::metrics::closed_label(verdict)])
-            .set(*n as i64);
-    }
-    if let Some(h) = history_writer {
-        let meta = h.finish(ended)?;
-        eprintln!("scan kept in history as {}", meta.id);
-        // New findings against the previous scan, for the alert on newly unfiled sites.
-        let hist = history(global)?;
-        if let Some((older, newer)) = hist.latest_two()? {
-            let d = hist.diff(&older.id, &newer.id)?;
-            let mut counts: std::collections::BTreeMap<String, i64> = Default::default();
-            for c in &d.changes {
-                for code in &c.new_findings {
-                    *counts.entry(code.clone()).or_default() += 1;
-                }
-            }
-            for (code, n) in counts {
-                metrics
-                    .scan_last_new_findings
-                    .with_label_values(&[beian::metrics::closed_label(&code)])
-                    .set(n);
-            }
+    match history_writer {
+        Some(h) => {
+            // Sealing records the confirmed findings new since the previous scan.
+            let meta = history(global)?.seal(h, ended)?;
+            eprintln!("scan kept in history as {}", meta.id);
+            beian::scan::publish_completed(&metrics, &meta);
+        }
+        None => {
+            let meta = beian::report::ScanMeta {
+                id: String::new(),
+                started_at: started,
+                ended_at: Some(ended),
+                targets: summary.targets,
+                policy_sha256: national_sha.clone(),
+                summary: summary.clone(),
+                origin: None,
+                scope: None,
+                new_findings: None,
+            };
+            beian::scan::publish_completed(&metrics, &meta);
         }
     }
     if let Some(p) = &args.metrics_textfile {

@@ -27,6 +27,17 @@ pub struct ScanMeta {
     pub targets: u64,
     pub policy_sha256: String,
     pub summary: Summary,
+    /// What started the scan (`schedule`, `api:<actor>`, `cli`); absent in older scans.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    /// Which targets it covered (`filed`, `province:京`, `list:…`, `file:…`), for scans run by
+    /// `serve`: confirmations and "new findings" count from the last scan of the same scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// Targets with each confirmed finding the previous completed scan did not have, by code
+    /// (set when the scan is sealed with [`ScanHistory::seal`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_findings: Option<std::collections::BTreeMap<String, u64>>,
 }
 
 /// A directory of scans, e.g. `<registry>/scans`.
@@ -100,6 +111,9 @@ impl ScanHistory {
                 targets: 0,
                 policy_sha256: policy_sha256.to_string(),
                 summary: Summary::new(),
+                origin: None,
+                scope: None,
+                new_findings: None,
             };
             let meta_path = self.meta_path(&id)?;
             write_meta(&meta_path, &meta)?;
@@ -155,13 +169,26 @@ impl ScanHistory {
 
     /// The most recent finished scan, if any.
     pub fn last_completed(&self) -> Result<Option<ScanMeta>, ReportError> {
-        Ok(self.list()?.into_iter().rfind(|m| m.ended_at.is_some()))
+        self.last_completed_in(None)
+    }
+
+    /// The most recent finished scan of `scope` (any scope when `None`).
+    pub fn last_completed_in(&self, scope: Option<&str>) -> Result<Option<ScanMeta>, ReportError> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .rfind(|m| m.ended_at.is_some() && scope.is_none_or(|s| m.scope.as_deref() == Some(s))))
     }
 
     /// The finding streaks left by the most recent finished scan (empty when there is
     /// none): what confirmations count from.
     pub fn prior_findings(&self) -> Result<PriorFindings, ReportError> {
-        match self.last_completed()? {
+        self.prior_findings_in(None)
+    }
+
+    /// The finding streaks left by the most recent finished scan of `scope`.
+    pub fn prior_findings_in(&self, scope: Option<&str>) -> Result<PriorFindings, ReportError> {
+        match self.last_completed_in(scope)? {
             Some(meta) => PriorFindings::from_scan(&self.records_path(&meta.id)?),
             None => Ok(PriorFindings::default()),
         }
@@ -207,6 +234,26 @@ impl ScanHistory {
         Ok(older.zip(newer))
     }
 
+    /// Finish a scan and record, in its meta, the confirmed findings it has that the previous
+    /// completed scan (of the same scope, when it has one) did not, by code: what the "new
+    /// findings" metric and alert report.
+    pub fn seal(&self, writer: ScanWriter, ended_at: i64) -> Result<ScanMeta, ReportError> {
+        let previous = self.last_completed_in(writer.meta.scope.as_deref())?;
+        let mut meta = writer.finish(ended_at)?;
+        let mut counts = std::collections::BTreeMap::new();
+        if let Some(prev) = previous {
+            let d = self.diff(&prev.id, &meta.id)?;
+            for c in &d.changes {
+                for code in &c.new_findings {
+                    *counts.entry(code.to_string()).or_insert(0u64) += 1;
+                }
+            }
+        }
+        meta.new_findings = Some(counts);
+        write_meta(&self.meta_path(&meta.id)?, &meta)?;
+        Ok(meta)
+    }
+
     /// Diff two scans of this history by id.
     pub fn diff(&self, older: &str, newer: &str) -> Result<ScanDiff, ReportError> {
         diff(&self.records_path(older)?, &self.records_path(newer)?)
@@ -232,6 +279,22 @@ pub struct ScanWriter {
 impl ScanWriter {
     pub fn id(&self) -> &str {
         &self.meta.id
+    }
+
+    /// Say what started this scan and which targets it covers (kept in its meta).
+    pub fn describe(
+        &mut self,
+        origin: impl Into<String>,
+        scope: Option<String>,
+    ) -> Result<(), ReportError> {
+        self.meta.origin = Some(origin.into());
+        self.meta.scope = scope;
+        write_meta(&self.meta_path, &self.meta)
+    }
+
+    /// Targets written so far.
+    pub fn written(&self) -> u64 {
+        self.meta.targets
     }
 
     pub fn records_path(&self) -> &Path {

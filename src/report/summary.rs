@@ -49,6 +49,9 @@ pub struct Summary {
     pub by_pending_finding: BTreeMap<String, u64>,
     /// By the filing's province; targets with no known filing under `(none)`.
     pub by_province: BTreeMap<String, ProvinceCounts>,
+    /// Targets with each confirmed finding code, by the filing's province (as `by_province`).
+    #[serde(default)]
+    pub by_province_finding: BTreeMap<String, BTreeMap<String, u64>>,
     /// The noncompliant and unfiled sites, in scan order, up to [`MAX_LISTED_SITES`].
     #[serde(default)]
     pub sites: Vec<ListedSite>,
@@ -145,9 +148,19 @@ impl Summary {
         let mut seen: Vec<Seen<'a>> = findings.collect();
         seen.sort_unstable_by(|a, b| a.0.cmp(b.0));
         seen.dedup_by(|a, b| a.0 == b.0);
+        let province_key = province.unwrap_or(NO_PROVINCE);
         for (c, k, n) in &seen {
             if k >= n {
                 bump(&mut self.by_finding, c);
+                match self.by_province_finding.get_mut(province_key) {
+                    Some(codes) => bump(codes, c),
+                    None => {
+                        let mut codes = BTreeMap::new();
+                        bump(&mut codes, c);
+                        self.by_province_finding
+                            .insert(province_key.to_string(), codes);
+                    }
+                }
             } else {
                 bump(&mut self.by_pending_finding, c);
             }
@@ -174,7 +187,7 @@ impl Summary {
         }
         let p = self
             .by_province
-            .entry(province.unwrap_or(NO_PROVINCE).to_string())
+            .entry(province_key.to_string())
             .or_default();
         p.targets += 1;
         match verdict {

@@ -8,6 +8,7 @@ mod extract;
 mod hostile;
 mod lab;
 mod listener;
+mod monitoring;
 mod readme;
 mod registry;
 mod registry_ip;
