@@ -64,8 +64,9 @@ impl From<ScheduleError> for ApiError {
     }
 }
 
+/// A bureau sees national jobs and its own province's, not other provinces' jobs.
 fn may_see_job(view: Option<char>, job: &Job) -> bool {
-    view.is_none() || job.province() == view
+    view.is_none() || job.province().is_none() || job.province() == view
 }
 
 #[utoipa::path(post, path = "/api/scans", tag = "scans",

@@ -46,11 +46,15 @@ impl Resp {
 
 impl Server {
     async fn start(body_limit: usize) -> Server {
+        let mut config = Config::default();
+        config.serve.body_limit = body_limit;
+        Server::start_with(config).await
+    }
+
+    async fn start_with(config: Config) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let (reg, init) = Registry::init(dir.path(), chrono::Utc::now().timestamp()).unwrap();
         let registry = Arc::new(reg);
-        let mut config = Config::default();
-        config.serve.body_limit = body_limit;
         let state = AppState::new(registry.clone(), config).unwrap();
         let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let met = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -1341,4 +1345,294 @@ async fn shutdown_finishes_in_flight_requests() {
         reqwest::get(format!("{base}/api/codes")).await.is_err(),
         "no new connections after shutdown"
     );
+}
+
+/// Wait until a scan job has finished; returns its status.
+async fn finished_job(s: &Server, token: &str, id: &str) -> Value {
+    for _ in 0..300 {
+        let r = s
+            .call("GET", &format!("/api/scans/{id}"), Some(token), None)
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let v = r.json();
+        let state = v["job"]["state"].as_str().unwrap().to_string();
+        if state != "queued" && state != "running" {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("scan {id} did not finish");
+}
+
+fn ndjson_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scans_through_the_api_by_role_and_province() {
+    use beian::fleet::{Fleet, LabResponse, LabSite};
+    // A lab fleet: one filed site in 京 and one in 沪, served correctly, and one unfiled site.
+    let hosts = ["jing.test", "hu.test", "nobody.test"];
+    let lines: Vec<String> = [("jing.test", "京", "110000"), ("hu.test", "沪", "310000")]
+        .iter()
+        .enumerate()
+        .map(|(i, (h, p, code))| {
+            format!(
+                r#"{{"subject":{{"name":"扫描公司{i}","nature":"企业","id_type":"统一社会信用代码","id_number":"91{code}00000000{i}X","province":"{p}","address":"地址","contact":{{"name":"某"}}}},"website":{{"name":"站{i}","homepage":"http://{h}/","domains":["{h}"],"ips":[],"providers":["扫描接入商"],"access_method":"虚拟主机","categories":[],"operating_licence":null}}}}"#
+            )
+        })
+        .collect();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // The fleet's pages need numbers, so the server (and its registry) comes first; the
+    // scanner's ports come from the configuration, so the fleet's port is reserved first.
+    let fleet_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let fleet_port = fleet_listener.local_addr().unwrap().port();
+    drop(fleet_listener);
+    let mut config = Config {
+        scan: crate::lab::lab_config("127.0.0.1", &hosts),
+        ..Default::default()
+    };
+    config.scan.http_port = fleet_port;
+    config.scan.https_port = closed;
+    config.scan.max_retries = 0;
+    let s = Server::start_with(config).await;
+    let now = chrono::Utc::now().timestamp();
+    let report = s
+        .registry
+        .import_jsonl(lines.join("\n").as_bytes(), None, now, 100, &mut |_| {})
+        .unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    s.registry
+        .verify_access(None, "扫描接入商", None, now)
+        .unwrap();
+    s.registry.review_auto(None, now).unwrap();
+    let mut sites = Vec::new();
+    for h in &hosts[..2] {
+        let number = s
+            .registry
+            .filing_view(&beian::registry::FilingKey::Domain(h.to_string()))
+            .unwrap()
+            .service_number
+            .unwrap();
+        let cert = s.registry.certificate_for(h).unwrap().text;
+        sites.push(
+            LabSite::new(h)
+                .route(
+                    "/",
+                    LabResponse::html(format!(
+                        "<html><body><main>欢迎访问本站的首页内容。</main><footer><a href=\"https://beian.miit.gov.cn/\">{number}</a></footer></body></html>"
+                    )),
+                )
+                .route("/cert/bazs.cert", LabResponse::text(cert.into_bytes())),
+        );
+    }
+    sites.push(LabSite::new("nobody.test").route(
+        "/",
+        LabResponse::html("<html><body><main>一个没有备案的网站首页。</main></body></html>"),
+    ));
+    let _fleet = Fleet::start(format!("127.0.0.1:{fleet_port}").parse().unwrap(), sites)
+        .await
+        .unwrap();
+    let c = cast(&s).await;
+
+    // No schedule and no scan yet: the schedule and completion metrics are absent, not 0.
+    let m = s
+        .client
+        .get(format!("{}/metrics", s.metrics))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !m.contains("beian_scan_last_completion_timestamp_seconds"),
+        "{m}"
+    );
+    assert!(!m.contains("beian_scan_schedule_interval_seconds"), "{m}");
+
+    // Only regulators run scans.
+    for t in [&c.icp, &c.isp, &c.special_query] {
+        let r = s.call("POST", "/api/scans", Some(t), None).await;
+        assert_eq!(r.status, 403, "{}", r.text);
+    }
+    let r = s.call("POST", "/api/scans", None, None).await;
+    assert_eq!(r.status, 401);
+
+    // MIIT: every filed domain.
+    let r = s.call("POST", "/api/scans", Some(&c.miit), None).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let job = r.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        r.headers["location"].to_str().unwrap(),
+        format!("/api/scans/{job}")
+    );
+    let v = finished_job(&s, &c.miit, &job).await;
+    assert_eq!(v["job"]["state"], "completed", "{v}");
+    assert_eq!(v["job"]["planned"], 2, "{v}");
+    assert_eq!(v["scan"]["summary"]["by_verdict"]["compliant"], 2, "{v}");
+    let national = v["job"]["scan_id"].as_str().unwrap().to_string();
+    let m = s
+        .client
+        .get(format!("{}/metrics", s.metrics))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains("beian_scan_last_completion_timestamp_seconds"),
+        "{m}"
+    );
+    assert!(
+        m.contains("beian_scan_last_targets{verdict=\"compliant\"} 2"),
+        "{m}"
+    );
+
+    // A bureau: its own province only.
+    let r = s
+        .call(
+            "POST",
+            "/api/scans",
+            Some(&c.bureau_jing),
+            Some(json!({"province": "沪"})),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    let r = s
+        .call(
+            "POST",
+            "/api/scans",
+            Some(&c.bureau_jing),
+            Some(json!({"targets": ["nobody.test"]})),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    let r = s
+        .call(
+            "POST",
+            "/api/scans",
+            Some(&c.bureau_jing),
+            Some(json!({"nonsense": 1})),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    let r = s
+        .call("POST", "/api/scans", Some(&c.bureau_jing), None)
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let jing_job = r.json()["id"].as_str().unwrap().to_string();
+    let v = finished_job(&s, &c.bureau_jing, &jing_job).await;
+    assert_eq!(v["job"]["state"], "completed", "{v}");
+    assert_eq!(v["job"]["planned"], 1, "{v}");
+    assert_eq!(v["job"]["scope"]["province"], "京", "{v}");
+    // Another bureau does not see it; and reads only its province's records of national scans.
+    let r = s
+        .call(
+            "GET",
+            &format!("/api/scans/{jing_job}"),
+            Some(&c.bureau_hu),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 404, "{}", r.text);
+    let r = s
+        .call(
+            "GET",
+            &format!("/api/scans/{national}/records"),
+            Some(&c.bureau_hu),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let recs = ndjson_lines(&r.text);
+    assert_eq!(recs.len(), 1, "{}", r.text);
+    assert_eq!(recs[0]["target"], "hu.test");
+    let r = s
+        .call(
+            "GET",
+            &format!("/api/scans/{national}/records"),
+            Some(&c.miit),
+            None,
+        )
+        .await;
+    assert_eq!(ndjson_lines(&r.text).len(), 2, "{}", r.text);
+    let r = s
+        .call(
+            "GET",
+            &format!("/api/scans/{national}"),
+            Some(&c.bureau_hu),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.json()["scan"]["summary"].is_null(), "{}", r.text);
+    assert_eq!(r.json()["scan"]["province"]["compliant"], 1, "{}", r.text);
+    let r = s.call("GET", "/api/scans", Some(&c.bureau_hu), None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let listed = r.json();
+    assert!(
+        listed["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|j| j["id"] != jing_job.as_str()),
+        "{listed}"
+    );
+    assert!(listed["schedule_interval_s"].is_null());
+
+    // MIIT: a list of targets; the unfiled one is found, and filtering by verdict works.
+    let r = s
+        .call(
+            "POST",
+            "/api/scans",
+            Some(&c.miit),
+            Some(json!({"targets": ["nobody.test", "jing.test"]})),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let list_job = r.json()["id"].as_str().unwrap().to_string();
+    let v = finished_job(&s, &c.miit, &list_job).await;
+    assert_eq!(v["job"]["state"], "completed", "{v}");
+    let r = s
+        .call(
+            "GET",
+            &format!("/api/scans/{list_job}/records?verdict=unfiled"),
+            Some(&c.miit),
+            None,
+        )
+        .await;
+    let recs = ndjson_lines(&r.text);
+    assert_eq!(recs.len(), 1, "{}", r.text);
+    assert_eq!(recs[0]["target"], "nobody.test");
+    let r = s
+        .call(
+            "POST",
+            "/api/scans",
+            Some(&c.miit),
+            Some(json!({"targets": []})),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    let r = s
+        .call("GET", "/api/scans/job-999", Some(&c.miit), None)
+        .await;
+    assert_eq!(r.status, 404, "{}", r.text);
+    let r = s
+        .call(
+            "GET",
+            "/api/scans/..%2F..%2Fetc/records",
+            Some(&c.miit),
+            None,
+        )
+        .await;
+    assert!(r.status == 404 || r.status == 400, "{}", r.text);
+    s.stop().await;
 }
