@@ -49,6 +49,9 @@ pub struct ScheduleConfig {
     pub targets_list: Option<Vec<String>>,
     pub concurrency: Option<usize>,
     pub render: Option<crate::crawl::config::RenderMode>,
+    /// Completed scheduled scans kept in the history; older ones are removed after each
+    /// scheduled scan (0: keep every scan, the default).
+    pub keep_scans: usize,
 }
 
 impl Default for ScheduleConfig {
@@ -60,6 +63,7 @@ impl Default for ScheduleConfig {
             targets_list: None,
             concurrency: None,
             render: None,
+            keep_scans: 0,
         }
     }
 }

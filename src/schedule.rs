@@ -144,6 +144,8 @@ struct Inner {
     policies: Arc<PolicySet>,
     concurrency: usize,
     schedule: Option<(u64, ScanScope)>,
+    /// Completed scheduled scans to keep (0: all).
+    keep_scans: usize,
     /// The scope whose scans feed the "last scan" metrics.
     metrics_scope: String,
     jobs: Mutex<Jobs>,
@@ -173,6 +175,7 @@ impl ScanService {
         concurrency: usize,
         schedule: Option<&ScheduleConfig>,
     ) -> Result<ScanService, String> {
+        let keep_scans = schedule.map(|s| s.keep_scans);
         let schedule = match schedule {
             Some(s) => Some((s.interval_s, ScanScope::from_schedule(s.target_source()?))),
             None => None,
@@ -189,6 +192,7 @@ impl ScanService {
                 policies,
                 concurrency: concurrency.max(1),
                 schedule,
+                keep_scans: keep_scans.unwrap_or(0),
                 metrics_scope,
                 jobs: Mutex::new(Jobs {
                     next: 1,
@@ -513,6 +517,18 @@ impl ScanService {
             .map_err(|e| e.to_string())?;
         if scope_key == inner.metrics_scope {
             crate::scan::publish_completed(m, &meta);
+        }
+        if job.origin == "schedule" && inner.keep_scans > 0 {
+            let history = inner.history.clone();
+            let keep = inner.keep_scans;
+            let key = scope_key.clone();
+            match tokio::task::spawn_blocking(move || history.prune(&key, keep)).await {
+                Ok(Ok(removed)) if !removed.is_empty() => {
+                    tracing::info!(removed = removed.len(), "old scans removed (keep_scans)")
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "could not remove old scans"),
+                _ => {}
+            }
         }
         tracing::info!(scan = %meta.id, targets = meta.targets, "scan completed");
         Ok(true)

@@ -194,6 +194,27 @@ impl ScanHistory {
         }
     }
 
+    /// Keep the `keep` most recent completed scans of `scope` and remove older ones (with
+    /// any unfinished scan of that scope older than the oldest kept); returns the removed ids.
+    pub fn prune(&self, scope: &str, keep: usize) -> Result<Vec<String>, ReportError> {
+        let of_scope: Vec<ScanMeta> = self
+            .list()?
+            .into_iter()
+            .filter(|m| m.scope.as_deref() == Some(scope))
+            .collect();
+        let completed: Vec<&ScanMeta> = of_scope.iter().filter(|m| m.ended_at.is_some()).collect();
+        if keep == 0 || completed.len() <= keep {
+            return Ok(Vec::new());
+        }
+        let oldest_kept = completed[completed.len() - keep].started_at;
+        let mut removed = Vec::new();
+        for m in of_scope.iter().filter(|m| m.started_at < oldest_kept) {
+            self.remove(&m.id)?;
+            removed.push(m.id.clone());
+        }
+        Ok(removed)
+    }
+
     /// Remove a scan (its records and meta), e.g. an interrupted one that a resumed scan
     /// replaces.
     fn remove(&self, id: &str) -> Result<(), ReportError> {

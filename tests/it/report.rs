@@ -358,3 +358,44 @@ fn history_records_scans_and_diffs_them() {
     assert!(h.records_path("../x").is_err());
     assert!(h.meta("nope").is_err());
 }
+
+#[test]
+fn scopes_keep_their_own_baselines_and_old_scans_are_pruned() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = ScanHistory::open(dir.path().join("scans")).unwrap();
+    let recs = records();
+    let sha = recs[0].policy_sha256.clone();
+    let mut ids = Vec::new();
+    for (i, scope) in ["filed", "province:京", "filed", "filed", "filed"]
+        .iter()
+        .enumerate()
+    {
+        let t = NOW + i as i64 * 100;
+        let mut w = h.start(t, &sha).unwrap();
+        w.describe("schedule", Some(scope.to_string())).unwrap();
+        for r in &recs {
+            w.write(r).unwrap();
+        }
+        let m = h.seal(w, t + 10).unwrap();
+        // Sealing records what is new since the last scan of the same scope: nothing here.
+        assert_eq!(m.new_findings, Some(Default::default()), "{scope}");
+        ids.push(m.id);
+    }
+    assert_eq!(
+        h.last_completed_in(Some("province:京"))
+            .unwrap()
+            .unwrap()
+            .id,
+        ids[1]
+    );
+    assert_eq!(
+        h.last_completed_in(Some("filed")).unwrap().unwrap().id,
+        ids[4]
+    );
+    // Keep two of "filed": the first two filed scans go, the province's scan stays.
+    let removed = h.prune("filed", 2).unwrap();
+    assert_eq!(removed, vec![ids[0].clone(), ids[2].clone()]);
+    let left: Vec<String> = h.list().unwrap().into_iter().map(|m| m.id).collect();
+    assert_eq!(left, vec![ids[1].clone(), ids[3].clone(), ids[4].clone()]);
+    assert!(h.prune("filed", 0).unwrap().is_empty());
+}
