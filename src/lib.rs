@@ -46,4 +46,5 @@ pub mod registry;
 pub mod report;
 pub mod scan;
 pub mod schedule;
+pub mod shard;
 pub mod verdict;

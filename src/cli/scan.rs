@@ -41,6 +41,28 @@ pub enum ScanAction {
     },
     /// List the scans kept in the registry's history.
     List,
+    /// Join the outputs of a sharded scan (`--shard I/N --out FILE`, each with its
+    /// FILE.shard.json) into one scan: confirmations against the registry's history, the
+    /// history entry, diff and metrics as if one process had scanned. Refuses missing or
+    /// duplicate shards, unfinished ones, and shards of different snapshots, policies or
+    /// target lists.
+    Merge(MergeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct MergeArgs {
+    /// The shards' records files (JSON Lines), one per shard.
+    #[arg(required = true)]
+    pub shards: Vec<PathBuf>,
+    /// Write the merged records here instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Write the final metrics here for node_exporter's textfile collector.
+    #[arg(long, value_name = "FILE")]
+    pub metrics_textfile: Option<PathBuf>,
+    /// Do not keep the merged scan in the registry's history.
+    #[arg(long)]
+    pub no_history: bool,
 }
 
 /// Output formats of `beian scan`.
@@ -96,6 +118,11 @@ pub struct ScanRunArgs {
     /// Do not keep this scan in the registry's history.
     #[arg(long)]
     pub no_history: bool,
+    /// Scan only shard I of N (0-based): the targets whose stable hash falls in it. Needs
+    /// --out; writes OUT.shard.json for `beian scan merge`. In a Kubernetes Indexed Job,
+    /// JOB_COMPLETION_INDEX with BEIAN_SHARD_COUNT gives the same.
+    #[arg(long, value_name = "I/N", env = "BEIAN_SHARD")]
+    pub shard: Option<String>,
     /// Never show a progress bar.
     #[arg(long)]
     pub no_progress: bool,
@@ -188,6 +215,7 @@ pub fn run(global: &Global, args: ScanArgs) -> anyhow::Result<i32> {
     match args.action {
         Some(ScanAction::Diff { a, b }) => diff(global, &a, &b),
         Some(ScanAction::List) => list(global),
+        Some(ScanAction::Merge(args)) => merge(global, args),
         None => {
             let rt = common::runtime()?;
             rt.block_on(scan(global, args.run))
@@ -313,6 +341,15 @@ async fn scan(global: &Global, args: ScanRunArgs) -> anyhow::Result<i32> {
         bail!("no targets: give domains or URLs, --targets FILE, or --from-registry");
     }
 
+    let shard = shard_spec(args.shard.as_deref())?;
+    if shard.is_some() {
+        if args.out.is_none() || args.format != Format::Jsonl {
+            bail!("--shard needs --out FILE (JSON Lines): the merge reads it with FILE.shard.json");
+        }
+        if args.resume {
+            bail!("--shard and --resume do not go together: run the shard again");
+        }
+    }
     if args.resume {
         if args.out.is_none() {
             bail!("--resume needs --out FILE (JSON Lines) to continue");
@@ -321,14 +358,15 @@ async fn scan(global: &Global, args: ScanRunArgs) -> anyhow::Result<i32> {
             bail!("--resume works with --format jsonl");
         }
     }
-    // Confirmations count from the last completed scan in the registry's history.
-    let prior = match &global.registry {
-        Some(_) => Some(Arc::new(history(global)?.prior_findings()?)),
-        None => None,
+    // Confirmations count from the last completed scan in the registry's history (a shard
+    // is confirmed when the shards are merged).
+    let prior = match (&global.registry, shard) {
+        (Some(_), None) => Some(Arc::new(history(global)?.prior_findings()?)),
+        _ => None,
     };
     // A resumed scan keeps the interrupted scan's start time and history entry, rebuilt
     // from the records already written, so that its history holds every target.
-    let mut history_writer = match (&global.registry, args.no_history) {
+    let mut history_writer = match (&global.registry, args.no_history || shard.is_some()) {
         (Some(_), false) => {
             let hist = history(global)?;
             if args.resume {
@@ -344,12 +382,46 @@ async fn scan(global: &Global, args: ScanRunArgs) -> anyhow::Result<i32> {
         _ => HashSet::new(),
     };
     let skipped = skip.len() as u64;
+    // Every target before the shard filter feeds the target-list digest the merge compares.
+    let list_digest = Arc::new(std::sync::Mutex::new(<sha2::Sha256 as sha2::Digest>::new()));
+    let digest_in = list_digest.clone();
     let target_iter = targets
         .into_iter()
         .chain(file_targets)
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty() && !t.starts_with('#'))
-        .filter(move |t| !skip.contains(t));
+        .filter(move |t| !skip.contains(t))
+        .filter(move |t| match shard {
+            None => true,
+            Some(sh) => {
+                if let Ok(mut d) = digest_in.lock() {
+                    sha2::Digest::update(&mut *d, t.as_bytes());
+                    sha2::Digest::update(&mut *d, [b'\n']);
+                }
+                sh.contains(t)
+            }
+        });
+    let manifest_path = args.out.as_ref().map(|o| shard_manifest_path(o));
+    let mut manifest = match shard {
+        Some(sh) => {
+            let m = beian::shard::ShardManifest {
+                format: beian::shard::SHARD_MANIFEST_FORMAT,
+                shard: sh,
+                snapshot_sha256: snapshot.digest()?,
+                snapshot_generated_at: snapshot.generated_at,
+                policy_sha256: national_sha.clone(),
+                targets_sha256: String::new(),
+                started_at: started,
+                ended_at: None,
+                targets: 0,
+            };
+            if let Some(p) = &manifest_path {
+                write_manifest(p, &m)?;
+            }
+            Some(m)
+        }
+        None => None,
+    };
 
     let out: Box<dyn Write + Send> = match &args.out {
         Some(p) => {
@@ -439,6 +511,19 @@ async fn scan(global: &Global, args: ScanRunArgs) -> anyhow::Result<i32> {
     }
     let ended = super::now();
     metrics.scan_running.set(0);
+    if let (Some(m), Some(p)) = (manifest.as_mut(), &manifest_path) {
+        m.ended_at = Some(ended);
+        m.targets = summary.targets;
+        m.targets_sha256 = list_digest
+            .lock()
+            .map(|d| hex::encode(sha2::Digest::finalize(d.clone())))
+            .unwrap_or_default();
+        write_manifest(p, m)?;
+        eprintln!(
+            "shard {} written: {} targets; merge all {} with `beian scan merge`",
+            m.shard, m.targets, m.shard.count
+        );
+    }
     match history_writer {
         Some(h) => {
             // Sealing records the confirmed findings new since the previous scan.
@@ -510,4 +595,169 @@ fn count_lines(p: &Path) -> std::io::Result<u64> {
         }
     }
     Ok(n)
+}
+
+/// The shard to scan: `--shard I/N` (or BEIAN_SHARD), else a Kubernetes Indexed Job's
+/// `JOB_COMPLETION_INDEX` with `BEIAN_SHARD_COUNT`.
+fn shard_spec(flag: Option<&str>) -> anyhow::Result<Option<beian::shard::Shard>> {
+    if let Some(s) = flag {
+        return Ok(Some(beian::shard::Shard::parse(s)?));
+    }
+    let index = std::env::var("JOB_COMPLETION_INDEX").ok();
+    let count = std::env::var("BEIAN_SHARD_COUNT").ok();
+    match (index, count) {
+        (Some(i), Some(n)) => Ok(Some(beian::shard::Shard::parse(&format!("{i}/{n}"))?)),
+        (None, Some(_)) => {
+            bail!(
+                "BEIAN_SHARD_COUNT is set but JOB_COMPLETION_INDEX is not (an Indexed Job sets it)"
+            )
+        }
+        _ => Ok(None),
+    }
+}
+
+/// `<records>.shard.json`.
+fn shard_manifest_path(records: &Path) -> PathBuf {
+    let mut name = records.as_os_str().to_owned();
+    name.push(beian::shard::MANIFEST_SUFFIX);
+    PathBuf::from(name)
+}
+
+fn write_manifest(path: &Path, m: &beian::shard::ShardManifest) -> anyhow::Result<()> {
+    let bytes = serde_json::to_vec_pretty(m)?;
+    beian::fsutil::write_atomic(path, &bytes, None).with_context(|| format!("{}", path.display()))
+}
+
+fn merge(global: &Global, args: MergeArgs) -> anyhow::Result<i32> {
+    use beian::shard::{check_complete, ShardManifest};
+    let mut manifests = Vec::new();
+    for p in &args.shards {
+        let mp = shard_manifest_path(p);
+        let bytes = beian::fsutil::read_bounded(&mp, beian::fsutil::MAX_TEXT_FILE)
+            .with_context(|| format!("{}: the shard's manifest", mp.display()))?;
+        manifests.push((
+            p.display().to_string(),
+            ShardManifest::parse(&mp.display().to_string(), &bytes)?,
+        ));
+    }
+    let shards = check_complete(manifests)?;
+    let first = shards[0].1.clone();
+    for (path, m) in &shards {
+        if m.targets_sha256 != first.targets_sha256 {
+            bail!(
+                "{path}: the target list differs from {}'s: the shards were not made for one scan",
+                shards[0].0
+            );
+        }
+    }
+    let started = shards.iter().map(|(_, m)| m.started_at).min().unwrap_or(0);
+    let ended = shards
+        .iter()
+        .filter_map(|(_, m)| m.ended_at)
+        .max()
+        .unwrap_or(started);
+    let use_history = global.registry.is_some() && !args.no_history;
+    let prior = match &global.registry {
+        Some(_) => Some(history(global)?.prior_findings()?),
+        None => None,
+    };
+    let mut writer = if use_history {
+        let mut w = history(global)?.start(started, &first.policy_sha256)?;
+        w.describe(format!("merge of {} shards", first.shard.count), None)?;
+        Some(w)
+    } else {
+        None
+    };
+    let out: Box<dyn Write + Send> = match &args.out {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            File::create(p).with_context(|| format!("{}", p.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+    };
+    let label = args
+        .out
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "<stdout>".into());
+    let mut sink = JsonlWriter::new(out, label);
+    let metrics = Metrics::new();
+    let mut summary = Summary::new();
+    let mut all_compliant = true;
+    let mut seen_targets = HashSet::new();
+    for (path, m) in &shards {
+        let f = File::open(path).with_context(|| path.clone())?;
+        let mut n = 0u64;
+        for (i, line) in
+            beian::fsutil::BoundedLines::new(BufReader::new(f), beian::report::MAX_RECORD_LINE)
+                .enumerate()
+        {
+            let line = line.with_context(|| format!("{path}:{}", i + 1))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let mut record: beian::report::ScanRecord = serde_json::from_str(&line)
+                .with_context(|| format!("{path}:{}: not a scan record", i + 1))?;
+            if !m.shard.contains(&record.target) {
+                bail!(
+                    "{path}:{}: {} does not belong to shard {}",
+                    i + 1,
+                    record.target,
+                    m.shard
+                );
+            }
+            if !seen_targets.insert(record.target.clone()) {
+                bail!("{path}:{}: {} is given twice", i + 1, record.target);
+            }
+            record.confirm_with(prior.as_ref().and_then(|p| p.get(&record.target)));
+            let confirmed: Vec<(&str, &str)> = record
+                .findings
+                .iter()
+                .filter(|f| f.is_confirmed())
+                .map(|f| (f.code.as_str(), f.severity.as_str()))
+                .collect();
+            let province = record.province.as_deref().and_then(|p| p.chars().next());
+            metrics.record_target(&record.verdict, &confirmed, province);
+            if record.verdict != "compliant" {
+                all_compliant = false;
+            }
+            summary.add(&record);
+            sink.write(&record)?;
+            if let Some(w) = writer.as_mut() {
+                w.write(&record)?;
+            }
+            n += 1;
+        }
+        if n != m.targets {
+            bail!(
+                "{path}: {n} records, but its manifest says {}: the file is incomplete",
+                m.targets
+            );
+        }
+    }
+    sink.into_inner().flush()?;
+    let meta = match writer {
+        Some(w) => {
+            let meta = history(global)?.seal(w, ended)?;
+            eprintln!("merged scan kept in history as {}", meta.id);
+            meta
+        }
+        None => beian::report::ScanMeta {
+            id: String::new(),
+            started_at: started,
+            ended_at: Some(ended),
+            targets: summary.targets,
+            policy_sha256: first.policy_sha256.clone(),
+            summary: summary.clone(),
+            origin: None,
+            scope: None,
+            new_findings: None,
+        },
+    };
+    beian::scan::publish_completed(&metrics, &meta);
+    if let Some(p) = &args.metrics_textfile {
+        beian::fsutil::write_atomic(p, metrics.encode().as_bytes(), None)
+            .with_context(|| format!("{}", p.display()))?;
+    }
+    eprint!("{}", summary.to_markdown("beian scan (merged)"));
+    Ok(if all_compliant { 0 } else { 1 })
 }

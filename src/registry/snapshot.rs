@@ -161,6 +161,13 @@ impl Snapshot {
         })
     }
 
+    /// The SHA-256 of the snapshot's content (hex): two scans judged against the same registry
+    /// view have the same digest (sharded scans are merged only then).
+    pub fn digest(&self) -> Result<String, SnapshotError> {
+        use sha2::Digest;
+        Ok(hex::encode(sha2::Sha256::digest(self.body()?)))
+    }
+
     /// Serialise and sign with `key` (whose id is `key_id`): the signed file format (see
     /// [`SNAPSHOT_FORMAT`]). Only the registry's issuance holds signing keys.
     pub fn to_signed_bytes(

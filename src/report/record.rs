@@ -256,6 +256,30 @@ impl ScanRecord {
         }
     }
 
+    /// Confirm this record's findings against `prior` (the target's streaks from the last
+    /// completed scan), as [`crate::verdict::Assessment::confirm`] does for an assessment:
+    /// each finding's consecutive count is the prior count plus one; an `unknown` record
+    /// carries the prior streaks forward. Used when records judged without history (sharded
+    /// scans) are joined into one scan.
+    pub fn confirm_with(&mut self, prior: Option<&Streaks>) {
+        if self.verdict == "unknown" {
+            self.streaks = prior
+                .map(|p| {
+                    p.iter()
+                        .map(|(c, k)| (c.as_str().to_string(), *k))
+                        .collect()
+                })
+                .unwrap_or_default();
+            return;
+        }
+        for f in &mut self.findings {
+            let before = crate::verdict::FindingCode::parse(&f.code)
+                .and_then(|c| prior.and_then(|p| p.get(&c)).copied());
+            f.seen = before.map_or(1, |k| k.saturating_add(1));
+            f.confirmation = crate::verdict::confirmation_label(f.seen, f.confirmations);
+        }
+    }
+
     /// The finding codes, in record order.
     pub fn codes(&self) -> impl Iterator<Item = &str> {
         self.findings.iter().map(|f| f.code.as_str())

@@ -15,4 +15,5 @@ mod registry_ip;
 mod render;
 mod report;
 mod scan;
+mod shard;
 mod verdict;
