@@ -46,7 +46,7 @@ pub enum ScanAction {
     /// history entry, diff and metrics as if one process had scanned. Refuses missing or
     /// duplicate shards, unfinished ones, and shards of different snapshots, policies or
     /// target lists.
-    Merge(MergeArgs),
+    Merge(Box<MergeArgs>),
 }
 
 #[derive(clap::Args, Debug)]
@@ -215,7 +215,7 @@ pub fn run(global: &Global, args: ScanArgs) -> anyhow::Result<i32> {
     match args.action {
         Some(ScanAction::Diff { a, b }) => diff(global, &a, &b),
         Some(ScanAction::List) => list(global),
-        Some(ScanAction::Merge(args)) => merge(global, args),
+        Some(ScanAction::Merge(args)) => merge(global, *args),
         None => {
             let rt = common::runtime()?;
             rt.block_on(scan(global, args.run))

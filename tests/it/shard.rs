@@ -227,12 +227,15 @@ async fn four_shards_merged_equal_one_process() {
             .filter(|f| f["confirmation"] == "confirmed")
             .count();
         if round == 2 {
-            assert!(confirmed > first_confirmed, "{confirmed} vs {first_confirmed}");
+            assert!(
+                confirmed > first_confirmed,
+                "{confirmed} vs {first_confirmed}"
+            );
         }
         first_confirmed = confirmed;
         let prom = std::fs::read_to_string(&textfile).unwrap();
         assert!(
-            prom.contains(&format!("beian_scan_last_targets{{verdict=\"unfiled\"}} 4")),
+            prom.contains("beian_scan_last_targets{verdict=\"unfiled\"} 4"),
             "{prom}"
         );
     }
