@@ -11,6 +11,7 @@
 pub mod announcements;
 pub mod auth;
 pub mod error;
+pub mod health;
 pub mod listener;
 pub mod openapi;
 pub mod public;
@@ -319,6 +320,11 @@ impl AppState {
         .await
     }
 
+    /// True once shutdown has begun.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Count a self-check from `ip` against the per-client limit.
     pub fn check_rate(&self, ip: IpAddr) -> Result<(), ApiError> {
         limit(&self.check_limiter, ip)
@@ -404,6 +410,8 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<Shared>)> {
     use axum::routing::{delete, post};
     vec![
         ("get", "/api/openapi.json", get(openapi::document)),
+        ("get", "/healthz", get(health::healthz)),
+        ("get", "/readyz", get(health::readyz)),
         ("get", "/api/filed", get(public::filed)),
         (
             "get",

@@ -5,13 +5,13 @@
 use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi;
 
-use super::{announcements, auth, public, scans, workflow};
+use super::{announcements, auth, health, public, scans, workflow};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "beian API", description = "ICP filing registry: public queries, accounts, the filing workflow, self-check and probe."),
     paths(
-        document,
+        document, health::healthz, health::readyz,
         public::filed, public::public_filing, public::codes, public::keyring, public::check, public::probe,
         auth::register, auth::activate, auth::login, auth::login_verify, auth::logout, auth::me,
         auth::reset_request, auth::reset_confirm, auth::list_users, auth::create_user,
