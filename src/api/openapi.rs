@@ -5,7 +5,7 @@
 use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi;
 
-use super::{announcements, auth, public, workflow};
+use super::{announcements, auth, operator, public, workflow};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,6 +23,7 @@ use super::{announcements, auth, public, workflow};
         workflow::empty_shells,
         announcements::list, announcements::create, announcements::show, announcements::remove,
         announcements::upload, announcements::download, announcements::remove_attachment,
+        operator::outbox, operator::audit_verify, operator::snapshot,
     ),
     modifiers(&BearerAuth)
 )]
