@@ -145,6 +145,11 @@ pub struct ServeConfig {
     pub header_timeout_ms: u64,
     /// Time for one request (its body and its handler).
     pub request_timeout_ms: u64,
+    /// Anonymous public queries per client IP per minute (`api::limits::PUBLIC_PER_MINUTE`).
+    pub public_per_minute: u32,
+    /// Anonymous account requests (register, login, password reset…) per client IP per
+    /// minute (`api::limits::ACCOUNT_PER_MINUTE`).
+    pub account_per_minute: u32,
 }
 
 impl Default for ServeConfig {
@@ -156,6 +161,8 @@ impl Default for ServeConfig {
             max_connections: None,
             header_timeout_ms: crate::api::listener::DEFAULT_HEADER_TIMEOUT.as_millis() as u64,
             request_timeout_ms: crate::api::listener::DEFAULT_REQUEST_TIMEOUT.as_millis() as u64,
+            public_per_minute: crate::api::limits::PUBLIC_PER_MINUTE,
+            account_per_minute: crate::api::limits::ACCOUNT_PER_MINUTE,
         }
     }
 }

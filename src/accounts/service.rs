@@ -4,9 +4,11 @@
 //! token, top-down creation of management users, import authorisation of ISPs, contacts, and
 //! the outbox every message lands in when no SMTP server or SMS webhook is configured.
 //!
-//! Persistent state (users, contacts, sessions, outbox) lives in the store as audited generic
-//! records; short-lived state (pending registrations, challenges, reset tokens, failure
-//! counters) lives in memory. Time is passed in as unix seconds.
+//! Everything a restart must not lose lives in the store as audited generic records: users,
+//! contacts, the outbox, and — each with its expiry, refused once expired and purged lazily
+//! on access and by [`Accounts::purge_expired`] — sessions, pending registrations, login
+//! challenges and reset tokens. Only the brute-force failure counters live in memory. Time is
+//! passed in as unix seconds.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -25,6 +27,11 @@ use crate::registry::store::{AuditMeta, RegistryRead, RegistryStore, RegistryTxn
 pub const KIND_SESSION: &str = "session";
 pub const KIND_OUTBOX: &str = "outbox";
 pub const KIND_CONTACT: &str = "contact";
+/// Self-registrations waiting for their codes (by username), login challenges and password
+/// reset tokens (by the SHA-256 of the id or token). Each carries its `expires_at`.
+pub const KIND_PENDING: &str = "pending_registration";
+pub const KIND_CHALLENGE: &str = "login_challenge";
+pub const KIND_RESET: &str = "password_reset";
 /// Present for ISP users a bureau authorised for import. (The actor's text form, which is how
 /// user records store it, does not carry the authorisation.)
 pub const KIND_IMPORT_AUTH: &str = "import_authorisation";
@@ -200,34 +207,82 @@ impl FailureCounter {
     }
 }
 
+/// A self-registration waiting for its two codes (stored under the username).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Pending {
     user: UserRecord,
     contact: Contact,
     sms_code: String,
     email_code: String,
     created_at: i64,
+    expires_at: i64,
     attempts: u32,
 }
 
+/// A login challenge (stored under the SHA-256 of its id, like sessions).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Challenge {
     username: String,
     code: String,
     issued_at: i64,
+    expires_at: i64,
     attempts: u32,
 }
 
+/// A password reset token (stored under the SHA-256 of the token).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Reset {
     username: String,
     issued_at: i64,
+    expires_at: i64,
 }
+
+/// The part every expiring record shares (pending registrations, challenges, resets,
+/// sessions).
+#[derive(Deserialize)]
+struct Expiry {
+    expires_at: i64,
+}
+
+/// The record kinds that expire, purged by [`Accounts::purge_expired`].
+pub const EXPIRING_KINDS: [&str; 4] = [KIND_PENDING, KIND_CHALLENGE, KIND_RESET, KIND_SESSION];
 
 #[derive(Default)]
 struct Memory {
-    pending: HashMap<String, Pending>,
-    challenges: HashMap<String, Challenge>,
-    resets: HashMap<String, Reset>,
     account_failures: FailureCounter,
     client_failures: FailureCounter,
+}
+
+/// Read one stored record of `kind`.
+fn load<T: serde::de::DeserializeOwned, S: RegistryStore>(
+    store: &S,
+    kind: &str,
+    key: &str,
+) -> Result<Option<T>, AccountError> {
+    match store.record(kind, key)? {
+        Some(b) => Ok(Some(serde_json::from_slice(&b).map_err(|e| {
+            StoreError::Corrupt {
+                key: format!("{kind}:{key}"),
+                reason: e.to_string(),
+            }
+        })?)),
+        None => Ok(None),
+    }
+}
+
+/// Store (`Some`) or delete (`None`) one record of `kind`, durably, in its own transaction.
+fn save<T: Serialize, S: RegistryStore>(
+    store: &S,
+    meta: &AuditMeta,
+    kind: &str,
+    key: &str,
+    value: Option<&T>,
+) -> Result<(), AccountError> {
+    let mut txn = store.begin()?;
+    let bytes = value.map(|v| serde_json::to_vec(v).unwrap_or_default());
+    txn.put_record(meta, kind, key, bytes.as_deref())?;
+    txn.commit()?;
+    Ok(())
 }
 
 /// The account service. Share one per server.
@@ -363,8 +418,57 @@ impl Accounts {
         })
     }
 
-    /// Start a self-registration: checks the rules, keeps it pending, and returns the two
-    /// messages (SMS code to the mobile, email code to the address) to deliver.
+    /// Set (or replace) the contact of `username`: an email address and/or a mobile number,
+    /// where login codes are delivered. MIIT may set anyone's; a bureau those of the users it
+    /// manages; every user their own. A field left `None` keeps its current value.
+    pub fn set_contact<S: RegistryStore>(
+        store: &S,
+        actor: &Actor,
+        username: &str,
+        email: Option<&str>,
+        mobile: Option<&str>,
+        now: i64,
+    ) -> Result<Contact, AccountError> {
+        if email.is_none() && mobile.is_none() {
+            return Err(input(
+                "contact",
+                "give an email address, a mobile number or both",
+            ));
+        }
+        if let Some(e) = email {
+            validate_email(e)?;
+        }
+        if let Some(m) = mobile {
+            validate_mobile(m)?;
+        }
+        let user = store
+            .user(username)?
+            .ok_or_else(|| AccountError::NotFound(format!("user {username}")))?;
+        if user.actor != *actor && !Self::manages(store, actor, &user)? {
+            return Err(AccountError::Forbidden(format!(
+                "{actor} may not change the contact of user {username}"
+            )));
+        }
+        let mut c = Self::contact(store, username)?;
+        if let Some(e) = email {
+            c.email = Some(e.to_string());
+        }
+        if let Some(m) = mobile {
+            c.mobile = Some(m.to_string());
+        }
+        save(
+            store,
+            &AuditMeta::new(actor, "set contact", now),
+            KIND_CONTACT,
+            username,
+            Some(&c),
+        )?;
+        Ok(c)
+    }
+
+    /// Start a self-registration: checks the rules, stores it pending (with its expiry), and
+    /// returns the two messages (SMS code to the mobile, email code to the address) to
+    /// deliver.
     pub fn register<S: RegistryStore>(
         &self,
         store: &S,
@@ -387,13 +491,13 @@ impl Accounts {
             "self-registration",
             now,
         )?;
-        let mut mem = self.mem();
-        mem.pending
-            .retain(|_, p| now - p.created_at < REGISTRATION_TTL_SECS);
-        if mem.pending.contains_key(&r.username) {
-            return Err(AccountError::Taken {
-                username: r.username.clone(),
-            });
+        let _held = self.mem();
+        if let Some(p) = load::<Pending, _>(store, KIND_PENDING, &r.username)? {
+            if now < p.expires_at {
+                return Err(AccountError::Taken {
+                    username: r.username.clone(),
+                });
+            }
         }
         let p = Pending {
             user,
@@ -404,6 +508,7 @@ impl Accounts {
             sms_code: random_code(),
             email_code: random_code(),
             created_at: now,
+            expires_at: now + REGISTRATION_TTL_SECS,
             attempts: 0,
         };
         let msgs = vec![
@@ -425,11 +530,13 @@ impl Accounts {
                 now,
             ),
         ];
-        mem.pending.insert(r.username.clone(), p);
+        let meta = AuditMeta::new(&p.user.actor, "registration pending", now);
+        save(store, &meta, KIND_PENDING, &r.username, Some(&p))?;
         Ok(msgs)
     }
 
-    /// Activate a pending registration with both codes.
+    /// Activate a pending registration with both codes. An expired one is refused and
+    /// purged; too many wrong codes drop it.
     pub fn activate<S: RegistryStore>(
         &self,
         store: &S,
@@ -438,44 +545,41 @@ impl Accounts {
         email_code: &str,
         now: i64,
     ) -> Result<UserRecord, AccountError> {
-        let p = {
-            let mut mem = self.mem();
-            let Some(p) = mem.pending.get_mut(username) else {
-                return Err(AccountError::InvalidCode);
-            };
-            if now - p.created_at >= REGISTRATION_TTL_SECS {
-                mem.pending.remove(username);
-                return Err(AccountError::InvalidCode);
-            }
-            if !(eq_ct(&p.sms_code, sms_code) && eq_ct(&p.email_code, email_code)) {
-                p.attempts += 1;
-                if p.attempts >= MAX_CODE_ATTEMPTS {
-                    mem.pending.remove(username);
-                }
-                return Err(AccountError::InvalidCode);
-            }
-            match mem.pending.remove(username) {
-                Some(p) => p,
-                None => return Err(AccountError::InvalidCode),
-            }
+        let _held = self.mem();
+        let Some(mut p) = load::<Pending, _>(store, KIND_PENDING, username)? else {
+            return Err(AccountError::InvalidCode);
         };
+        let meta = AuditMeta::new(&p.user.actor, "register", now);
+        if now >= p.expires_at {
+            save::<Pending, _>(store, &meta, KIND_PENDING, username, None)?;
+            return Err(AccountError::InvalidCode);
+        }
+        if !(eq_ct(&p.sms_code, sms_code) && eq_ct(&p.email_code, email_code)) {
+            p.attempts += 1;
+            let keep = (p.attempts < MAX_CODE_ATTEMPTS).then_some(&p);
+            save(store, &meta, KIND_PENDING, username, keep)?;
+            return Err(AccountError::InvalidCode);
+        }
         let mut txn = store.begin()?;
         if txn.user(username)?.is_some() {
             return Err(AccountError::Taken {
                 username: username.into(),
             });
         }
-        let meta = AuditMeta::new(&p.user.actor, "register", now);
         txn.put_user(&meta, &p.user)?;
         let c = serde_json::to_vec(&p.contact).unwrap_or_default();
         txn.put_record(&meta, KIND_CONTACT, username, Some(&c))?;
+        txn.put_record(&meta, KIND_PENDING, username, None)?;
         txn.commit()?;
         Ok(p.user)
     }
 
     /// Login step 1: check the password. Whatever the outcome, the caller answers the same
-    /// way with the returned challenge id; only right credentials produce a message (the
-    /// code) and a usable challenge. Failed attempts are limited per account and per client.
+    /// way with the returned challenge id; only right credentials produce messages (the code,
+    /// stored as a challenge with its expiry) and a usable challenge. The code goes to every
+    /// contact the account has (email, mobile), or to `user:<username>` when it has none: the
+    /// caller delivers it through one of them ([`Message`]s are alternatives here). Failed
+    /// attempts are limited per account and per client.
     pub fn login_start<S: RegistryStore>(
         &self,
         store: &S,
@@ -483,7 +587,7 @@ impl Accounts {
         password: &str,
         client: &str,
         now: i64,
-    ) -> Result<(String, Option<Message>), AccountError> {
+    ) -> Result<(String, Vec<Message>), AccountError> {
         {
             let mem = self.mem();
             let acct = mem
@@ -505,49 +609,62 @@ impl Accounts {
             }
         };
         let challenge_id = random_token();
-        let mut mem = self.mem();
         let user = match (ok, user) {
             (true, Some(u)) => u,
             _ => {
+                let mut mem = self.mem();
                 mem.account_failures.fail(username, now);
                 mem.client_failures.fail(client, now);
-                return Ok((challenge_id, None));
+                return Ok((challenge_id, Vec::new()));
             }
         };
-        mem.challenges
-            .retain(|_, c| challenge_valid(c.issued_at, now));
         let code = random_code();
-        mem.challenges.insert(
-            challenge_id.clone(),
-            Challenge {
-                username: user.username.clone(),
-                code: code.clone(),
-                issued_at: now,
-                attempts: 0,
-            },
-        );
-        drop(mem);
+        let challenge = Challenge {
+            username: user.username.clone(),
+            code: code.clone(),
+            issued_at: now,
+            expires_at: now + CHALLENGE_TTL_SECS,
+            attempts: 0,
+        };
+        let meta = AuditMeta::new(&user.actor, "login challenge", now);
+        save(
+            store,
+            &meta,
+            KIND_CHALLENGE,
+            &token_key(&challenge_id),
+            Some(&challenge),
+        )?;
         let contact = Self::contact(store, &user.username)?;
-        let to = contact
-            .email
-            .unwrap_or_else(|| format!("user:{}", user.username));
-        let msg = Message::new(
-            Channel::Email,
-            &to,
-            "beian login code / 备案登录验证码",
-            format!(
-                "Login code for {}: {} (valid {} minutes).\n登录验证码：{}",
-                user.username,
-                code,
-                CHALLENGE_TTL_SECS / 60,
-                code
-            ),
-            now,
-        );
-        Ok((challenge_id, Some(msg)))
+        let message = |channel, to: &str| {
+            Message::new(
+                channel,
+                to,
+                "beian login code / 备案登录验证码",
+                format!(
+                    "Login code for {}: {} (valid {} minutes).\n登录验证码：{}",
+                    user.username,
+                    code,
+                    CHALLENGE_TTL_SECS / 60,
+                    code
+                ),
+                now,
+            )
+        };
+        let mut msgs = Vec::new();
+        if let Some(e) = &contact.email {
+            msgs.push(message(Channel::Email, e));
+        }
+        if let Some(m) = &contact.mobile {
+            msgs.push(message(Channel::Sms, m));
+        }
+        if msgs.is_empty() {
+            msgs.push(message(Channel::Email, &format!("user:{}", user.username)));
+        }
+        Ok((challenge_id, msgs))
     }
 
-    /// Login step 2: the challenge code → a new session token (shown once).
+    /// Login step 2: the challenge code → a new session token (shown once). The challenge is
+    /// read from the store, so it survives a restart; an expired one is refused and purged.
     pub fn login_verify<S: RegistryStore>(
         &self,
         store: &S,
@@ -556,39 +673,36 @@ impl Accounts {
         client: &str,
         now: i64,
     ) -> Result<(String, Session), AccountError> {
-        let username = {
-            let mut mem = self.mem();
-            if let Err(retry_after_secs) =
-                mem.client_failures
-                    .check(client, MAX_FAILURES_PER_CLIENT, now)
-            {
-                return Err(AccountError::RateLimited { retry_after_secs });
-            }
-            let Some(c) = mem.challenges.get_mut(challenge_id) else {
-                mem.client_failures.fail(client, now);
-                return Err(AccountError::Unauthorized);
-            };
-            if !challenge_valid(c.issued_at, now) {
-                mem.challenges.remove(challenge_id);
-                return Err(AccountError::Unauthorized);
-            }
-            if !eq_ct(&c.code, code) {
-                c.attempts += 1;
-                let user = c.username.clone();
-                if c.attempts >= MAX_CODE_ATTEMPTS {
-                    mem.challenges.remove(challenge_id);
-                }
-                mem.account_failures.fail(&user, now);
-                mem.client_failures.fail(client, now);
-                return Err(AccountError::Unauthorized);
-            }
-            let Some(c) = mem.challenges.remove(challenge_id) else {
-                return Err(AccountError::Unauthorized);
-            };
-            mem.account_failures.clear(&c.username);
-            c.username
+        let mut mem = self.mem();
+        if let Err(retry_after_secs) =
+            mem.client_failures
+                .check(client, MAX_FAILURES_PER_CLIENT, now)
+        {
+            return Err(AccountError::RateLimited { retry_after_secs });
+        }
+        let key = token_key(challenge_id);
+        let Some(mut c) = load::<Challenge, _>(store, KIND_CHALLENGE, &key)? else {
+            mem.client_failures.fail(client, now);
+            return Err(AccountError::Unauthorized);
         };
-        let user = store.user(&username)?.ok_or(AccountError::Unauthorized)?;
+        let user = store.user(&c.username)?;
+        let actor = user.as_ref().map_or(system(), |u| u.actor.clone());
+        if !challenge_valid(c.issued_at, now) || now >= c.expires_at {
+            let meta = AuditMeta::new(&actor, "login challenge expired", now);
+            save::<Challenge, _>(store, &meta, KIND_CHALLENGE, &key, None)?;
+            return Err(AccountError::Unauthorized);
+        }
+        if !eq_ct(&c.code, code) {
+            c.attempts += 1;
+            let keep = (c.attempts < MAX_CODE_ATTEMPTS).then_some(&c);
+            let meta = AuditMeta::new(&actor, "login code wrong", now);
+            save(store, &meta, KIND_CHALLENGE, &key, keep)?;
+            mem.account_failures.fail(&c.username, now);
+            mem.client_failures.fail(client, now);
+            return Err(AccountError::Unauthorized);
+        }
+        mem.account_failures.clear(&c.username);
+        let user = user.ok_or(AccountError::Unauthorized)?;
         let token = random_token();
         let session = Session {
             username: user.username.clone(),
@@ -598,26 +712,61 @@ impl Accounts {
         let mut txn = store.begin()?;
         let meta = AuditMeta::new(&user.actor, "login", now);
         let bytes = serde_json::to_vec(&session).unwrap_or_default();
+        txn.put_record(&meta, KIND_CHALLENGE, &key, None)?;
         txn.put_record(&meta, KIND_SESSION, &token_key(&token), Some(&bytes))?;
         txn.commit()?;
         Ok((token, session))
     }
 
-    /// The user behind a session token, if the session exists and has not expired.
+    /// The user behind a session token, if the session exists and has not expired. An
+    /// expired session is refused and purged.
     pub fn authenticate<S: RegistryStore>(
         store: &S,
         token: &str,
         now: i64,
     ) -> Result<UserRecord, AccountError> {
-        let Some(b) = store.record(KIND_SESSION, &token_key(token))? else {
+        let key = token_key(token);
+        let Some(b) = store.record(KIND_SESSION, &key)? else {
             return Err(AccountError::Unauthorized);
         };
         let s: Session = serde_json::from_slice(&b).map_err(|_| AccountError::Unauthorized)?;
         if now >= s.expires_at {
+            let meta = AuditMeta::new(&system(), "session expired", now);
+            // Purging is housekeeping: the answer is the same whether or not it succeeds.
+            if let Err(e) = save::<Session, _>(store, &meta, KIND_SESSION, &key, None) {
+                tracing::warn!(error = %e, "could not purge an expired session");
+            }
             return Err(AccountError::Unauthorized);
         }
         let user = store.user(&s.username)?.ok_or(AccountError::Unauthorized)?;
         Self::effective(store, user)
+    }
+
+    /// Delete every expired pending registration, login challenge, reset token and session
+    /// (one durable transaction); returns how many were deleted. The service calls this
+    /// periodically; expired records are refused on access anyway.
+    pub fn purge_expired<S: RegistryStore>(store: &S, now: i64) -> Result<usize, AccountError> {
+        let mut expired: Vec<(&str, String)> = Vec::new();
+        for kind in EXPIRING_KINDS {
+            store.scan_records(kind, &mut |k, v| {
+                if let Ok(e) = serde_json::from_slice::<Expiry>(v) {
+                    if now >= e.expires_at {
+                        expired.push((kind, k.to_string()));
+                    }
+                }
+                true
+            })?;
+        }
+        if expired.is_empty() {
+            return Ok(0);
+        }
+        let mut txn = store.begin()?;
+        let meta = AuditMeta::new(&system(), "purge expired", now);
+        for (kind, key) in &expired {
+            txn.put_record(&meta, kind, key, None)?;
+        }
+        txn.commit()?;
+        Ok(expired.len())
     }
 
     /// The user with its import authorisation as granted by its bureau (ISP users only).
@@ -686,29 +835,28 @@ impl Accounts {
     }
 
     /// Password reset step 1: a one-time token by email, when the account has an address.
-    /// Returns the message to deliver (`None` says nothing to the caller's client).
+    /// The token is stored (by its SHA-256) with its expiry. Returns the message to deliver
+    /// (`None` says nothing to the caller's client).
     pub fn reset_request<S: RegistryStore>(
         &self,
         store: &S,
         username: &str,
         now: i64,
     ) -> Result<Option<Message>, AccountError> {
-        if store.user(username)?.is_none() {
+        let Some(user) = store.user(username)? else {
             return Ok(None);
-        }
+        };
         let Some(email) = Self::contact(store, username)?.email else {
             return Ok(None);
         };
         let token = random_token();
-        let mut mem = self.mem();
-        mem.resets.retain(|_, r| now - r.issued_at < RESET_TTL_SECS);
-        mem.resets.insert(
-            token.clone(),
-            Reset {
-                username: username.to_string(),
-                issued_at: now,
-            },
-        );
+        let reset = Reset {
+            username: username.to_string(),
+            issued_at: now,
+            expires_at: now + RESET_TTL_SECS,
+        };
+        let meta = AuditMeta::new(&user.actor, "password reset requested", now);
+        save(store, &meta, KIND_RESET, &token_key(&token), Some(&reset))?;
         Ok(Some(Message::new(
             Channel::Email,
             &email,
@@ -722,7 +870,8 @@ impl Accounts {
         )))
     }
 
-    /// Password reset step 2: the token and a new password. Revokes every session.
+    /// Password reset step 2: the token and a new password. Revokes every session. An
+    /// expired token is refused and purged.
     pub fn reset_confirm<S: RegistryStore>(
         &self,
         store: &S,
@@ -730,26 +879,30 @@ impl Accounts {
         new_password: &str,
         now: i64,
     ) -> Result<(), AccountError> {
-        let username = {
-            let mem = self.mem();
-            match mem.resets.get(token) {
-                Some(r) if now - r.issued_at < RESET_TTL_SECS => r.username.clone(),
-                _ => return Err(AccountError::InvalidCode),
-            }
+        let _held = self.mem();
+        let key = token_key(token);
+        let Some(r) = load::<Reset, _>(store, KIND_RESET, &key)? else {
+            return Err(AccountError::InvalidCode);
         };
+        if now >= r.expires_at {
+            let meta = AuditMeta::new(&system(), "password reset expired", now);
+            save::<Reset, _>(store, &meta, KIND_RESET, &key, None)?;
+            return Err(AccountError::InvalidCode);
+        }
+        let username = r.username;
         validate_password(&username, new_password)?;
         let mut user = store
             .user(&username)?
             .ok_or_else(|| AccountError::NotFound(format!("user {username}")))?;
-        self.mem().resets.remove(token);
         user.password_hash = hash_password(new_password)?;
         let mut txn = store.begin()?;
-        txn.put_user(&AuditMeta::new(&user.actor, "password reset", now), &user)?;
+        let meta = AuditMeta::new(&user.actor, "password reset", now);
+        txn.put_user(&meta, &user)?;
+        txn.put_record(&meta, KIND_RESET, &key, None)?;
         txn.commit()?;
         Self::revoke_sessions(store, &username, &user.actor, now)?;
         Ok(())
     }
-
     /// Create a management or filing user top-down. Returns the record and the generated
     /// password when none was given (shown once).
     pub fn create_user<S: RegistryStore>(
@@ -945,6 +1098,242 @@ mod tests {
         assert!(c.check("a", 3, 100 + FAILURE_WINDOW_SECS).is_ok());
         c.clear("a");
         assert!(c.check("a", 3, 101).is_ok());
+    }
+
+    use crate::registry::store::RegistryScan;
+    use crate::registry::Registry;
+
+    const T0: i64 = 1_700_000_000;
+
+    /// A registry with the MIIT user; its password.
+    fn registry(dir: &std::path::Path) -> String {
+        let (_reg, init) = Registry::init(dir, T0).unwrap();
+        init.miit_password
+    }
+
+    /// Open the registry again, as a restarted process does. (sled lets go of its lock
+    /// once its background flusher has stopped: wait for it.)
+    fn reopen(dir: &std::path::Path) -> Registry {
+        for _ in 0..100 {
+            match Registry::open(dir) {
+                Ok(r) => return r,
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
+            }
+        }
+        Registry::open(dir).unwrap()
+    }
+
+    fn code_in(msgs: &[Message]) -> String {
+        let body = &msgs[0].body;
+        let i = body.find(|c: char| c.is_ascii_digit()).unwrap();
+        body[i..i + 6].to_string()
+    }
+
+    #[test]
+    fn a_login_challenge_survives_a_restart_and_expires() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = registry(dir.path());
+        let (cid, code) = {
+            let reg = reopen(dir.path());
+            let (cid, msgs) = Accounts::new()
+                .login_start(reg.store(), "miit", &pw, "c", T0)
+                .unwrap();
+            assert_eq!(msgs.len(), 1);
+            assert_eq!(msgs[0].to, "user:miit");
+            (cid, code_in(&msgs))
+        };
+        // A new process: the store reopened, a fresh account service.
+        let reg = reopen(dir.path());
+        let accounts = Accounts::new();
+        let (token, session) = accounts
+            .login_verify(reg.store(), &cid, &code, "c", T0 + 60)
+            .unwrap();
+        assert_eq!(session.expires_at, T0 + 60 + SESSION_TTL_SECS);
+        let u = Accounts::authenticate(reg.store(), &token, T0 + 61).unwrap();
+        assert_eq!(u.username, "miit");
+        // The challenge is used up.
+        assert!(accounts
+            .login_verify(reg.store(), &cid, &code, "c", T0 + 62)
+            .is_err());
+        // A session expires and is purged on access.
+        let late = T0 + 60 + SESSION_TTL_SECS;
+        assert!(matches!(
+            Accounts::authenticate(reg.store(), &token, late),
+            Err(AccountError::Unauthorized)
+        ));
+        assert!(reg
+            .store()
+            .record(KIND_SESSION, &token_key(&token))
+            .unwrap()
+            .is_none());
+
+        // After its expiry a challenge is refused, even with the right code, and purged.
+        let (cid, msgs) = accounts
+            .login_start(reg.store(), "miit", &pw, "c", T0)
+            .unwrap();
+        drop(accounts);
+        let accounts = Accounts::new();
+        let r = accounts.login_verify(
+            reg.store(),
+            &cid,
+            &code_in(&msgs),
+            "c",
+            T0 + CHALLENGE_TTL_SECS,
+        );
+        assert!(matches!(r, Err(AccountError::Unauthorized)), "{r:?}");
+        assert!(reg
+            .store()
+            .record(KIND_CHALLENGE, &token_key(&cid))
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn wrong_codes_are_counted_in_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = registry(dir.path());
+        let reg = reopen(dir.path());
+        let (cid, msgs) = Accounts::new()
+            .login_start(reg.store(), "miit", &pw, "c", T0)
+            .unwrap();
+        let code = code_in(&msgs);
+        let wrong = if code == "000000" { "000001" } else { "000000" };
+        // Each attempt from a fresh service (as across restarts): the count is stored.
+        for _ in 0..MAX_CODE_ATTEMPTS {
+            let r = Accounts::new().login_verify(reg.store(), &cid, wrong, "c", T0 + 1);
+            assert!(r.is_err());
+        }
+        let r = Accounts::new().login_verify(reg.store(), &cid, &code, "c", T0 + 2);
+        assert!(r.is_err(), "dropped after {MAX_CODE_ATTEMPTS} wrong codes");
+    }
+
+    #[test]
+    fn a_pending_registration_survives_a_restart_and_expires() {
+        let dir = tempfile::tempdir().unwrap();
+        registry(dir.path());
+        let reg_of = |name: &str| Registration {
+            username: name.into(),
+            password: "secret-pw1".into(),
+            mobile: "13700000005".into(),
+            email: "zl@example.com".into(),
+        };
+        let msgs = {
+            let reg = reopen(dir.path());
+            Accounts::new()
+                .register(reg.store(), &reg_of("zhao_liu"), T0)
+                .unwrap()
+        };
+        let sms = code_in(&msgs[..1]);
+        let mail = code_in(&msgs[1..]);
+        let reg = reopen(dir.path());
+        let a = Accounts::new();
+        // Still pending after the restart: the name is taken until it expires.
+        assert!(matches!(
+            a.register(reg.store(), &reg_of("zhao_liu"), T0 + 1),
+            Err(AccountError::Taken { .. })
+        ));
+        let u = a
+            .activate(reg.store(), "zhao_liu", &sms, &mail, T0 + 10)
+            .unwrap();
+        assert_eq!(u.username, "zhao_liu");
+        assert_eq!(
+            Accounts::contact(reg.store(), "zhao_liu")
+                .unwrap()
+                .email
+                .as_deref(),
+            Some("zl@example.com")
+        );
+
+        let msgs = a.register(reg.store(), &reg_of("qian_qi"), T0).unwrap();
+        let (sms, mail) = (code_in(&msgs[..1]), code_in(&msgs[1..]));
+        let late = T0 + REGISTRATION_TTL_SECS;
+        assert!(matches!(
+            Accounts::new().activate(reg.store(), "qian_qi", &sms, &mail, late),
+            Err(AccountError::InvalidCode)
+        ));
+        assert!(reg.store().user("qian_qi").unwrap().is_none());
+        assert!(reg
+            .store()
+            .record(KIND_PENDING, "qian_qi")
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn a_reset_token_survives_a_restart_and_expired_records_are_purged() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = registry(dir.path());
+        let reg = reopen(dir.path());
+        Accounts::set_contact(
+            reg.store(),
+            &Actor::Miit,
+            "miit",
+            Some("miit@example.gov.cn"),
+            None,
+            T0,
+        )
+        .unwrap();
+        let a = Accounts::new();
+        let m = a.reset_request(reg.store(), "miit", T0).unwrap().unwrap();
+        assert_eq!(m.to, "miit@example.gov.cn");
+        let token = m
+            .body
+            .split("): ")
+            .nth(1)
+            .unwrap()
+            .split('\n')
+            .next()
+            .unwrap();
+        // Three more expiring records: a challenge, a pending registration, another reset.
+        a.login_start(reg.store(), "miit", &pw, "c", T0).unwrap();
+        a.reset_request(reg.store(), "miit", T0 + 5).unwrap();
+        drop(a);
+        Accounts::new()
+            .reset_confirm(reg.store(), token, "new-secret-9", T0 + 10)
+            .unwrap();
+        // Before any expiry nothing is purged; after the longest TTL of these, all are.
+        assert_eq!(Accounts::purge_expired(reg.store(), T0 + 11).unwrap(), 0);
+        let n = Accounts::purge_expired(reg.store(), T0 + CHALLENGE_TTL_SECS + 5).unwrap();
+        assert_eq!(n, 2, "the challenge and the unused reset token");
+        for kind in EXPIRING_KINDS {
+            let mut left = 0;
+            reg.store()
+                .scan_records(kind, &mut |_, _| {
+                    left += 1;
+                    true
+                })
+                .unwrap();
+            assert_eq!(left, 0, "{kind}");
+        }
+        assert!(reg.verify_audit().unwrap().ok());
+    }
+
+    #[test]
+    fn contacts_are_set_by_whoever_manages_the_user() {
+        let dir = tempfile::tempdir().unwrap();
+        registry(dir.path());
+        let reg = reopen(dir.path());
+        let s = reg.store();
+        let c =
+            Accounts::set_contact(s, &Actor::Miit, "miit", None, Some("13800000001"), T0).unwrap();
+        assert_eq!(c.mobile.as_deref(), Some("13800000001"));
+        let c =
+            Accounts::set_contact(s, &Actor::Miit, "miit", Some("m@example.cn"), None, T0).unwrap();
+        assert_eq!(
+            (c.email.as_deref(), c.mobile.as_deref()),
+            (Some("m@example.cn"), Some("13800000001"))
+        );
+        let bureau = Actor::bureau('京');
+        assert!(matches!(
+            Accounts::set_contact(s, &bureau, "miit", None, Some("13800000002"), T0),
+            Err(AccountError::Forbidden(_))
+        ));
+        assert!(Accounts::set_contact(s, &Actor::Miit, "miit", None, Some("12"), T0).is_err());
+        assert!(Accounts::set_contact(s, &Actor::Miit, "miit", None, None, T0).is_err());
+        assert!(matches!(
+            Accounts::set_contact(s, &Actor::Miit, "ghost", None, Some("13800000002"), T0),
+            Err(AccountError::NotFound(_))
+        ));
     }
 
     #[test]

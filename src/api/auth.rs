@@ -129,7 +129,7 @@ pub async fn login(
 ) -> Result<ApiJson<LoginStarted>, ApiError> {
     let client = super::client_ip(&req_ext).to_string();
     let st = state.clone();
-    let (challenge_id, msg) = blocking(move || {
+    let (challenge_id, msgs) = blocking(move || {
         st.accounts
             .login_start(
                 st.registry.store(),
@@ -141,7 +141,7 @@ pub async fn login(
             .map_err(ApiError::from)
     })
     .await?;
-    state.deliver(msg.into_iter().collect()).await?;
+    state.deliver_any(msgs).await?;
     Ok(ApiJson(LoginStarted {
         challenge_id,
         message: "if the username and password are right, a login code was sent (valid 30 minutes)"

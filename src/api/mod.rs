@@ -12,8 +12,10 @@ pub mod announcements;
 pub mod auth;
 pub mod error;
 pub mod health;
+pub mod limits;
 pub mod listener;
 pub mod openapi;
+pub mod operator;
 pub mod public;
 pub mod scans;
 pub mod workflow;
@@ -76,6 +78,10 @@ pub struct AppState {
     mailer: Option<Mailer>,
     /// Scheduled scans and scans started through the API.
     pub scans: crate::schedule::ScanService,
+    /// Per-client quotas of the anonymous endpoints.
+    pub limits: limits::ClientLimits,
+    /// The operator token of `serve.json`, once enabled.
+    pub operator: operator::OperatorKey,
 }
 
 /// An SMTP transport and the sender address.
@@ -192,6 +198,10 @@ impl AppState {
         save_serve_snapshot(&registry, &snapshot);
         let quota =
             Quota::per_minute(NonZeroU32::new(CHECKS_PER_MINUTE).unwrap_or(NonZeroU32::MIN));
+        let config_limits = (
+            config.serve.public_per_minute,
+            config.serve.account_per_minute,
+        );
         let state = AppState {
             registry,
             accounts: Accounts::new(),
@@ -212,6 +222,8 @@ impl AppState {
             stopping: std::sync::atomic::AtomicBool::new(false),
             mailer,
             scans,
+            limits: limits::ClientLimits::new(config_limits.0, config_limits.1),
+            operator: operator::OperatorKey::default(),
         };
         state.refresh_gauges()?;
         Ok(Arc::new(state))
@@ -272,46 +284,78 @@ impl AppState {
         Ok(())
     }
 
-    /// Deliver messages: SMS through the webhook and email over SMTP when configured;
-    /// everything else (and any failed delivery) goes to the outbox.
+    /// Deliver messages, each one: SMS through the webhook and email over SMTP when
+    /// configured; everything else (and any failed delivery) goes to the outbox.
     pub async fn deliver(
         &self,
         messages: Vec<crate::accounts::service::Message>,
     ) -> Result<(), ApiError> {
-        use crate::accounts::service::Channel;
         let mut outbox = Vec::new();
         for m in messages {
-            match (&self.sms, m.channel) {
-                (Some(url), Channel::Sms) => {
-                    let body = serde_json::json!({"to": m.to, "text": m.body});
-                    let sent = self
-                        .http
-                        .post(url)
-                        .header(header::CONTENT_TYPE, "application/json")
-                        .body(body.to_string())
-                        .send()
-                        .await;
-                    match sent.map(|r| r.error_for_status()) {
-                        Ok(Ok(_)) => {}
-                        Ok(Err(e)) | Err(e) => {
-                            tracing::warn!(error = %e, "SMS webhook failed; message kept in the outbox");
-                            outbox.push(m);
-                        }
-                    }
-                }
-                (_, Channel::Email) if self.mailer.is_some() && m.to.contains('@') => {
-                    let sent = match &self.mailer {
-                        Some(mailer) => send_mail(mailer, &m).await,
-                        None => Err("no mailer".into()),
-                    };
-                    if let Err(e) = sent {
-                        tracing::warn!(error = %e, "SMTP delivery failed; message kept in the outbox");
-                        outbox.push(m);
-                    }
-                }
-                _ => outbox.push(m),
+            if !self.send(&m).await {
+                outbox.push(m);
             }
         }
+        self.keep_in_outbox(outbox).await
+    }
+
+    /// Deliver one of `alternatives` (the same login code to each of an account's
+    /// contacts): the first that a configured channel accepts; when none is, all of them go
+    /// to the outbox.
+    pub async fn deliver_any(
+        &self,
+        alternatives: Vec<crate::accounts::service::Message>,
+    ) -> Result<(), ApiError> {
+        for m in &alternatives {
+            if self.send(m).await {
+                return Ok(());
+            }
+        }
+        self.keep_in_outbox(alternatives).await
+    }
+
+    /// Send one message over its configured channel; `false` when there is none or it
+    /// failed (logged without the message's content).
+    async fn send(&self, m: &crate::accounts::service::Message) -> bool {
+        use crate::accounts::service::Channel;
+        match (&self.sms, m.channel) {
+            (Some(url), Channel::Sms) => {
+                let body = serde_json::json!({"to": m.to, "text": m.body});
+                let sent = self
+                    .http
+                    .post(url)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(body.to_string())
+                    .send()
+                    .await;
+                match sent.map(|r| r.error_for_status()) {
+                    Ok(Ok(_)) => true,
+                    Ok(Err(e)) | Err(e) => {
+                        tracing::warn!(error = %e, "SMS webhook failed; message kept in the outbox");
+                        false
+                    }
+                }
+            }
+            (_, Channel::Email) if m.to.contains('@') => {
+                let Some(mailer) = &self.mailer else {
+                    return false;
+                };
+                match send_mail(mailer, m).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "SMTP delivery failed; message kept in the outbox");
+                        false
+                    }
+                }
+            }
+            _ => false,
+        }
+    }
+
+    async fn keep_in_outbox(
+        &self,
+        outbox: Vec<crate::accounts::service::Message>,
+    ) -> Result<(), ApiError> {
         let reg = self.registry.clone();
         blocking(move || {
             Accounts::to_outbox(reg.store(), &outbox)?;
@@ -323,6 +367,16 @@ impl AppState {
     /// True once shutdown has begun.
     pub fn is_stopping(&self) -> bool {
         self.stopping.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Periodic housekeeping: purge expired sessions, challenges, pending registrations and
+    /// reset tokens, and let the per-client limiters forget recovered clients.
+    pub fn housekeeping(&self, now: i64) -> Result<(), crate::accounts::service::AccountError> {
+        self.limits.retain_recent();
+        self.check_limiter.retain_recent();
+        self.probe_limiter.retain_recent();
+        Accounts::purge_expired(self.registry.store(), now)?;
+        Ok(())
     }
 
     /// Count a self-check from `ip` against the per-client limit.
@@ -379,6 +433,9 @@ impl axum::extract::FromRequestParts<Shared> for Caller {
         parts: &mut axum::http::request::Parts,
         state: &Shared,
     ) -> Result<Self, Self::Rejection> {
+        if let Some(c) = operator::operator_caller(&parts.headers, &parts.extensions, state)? {
+            return Ok(c);
+        }
         let token = bearer(&parts.headers).ok_or(ApiError::Unauthorized)?;
         let reg = state.registry.clone();
         let t = token.clone();
@@ -504,6 +561,9 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<Shared>)> {
             "/api/announcements/:id/attachments/:attachment",
             delete(announcements::remove_attachment),
         ),
+        ("get", "/api/outbox", get(operator::outbox)),
+        ("get", "/api/audit/verify", get(operator::audit_verify)),
+        ("get", "/api/snapshot", get(operator::snapshot)),
     ]
 }
 
@@ -520,6 +580,10 @@ pub fn api_router(state: Shared) -> Router {
                 what: "route".into(),
             }
         })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::limit_anonymous,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             track_http,
@@ -598,7 +662,13 @@ pub async fn serve(
                 }
                 let s = state.clone();
                 let started = Instant::now();
-                let outcome = tokio::task::spawn_blocking(move || s.refresh()).await;
+                let outcome = tokio::task::spawn_blocking(move || {
+                    if let Err(e) = s.housekeeping(unix_now()) {
+                        tracing::warn!(error = %e, "housekeeping failed");
+                    }
+                    s.refresh()
+                })
+                .await;
                 pause = REFRESH_INTERVAL.max(started.elapsed() * 4);
                 match outcome {
                     Ok(Err(e)) => tracing::warn!(error = %e, "registry refresh failed"),

@@ -5,7 +5,7 @@
 use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi;
 
-use super::{announcements, auth, health, public, scans, workflow};
+use super::{announcements, auth, health, operator, public, scans, workflow};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -24,6 +24,7 @@ use super::{announcements, auth, health, public, scans, workflow};
         announcements::list, announcements::create, announcements::show, announcements::remove,
         announcements::upload, announcements::download, announcements::remove_attachment,
         scans::list, scans::start, scans::show, scans::records,
+        operator::outbox, operator::audit_verify, operator::snapshot,
     ),
     modifiers(&BearerAuth)
 )]

@@ -1,4 +1,5 @@
-//! `beian audit verify`: walk the hash-chained audit log.
+//! `beian audit verify`: walk the hash-chained audit log (through the running `serve` while
+//! it holds the registry).
 
 use super::Globals;
 
@@ -9,10 +10,12 @@ pub enum AuditCmd {
 }
 
 pub fn run(cmd: AuditCmd, g: &Globals) -> anyhow::Result<i32> {
-    let reg = g.open()?;
     match cmd {
         AuditCmd::Verify => {
-            let r = reg.verify_audit()?;
+            let r: beian::registry::store::AuditReport = match super::beside::open_for_read(g)? {
+                super::beside::Access::Direct(reg) => reg.verify_audit()?,
+                super::beside::Access::Service(s) => s.get_json("/api/audit/verify")?,
+            };
             match &r.first_broken {
                 None => {
                     println!("audit chain ok: {} records", r.records);

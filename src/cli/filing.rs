@@ -137,6 +137,18 @@ impl KeyArgs {
     }
 }
 
+impl KeyArgs {
+    /// The key as the API's `:key` takes it (an id, a number or a domain).
+    pub fn text(&self) -> String {
+        match (&self.number, &self.domain, self.id) {
+            (Some(n), _, _) => n.clone(),
+            (_, Some(d), _) => d.clone(),
+            (_, _, Some(i)) => i.to_string(),
+            _ => String::new(),
+        }
+    }
+}
+
 /// Parse a free-form filing reference: an id, a filing number or a domain.
 pub fn parse_key(text: &str) -> anyhow::Result<FilingKey> {
     if let Ok(i) = text.trim().parse::<u64>() {
@@ -221,7 +233,26 @@ fn done(what: &str, f: &beian::registry::model::Filing) {
     );
 }
 
+/// `filing show`: from the store, or through the running `serve` while it holds it.
+fn show(g: &Globals, key: &KeyArgs, format: super::Format) -> anyhow::Result<i32> {
+    let v = match super::beside::open_for_read(g)? {
+        super::beside::Access::Direct(reg) => reg.filing_view(&key.key()?)?,
+        super::beside::Access::Service(s) => {
+            key.key()?;
+            let path = format!("/api/filings/{}", super::beside::segment(&key.text()));
+            s.get_json::<FilingView>(&path)?
+        }
+    };
+    print_view(&v, format);
+    Ok(0)
+}
+
 pub fn run(cmd: FilingCmd, g: &Globals) -> anyhow::Result<i32> {
+    // Showing only reads: it works beside a running `serve` (through its API).
+    let cmd = match cmd {
+        FilingCmd::Show { key, format } => return show(g, &key, format),
+        other => other,
+    };
     let reg = g.open()?;
     let actor = g.act_as.as_ref();
     let now = super::now();
@@ -275,11 +306,7 @@ pub fn run(cmd: FilingCmd, g: &Globals) -> anyhow::Result<i32> {
             println!("verified by {provider}: {} filings", done.len());
             Ok(0)
         }
-        FilingCmd::Show { key, format } => {
-            let v = reg.filing_view(&key.key()?)?;
-            print_view(&v, format);
-            Ok(0)
-        }
+        FilingCmd::Show { key, format } => show(g, &key, format),
         FilingCmd::Change { key, add, remove } => {
             let f = reg.change_domains(actor, &key.key()?, &add, &remove, now)?;
             done("change submitted for review", &f);

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 mod audit;
+mod beside;
 mod cert;
 mod check;
 mod common;
@@ -20,6 +21,7 @@ mod review;
 mod scan;
 mod serve;
 mod snapshot;
+mod user;
 
 /// beian — ICP filing (备案) registry and compliance scanner.
 #[derive(Parser, Debug)]
@@ -81,6 +83,9 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Messages (codes, reset tokens) kept in the registry's outbox.
     Outbox(outbox::OutboxArgs),
+    /// Users: set a user's contact (where login codes go), on the registry directly.
+    #[command(subcommand)]
+    User(user::UserCmd),
 }
 
 /// Options shared by the registry commands.
@@ -92,11 +97,9 @@ pub struct Globals {
 }
 
 impl Globals {
+    /// Open the registry's store (to write; while `serve` holds it, one line saying so).
     pub fn open(&self) -> anyhow::Result<beian::registry::Registry> {
-        let dir = self.registry.as_ref().ok_or_else(|| {
-            anyhow::anyhow!("no registry: pass --registry DIR or set BEIAN_REGISTRY")
-        })?;
-        Ok(beian::registry::Registry::open(dir)?)
+        beside::open_for_write(self)
     }
 }
 
@@ -153,6 +156,7 @@ pub fn main() -> i32 {
         Command::Audit(c) => audit::run(c, &g),
         Command::Serve(a) => serve::run(&g, a),
         Command::Outbox(a) => outbox::run(&g, a),
+        Command::User(c) => user::run(c, &g),
     };
     match result {
         Ok(code) => code,

@@ -1,7 +1,8 @@
 //! `beian outbox`: the messages (registration and login codes, reset tokens) that were not
-//! delivered by SMTP or the SMS webhook, for an operator to read.
+//! delivered by SMTP or the SMS webhook, for an operator to read. While `serve` holds the
+//! registry, read through its API (as miit).
 
-use beian::accounts::service::Accounts;
+use beian::accounts::service::{Accounts, Message};
 
 use super::Globals;
 
@@ -16,8 +17,10 @@ pub struct OutboxArgs {
 }
 
 pub fn run(g: &Globals, args: OutboxArgs) -> anyhow::Result<i32> {
-    let reg = g.open()?;
-    let msgs = Accounts::outbox(reg.store())?;
+    let msgs = match super::beside::open_for_read(g)? {
+        super::beside::Access::Direct(reg) => Accounts::outbox(reg.store())?,
+        super::beside::Access::Service(s) => s.get_json::<Vec<Message>>("/api/outbox")?,
+    };
     for m in msgs
         .iter()
         .filter(|m| args.to.as_ref().is_none_or(|t| *t == m.to))

@@ -12,6 +12,12 @@ pub enum RegistryCmd {
     Init {
         /// Directory to create the registry in.
         dir: PathBuf,
+        /// The MIIT user's email address (login codes go there over SMTP when [mail] is set).
+        #[arg(long, value_name = "ADDRESS")]
+        miit_email: Option<String>,
+        /// The MIIT user's mobile number (login codes go there through [sms] webhook_url).
+        #[arg(long, value_name = "NUMBER")]
+        miit_mobile: Option<String>,
     },
     /// Check a registry's store for damage: records that do not decode, index entries that
     /// lead elsewhere, a broken audit chain. Exit 0 when sound, 1 when damaged, 2 when it
@@ -24,12 +30,42 @@ pub enum RegistryCmd {
 
 pub fn run(cmd: RegistryCmd) -> anyhow::Result<i32> {
     match cmd {
-        RegistryCmd::Init { dir } => {
-            let (_reg, report) = beian::registry::Registry::init(&dir, super::now())
+        RegistryCmd::Init {
+            dir,
+            miit_email,
+            miit_mobile,
+        } => {
+            use beian::accounts::service::{validate_email, validate_mobile, Accounts};
+            // Checked before anything is created.
+            if let Some(e) = &miit_email {
+                validate_email(e).context("--miit-email")?;
+            }
+            if let Some(m) = &miit_mobile {
+                validate_mobile(m).context("--miit-mobile")?;
+            }
+            let now = super::now();
+            let (reg, report) = beian::registry::Registry::init(&dir, now)
                 .with_context(|| format!("registry init {}", dir.display()))?;
+            if miit_email.is_some() || miit_mobile.is_some() {
+                Accounts::set_contact(
+                    reg.store(),
+                    &beian::accounts::Actor::Miit,
+                    &report.miit_username,
+                    miit_email.as_deref(),
+                    miit_mobile.as_deref(),
+                    now,
+                )?;
+            }
             println!("registry created: {}", dir.display());
             println!("signing key: {}", report.key_id);
             println!("MIIT user: {}", report.miit_username);
+            if miit_email.is_some() || miit_mobile.is_some() {
+                println!(
+                    "MIIT contact: email {}, mobile {}",
+                    miit_email.as_deref().unwrap_or("-"),
+                    miit_mobile.as_deref().unwrap_or("-")
+                );
+            }
             println!("MIIT password (shown once): {}", report.miit_password);
             Ok(0)
         }

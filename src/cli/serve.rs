@@ -1,5 +1,7 @@
 //! `beian serve`: the HTTP API on one address and `/metrics` on another, until SIGTERM or
 //! ctrl-c (in-flight requests finish). Settings: flags > environment > config file > defaults.
+//! While it runs, `DIR/serve.pid` and `DIR/serve.json` (pid, API URL, operator token; mode
+//! 0600) let the commands run beside it name it and read through its API.
 
 use std::sync::Arc;
 
@@ -32,6 +34,7 @@ pub fn run(global: &Global, args: ServeArgs) -> anyhow::Result<i32> {
         config.serve.body_limit = b;
     }
     let registry = Arc::new(global.open()?);
+    let dir = registry.dir().to_path_buf();
     // Other commands name this process when they find the registry held.
     let pid_file = registry.dir().join(beian::registry::store::SERVE_PID_FILE);
     beian::fsutil::write_atomic(
@@ -41,6 +44,7 @@ pub fn run(global: &Global, args: ServeArgs) -> anyhow::Result<i32> {
     )
     .with_context(|| format!("{}", pid_file.display()))?;
     let rt = common::runtime()?;
+    let info_dir = dir.clone();
     let outcome = rt.block_on(async move {
         let shutdown = beian::api::shutdown_signal();
         let api = tokio::net::TcpListener::bind(&config.serve.listen)
@@ -51,6 +55,19 @@ pub fn run(global: &Global, args: ServeArgs) -> anyhow::Result<i32> {
             .with_context(|| format!("listen on {}", config.serve.metrics_listen))?;
         // Ready (state built, serve snapshot written) before saying where it listens.
         let state = beian::api::AppState::new(registry, config)?;
+        // Read-only commands run beside serve reach it through serve.json (mode 0600).
+        let info = beian::api::operator::ServeInfo {
+            pid: std::process::id(),
+            url: format!("http://{}", loopback(api.local_addr()?)),
+            token: beian::api::operator::new_token(),
+        };
+        state.operator.enable(&info.token);
+        info.write(&info_dir).with_context(|| {
+            format!(
+                "{}",
+                beian::api::operator::ServeInfo::path(&info_dir).display()
+            )
+        })?;
         eprintln!(
             "beian serve: API on http://{}, metrics on http://{}/metrics",
             api.local_addr()?,
@@ -63,6 +80,18 @@ pub fn run(global: &Global, args: ServeArgs) -> anyhow::Result<i32> {
     // Every acknowledged write is already durable; do not wait for a read-only refresh.
     rt.shutdown_timeout(std::time::Duration::from_secs(5));
     let _ = std::fs::remove_file(&pid_file);
+    beian::api::operator::ServeInfo::remove(&dir);
     outcome?;
     Ok(0)
+}
+
+/// The address a local client reaches a listener on: an unspecified bind address (`0.0.0.0`,
+/// `::`) is reached on loopback.
+fn loopback(addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    match addr.ip() {
+        std::net::IpAddr::V4(a) if a.is_unspecified() => (Ipv4Addr::LOCALHOST, addr.port()).into(),
+        std::net::IpAddr::V6(a) if a.is_unspecified() => (Ipv6Addr::LOCALHOST, addr.port()).into(),
+        _ => addr,
+    }
 }

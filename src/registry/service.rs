@@ -7,7 +7,7 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::accounts::{Actor, UserRecord};
 use crate::cert::{FilingFacts, FilingLookup, FilingState, Keyring};
@@ -125,7 +125,7 @@ impl std::fmt::Display for FilingKey {
 }
 
 /// One filing as shown to users (`filing show --format json`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FilingView {
     pub id: FilingId,
     pub subject_number: Option<String>,
@@ -1083,13 +1083,19 @@ impl<S: RegistryStore> Registry<S> {
         Ok(Snapshot::new(now, self.keyring(), filings, ip_blocks))
     }
 
-    /// Write a signed snapshot file (current key) to `path`, atomically and durably.
-    pub fn save_snapshot(&self, snapshot: &Snapshot, path: &Path) -> Result<(), RegistryError> {
-        let bytes = self
+    /// The bytes of a signed snapshot file (current key), as [`Registry::save_snapshot`]
+    /// writes them.
+    pub fn signed_snapshot(&self, snapshot: &Snapshot) -> Result<Vec<u8>, RegistryError> {
+        Ok(self
             .issuer
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .sign_snapshot(snapshot)?;
+            .sign_snapshot(snapshot)?)
+    }
+
+    /// Write a signed snapshot file (current key) to `path`, atomically and durably.
+    pub fn save_snapshot(&self, snapshot: &Snapshot, path: &Path) -> Result<(), RegistryError> {
+        let bytes = self.signed_snapshot(snapshot)?;
         crate::fsutil::write_atomic(path, &bytes, None).map_err(|e| RegistryError::Io {
             path: path.display().to_string(),
             reason: e.to_string(),

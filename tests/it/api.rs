@@ -13,6 +13,7 @@ use beian::registry::Registry;
 use serde_json::{json, Value};
 
 struct Server {
+    state: beian::api::Shared,
     base: String,
     metrics: String,
     registry: Arc<Registry>,
@@ -48,12 +49,25 @@ impl Server {
     async fn start(body_limit: usize) -> Server {
         let mut config = Config::default();
         config.serve.body_limit = body_limit;
-        Server::start_with(config).await
+        Self::start_config(config).await
     }
 
-    async fn start_with(config: Config) -> Server {
+    /// A server with this configuration (and generous per-client quotas: these tests make
+    /// many requests from one address; the quotas have their own test).
+    async fn start_config(mut config: Config) -> Server {
+        config.serve.account_per_minute = 10_000;
+        config.serve.public_per_minute = 10_000;
         let dir = tempfile::tempdir().unwrap();
         let (reg, init) = Registry::init(dir.path(), chrono::Utc::now().timestamp()).unwrap();
+        Self::start_with(config, dir, reg, init.miit_password).await
+    }
+
+    async fn start_with(
+        config: Config,
+        dir: tempfile::TempDir,
+        reg: Registry,
+        miit_password: String,
+    ) -> Server {
         let registry = Arc::new(reg);
         let state = AppState::new(registry.clone(), config).unwrap();
         let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -61,17 +75,18 @@ impl Server {
         let base = format!("http://{}", api.local_addr().unwrap());
         let metrics = format!("http://{}", met.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(beian::api::serve(state, api, met, async move {
+        let task = tokio::spawn(beian::api::serve(state.clone(), api, met, async move {
             let _ = rx.await;
         }));
         Server {
+            state,
             base,
             metrics,
             registry,
             client: reqwest::Client::new(),
             stop: Some(tx),
             task: Some(task),
-            miit_password: init.miit_password,
+            miit_password,
             _dir: dir,
         }
     }
@@ -828,6 +843,146 @@ async fn login_does_not_reveal_accounts_and_is_rate_limited() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_endpoints_have_per_client_quotas() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reg, init) = Registry::init(dir.path(), chrono::Utc::now().timestamp()).unwrap();
+    let mut config = Config::default();
+    config.serve.public_per_minute = 5;
+    config.serve.account_per_minute = 3;
+    let s = Server::start_with(config, dir, reg, init.miit_password).await;
+    // Public queries share the generous quota: the 6th within the minute is refused.
+    for path in [
+        "/api/codes",
+        "/api/keyring",
+        "/api/filed?domain=a.cn",
+        "/api/announcements",
+        "/api/openapi.json",
+    ] {
+        let r = s.call("GET", path, None, None).await;
+        assert_ne!(r.status, 429, "{path}: {}", r.text);
+    }
+    let r = s.call("GET", "/api/public/filings/1", None, None).await;
+    assert_eq!(r.status, 429, "{}", r.text);
+    assert_eq!(r.error_code(), "rate_limited");
+    let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    // Account requests share the strict one.
+    let login = json!({"username": "miit", "password": "wrong-pw-1"});
+    for _ in 0..3 {
+        let r = s
+            .call("POST", "/api/login", None, Some(login.clone()))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    for (path, body) in [
+        ("/api/login", login.clone()),
+        (
+            "/api/login/verify",
+            json!({"challenge_id": "x", "code": "123456"}),
+        ),
+        (
+            "/api/register",
+            json!({"username": "a_b", "password": "secret-pw1", "mobile": "13700000005", "email": "a@b.cn"}),
+        ),
+        (
+            "/api/register/activate",
+            json!({"username": "a_b", "sms_code": "1", "email_code": "2"}),
+        ),
+        ("/api/password/reset-request", json!({"username": "miit"})),
+        (
+            "/api/password/reset",
+            json!({"token": "t", "new_password": "secret-pw2"}),
+        ),
+    ] {
+        let r = s.call("POST", path, None, Some(body)).await;
+        assert_eq!(r.status, 429, "{path}: {}", r.text);
+        assert!(r.headers.contains_key("retry-after"));
+    }
+    // Endpoints that need a session are not anonymous: no quota, the usual 401.
+    let r = s.call("GET", "/api/me", None, None).await;
+    assert_eq!(r.status, 401);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_token_acts_as_the_named_role_on_loopback_only() {
+    use beian::api::operator::{new_token, operator_caller, AS_HEADER, OPERATOR_HEADER};
+    let s = Server::start(1 << 20).await;
+    let token = new_token();
+    let get = |path: &'static str, token: Option<String>, role: Option<&'static str>| {
+        let mut rb = s.client.get(format!("{}{path}", s.base));
+        if let Some(t) = token {
+            rb = rb.header(OPERATOR_HEADER, t);
+        }
+        if let Some(r) = role {
+            rb = rb.header(AS_HEADER, r);
+        }
+        async move {
+            let r = rb.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    // Not enabled yet: refused.
+    assert_eq!(
+        get("/api/outbox", Some(token.clone()), Some("miit"))
+            .await
+            .0,
+        401
+    );
+    assert!(s.state.operator.enable(&token));
+    let (st, body) = get("/api/outbox", Some(token.clone()), Some("miit")).await;
+    assert_eq!(st, 200, "{body}");
+    assert!(serde_json::from_str::<Vec<Value>>(&body).is_ok(), "{body}");
+    let (st, body) = get("/api/audit/verify", Some(token.clone()), Some("miit")).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["first_broken"],
+        Value::Null
+    );
+    let (st, _) = get("/api/snapshot", Some(token.clone()), Some("bureau:京")).await;
+    assert_eq!(st, 200);
+    // The usual permission checks apply to the named role.
+    assert_eq!(
+        get("/api/outbox", Some(token.clone()), Some("bureau:京"))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        get("/api/snapshot", Some(token.clone()), Some("icp:x"))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        get("/api/filings/1", Some(token.clone()), Some("miit"))
+            .await
+            .0,
+        404
+    );
+    // A wrong token, no role, or no credential at all.
+    assert_eq!(
+        get("/api/outbox", Some(new_token()), Some("miit")).await.0,
+        401
+    );
+    assert_eq!(get("/api/outbox", Some(token.clone()), None).await.0, 400);
+    assert_eq!(get("/api/outbox", None, Some("miit")).await.0, 401);
+    // From a peer that is not loopback, even the right token is refused.
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(OPERATOR_HEADER, token.parse().unwrap());
+    headers.insert(AS_HEADER, "miit".parse().unwrap());
+    let mut ext = axum::http::Extensions::new();
+    let peer: std::net::SocketAddr = "192.0.2.7:40000".parse().unwrap();
+    ext.insert(axum::extract::ConnectInfo(peer));
+    let r = operator_caller(&headers, &ext, &s.state);
+    assert!(matches!(r, Err(beian::api::ApiError::Forbidden { .. })));
+    let loopback: std::net::SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    ext.insert(axum::extract::ConnectInfo(loopback));
+    assert!(operator_caller(&headers, &ext, &s.state).unwrap().is_some());
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_reset_logout_and_sessions() {
     let s = Server::start(1 << 20).await;
     let token = register_icp(&s, "wang_wu", "13900000003", "ww@example.com").await;
@@ -1401,7 +1556,7 @@ async fn scans_through_the_api_by_role_and_province() {
     config.scan.http_port = fleet_port;
     config.scan.https_port = closed;
     config.scan.max_retries = 0;
-    let s = Server::start_with(config).await;
+    let s = Server::start_config(config).await;
     let now = chrono::Utc::now().timestamp();
     let report = s
         .registry

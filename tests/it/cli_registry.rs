@@ -441,8 +441,8 @@ fn a_registry_held_by_serve_is_named_with_its_pid_not_a_raw_lock_error() {
     let mut lines = BufReader::new(serve.stderr.take().unwrap()).lines();
     let started = lines.next().unwrap().unwrap();
     assert!(started.contains("API on"), "{started}");
-    let err = fails(&reg, &["filing", "show", "--domain", "example.com"]);
-    assert!(err.contains("in use by another process"), "{err}");
+    let err = fails(&reg, &["filing", "import", demo().to_str().unwrap()]);
+    assert!(err.contains("holds the registry"), "{err}");
     assert!(err.contains(&format!("pid {}", serve.id())), "{err}");
     assert!(!err.contains("WouldBlock"), "{err}");
     // Read-only judging works beside it, from the snapshot serve keeps fresh.

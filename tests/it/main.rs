@@ -1,6 +1,7 @@
 //! Integration tests: one binary, one module per area.
 
 mod api;
+mod beside;
 mod cli_registry;
 mod crawl;
 mod dashboards;

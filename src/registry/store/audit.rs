@@ -141,7 +141,7 @@ pub fn chained_bytes(
 }
 
 /// The result of walking the chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditReport {
     pub records: u64,
     /// The first broken link: its sequence number and what is wrong.
