@@ -13,6 +13,7 @@ mod monitoring;
 mod readme;
 mod registry;
 mod registry_ip;
+mod registry_upgrade;
 mod render;
 mod report;
 mod scan;

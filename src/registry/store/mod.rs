@@ -9,6 +9,7 @@
 //! [`RegistryTxn`] (the audit head row locked `FOR UPDATE`).
 
 pub mod audit;
+pub mod codec;
 pub mod sled;
 
 use std::net::IpAddr;

@@ -18,10 +18,10 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use ::sled::Transactional;
-use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::audit::{AuditRecord, GENESIS};
+use super::codec::{self, Persisted};
 use super::*;
 
 /// The sled-backed registry store.
@@ -173,15 +173,18 @@ fn id_key(prefix: &str, id: u64) -> Vec<u8> {
     key(prefix, &id.to_be_bytes())
 }
 
-fn decode<T: DeserializeOwned>(k: &[u8], v: &[u8]) -> Result<T, StoreError> {
-    bincode::deserialize(v).map_err(|e| StoreError::Corrupt {
+fn decode<T: Persisted>(k: &[u8], v: &[u8]) -> Result<T, StoreError> {
+    codec::decode(v).map_err(|e| StoreError::Corrupt {
         key: String::from_utf8_lossy(k).into_owned(),
         reason: e.to_string(),
     })
 }
 
-fn encode<T: Serialize>(v: &T) -> Vec<u8> {
-    bincode::serialize(v).unwrap_or_default()
+fn encode<T: Persisted>(v: &T) -> Result<Vec<u8>, StoreError> {
+    codec::encode(v).map_err(|e| StoreError::Io {
+        context: "encode".into(),
+        reason: e.to_string(),
+    })
 }
 
 fn decode_id(k: &[u8], v: &[u8]) -> Result<u64, StoreError> {
@@ -203,6 +206,8 @@ fn ip_prefix(ip: IpAddr) -> Vec<u8> {
 }
 
 const HEAD_KEY: &[u8] = b"m/audit_head";
+/// The record format of the store (u16 little-endian; absent: format 0).
+const FORMAT_KEY: &[u8] = b"m/format";
 
 fn seq_key(seq: Sequence) -> &'static [u8] {
     match seq {
@@ -249,7 +254,7 @@ fn read_impl<S: KvGet>(s: &S) -> Reader<'_, S> {
 struct Reader<'a, S>(&'a S);
 
 impl<S: KvGet> Reader<'_, S> {
-    fn get_decoded<T: DeserializeOwned>(&self, k: &[u8]) -> Result<Option<T>, StoreError> {
+    fn get_decoded<T: Persisted>(&self, k: &[u8]) -> Result<Option<T>, StoreError> {
         match self.0.kv_get(k)? {
             Some(v) => decode(k, &v).map(Some),
             None => Ok(None),
@@ -374,11 +379,82 @@ impl SledStore {
             domains: open("domains")?,
             audit: open("audit")?,
         };
-        Ok(SledStore {
+        let store = SledStore {
             db,
             tree,
             writer: Mutex::new(()),
-        })
+        };
+        store.upgrade(path)?;
+        Ok(store)
+    }
+
+    /// Bring every record to the current record format (see [`codec`]): a store written by an
+    /// older release is migrated in place on its first open, record by record (each rewrite is
+    /// idempotent, so a crash midway resumes on the next open), then flushed, and the store's
+    /// format is recorded. A store written by a newer release is refused, untouched.
+    fn upgrade(&self, path: &Path) -> Result<(), StoreError> {
+        let stored = match self.tree.records.get(FORMAT_KEY).map_err(io("format"))? {
+            Some(v) => {
+                let b: [u8; 2] = v.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                    key: String::from_utf8_lossy(FORMAT_KEY).into_owned(),
+                    reason: "the store format is 2 bytes".into(),
+                })?;
+                u16::from_le_bytes(b)
+            }
+            None => 0,
+        };
+        if stored > codec::FORMAT {
+            return Err(StoreError::Open {
+                path: path.display().to_string(),
+                reason: format!(
+                    "written by a newer beian (record format {stored}; this one reads up to {}): upgrade beian",
+                    codec::FORMAT
+                ),
+            });
+        }
+        if stored == codec::FORMAT {
+            return Ok(());
+        }
+        let mut migrated = 0u64;
+        migrated += self.migrate_prefix::<Subject>(b"s/")?;
+        migrated += self.migrate_prefix::<Filing>(b"f/")?;
+        migrated += self.migrate_prefix::<UserRecord>(b"u/")?;
+        migrated += self.migrate_prefix::<IpFiling>(b"p/")?;
+        self.tree
+            .records
+            .insert(FORMAT_KEY, &codec::FORMAT.to_le_bytes())
+            .map_err(io("format"))?;
+        self.db.flush().map_err(io("flush"))?;
+        if migrated > 0 {
+            tracing::info!(
+                records = migrated,
+                from = stored,
+                to = codec::FORMAT,
+                "registry store migrated to the current record format"
+            );
+        }
+        Ok(())
+    }
+
+    fn migrate_prefix<T: Persisted>(&self, prefix: &[u8]) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for kv in self.tree.records.scan_prefix(prefix) {
+            let (k, v) = kv.map_err(io("migrate"))?;
+            match codec::migrate::<T>(&v) {
+                Ok(Some(new)) => {
+                    self.tree.records.insert(&k, new).map_err(io("migrate"))?;
+                    n += 1;
+                }
+                Ok(None) => {}
+                // Left as it is: reading it reports it, and `registry check` lists it.
+                Err(e) => tracing::warn!(
+                    key = %String::from_utf8_lossy(&k),
+                    error = %e,
+                    "a record that does not decode was not migrated"
+                ),
+            }
+        }
+        Ok(n)
     }
 
     /// Read the domain index and the filing records once, so that the first lookups of a
@@ -397,7 +473,7 @@ impl SledStore {
         Ok(n)
     }
 
-    fn scan_decoded<T: DeserializeOwned>(
+    fn scan_decoded<T: Persisted>(
         &self,
         prefix: &str,
         visit: &mut dyn FnMut(T) -> bool,
@@ -409,6 +485,18 @@ impl SledStore {
             }
         }
         Ok(())
+    }
+
+    /// How many subject, filing, user and IP filing records are stored in each record format.
+    pub fn record_formats(&self) -> Result<BTreeMap<u16, u64>, StoreError> {
+        let mut out = BTreeMap::new();
+        for prefix in [&b"s/"[..], b"f/", b"u/", b"p/"] {
+            for kv in self.tree.records.scan_prefix(prefix) {
+                let (_, v) = kv.map_err(io("scan"))?;
+                *out.entry(codec::format_of(&v)).or_insert(0) += 1;
+            }
+        }
+        Ok(out)
     }
 
     /// Raw access for tamper tests: overwrite the stored bytes of audit record `seq`.
@@ -625,7 +713,7 @@ impl RegistryTxn for SledTxn<'_> {
         if let Some(n) = &s.number {
             self.put(number_key("N/", n), s.id.to_be_bytes().to_vec());
         }
-        self.put(id_key("s/", s.id), encode(s));
+        self.put(id_key("s/", s.id), encode(s)?);
         self.append_audit(
             meta,
             format!("subject:{}", s.id),
@@ -666,7 +754,7 @@ impl RegistryTxn for SledTxn<'_> {
         if let Some(n) = &f.number {
             self.put(number_key("n/", n), idb.clone());
         }
-        self.put(id_key("f/", f.id), encode(f));
+        self.put(id_key("f/", f.id), encode(f)?);
         self.append_audit(
             meta,
             format!("filing:{}", f.id),
@@ -678,7 +766,7 @@ impl RegistryTxn for SledTxn<'_> {
 
     fn put_user(&mut self, meta: &AuditMeta, u: &UserRecord) -> Result<(), StoreError> {
         let before = read_impl(self).user(&u.username)?;
-        self.put(key("u/", u.username.as_bytes()), encode(u));
+        self.put(key("u/", u.username.as_bytes()), encode(u)?);
         // The password hash is kept out of the audit log.
         let redact = |u: &UserRecord| {
             serde_json::json!({"username": u.username, "actor": u.actor.to_string(),
@@ -833,7 +921,7 @@ impl IpFilingWrite for SledTxn<'_> {
         let mut k = network_prefix(&f.network);
         k.extend_from_slice(&f.id.to_be_bytes());
         self.put(k, Vec::new());
-        self.put(id_key("p/", f.id), encode(f));
+        self.put(id_key("p/", f.id), encode(f)?);
         self.append_audit(
             meta,
             format!("ip_filing:{}", f.id),
