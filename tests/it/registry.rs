@@ -160,6 +160,97 @@ fn audit_chain_detects_tampering_and_names_the_record() {
 }
 
 #[test]
+fn records_edited_added_or_removed_outside_the_log_are_reported() {
+    use beian::registry::store::codec;
+    let dir = tempfile::tempdir().unwrap();
+    let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
+    import(&reg, "filings.jsonl");
+    approve_all(&reg);
+    let ok = reg.verify_audit().unwrap();
+    assert!(ok.ok(), "{ok:?}");
+    assert!(ok.state_records > 10, "{ok:?}");
+    let store = reg.store();
+    let key = |p: &str, id: u64| [p.as_bytes(), &id.to_be_bytes()[..]].concat();
+
+    // A forged domain on filing 1, written straight into the store.
+    let mut f = store.filing(1).unwrap().unwrap();
+    let original = codec::encode(&f).unwrap();
+    f.domains = vec![beian::domain::Domain::parse("forged-domain.cn").unwrap()];
+    store
+        .overwrite_record_for_tests(&key("f/", 1), Some(&codec::encode(&f).unwrap()))
+        .unwrap();
+    let bad = reg.verify_audit().unwrap();
+    assert!(!bad.ok());
+    assert!(
+        bad.first_broken.is_none(),
+        "the chain itself is intact: {bad:?}"
+    );
+    assert_eq!(bad.state_problems, 1, "{bad:?}");
+    assert!(
+        bad.state[0].starts_with("filing:1: ") && bad.state[0].contains("edited"),
+        "{bad:?}"
+    );
+    store
+        .overwrite_record_for_tests(&key("f/", 1), Some(&original))
+        .unwrap();
+    assert!(reg.verify_audit().unwrap().ok());
+
+    // A filing added, and a subject removed, outside the log.
+    let mut extra = store.filing(2).unwrap().unwrap();
+    extra.id = 999;
+    store
+        .overwrite_record_for_tests(&key("f/", 999), Some(&codec::encode(&extra).unwrap()))
+        .unwrap();
+    let subject = store.subject(1).unwrap().unwrap();
+    store
+        .overwrite_record_for_tests(&key("s/", 1), None)
+        .unwrap();
+    let bad = reg.verify_audit().unwrap();
+    assert_eq!(bad.state_problems, 2, "{bad:?}");
+    let all = bad.state.join("\n");
+    assert!(
+        all.contains("filing:999: ") && all.contains("added"),
+        "{all}"
+    );
+    assert!(
+        all.contains("subject:1: ") && all.contains("removed"),
+        "{all}"
+    );
+    store
+        .overwrite_record_for_tests(&key("f/", 999), None)
+        .unwrap();
+    store
+        .overwrite_record_for_tests(&key("s/", 1), Some(&codec::encode(&subject).unwrap()))
+        .unwrap();
+    assert!(reg.verify_audit().unwrap().ok());
+
+    // Any flipped byte of any filing's stored record is caught.
+    let mut ids = Vec::new();
+    store
+        .scan_filings(&mut |f| {
+            ids.push(f.id);
+            true
+        })
+        .unwrap();
+    for id in ids {
+        let f = store.filing(id).unwrap().unwrap();
+        let good = codec::encode(&f).unwrap();
+        let mut flipped = good.clone();
+        let i = good.len() / 2;
+        flipped[i] ^= 0x01;
+        store
+            .overwrite_record_for_tests(&key("f/", id), Some(&flipped))
+            .unwrap();
+        let r = reg.verify_audit().unwrap();
+        assert_eq!(r.state_problems, 1, "filing {id}: {r:?}");
+        store
+            .overwrite_record_for_tests(&key("f/", id), Some(&good))
+            .unwrap();
+    }
+    assert!(reg.verify_audit().unwrap().ok());
+}
+
+#[test]
 fn every_mutation_is_audited_with_before_and_after() {
     let dir = tempfile::tempdir().unwrap();
     let (reg, _) = Registry::init(dir.path(), NOW).unwrap();

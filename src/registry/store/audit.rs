@@ -21,6 +21,11 @@ pub struct AuditRecord {
     pub entity: String,
     pub before: Option<serde_json::Value>,
     pub after: Option<serde_json::Value>,
+    /// Hex sha256 of the record's stored bytes after this change (absent for a deletion, for
+    /// changes kept outside the store, and in entries written before state was audited):
+    /// what `audit verify` compares the stored record with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_sha256: Option<String>,
     /// Hex sha256 of the previous record (zeros for the first).
     pub prev_hash: String,
     /// Hex sha256(prev hash bytes ‖ canonical bytes of this record).
@@ -36,6 +41,8 @@ struct Canonical<'a> {
     entity: &'a str,
     before: &'a Option<serde_json::Value>,
     after: &'a Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    record_sha256: &'a Option<String>,
 }
 
 impl AuditRecord {
@@ -50,6 +57,7 @@ impl AuditRecord {
             entity: &self.entity,
             before: &self.before,
             after: &self.after,
+            record_sha256: &self.record_sha256,
         })
         .unwrap_or_default()
     }
@@ -81,6 +89,7 @@ impl AuditRecord {
             entity,
             before,
             after,
+            record_sha256: None,
             prev_hash: hex::encode(prev),
             hash: String::new(),
         };
@@ -99,6 +108,8 @@ struct CanonicalRef<'a> {
     entity: &'a str,
     before: Option<&'a serde_json::Value>,
     after: Option<&'a serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    record_sha256: Option<&'a str>,
 }
 
 /// A record chained after `prev`, as the bytes a store keeps (the JSON of the
@@ -114,6 +125,7 @@ pub fn chained_bytes(
     entity: &str,
     before: Option<&serde_json::Value>,
     after: Option<&serde_json::Value>,
+    record_sha256: Option<&str>,
     prev: &[u8; 32],
 ) -> (Vec<u8>, [u8; 32]) {
     let mut bytes = serde_json::to_vec(&CanonicalRef {
@@ -124,6 +136,7 @@ pub fn chained_bytes(
         entity,
         before,
         after,
+        record_sha256,
     })
     .unwrap_or_default();
     let mut h = Sha256::new();
@@ -146,11 +159,165 @@ pub struct AuditReport {
     pub records: u64,
     /// The first broken link: its sequence number and what is wrong.
     pub first_broken: Option<(u64, String)>,
+    /// Stored records that the log does not account for (edited, added or removed outside
+    /// it), up to [`MAX_STATE_PROBLEMS`] of them.
+    #[serde(default)]
+    pub state: Vec<String>,
+    /// How many there are in all.
+    #[serde(default)]
+    pub state_problems: u64,
+    /// Stored records checked against the log.
+    #[serde(default)]
+    pub state_records: u64,
 }
+
+/// State problems listed by name in an [`AuditReport`] (all are counted).
+pub const MAX_STATE_PROBLEMS: usize = 100;
 
 impl AuditReport {
     pub fn ok(&self) -> bool {
-        self.first_broken.is_none()
+        self.first_broken.is_none() && self.state_problems == 0
+    }
+
+    fn broken(records: u64, at: u64, why: String) -> AuditReport {
+        AuditReport {
+            records,
+            first_broken: Some((at, why)),
+            state: Vec::new(),
+            state_problems: 0,
+            state_records: 0,
+        }
+    }
+
+    fn problem(&mut self, p: String) {
+        self.state_problems += 1;
+        if self.state.len() < MAX_STATE_PROBLEMS {
+            self.state.push(p);
+        }
+    }
+}
+
+/// What the log says a stored record must be, from the last entry for its entity.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expected {
+    /// Deleted (or never stored).
+    Absent,
+    /// Present with exactly these bytes (their sha256).
+    Bytes([u8; 32]),
+    /// Present, from an entry written before state was audited: its `after` JSON.
+    Legacy(serde_json::Value),
+}
+
+/// The state the log accounts for: entity → what its stored record must be. Built from the
+/// entries whose entity names a stored record (`subject:`, `filing:`, `user:`, `ip_filing:`,
+/// and generic records, whose entries carry a `{bytes, sha256}` digest).
+#[derive(Debug, Default)]
+pub struct LoggedState {
+    pub by_entity: std::collections::HashMap<String, Expected>,
+}
+
+fn stored_entity(entity: &str) -> bool {
+    ["subject:", "filing:", "user:", "ip_filing:"]
+        .iter()
+        .any(|p| entity.starts_with(p))
+}
+
+impl LoggedState {
+    /// Account for one (verified) entry.
+    pub fn add(&mut self, r: &AuditRecord) {
+        let digest = r
+            .after
+            .as_ref()
+            .and_then(|a| a.get("sha256"))
+            .and_then(|h| h.as_str());
+        let generic_digest = r.after.as_ref().is_some_and(|a| {
+            a.as_object().is_some_and(|o| {
+                o.len() == 2 && o.contains_key("bytes") && o.contains_key("sha256")
+            })
+        });
+        let expected = if let Some(h) = &r.record_sha256 {
+            match decode_hash(h) {
+                Some(h) => Expected::Bytes(h),
+                None => return,
+            }
+        } else if !stored_entity(&r.entity) && !generic_digest && r.after.is_some() {
+            // A change kept outside the store (keyring, keys): nothing stored to compare.
+            return;
+        } else {
+            match &r.after {
+                None if stored_entity(&r.entity) || r.before.is_some() => Expected::Absent,
+                None => return,
+                Some(_) if generic_digest && !stored_entity(&r.entity) => {
+                    match digest.and_then(decode_hash) {
+                        Some(h) => Expected::Bytes(h),
+                        None => return,
+                    }
+                }
+                Some(a) => Expected::Legacy(a.clone()),
+            }
+        };
+        self.by_entity.insert(r.entity.clone(), expected);
+    }
+}
+
+fn decode_hash(h: &str) -> Option<[u8; 32]> {
+    hex::decode(h).ok()?.try_into().ok()
+}
+
+/// Checks stored records against the logged state, one at a time (the store streams them):
+/// each stored record (entity, bytes) must be what the last entry for it says (`legacy`
+/// compares an entry written before state was audited with the decoded record); every
+/// record the log says exists must be stored ([`StateCheck::finish`]).
+pub struct StateCheck<'r, F> {
+    report: &'r mut AuditReport,
+    logged: LoggedState,
+    legacy: F,
+}
+
+impl<'r, F: Fn(&str, &[u8], &serde_json::Value) -> bool> StateCheck<'r, F> {
+    pub fn new(report: &'r mut AuditReport, logged: LoggedState, legacy: F) -> Self {
+        StateCheck {
+            report,
+            logged,
+            legacy,
+        }
+    }
+
+    /// Check one stored record.
+    pub fn check(&mut self, entity: &str, bytes: &[u8]) {
+        self.report.state_records += 1;
+        match self.logged.by_entity.remove(entity) {
+            None | Some(Expected::Absent) => self.report.problem(format!(
+                "{entity}: stored, but the audit log has no entry that wrote it (added outside the log)"
+            )),
+            Some(Expected::Bytes(h)) => {
+                if Sha256::digest(bytes).as_slice() != h {
+                    self.report.problem(format!("{entity}: stored bytes differ from what its last audit entry wrote (edited outside the log)"));
+                }
+            }
+            Some(Expected::Legacy(after)) => {
+                if !(self.legacy)(entity, bytes, &after) {
+                    self.report.problem(format!("{entity}: stored record differs from its last audit entry (edited outside the log)"));
+                }
+            }
+        }
+    }
+
+    /// Report the records the log says exist but that were not stored.
+    pub fn finish(self) {
+        let mut missing: Vec<String> = self
+            .logged
+            .by_entity
+            .into_iter()
+            .filter(|(_, e)| *e != Expected::Absent)
+            .map(|(k, _)| k)
+            .collect();
+        missing.sort();
+        for entity in missing {
+            self.report.problem(format!(
+                "{entity}: the audit log says it exists, but it is not stored (removed outside the log)"
+            ));
+        }
     }
 }
 
@@ -164,10 +331,7 @@ pub fn verify_chain(
     let mut expected = 0u64;
     let mut count = 0u64;
     for (key_seq, rec) in records {
-        let broken = |why: String| AuditReport {
-            records: count,
-            first_broken: Some((key_seq, why)),
-        };
+        let broken = |why: String| AuditReport::broken(count, key_seq, why);
         let rec = match rec {
             Ok(r) => r,
             Err(e) => return broken(format!("record does not decode: {e}")),
@@ -187,23 +351,23 @@ pub fn verify_chain(
         count += 1;
     }
     match head {
-        Some((seq, hash)) if seq + 1 != expected || hash != prev => AuditReport {
-            records: count,
-            first_broken: Some((
-                expected,
-                format!(
-                    "chain ends at record {} but the recorded head is record {seq}",
-                    expected.wrapping_sub(1)
-                ),
-            )),
-        },
-        None if count > 0 => AuditReport {
-            records: count,
-            first_broken: Some((0, "records exist but no head is recorded".into())),
-        },
+        Some((seq, hash)) if seq + 1 != expected || hash != prev => AuditReport::broken(
+            count,
+            expected,
+            format!(
+                "chain ends at record {} but the recorded head is record {seq}",
+                expected.wrapping_sub(1)
+            ),
+        ),
+        None if count > 0 => {
+            AuditReport::broken(count, 0, "records exist but no head is recorded".into())
+        }
         _ => AuditReport {
             records: count,
             first_broken: None,
+            state: Vec::new(),
+            state_problems: 0,
+            state_records: 0,
         },
     }
 }
@@ -250,6 +414,7 @@ mod tests {
             "filing:1",
             Some(&before),
             Some(&after),
+            None,
             &prev,
         );
         let (rec, h2) = AuditRecord::chained(
@@ -266,12 +431,31 @@ mod tests {
         assert_eq!(bytes, serde_json::to_vec(&rec).unwrap());
         let back: AuditRecord = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(back, rec);
-        let (none, _) = chained_bytes(0, 1, "miit", "x", "keyring", None, None, &GENESIS);
+        let (none, _) = chained_bytes(0, 1, "miit", "x", "keyring", None, None, None, &GENESIS);
         let back: AuditRecord = serde_json::from_slice(&none).unwrap();
         assert_eq!(
             back.compute_hash(&GENESIS),
             *<&[u8; 32]>::try_from(&hex::decode(&back.hash).unwrap()[..]).unwrap()
         );
+        // The stored record's hash is part of what the chain hashes.
+        let digest = "ab".repeat(32);
+        let (with, h) = chained_bytes(
+            0,
+            1,
+            "miit",
+            "x",
+            "filing:1",
+            None,
+            Some(&serde_json::json!({"a": 1})),
+            Some(&digest),
+            &GENESIS,
+        );
+        let back: AuditRecord = serde_json::from_slice(&with).unwrap();
+        assert_eq!(back.record_sha256.as_deref(), Some(digest.as_str()));
+        assert_eq!(back.compute_hash(&GENESIS), h);
+        let mut forged = back.clone();
+        forged.record_sha256 = Some("cd".repeat(32));
+        assert_ne!(forged.compute_hash(&GENESIS), h);
     }
 
     #[test]

@@ -117,6 +117,11 @@ pub trait RegistryScan {
     ) -> Result<(), StoreError>;
     /// Every user, in username order.
     fn scan_users(&self, visit: &mut dyn FnMut(UserRecord) -> bool) -> Result<(), StoreError>;
+
+    /// Every stored state record — subjects, filings, users, IP filings and generic records —
+    /// as the audit entity it belongs to (`filing:12`, `session:<key>`, …) and its stored
+    /// bytes, for checking the state against the audit log.
+    fn scan_state(&self, visit: &mut dyn FnMut(&str, &[u8]) -> bool) -> Result<(), StoreError>;
 }
 
 /// A read-write store: opens transactions.

@@ -366,12 +366,24 @@ impl_read!(SledTxn<'_>, t => t);
 impl SledStore {
     /// Open (or create) the store in directory `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = without_panics(path, || {
-            ::sled::Config::new()
-                .path(path)
-                .cache_capacity(1024 * 1024 * 1024)
-                .open()
-        })?;
+        // A store closed a moment ago by this process may still be held by sled's background
+        // flusher for a few milliseconds: retry briefly, unless a running `serve` holds it.
+        let mut tries = 0;
+        let db = loop {
+            let opened = without_panics(path, || {
+                ::sled::Config::new()
+                    .path(path)
+                    .cache_capacity(1024 * 1024 * 1024)
+                    .open()
+            });
+            match opened {
+                Err(StoreError::Locked { holder, .. }) if holder.is_empty() && tries < 40 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(25));
+                }
+                other => break other?,
+            }
+        };
         let open = |name: &str| without_panics(path, || db.open_tree(name));
         let tree = Trees {
             records: open("registry")?,
@@ -499,6 +511,23 @@ impl SledStore {
         Ok(out)
     }
 
+    /// Raw access for tamper tests: set (`Some`) or remove (`None`) the stored bytes under a
+    /// records key (`f/` + big-endian id, …) without going through a transaction or the log.
+    #[doc(hidden)]
+    pub fn overwrite_record_for_tests(
+        &self,
+        key: &[u8],
+        bytes: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
+        match bytes {
+            Some(b) => self.tree.records.insert(key, b).map(|_| ()),
+            None => self.tree.records.remove(key).map(|_| ()),
+        }
+        .map_err(io("tamper"))?;
+        self.db.flush().map_err(io("flush"))?;
+        Ok(())
+    }
+
     /// Raw access for tamper tests: overwrite the stored bytes of audit record `seq`.
     #[doc(hidden)]
     pub fn overwrite_audit_record_for_tests(
@@ -543,6 +572,41 @@ impl RegistryScan for SledStore {
     }
     fn audit_head(&self) -> Result<Option<(u64, [u8; 32])>, StoreError> {
         read_head(&self.tree)
+    }
+
+    fn scan_state(&self, visit: &mut dyn FnMut(&str, &[u8]) -> bool) -> Result<(), StoreError> {
+        let id = |k: &[u8]| -> Option<u64> { Some(u64::from_be_bytes(k.try_into().ok()?)) };
+        for (prefix, name) in [
+            (&b"s/"[..], "subject"),
+            (b"f/", "filing"),
+            (b"u/", "user"),
+            (b"p/", "ip_filing"),
+            (b"r/", ""),
+        ] {
+            for kv in self.tree.records.scan_prefix(prefix) {
+                let (k, v) = kv.map_err(io("scan state"))?;
+                let rest = &k[prefix.len()..];
+                let entity = match name {
+                    "user" => format!("user:{}", String::from_utf8_lossy(rest)),
+                    // `r/<kind>/<key>` was audited as `<kind>:<key>`.
+                    "" => {
+                        let text = String::from_utf8_lossy(rest);
+                        match text.split_once('/') {
+                            Some((kind, key)) => format!("{kind}:{key}"),
+                            None => format!("record:{text}"),
+                        }
+                    }
+                    _ => match id(rest) {
+                        Some(n) => format!("{name}:{n}"),
+                        None => format!("{name}:{}", hex::encode(rest)),
+                    },
+                };
+                if !visit(&entity, &v) {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
     }
 
     // --- Generic records: keys `r/<kind>/<key>` (kinds contain no `/`). ---
@@ -662,7 +726,10 @@ impl SledTxn<'_> {
         entity: String,
         before: Option<serde_json::Value>,
         after: Option<serde_json::Value>,
+        stored: Option<&[u8]>,
     ) {
+        use sha2::Digest;
+        let record_sha256 = stored.map(|b| hex::encode(sha2::Sha256::digest(b)));
         let (bytes, h) = super::audit::chained_bytes(
             self.next_seq,
             meta.at,
@@ -671,6 +738,7 @@ impl SledTxn<'_> {
             &entity,
             before.as_ref(),
             after.as_ref(),
+            record_sha256.as_deref(),
             &self.prev_hash,
         );
         self.put(id_key("a/", self.next_seq), bytes);
@@ -713,13 +781,15 @@ impl RegistryTxn for SledTxn<'_> {
         if let Some(n) = &s.number {
             self.put(number_key("N/", n), s.id.to_be_bytes().to_vec());
         }
-        self.put(id_key("s/", s.id), encode(s)?);
+        let bytes = encode(s)?;
         self.append_audit(
             meta,
             format!("subject:{}", s.id),
             before.as_ref().and_then(json),
             json(s),
+            Some(&bytes),
         );
+        self.put(id_key("s/", s.id), bytes);
         Ok(())
     }
 
@@ -754,19 +824,21 @@ impl RegistryTxn for SledTxn<'_> {
         if let Some(n) = &f.number {
             self.put(number_key("n/", n), idb.clone());
         }
-        self.put(id_key("f/", f.id), encode(f)?);
+        let bytes = encode(f)?;
         self.append_audit(
             meta,
             format!("filing:{}", f.id),
             before.as_ref().and_then(json),
             json(f),
+            Some(&bytes),
         );
+        self.put(id_key("f/", f.id), bytes);
         Ok(())
     }
 
     fn put_user(&mut self, meta: &AuditMeta, u: &UserRecord) -> Result<(), StoreError> {
         let before = read_impl(self).user(&u.username)?;
-        self.put(key("u/", u.username.as_bytes()), encode(u)?);
+        let bytes = encode(u)?;
         // The password hash is kept out of the audit log.
         let redact = |u: &UserRecord| {
             serde_json::json!({"username": u.username, "actor": u.actor.to_string(),
@@ -777,7 +849,9 @@ impl RegistryTxn for SledTxn<'_> {
             format!("user:{}", u.username),
             before.as_ref().map(redact),
             Some(redact(u)),
+            Some(&bytes),
         );
+        self.put(key("u/", u.username.as_bytes()), bytes);
         Ok(())
     }
 
@@ -788,7 +862,7 @@ impl RegistryTxn for SledTxn<'_> {
         before: Option<serde_json::Value>,
         after: Option<serde_json::Value>,
     ) -> Result<(), StoreError> {
-        self.append_audit(meta, entity.to_string(), before, after);
+        self.append_audit(meta, entity.to_string(), before, after, None);
         Ok(())
     }
 
@@ -839,11 +913,11 @@ impl RegistryTxn for SledTxn<'_> {
         let k = record_key(kind, key);
         let before = self.kv_get(&k)?.map(|b| record_digest(&b));
         let after = value.map(record_digest);
+        self.append_audit(meta, format!("{kind}:{key}"), before, after, value);
         match value {
             Some(v) => self.put(k, v.to_vec()),
             None => self.del(k),
         }
-        self.append_audit(meta, format!("{kind}:{key}"), before, after);
         Ok(())
     }
 }
@@ -921,13 +995,15 @@ impl IpFilingWrite for SledTxn<'_> {
         let mut k = network_prefix(&f.network);
         k.extend_from_slice(&f.id.to_be_bytes());
         self.put(k, Vec::new());
-        self.put(id_key("p/", f.id), encode(f)?);
+        let bytes = encode(f)?;
         self.append_audit(
             meta,
             format!("ip_filing:{}", f.id),
             before.as_ref().and_then(json),
             json(f),
+            Some(&bytes),
         );
+        self.put(id_key("p/", f.id), bytes);
         Ok(())
     }
 }
