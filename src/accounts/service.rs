@@ -26,6 +26,9 @@ use crate::registry::store::{AuditMeta, RegistryRead, RegistryStore, RegistryTxn
 /// Record kinds in the store.
 pub const KIND_SESSION: &str = "session";
 pub const KIND_OUTBOX: &str = "outbox";
+/// Notices to filers (approval, re-issued certificates) written by the registry in the same
+/// transaction as the change; `serve` delivers them (or moves them to the outbox).
+pub const KIND_NOTICE: &str = "notice";
 pub const KIND_CONTACT: &str = "contact";
 /// Self-registrations waiting for their codes (by username), login challenges and password
 /// reset tokens (by the SHA-256 of the id or token). Each carries its `expires_at`.
@@ -99,6 +102,11 @@ pub struct Message {
 }
 
 impl Message {
+    /// A notice to a person (not a code): what the registry tells filers.
+    pub fn notice(channel: Channel, to: &str, subject: &str, body: String, now: i64) -> Self {
+        Message::new(channel, to, subject, body, now)
+    }
+
     fn new(channel: Channel, to: &str, subject: &str, body: String, now: i64) -> Self {
         // Ids sort in creation order: one clock reading in nanoseconds, then a process-wide
         // sequence for messages created in the same nanosecond.
@@ -385,18 +393,57 @@ impl Accounts {
         Ok(())
     }
 
-    /// Every message in the outbox, oldest first.
+    /// Every undelivered message, oldest first: the outbox and the notices not yet handed to
+    /// a channel.
     pub fn outbox<S: RegistryStore>(store: &S) -> Result<Vec<Message>, AccountError> {
+        let mut out = Self::messages(store, KIND_OUTBOX)?;
+        out.extend(Self::messages(store, KIND_NOTICE)?);
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    /// The notices waiting for delivery, oldest first.
+    pub fn notices<S: RegistryStore>(store: &S) -> Result<Vec<Message>, AccountError> {
+        Self::messages(store, KIND_NOTICE)
+    }
+
+    /// Settle delivered notices: `sent` ones are removed, `kept` ones move to the outbox.
+    pub fn settle_notices<S: RegistryStore>(
+        store: &S,
+        sent: &[Message],
+        kept: &[Message],
+        now: i64,
+    ) -> Result<(), AccountError> {
+        if sent.is_empty() && kept.is_empty() {
+            return Ok(());
+        }
+        let mut txn = store.begin()?;
+        let meta = AuditMeta::new(&system(), "deliver_notice", now);
+        for m in sent.iter().chain(kept) {
+            txn.put_record(&meta, KIND_NOTICE, &m.id, None)?;
+        }
+        for m in kept {
+            let bytes = serde_json::to_vec(m).map_err(|e| StoreError::Io {
+                context: "outbox".into(),
+                reason: e.to_string(),
+            })?;
+            txn.put_record(&meta, KIND_OUTBOX, &m.id, Some(&bytes))?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn messages<S: RegistryStore>(store: &S, kind: &str) -> Result<Vec<Message>, AccountError> {
         let mut out = Vec::new();
         let mut bad = None;
-        store.scan_records(KIND_OUTBOX, &mut |k, v| match serde_json::from_slice(v) {
+        store.scan_records(kind, &mut |k, v| match serde_json::from_slice(v) {
             Ok(m) => {
                 out.push(m);
                 true
             }
             Err(e) => {
                 bad = Some(StoreError::Corrupt {
-                    key: format!("outbox:{k}"),
+                    key: format!("{kind}:{k}"),
                     reason: e.to_string(),
                 });
                 false

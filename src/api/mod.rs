@@ -364,6 +364,33 @@ impl AppState {
         .await
     }
 
+    /// Deliver the notices the registry wrote for filers (approvals, re-issued certificates)
+    /// over the configured channels; what no channel takes moves to the outbox.
+    pub async fn deliver_notices(&self) -> Result<usize, ApiError> {
+        let reg = self.registry.clone();
+        let pending =
+            blocking(move || Accounts::notices(reg.store()).map_err(ApiError::from)).await?;
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let (mut sent, mut kept) = (Vec::new(), Vec::new());
+        for m in pending {
+            if self.send(&m).await {
+                sent.push(m);
+            } else {
+                kept.push(m);
+            }
+        }
+        let n = sent.len();
+        let reg = self.registry.clone();
+        blocking(move || {
+            Accounts::settle_notices(reg.store(), &sent, &kept, unix_now())?;
+            Ok(())
+        })
+        .await?;
+        Ok(n)
+    }
+
     /// True once shutdown has begun.
     pub fn is_stopping(&self) -> bool {
         self.stopping.load(std::sync::atomic::Ordering::Relaxed)
@@ -670,6 +697,9 @@ pub async fn serve(
                 })
                 .await;
                 pause = REFRESH_INTERVAL.max(started.elapsed() * 4);
+                if let Err(e) = state.deliver_notices().await {
+                    tracing::warn!(error = ?e, "notice delivery failed");
+                }
                 match outcome {
                     Ok(Err(e)) => tracing::warn!(error = %e, "registry refresh failed"),
                     Err(e) => tracing::warn!(error = %e, "registry refresh panicked"),

@@ -138,9 +138,13 @@ pub async fn codes() -> Response {
 }
 
 #[utoipa::path(get, path = "/api/keyring", tag = "public",
-    responses((status = 200, description = "the registry's public keyring")))]
+    responses((status = 200, description = "the registry's public keyring, in the same format as `beian keys export` writes (what `beian cert verify --keyring` and `scan --keyring` read)")))]
 pub async fn keyring(State(state): State<Shared>) -> Response {
-    ApiJson(state.registry.keyring()).into_response()
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        state.registry.keyring().to_json(),
+    )
+        .into_response()
 }
 
 #[derive(Debug, Deserialize)]

@@ -15,7 +15,7 @@ pub use format::{
     MAX_SUBJECT_NAME_CHARS, SIGNATURE_DOMAIN,
 };
 pub use keys::{key_id_for, KeyringError, KEYRING_FORMAT, KEYRING_VERSION};
-pub use verify::verify;
+pub use verify::{verify, verify_offline};
 
 use std::collections::BTreeMap;
 

@@ -4,8 +4,29 @@
 use ed25519_dalek::Signature;
 
 use super::format::{parse, signed_message};
-use super::{CertVerdict, FilingLookup, FilingState, Keyring};
+use super::{CertVerdict, FilingFacts, FilingLookup, FilingState, Keyring};
 use crate::domain::{normalise_host, Domain};
+use crate::number::FilingNumber;
+
+/// Verify with no registry view: signature, key (unknown or compromised in `keyring`),
+/// domain coverage and the certificate's own expiry. Whether the filing is still active and
+/// this is its current certificate is not checked: a `Valid` here means "genuine, for this
+/// host, not expired", nothing more.
+pub fn verify_offline(bytes: &[u8], keyring: &Keyring, host: &str, now: i64) -> CertVerdict {
+    /// Takes the certificate's word for the filing's state.
+    struct Own(Option<FilingFacts>);
+    impl FilingLookup for Own {
+        fn filing_facts(&self, _: &FilingNumber) -> Option<FilingFacts> {
+            self.0.clone()
+        }
+    }
+    let own = parse(bytes).ok().map(|c| FilingFacts {
+        state: FilingState::Active,
+        current_serial: c.payload.serial,
+        expires_at: c.payload.expires_at,
+    });
+    verify(bytes, keyring, host, &Own(own), now)
+}
 
 /// Verify the bytes served at `host`'s `/cert/bazs.cert`. Only keys in `keyring` (pinned
 /// from the registry) are trusted. Checks, in order: format, key known, key not

@@ -18,12 +18,22 @@ pub enum CertCmd {
     },
     /// Show what a certificate file says (no registry needed).
     Inspect { file: PathBuf },
-    /// Verify a certificate file for DOMAIN against the registry's keyring and filing state.
+    /// Verify a certificate file for DOMAIN. Against the registry (--registry): keys and
+    /// filing state. Without a registry: against a public keyring (--keyring, from `beian keys
+    /// export` or GET /api/keyring) and, with --snapshot, the filing state of that snapshot;
+    /// with the keyring alone the filing's current state is not checked (and says so).
     /// Exit 0 when valid, 1 otherwise.
     Verify {
         file: PathBuf,
         #[arg(long)]
         domain: String,
+        /// A public keyring file: verify offline, with no registry.
+        #[arg(long, value_name = "FILE", env = "BEIAN_KEYRING")]
+        keyring: Option<PathBuf>,
+        /// A signed registry snapshot (from `beian snapshot export`): the filing state to
+        /// check against, offline.
+        #[arg(long, value_name = "FILE", env = "BEIAN_SNAPSHOT")]
+        snapshot: Option<PathBuf>,
     },
 }
 
@@ -51,12 +61,51 @@ pub fn run(cmd: CertCmd, g: &Globals) -> anyhow::Result<i32> {
             );
             Ok(0)
         }
-        CertCmd::Verify { file, domain } => {
+        CertCmd::Verify {
+            file,
+            domain,
+            keyring,
+            snapshot,
+        } => {
             let bytes = beian::fsutil::read_bounded(&file, beian::fsutil::MAX_CERT_FILE)
                 .with_context(|| format!("{}", file.display()))?;
-            let reg = g.open()?;
             let host = beian::domain::normalise_host(&domain).context("--domain")?;
-            let verdict = verify(&bytes, &reg, &host)?;
+            let now = super::now();
+            let verdict = match (&keyring, &snapshot) {
+                (None, None) => {
+                    let reg = g.open()?;
+                    verify(&bytes, &reg, &host)?
+                }
+                (_, Some(snap)) => {
+                    let pinned = match &keyring {
+                        Some(k) => Some(read_keyring(k)?),
+                        None => None,
+                    };
+                    if pinned.is_none() {
+                        eprintln!("note: the snapshot is checked against the keyring it carries; pass --keyring FILE to pin the registry's keys");
+                    }
+                    let s = beian::registry::snapshot::Snapshot::load(snap, pinned.as_ref())?;
+                    let ring = pinned.unwrap_or_else(|| s.keyring.clone());
+                    beian::cert::verify(&bytes, &ring, &host, &s, now)
+                }
+                (Some(k), None) => {
+                    let ring = read_keyring(k)?;
+                    let v = beian::cert::verify_offline(&bytes, &ring, &host, now);
+                    println!(
+                        "{}",
+                        serde_json::to_string(&serde_json::json!({
+                            "verdict": v,
+                            "filing_state": "not_checked",
+                            "note": "signature, key, domain and expiry checked against the keyring; whether the filing is still active and this is its current certificate needs the registry or a snapshot (--snapshot)",
+                        }))?
+                    );
+                    return Ok(if matches!(v, beian::cert::CertVerdict::Valid { .. }) {
+                        0
+                    } else {
+                        1
+                    });
+                }
+            };
             println!("{}", serde_json::to_string(&verdict)?);
             Ok(
                 if matches!(verdict, beian::cert::CertVerdict::Valid { .. }) {
@@ -67,6 +116,14 @@ pub fn run(cmd: CertCmd, g: &Globals) -> anyhow::Result<i32> {
             )
         }
     }
+}
+
+/// A public keyring file (the `beian keys export` / `GET /api/keyring` format).
+fn read_keyring(p: &std::path::Path) -> anyhow::Result<beian::cert::Keyring> {
+    let text = beian::fsutil::read_bounded_string(p, beian::fsutil::MAX_TEXT_FILE)
+        .with_context(|| format!("{}", p.display()))?;
+    beian::cert::Keyring::from_json(&text)
+        .with_context(|| format!("{}: not a beian keyring", p.display()))
 }
 
 fn inspect(bytes: &[u8]) -> anyhow::Result<String> {

@@ -28,6 +28,10 @@ pub fn run(cmd: KeysCmd, g: &Globals) -> anyhow::Result<i32> {
             let r = reg.rotate_keys(g.act_as.as_ref(), compromised.as_deref(), super::now())?;
             if let Some(k) = &r.compromised {
                 println!("marked compromised: {k}");
+                println!(
+                    "certificates re-issued under the new key: {} (their filers are notified)",
+                    r.reissued.len()
+                );
             }
             println!("current signing key: {}", r.current);
             Ok(0)

@@ -47,6 +47,8 @@ pub struct Rotation {
     pub new_key: Option<KeyId>,
     pub compromised: Option<KeyId>,
     pub current: KeyId,
+    /// Filings whose certificate (signed by the compromised key) was re-issued.
+    pub reissued: Vec<super::model::FilingId>,
 }
 
 /// The key directory of a registry, with the current signing key loaded on first use.
@@ -169,6 +171,7 @@ impl Issuer {
             new_key: Some(new.clone()),
             compromised: compromised.map(str::to_string),
             current: new,
+            reissued: Vec::new(),
         })
     }
 

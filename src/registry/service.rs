@@ -415,6 +415,12 @@ impl<S: RegistryStore> Registry<S> {
                 }
                 let mut issuer = self.issuer.lock().unwrap_or_else(|p| p.into_inner());
                 filing.certificate = Some(issuer.issue(&filing, &t.subject, now)?);
+                // The filer is told, in the same transaction (serve delivers it).
+                put_notices(
+                    txn,
+                    &meta,
+                    certificate_notices(&t.subject, &filing, false, now),
+                )?;
             }
         }
         if t.subject != state.subject {
@@ -1038,7 +1044,7 @@ impl<S: RegistryStore> Registry<S> {
         }
         let mut issuer = self.issuer.lock().unwrap_or_else(|p| p.into_inner());
         let before = serde_json::to_value(issuer.keyring()).ok();
-        let rotation = issuer.rotate(compromised, now)?;
+        let mut rotation = issuer.rotate(compromised, now)?;
         let after = serde_json::to_value(issuer.keyring()).ok();
         let mut txn = self.store.begin()?;
         txn.audit(
@@ -1047,6 +1053,40 @@ impl<S: RegistryStore> Registry<S> {
             before,
             after,
         )?;
+        // Everything the compromised key signed for a filing still in force is re-issued
+        // under the current key, in the same transaction, and its filer told.
+        if let Some(bad) = &rotation.compromised {
+            let mut affected = Vec::new();
+            self.store.scan_filings(&mut |f| {
+                if f.status == Status::Active
+                    && f.certificate.as_ref().is_some_and(|c| c.key_id == *bad)
+                {
+                    affected.push(f.id);
+                }
+                true
+            })?;
+            let meta = AuditMeta::new(&actor, "reissue_certificate", now);
+            for id in affected {
+                let Some(mut f) = txn.filing(id)? else {
+                    continue;
+                };
+                let subject = subject_of(&txn, &f)?;
+                f.cert_serial += 1;
+                f.certificate = Some(issuer.issue(&f, &subject, now)?);
+                f.history.push(crate::registry::model::HistoryEntry {
+                    at: now,
+                    actor: actor.clone(),
+                    action: format!("certificate re-issued: key {bad} compromised"),
+                });
+                put_notices(
+                    &mut txn,
+                    &meta,
+                    certificate_notices(&subject, &f, true, now),
+                )?;
+                txn.put_filing(&meta, &f)?;
+                rotation.reissued.push(id);
+            }
+        }
         txn.commit()?;
         Ok(rotation)
     }
@@ -1440,4 +1480,98 @@ fn legacy_matches(entity: &str, bytes: &[u8], after: &serde_json::Value) -> bool
         _ => None,
     };
     decoded.as_ref() == Some(after)
+}
+
+/// The notices telling a filer that its filing's certificate was issued (on approval) or
+/// re-issued (its key was compromised): by SMS and email to the subject's contact, the email
+/// with the certificate itself; to the owning user's name when no contact is known.
+fn certificate_notices(
+    subject: &Subject,
+    filing: &Filing,
+    reissued: bool,
+    now: i64,
+) -> Vec<crate::accounts::service::Message> {
+    use crate::accounts::service::{Channel, Message};
+    let number = filing
+        .number
+        .as_ref()
+        .map(|n| n.to_string())
+        .unwrap_or_default();
+    let Some(cert) = &filing.certificate else {
+        return Vec::new();
+    };
+    let domain = filing
+        .domains
+        .first()
+        .map(|d| d.as_str().to_string())
+        .unwrap_or_default();
+    let (title, what) = if reissued {
+        (
+            format!("备案证书已重新签发 / certificate re-issued: {number}"),
+            "签发密钥已停用，证书已用新密钥重新签发，请替换网站上的证书 / the signing key was withdrawn and the certificate re-issued under a new key: replace the one on your site",
+        )
+    } else {
+        (
+            format!("备案已通过 / filing approved: {number}"),
+            "备案已通过审核 / the filing was approved",
+        )
+    };
+    let how = format!(
+        "请将证书放在 https://{domain}/cert/bazs.cert，并在首页底部展示备案号 {number}（链接 https://beian.miit.gov.cn/）。证书下载：GET /api/filings/{number}/certificate 或 beian cert export --domain {domain}。\nServe the certificate at https://{domain}/cert/bazs.cert and show {number} in the homepage footer, linked to https://beian.miit.gov.cn/. Download: GET /api/filings/{number}/certificate or `beian cert export --domain {domain}`."
+    );
+    let sms = format!("{title}。{what}。{how}");
+    let email = format!(
+        "{} {}\n\n{what}.\n\n{how}\n\n----- bazs.cert (serial {}) -----\n{}",
+        subject.name, title, cert.serial, cert.text
+    );
+    let mut out = Vec::new();
+    let c = &subject.contact;
+    if !c.mobile.trim().is_empty() {
+        out.push(Message::notice(
+            Channel::Sms,
+            c.mobile.trim(),
+            &title,
+            sms,
+            now,
+        ));
+    }
+    if !c.email.trim().is_empty() {
+        out.push(Message::notice(
+            Channel::Email,
+            c.email.trim(),
+            &title,
+            email.clone(),
+            now,
+        ));
+    }
+    if out.is_empty() {
+        out.push(Message::notice(
+            Channel::Email,
+            &format!("user:{}", subject.owner),
+            &title,
+            email,
+            now,
+        ));
+    }
+    out
+}
+
+fn put_notices<T: RegistryTxn>(
+    txn: &mut T,
+    meta: &AuditMeta,
+    notices: Vec<crate::accounts::service::Message>,
+) -> Result<(), RegistryError> {
+    for m in notices {
+        let bytes = serde_json::to_vec(&m).map_err(|e| StoreError::Io {
+            context: "notice".into(),
+            reason: e.to_string(),
+        })?;
+        txn.put_record(
+            meta,
+            crate::accounts::service::KIND_NOTICE,
+            &m.id,
+            Some(&bytes),
+        )?;
+    }
+    Ok(())
 }

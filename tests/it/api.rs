@@ -1791,3 +1791,32 @@ async fn scans_through_the_api_by_role_and_province() {
     assert!(r.status == 404 || r.status == 400, "{}", r.text);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyring_has_the_exported_shape_and_notices_reach_the_outbox() {
+    let s = Server::start(1 << 20).await;
+    let r = s.call("GET", "/api/keyring", None, None).await;
+    assert_eq!(r.status, 200);
+    let ring = beian::cert::Keyring::from_json(&r.text).unwrap();
+    assert_eq!(ring, s.registry.keyring());
+    // An approval writes notices; serve hands them to a channel or, with none, the outbox.
+    let now = chrono::Utc::now().timestamp();
+    s.registry
+        .import_jsonl(FILING.as_bytes(), None, now, 10, &mut |_| {})
+        .unwrap();
+    s.registry
+        .verify_access(None, "示例接入商", None, now)
+        .unwrap();
+    s.registry.review_auto(None, now).unwrap();
+    let pending = Accounts::notices(s.registry.store()).unwrap();
+    assert_eq!(
+        pending.len(),
+        2,
+        "SMS and email to the subject's contact: {pending:?}"
+    );
+    assert_eq!(s.state.deliver_notices().await.unwrap(), 0);
+    assert!(Accounts::notices(s.registry.store()).unwrap().is_empty());
+    assert!(s.outbox_body("13800000000").contains("filing approved"));
+    assert!(s.outbox_body("zhangsan@example.com").contains("bazs.cert"));
+    s.stop().await;
+}

@@ -529,3 +529,148 @@ fn a_damaged_store_is_reported_never_a_panic() {
         }
     }
 }
+
+#[test]
+fn cert_verify_works_offline_from_an_exported_keyring_or_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = tmp.path().join("reg");
+    init_registry(&reg);
+    ok(&reg, &["filing", "import", demo().to_str().unwrap()]);
+    for p in ["示例接入商", "华北云", "华东数据", "华南互联"] {
+        ok(&reg, &["filing", "verify-access", "--provider", p, "--all"]);
+    }
+    ok(&reg, &["review", "--auto"]);
+    let path = |n: &str| tmp.path().join(n).display().to_string();
+    ok(
+        &reg,
+        &[
+            "cert",
+            "export",
+            "--domain",
+            "example-bj.com",
+            "--out",
+            &path("old.cert"),
+        ],
+    );
+    ok(&reg, &["keys", "export", "--out", &path("ring1.json")]);
+    ok(&reg, &["snapshot", "export", "--out", &path("snap.bin")]);
+    // No registry at all: only the files a third party would have.
+    let offline = |args: &[&str]| {
+        Command::new(bin())
+            .args(args)
+            .env_remove("BEIAN_REGISTRY")
+            .output()
+            .unwrap()
+    };
+    let o = offline(&[
+        "cert",
+        "verify",
+        &path("old.cert"),
+        "--domain",
+        "www.example-bj.com",
+        "--keyring",
+        &path("ring1.json"),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["verdict"]["status"], "valid", "{v}");
+    assert_eq!(v["filing_state"], "not_checked", "{v}");
+    let o = offline(&[
+        "cert",
+        "verify",
+        &path("old.cert"),
+        "--domain",
+        "example-bj.com",
+        "--keyring",
+        &path("ring1.json"),
+        "--snapshot",
+        &path("snap.bin"),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = offline(&[
+        "cert",
+        "verify",
+        &path("old.cert"),
+        "--domain",
+        "other.cn",
+        "--keyring",
+        &path("ring1.json"),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    // A keyring that is not one is a one-line error.
+    std::fs::write(tmp.path().join("bad.json"), "{\"keys\": 3}").unwrap();
+    let o = offline(&[
+        "cert",
+        "verify",
+        &path("old.cert"),
+        "--domain",
+        "example-bj.com",
+        "--keyring",
+        &path("bad.json"),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a beian keyring"));
+
+    // Compromise the key: the old certificate fails, the re-issued one passes, offline.
+    let key_id = v["verdict"]["payload"]["key_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = ok(&reg, &["keys", "rotate", "--compromised", &key_id]);
+    assert!(
+        out.contains("certificates re-issued under the new key: "),
+        "{out}"
+    );
+    ok(&reg, &["keys", "export", "--out", &path("ring2.json")]);
+    ok(
+        &reg,
+        &[
+            "cert",
+            "export",
+            "--domain",
+            "example-bj.com",
+            "--out",
+            &path("new.cert"),
+        ],
+    );
+    let o = offline(&[
+        "cert",
+        "verify",
+        &path("old.cert"),
+        "--domain",
+        "example-bj.com",
+        "--keyring",
+        &path("ring2.json"),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("compromised_key"));
+    let o = offline(&[
+        "cert",
+        "verify",
+        &path("new.cert"),
+        "--domain",
+        "example-bj.com",
+        "--keyring",
+        &path("ring2.json"),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    // The filers were told, through the outbox (no channel configured here).
+    let outbox = ok(&reg, &["outbox"]);
+    assert!(outbox.contains("certificate re-issued"), "{outbox}");
+    assert!(outbox.contains("filing approved"), "{outbox}");
+}

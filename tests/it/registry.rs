@@ -348,7 +348,8 @@ fn rotation_signs_new_certificates_with_the_new_key_and_survives_reopen() {
     .unwrap();
     reg.review_auto(None, NOW).unwrap();
     let c = reg.certificate_for("jia3.com").unwrap();
-    assert_eq!(c.serial, 2);
+    // Serial 2 was the re-issue when its key was compromised; 3 is the change.
+    assert_eq!(c.serial, 3);
     assert_ne!(c.key_id, first_key);
     assert!(reg.verify_audit().unwrap().ok());
     // The secret key file is private.
@@ -455,4 +456,83 @@ fn an_ip_only_filing_is_numbered_without_a_certificate_and_never_stops_a_batch()
     assert!(view.domains.is_empty());
     assert!(view.cert_key_id.is_none(), "no certificate: {view:?}");
     assert_eq!(view.service_number.as_deref(), Some(ip_only.1.as_str()));
+}
+
+#[test]
+fn certificates_verify_offline_and_a_compromised_key_gets_them_reissued() {
+    use beian::accounts::service::Accounts;
+    use beian::cert::{verify, verify_offline, CertVerdict, Keyring};
+    let dir = tempfile::tempdir().unwrap();
+    let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
+    import(&reg, "filings.jsonl");
+    approve_all(&reg);
+    let mut active = Vec::new();
+    reg.store()
+        .scan_filings(&mut |f| {
+            if f.certificate.is_some() {
+                active.push(f.domains[0].as_str().to_string());
+            }
+            true
+        })
+        .unwrap();
+    assert!(active.len() >= 5, "{active:?}");
+    // Every approval told its filer, with the certificate in the email.
+    let notices = Accounts::notices(reg.store()).unwrap();
+    assert!(notices.len() >= active.len(), "{}", notices.len());
+    assert!(
+        notices.iter().any(|m| m.body.contains("beian-cert")),
+        "{notices:?}"
+    );
+
+    // A third party with only the exported keyring (the one JSON shape).
+    let ring = Keyring::from_json(&reg.keyring().to_json()).unwrap();
+    let host = &active[0];
+    let old = reg.certificate_for(host).unwrap();
+    assert!(matches!(
+        verify_offline(old.text.as_bytes(), &ring, host, NOW + 60),
+        CertVerdict::Valid { .. }
+    ));
+    assert!(matches!(
+        verify_offline(old.text.as_bytes(), &ring, "elsewhere.cn", NOW + 60),
+        CertVerdict::DomainNotCovered { .. }
+    ));
+    let snap = reg.snapshot(NOW + 60).unwrap();
+    assert!(matches!(
+        verify(old.text.as_bytes(), &ring, host, &snap, NOW + 60),
+        CertVerdict::Valid { .. }
+    ));
+
+    // The key is compromised: everything it signed is re-issued under the new key.
+    let rot = reg
+        .rotate_keys(Some(&Actor::Miit), Some(&old.key_id), NOW + 100)
+        .unwrap();
+    assert_eq!(rot.reissued.len(), active.len());
+    let ring = Keyring::from_json(&reg.keyring().to_json()).unwrap();
+    for host in &active {
+        let new = reg.certificate_for(host).unwrap();
+        assert_ne!(new.key_id, old.key_id);
+        assert!(matches!(
+            verify_offline(new.text.as_bytes(), &ring, host, NOW + 200),
+            CertVerdict::Valid { .. }
+        ));
+        let snap = reg.snapshot(NOW + 200).unwrap();
+        assert!(matches!(
+            verify(new.text.as_bytes(), &ring, host, &snap, NOW + 200),
+            CertVerdict::Valid { .. }
+        ));
+    }
+    assert!(matches!(
+        verify_offline(old.text.as_bytes(), &ring, host, NOW + 200),
+        CertVerdict::CompromisedKey { .. }
+    ));
+    let after = Accounts::notices(reg.store()).unwrap();
+    assert!(
+        after
+            .iter()
+            .filter(|m| m.subject.contains("re-issued"))
+            .count()
+            >= active.len(),
+        "{after:?}"
+    );
+    assert!(reg.verify_audit().unwrap().ok());
 }
