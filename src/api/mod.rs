@@ -491,7 +491,7 @@ pub fn client_ip(req_ext: &axum::http::Extensions) -> IpAddr {
 /// Every API route: (method, axum path, handler). The router and the OpenAPI test both use
 /// this list.
 pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<Shared>)> {
-    use axum::routing::{delete, post};
+    use axum::routing::{delete, post, put};
     vec![
         ("get", "/api/openapi.json", get(openapi::document)),
         ("get", "/healthz", get(health::healthz)),
@@ -541,6 +541,16 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<Shared>)> {
         ("post", "/api/filings/:key/reject", post(workflow::reject)),
         ("post", "/api/filings/:key/change", post(workflow::change)),
         ("post", "/api/filings/:key/cancel", post(workflow::cancel)),
+        (
+            "put",
+            "/api/filings/:key/cancel",
+            put(workflow::cancel_modify),
+        ),
+        (
+            "delete",
+            "/api/filings/:key/cancel",
+            delete(workflow::cancel_delete),
+        ),
         (
             "post",
             "/api/filings/:key/withdraw",

@@ -333,6 +333,39 @@ pub async fn cancel(
     .await
 }
 
+#[utoipa::path(put, path = "/api/filings/{key}/cancel", tag = "filings",
+    params(("key" = String, Path, description = "filing id, number or domain")),
+    request_body(content = String, description = "{reason}", content_type = "application/json"),
+    responses((status = 200, description = "the requester's pending cancellation request has the new reason"), (status = 403), (status = 409)))]
+pub async fn cancel_modify(
+    State(state): State<Shared>,
+    caller: Caller,
+    ApiPath(key): ApiPath<String>,
+    ApiJson(b): ApiJson<ReasonBody>,
+) -> Result<ApiJson<FilingView>, ApiError> {
+    let why = reason(&b)?;
+    let actor = caller.actor().clone();
+    act(state, key, move |r, k, now| {
+        Ok(r.modify_cancellation(Some(&actor), k, &why, now)?)
+    })
+    .await
+}
+
+#[utoipa::path(delete, path = "/api/filings/{key}/cancel", tag = "filings",
+    params(("key" = String, Path, description = "filing id, number or domain")),
+    responses((status = 200, description = "the requester's pending cancellation request is deleted"), (status = 403), (status = 409)))]
+pub async fn cancel_delete(
+    State(state): State<Shared>,
+    caller: Caller,
+    ApiPath(key): ApiPath<String>,
+) -> Result<ApiJson<FilingView>, ApiError> {
+    let actor = caller.actor().clone();
+    act(state, key, move |r, k, now| {
+        Ok(r.delete_cancellation(Some(&actor), k, now)?)
+    })
+    .await
+}
+
 #[utoipa::path(post, path = "/api/filings/{key}/withdraw", tag = "filings",
     params(("key" = String, Path, description = "filing id, number or domain")),
     responses((status = 200, description = "cancellation request withdrawn"), (status = 403), (status = 409)))]

@@ -52,13 +52,28 @@ pub enum FilingCmd {
         #[arg(long = "remove-domain")]
         remove: Vec<String>,
     },
-    /// Request cancellation; the bureau approves it in `review` (default role: the filing's
-    /// ICP user). Withdraw with `filing withdraw`.
+    /// Request cancellation; the bureau executes it in `review` (MIIT when a bureau asked;
+    /// nobody executes their own request) (default role: the filing's ICP user). The
+    /// requester changes or deletes it with `cancel-modify` / `cancel-delete`; the bureau (or
+    /// MIIT) declines it with `filing withdraw`.
     Cancel {
         #[command(flatten)]
         key: KeyArgs,
         #[arg(long)]
         reason: String,
+    },
+    /// Change the reason of your own pending cancellation request (default role: the
+    /// filing's ICP user).
+    CancelModify {
+        #[command(flatten)]
+        key: KeyArgs,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Delete your own pending cancellation request (default role: the filing's ICP user).
+    CancelDelete {
+        #[command(flatten)]
+        key: KeyArgs,
     },
     /// Withdraw a pending cancellation request (default role: the bureau of the filing's
     /// province, or MIIT if the bureau made the request). Nobody withdraws their own request.
@@ -315,6 +330,16 @@ pub fn run(cmd: FilingCmd, g: &Globals) -> anyhow::Result<i32> {
         FilingCmd::Cancel { key, reason } => {
             let f = reg.request_cancellation(actor, &key.key()?, &reason, now)?;
             done("cancellation requested", &f);
+            Ok(0)
+        }
+        FilingCmd::CancelModify { key, reason } => {
+            let f = reg.modify_cancellation(actor, &key.key()?, &reason, now)?;
+            done("cancellation request changed", &f);
+            Ok(0)
+        }
+        FilingCmd::CancelDelete { key } => {
+            let f = reg.delete_cancellation(actor, &key.key()?, now)?;
+            done("cancellation request deleted", &f);
             Ok(0)
         }
         FilingCmd::Withdraw { key } => {

@@ -583,6 +583,17 @@ impl<S: RegistryStore> Registry<S> {
                         ),
                     )));
                 }
+                // One identity number is one subject: a different name is a mistake (or a
+                // renamed unit, which is a subject change), never silently the old name.
+                if s.name.trim() != v.subject.name.trim() {
+                    return Ok(Err(line_err(
+                        "subject.name",
+                        format!(
+                            "subject {} is filed as {:?}, not {:?}; a renamed unit changes its subject data first",
+                            s.id_number, s.name, v.subject.name
+                        ),
+                    )));
+                }
                 (s, false)
             }
             None => {
@@ -809,7 +820,8 @@ impl<S: RegistryStore> Registry<S> {
                 mode: ReviewMode::Manual { number },
             },
             actor,
-            DefaultActor::Bureau,
+            // A bureau's own cancellation request is executed by MIIT (rule 6).
+            DefaultActor::Withdrawer,
             now,
         )
     }
@@ -827,7 +839,7 @@ impl<S: RegistryStore> Registry<S> {
                 reason: reason.to_string(),
             },
             actor,
-            DefaultActor::Bureau,
+            DefaultActor::Withdrawer,
             now,
         )
     }
@@ -874,6 +886,42 @@ impl<S: RegistryStore> Registry<S> {
             Event::RequestCancellation {
                 reason: reason.to_string(),
             },
+            actor,
+            DefaultActor::Owner,
+            now,
+        )
+    }
+
+    /// Change the reason of one's own pending cancellation request (default actor: the
+    /// filing's ICP user).
+    pub fn modify_cancellation(
+        &self,
+        actor: Option<&Actor>,
+        key: &FilingKey,
+        reason: &str,
+        now: i64,
+    ) -> Result<Filing, RegistryError> {
+        self.one(
+            key,
+            Event::ModifyCancellation {
+                reason: reason.to_string(),
+            },
+            actor,
+            DefaultActor::Owner,
+            now,
+        )
+    }
+
+    /// Delete one's own pending cancellation request (default actor: the filing's ICP user).
+    pub fn delete_cancellation(
+        &self,
+        actor: Option<&Actor>,
+        key: &FilingKey,
+        now: i64,
+    ) -> Result<Filing, RegistryError> {
+        self.one(
+            key,
+            Event::DeleteCancellation,
             actor,
             DefaultActor::Owner,
             now,

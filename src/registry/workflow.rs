@@ -106,6 +106,10 @@ pub enum Event {
     RequestCancellation { reason: String },
     /// Withdraw a pending cancellation request (rule 6).
     WithdrawCancellation,
+    /// The requester changes the reason of its own pending cancellation request.
+    ModifyCancellation { reason: String },
+    /// The requester deletes its own pending cancellation request.
+    DeleteCancellation,
     /// Direct revocation by a bureau or MIIT (rule 6).
     Revoke { reason: String },
     /// An access provider stops providing access (rule 7).
@@ -126,6 +130,8 @@ impl Event {
             Event::RequestChange { .. } => "request_change",
             Event::RequestCancellation { .. } => "request_cancellation",
             Event::WithdrawCancellation => "withdraw_cancellation",
+            Event::ModifyCancellation { .. } => "modify_cancellation",
+            Event::DeleteCancellation => "delete_cancellation",
             Event::Revoke { .. } => "revoke",
             Event::CancelAccess { .. } => "cancel_access",
             Event::AddProvider { .. } => "add_provider",
@@ -196,6 +202,46 @@ fn is_import_isp_of(actor: &Actor, filing: &Filing) -> bool {
 
 fn is_bureau_of(actor: &Actor, subject: &Subject) -> bool {
     matches!(actor, Actor::Bureau { province } if *province == subject.province)
+}
+
+/// The pending cancellation request of an active filing, if any.
+fn pending_cancellation(filing: &Filing) -> Option<&CancellationRequest> {
+    match filing.status {
+        Status::Active => filing.cancellation.as_ref(),
+        _ => None,
+    }
+}
+
+/// Rule 6: who acts on a cancellation request (executes, declines or withdraws it). Nobody
+/// acts on their own request; the bureau of the filing's province acts on its ICP users' and
+/// access providers' requests, MIIT on a bureau's.
+fn cancellation_authority(
+    actor: &Actor,
+    req: &CancellationRequest,
+    s: &Subject,
+    what: &str,
+) -> Result<(), WorkflowError> {
+    if req.requested_by == *actor {
+        return refuse(
+            Rule::Cancellation,
+            format!("nobody may {what} their own request: {actor} made this cancellation request"),
+        );
+    }
+    let allowed = match req.requested_by.role() {
+        crate::accounts::Role::Icp | crate::accounts::Role::Isp => is_bureau_of(actor, s),
+        crate::accounts::Role::Bureau | crate::accounts::Role::Miit => *actor == Actor::Miit,
+        _ => false,
+    };
+    if !allowed {
+        return refuse(
+            Rule::Cancellation,
+            format!(
+                "{actor} may not {what} a cancellation request by {}: the bureau of {} acts on its ICP users' and access providers' requests, MIIT on a bureau's",
+                req.requested_by, s.province
+            ),
+        );
+    }
+    Ok(())
 }
 
 fn require_bureau(actor: &Actor, subject: &Subject) -> Result<(), WorkflowError> {
@@ -445,11 +491,18 @@ pub fn apply(
             filing.status = Status::AwaitingAccessVerification;
         }
         Event::Approve { mode } => {
-            require_bureau(actor, s)?;
+            // Executing a cancellation follows the request's hierarchy (rule 6).
+            match pending_cancellation(&filing) {
+                Some(req) => cancellation_authority(actor, req, s, "execute")?,
+                None => require_bureau(actor, s)?,
+            }
             approve(state, mode, &mut filing, &mut subject, &mut effects, now)?;
         }
         Event::Reject { reason } => {
-            require_bureau(actor, s)?;
+            match pending_cancellation(&filing) {
+                Some(req) => cancellation_authority(actor, req, s, "decline")?,
+                None => require_bureau(actor, s)?,
+            }
             if reason.trim().is_empty() {
                 return refuse(Rule::Review, "a rejection needs a reason");
             }
@@ -465,6 +518,11 @@ pub fn apply(
                 filing.cancellation = None;
             } else if filing.status == Status::Active && filing.pending_change.is_some() {
                 filing.pending_change = None;
+            } else if filing.is_empty_shell() {
+                // Rule 7: an access provider left and none is left; the bureau's review of
+                // the empty shell rejects it until the filer has a new provider.
+                filing.status = Status::Rejected;
+                filing.rejection = Some(reason.clone());
             } else {
                 return refuse(Rule::State, "nothing of this filing is awaiting review");
             }
@@ -551,21 +609,33 @@ pub fn apply(
             let Some(req) = &filing.cancellation else {
                 return refuse(Rule::Cancellation, "no cancellation request is pending");
             };
-            if req.requested_by == *actor {
-                return refuse(Rule::Cancellation, "nobody may withdraw their own request");
-            }
-            let allowed = match req.requested_by.role() {
-                crate::accounts::Role::Icp | crate::accounts::Role::Isp => is_bureau_of(actor, s),
-                crate::accounts::Role::Bureau => *actor == Actor::Miit,
-                _ => false,
+            cancellation_authority(actor, req, s, "withdraw")?;
+            filing.cancellation = None;
+        }
+        Event::ModifyCancellation { reason } => {
+            let Some(req) = filing.cancellation.as_mut() else {
+                return refuse(Rule::Cancellation, "no cancellation request is pending");
             };
-            if !allowed {
+            if req.requested_by != *actor {
                 return refuse(
                     Rule::Cancellation,
-                    format!(
-                        "{actor} may not withdraw a request by {}: a bureau withdraws its ICP users' requests, MIIT a bureau's",
-                        req.requested_by
-                    ),
+                    format!("only {} changes its own request", req.requested_by),
+                );
+            }
+            if reason.trim().is_empty() {
+                return refuse(Rule::Cancellation, "a cancellation request needs a reason");
+            }
+            req.reason = reason.clone();
+            req.requested_at = now;
+        }
+        Event::DeleteCancellation => {
+            let Some(req) = &filing.cancellation else {
+                return refuse(Rule::Cancellation, "no cancellation request is pending");
+            };
+            if req.requested_by != *actor {
+                return refuse(
+                    Rule::Cancellation,
+                    format!("only {} deletes its own request", req.requested_by),
                 );
             }
             filing.cancellation = None;

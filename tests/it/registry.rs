@@ -536,3 +536,132 @@ fn certificates_verify_offline_and_a_compromised_key_gets_them_reissued() {
     );
     assert!(reg.verify_audit().unwrap().ok());
 }
+
+/// FAQ: "Who may cancel a filing, and who acts on the request?" Every path: the ICP user
+/// requests, changes and deletes its own request; the bureau executes or declines it; a
+/// bureau's own request is executed only by MIIT; nobody acts on their own request.
+#[test]
+fn faq_who_acts_on_a_cancellation_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
+    import(&reg, "filings.jsonl");
+    approve_all(&reg);
+    let bj = FilingKey::Domain("example-bj.com".into());
+    let shop = FilingKey::Domain("shop-bj.cn".into());
+    let jing = Actor::bureau('京');
+    let hu = Actor::bureau('沪');
+    let status = |k: &FilingKey| reg.filing_view(k).unwrap().status;
+
+    // The ICP user requests, changes the reason, deletes it, and requests again.
+    reg.request_cancellation(None, &bj, "不再运营", NOW)
+        .unwrap();
+    assert_eq!(status(&bj), "cancellation_requested");
+    reg.modify_cancellation(None, &bj, "网站关闭", NOW).unwrap();
+    let e = reg
+        .modify_cancellation(Some(&jing), &bj, "x", NOW)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("changes its own request"), "{e}");
+    assert!(reg.delete_cancellation(Some(&jing), &bj, NOW).is_err());
+    reg.delete_cancellation(None, &bj, NOW).unwrap();
+    assert_eq!(status(&bj), "active");
+    assert!(
+        reg.delete_cancellation(None, &bj, NOW).is_err(),
+        "nothing pending"
+    );
+    reg.request_cancellation(None, &bj, "网站关闭", NOW)
+        .unwrap();
+    // Another province's bureau may not act; MIIT does not execute an ICP user's request;
+    // the bureau of 京 does.
+    assert!(reg.review_approve(Some(&hu), &bj, None, NOW).is_err());
+    let e = reg
+        .review_approve(Some(&Actor::Miit), &bj, None, NOW)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("the bureau of 京 acts"), "{e}");
+    reg.review_approve(Some(&jing), &bj, None, NOW).unwrap();
+    assert_eq!(status(&bj), "cancelled");
+
+    // A bureau's own request: it may neither execute nor decline it; MIIT executes it.
+    reg.request_cancellation(Some(&jing), &shop, "核查注销", NOW)
+        .unwrap();
+    let e = reg
+        .review_approve(Some(&jing), &shop, None, NOW)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("nobody may execute their own"), "{e}");
+    assert!(reg
+        .review_reject(Some(&jing), &shop, "不同意", NOW)
+        .is_err());
+    assert!(reg.withdraw_cancellation(Some(&jing), &shop, NOW).is_err());
+    // The default role for executing a bureau's request is MIIT.
+    reg.review_approve(None, &shop, None, NOW).unwrap();
+    assert_eq!(status(&shop), "cancelled");
+    assert!(reg.verify_audit().unwrap().ok());
+}
+
+/// FAQ: "What happens when the access provider cancels access?" The filing goes to the
+/// bureau as an empty shell; the bureau may reject it; with a new provider it comes back.
+#[test]
+fn faq_access_cancelled_goes_to_the_bureau_which_may_reject_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
+    import(&reg, "filings.jsonl");
+    approve_all(&reg);
+    let bj = FilingKey::Domain("example-bj.com".into());
+    let f = reg.cancel_access(None, &bj, "示例接入商", NOW).unwrap();
+    assert!(f.is_empty_shell());
+    let shells = reg.empty_shells().unwrap();
+    assert!(shells.iter().any(|s| s.id == f.id), "{shells:?}");
+    reg.review_reject(None, &bj, "空壳网站：无接入服务商", NOW)
+        .unwrap();
+    let v = reg.filing_view(&bj).unwrap();
+    assert_eq!(v.status, "rejected");
+    // No valid certificate while rejected.
+    let snap = reg.snapshot(NOW).unwrap();
+    let cert = reg.filing(&bj).unwrap().0.certificate.unwrap();
+    let verdict = beian::cert::verify(
+        cert.text.as_bytes(),
+        &reg.keyring(),
+        "example-bj.com",
+        &snap,
+        NOW,
+    );
+    assert!(
+        !matches!(verdict, beian::cert::CertVerdict::Valid { .. }),
+        "{verdict:?}"
+    );
+    // A new provider, verified, reviewed: active again with a fresh certificate.
+    reg.add_provider(None, &bj, "华北云", NOW).unwrap();
+    reg.resubmit(None, &bj, NOW).unwrap();
+    reg.verify_access(None, "华北云", None, NOW).unwrap();
+    reg.review_auto(None, NOW).unwrap();
+    let v = reg.filing_view(&bj).unwrap();
+    assert_eq!(v.status, "active");
+    assert!(reg.certificate_for("example-bj.com").unwrap().serial > cert.serial);
+}
+
+#[test]
+fn an_identity_number_under_another_name_is_that_lines_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
+    let line = |name: &str, domain: &str| {
+        format!(
+            r#"{{"subject":{{"name":"{name}","nature":"企业","id_type":"统一社会信用代码","id_number":"91110108MA01ABCD2H","province":"京","address":"北京","contact":{{"name":"张三"}}}},"website":{{"name":"站","homepage":"https://{domain}/","domains":["{domain}"],"ips":[],"providers":["示例接入商"],"access_method":"虚拟主机","categories":[],"operating_licence":null}}}}"#
+        )
+    };
+    let text = [
+        line("北京示例科技有限公司", "one-site.cn"),
+        line("北京示例科技有限公司", "two-site.cn"),
+        line("另一家公司", "three-site.cn"),
+    ]
+    .join("\n");
+    let r = reg
+        .import_jsonl(Cursor::new(text), None, NOW, 10, &mut |_| {})
+        .unwrap();
+    assert_eq!(r.accepted.len(), 2, "{r:?}");
+    assert_eq!(r.errors.len(), 1, "{r:?}");
+    assert_eq!(r.errors[0].line, 3);
+    assert_eq!(r.errors[0].field, "subject.name");
+    assert!(r.errors[0].reason.contains("另一家公司"), "{r:?}");
+}
