@@ -474,6 +474,37 @@ async fn filing_life_through_the_api() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json()["status"], "cancellation_requested");
+    // The requester changes and deletes its own request; nobody else may.
+    let r = s
+        .call(
+            "PUT",
+            &path("/cancel"),
+            Some(&c.bureau_jing),
+            Some(json!({"reason": "x"})),
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.text);
+    let r = s
+        .call(
+            "PUT",
+            &path("/cancel"),
+            Some(&c.icp),
+            Some(json!({"reason": "site closed"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = s.call("DELETE", &path("/cancel"), Some(&c.icp), None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["status"], "active");
+    let r = s
+        .call(
+            "POST",
+            &path("/cancel"),
+            Some(&c.icp),
+            Some(json!({"reason": "closing"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
     let r = s.call("POST", &path("/withdraw"), Some(&c.icp), None).await;
     assert!(
         r.status == 403 || r.status == 409,
