@@ -573,6 +573,8 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<Shared>)> {
             get(workflow::certificate),
         ),
         ("get", "/api/review/queue", get(workflow::review_queue)),
+        ("get", "/api/review/annual", get(workflow::annual)),
+        ("post", "/api/filings/:key/renew", post(workflow::renew)),
         ("post", "/api/review/auto", post(workflow::review_auto)),
         ("get", "/api/empty-shells", get(workflow::empty_shells)),
         ("get", "/api/announcements", get(announcements::list)),

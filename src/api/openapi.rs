@@ -18,7 +18,7 @@ use super::{announcements, auth, health, operator, public, scans, workflow};
         auth::import_authorisation,
         workflow::submit, workflow::import, workflow::show, workflow::verify_access,
         workflow::approve, workflow::reject, workflow::change, workflow::cancel,
-        workflow::cancel_modify, workflow::cancel_delete,
+        workflow::cancel_modify, workflow::cancel_delete, workflow::renew, workflow::annual,
         workflow::withdraw, workflow::revoke, workflow::cancel_access, workflow::add_provider,
         workflow::certificate, workflow::review_queue, workflow::review_auto,
         workflow::empty_shells,

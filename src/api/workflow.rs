@@ -170,7 +170,7 @@ pub async fn show(
 ) -> Result<ApiJson<FilingView>, ApiError> {
     blocking(move || {
         let (f, s) = load_visible(&state, caller.actor(), &parse_key(&key))?;
-        Ok(ApiJson(FilingView::new(&f, &s)))
+        Ok(ApiJson(FilingView::at(&f, &s, unix_now())))
     })
     .await
 }
@@ -190,7 +190,7 @@ where
             .store()
             .subject(f.subject_id)?
             .ok_or_else(|| ApiError::internal(format!("subject of filing {} missing", f.id)))?;
-        Ok(ApiJson(FilingView::new(&f, &s)))
+        Ok(ApiJson(FilingView::at(&f, &s, unix_now())))
     })
     .await
 }
@@ -329,6 +329,52 @@ pub async fn cancel(
     let actor = caller.actor().clone();
     act(state, key, move |r, k, now| {
         Ok(r.request_cancellation(Some(&actor), k, &why, now)?)
+    })
+    .await
+}
+
+#[utoipa::path(post, path = "/api/filings/{key}/renew", tag = "filings",
+    params(("key" = String, Path, description = "filing id, number or domain")),
+    responses((status = 200, description = "annual review requested; the bureau confirms it"), (status = 403), (status = 409)))]
+pub async fn renew(
+    State(state): State<Shared>,
+    caller: Caller,
+    ApiPath(key): ApiPath<String>,
+) -> Result<ApiJson<FilingView>, ApiError> {
+    let actor = caller.actor().clone();
+    act(state, key, move |r, k, now| {
+        Ok(r.request_renewal(Some(&actor), k, now)?)
+    })
+    .await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnnualQuery {
+    /// Also list those due within this many days (default 0: overdue only).
+    pub within_days: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/api/review/annual", tag = "review",
+    params(("within_days" = Option<u32>, Query, description = "also those due within this many days")),
+    responses((status = 200, description = "active filings whose annual review is overdue or due soon (a bureau sees its province)"), (status = 403)))]
+pub async fn annual(
+    State(state): State<Shared>,
+    caller: Caller,
+    super::error::ApiQuery(q): super::error::ApiQuery<AnnualQuery>,
+) -> Result<ApiJson<Vec<FilingView>>, ApiError> {
+    let province = oversight_province(caller.actor(), "list annual reviews")?;
+    let within = i64::from(q.within_days.unwrap_or(0)) * 86_400;
+    blocking(move || {
+        let now = unix_now();
+        Ok(ApiJson(
+            state
+                .registry
+                .annual_reviews(province, now, within)?
+                .iter()
+                .map(|(f, s)| FilingView::at(f, s, now))
+                .collect(),
+        ))
     })
     .await
 }

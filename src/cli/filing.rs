@@ -62,6 +62,13 @@ pub enum FilingCmd {
         #[arg(long)]
         reason: String,
     },
+    /// Ask for the annual review of an approved filing, from 60 days before it is due; the
+    /// bureau confirms it in `review` and a new certificate is issued (default role: the
+    /// filing's ICP user).
+    Renew {
+        #[command(flatten)]
+        key: KeyArgs,
+    },
     /// Change the reason of your own pending cancellation request (default role: the
     /// filing's ICP user).
     CancelModify {
@@ -251,7 +258,7 @@ fn done(what: &str, f: &beian::registry::model::Filing) {
 /// `filing show`: from the store, or through the running `serve` while it holds it.
 fn show(g: &Globals, key: &KeyArgs, format: super::Format) -> anyhow::Result<i32> {
     let v = match super::beside::open_for_read(g)? {
-        super::beside::Access::Direct(reg) => reg.filing_view(&key.key()?)?,
+        super::beside::Access::Direct(reg) => reg.filing_view_at(&key.key()?, super::now())?,
         super::beside::Access::Service(s) => {
             key.key()?;
             let path = format!("/api/filings/{}", super::beside::segment(&key.text()));
@@ -330,6 +337,11 @@ pub fn run(cmd: FilingCmd, g: &Globals) -> anyhow::Result<i32> {
         FilingCmd::Cancel { key, reason } => {
             let f = reg.request_cancellation(actor, &key.key()?, &reason, now)?;
             done("cancellation requested", &f);
+            Ok(0)
+        }
+        FilingCmd::Renew { key } => {
+            let f = reg.request_renewal(actor, &key.key()?, now)?;
+            done("annual review requested", &f);
             Ok(0)
         }
         FilingCmd::CancelModify { key, reason } => {

@@ -23,6 +23,13 @@ pub struct ReviewArgs {
     /// List the review queue (the default when no other mode is given).
     #[arg(long)]
     pub list: bool,
+    /// List the annual reviews that are overdue, or due within --due-within days (rule 5);
+    /// `--as bureau:<province>` lists one province.
+    #[arg(long, conflicts_with_all = ["auto", "approve", "reject", "list"])]
+    pub annual: bool,
+    /// With --annual: also those due within this many days (default 0: overdue only).
+    #[arg(long, value_name = "DAYS", requires = "annual", default_value_t = 0)]
+    pub due_within: u32,
 }
 
 pub fn run(a: ReviewArgs, g: &Globals) -> anyhow::Result<i32> {
@@ -56,6 +63,26 @@ pub fn run(a: ReviewArgs, g: &Globals) -> anyhow::Result<i32> {
             f.status_label(),
             f.cert_serial
         );
+        return Ok(0);
+    }
+    if a.annual {
+        let province = match actor {
+            Some(beian::accounts::Actor::Bureau { province }) => Some(*province),
+            _ => None,
+        };
+        let within = i64::from(a.due_within) * 86_400;
+        for (f, s) in reg.annual_reviews(province, now, within)? {
+            let due = f.expires_at.unwrap_or(now);
+            let number = f.number.as_ref().map(|n| n.to_string()).unwrap_or_default();
+            println!(
+                "{}	{number}	{}	{}	due {}	{}",
+                f.id,
+                s.province,
+                f.status_label_at(now),
+                super::fmt_time(due),
+                s.name
+            );
+        }
         return Ok(0);
     }
     if let Some(id) = &a.reject {

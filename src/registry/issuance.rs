@@ -228,7 +228,7 @@ impl Issuer {
             .ok_or(IssuanceError::Unnumbered(filing.id))?;
         let expires_at = filing
             .expires_at
-            .unwrap_or(now + super::model::ANNUAL_REVIEW_SECS);
+            .unwrap_or_else(|| super::model::one_year_after(now));
         let key_id = self.current.clone();
         let payload = CertPayload {
             version: 1,

@@ -15,8 +15,17 @@ pub type SubjectId = u64;
 /// Internal id of a service filing (stable, never reused; what `review --approve ID` takes).
 pub type FilingId = u64;
 
-/// Annual review is due this long after the last approval (rule 5).
-pub const ANNUAL_REVIEW_SECS: i64 = 365 * 24 * 3600;
+/// The filer may ask for its annual review this long before it is due (rule 5).
+pub const RENEWAL_WINDOW_SECS: i64 = 60 * 24 * 3600;
+
+/// When the annual review is due after an approval at `t` (rule 5): the same moment one
+/// calendar year later, in UTC (an approval on 29 February is due on 28 February).
+pub fn one_year_after(t: i64) -> i64 {
+    chrono::DateTime::<chrono::Utc>::from_timestamp(t, 0)
+        .and_then(|d| d.checked_add_months(chrono::Months::new(12)))
+        .map(|d| d.timestamp())
+        .unwrap_or(t.saturating_add(365 * 24 * 3600))
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contact {
@@ -119,6 +128,13 @@ pub struct CancellationRequest {
 }
 
 /// The certificate currently issued for a filing.
+/// The filer's request for its annual review (renewal), awaiting the bureau.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewalRequest {
+    pub requested_by: Actor,
+    pub requested_at: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IssuedCert {
     pub serial: u64,
@@ -168,6 +184,9 @@ pub struct Filing {
     /// The last rejection reason.
     pub rejection: Option<String>,
     pub history: Vec<HistoryEntry>,
+    /// A pending annual-review (renewal) request.
+    #[serde(default)]
+    pub renewal: Option<RenewalRequest>,
 }
 
 impl Filing {
@@ -186,7 +205,9 @@ impl Filing {
     pub fn in_review_queue(&self) -> bool {
         self.status == Status::AwaitingReview
             || (self.status == Status::Active
-                && (self.pending_change.is_some() || self.cancellation.is_some()))
+                && (self.pending_change.is_some()
+                    || self.cancellation.is_some()
+                    || self.renewal.is_some()))
     }
 
     /// Whether the annual review is due at `now` (rule 5).
@@ -203,8 +224,20 @@ impl Filing {
             if self.pending_change.is_some() {
                 return "change_under_review";
             }
+            if self.renewal.is_some() {
+                return "renewal_under_review";
+            }
         }
         self.status.as_str()
+    }
+
+    /// [`Filing::status_label`] at `now`: an active filing past its annual review, with
+    /// nothing pending, is `annual_review_overdue`.
+    pub fn status_label_at(&self, now: i64) -> &'static str {
+        match self.status_label() {
+            "active" if self.annual_review_due(now) => "annual_review_overdue",
+            other => other,
+        }
     }
 
     /// The filing state a certificate verifier sees, for filings that were ever approved.

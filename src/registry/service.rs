@@ -154,9 +154,20 @@ pub struct FilingView {
     pub rejection: Option<String>,
     pub owner: String,
     pub history: Vec<HistoryEntry>,
+    /// A pending annual-review (renewal) request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewal: Option<crate::registry::model::RenewalRequest>,
 }
 
 impl FilingView {
+    /// The view at `now`: an active filing past its annual review shows
+    /// `annual_review_overdue`.
+    pub fn at(f: &Filing, s: &Subject, now: i64) -> Self {
+        let mut v = FilingView::new(f, s);
+        v.status = f.status_label_at(now).to_string();
+        v
+    }
+
     pub fn new(f: &Filing, s: &Subject) -> Self {
         FilingView {
             id: f.id,
@@ -188,6 +199,7 @@ impl FilingView {
             cancellation: f.cancellation.clone(),
             rejection: f.rejection.clone(),
             owner: s.owner.clone(),
+            renewal: f.renewal.clone(),
             history: f.history.clone(),
         }
     }
@@ -1041,6 +1053,48 @@ impl<S: RegistryStore> Registry<S> {
         Ok(FilingView::new(&f, &s))
     }
 
+    /// [`Registry::filing_view`] at `now` (shows an overdue annual review).
+    pub fn filing_view_at(&self, key: &FilingKey, now: i64) -> Result<FilingView, RegistryError> {
+        let (f, s) = self.filing(key)?;
+        Ok(FilingView::at(&f, &s, now))
+    }
+
+    /// Ask for the annual review (default actor: the filing's ICP user).
+    pub fn request_renewal(
+        &self,
+        actor: Option<&Actor>,
+        key: &FilingKey,
+        now: i64,
+    ) -> Result<Filing, RegistryError> {
+        self.one(key, Event::RequestRenewal, actor, DefaultActor::Owner, now)
+    }
+
+    /// Active filings whose annual review is due within `within_s` seconds of `now`, or
+    /// overdue (in `province`, when given), soonest first.
+    pub fn annual_reviews(
+        &self,
+        province: Option<char>,
+        now: i64,
+        within_s: i64,
+    ) -> Result<Vec<(Filing, Subject)>, RegistryError> {
+        let mut due = Vec::new();
+        self.store.scan_filings(&mut |f| {
+            if f.status == Status::Active && f.expires_at.is_some_and(|e| e <= now + within_s) {
+                due.push(f);
+            }
+            true
+        })?;
+        let mut out = Vec::new();
+        for f in due {
+            let s = subject_of(&self.store, &f)?;
+            if province.is_none_or(|p| p == s.province) {
+                out.push((f, s));
+            }
+        }
+        out.sort_by_key(|(f, _)| f.expires_at);
+        Ok(out)
+    }
+
     /// The current certificate of the filing covering `host`.
     pub fn certificate_for(&self, host: &str) -> Result<IssuedCert, RegistryError> {
         let (f, _) = self.filing(&FilingKey::Domain(host.to_string()))?;
@@ -1527,7 +1581,42 @@ fn legacy_matches(entity: &str, bytes: &[u8], after: &serde_json::Value) -> bool
             }),
         _ => None,
     };
-    decoded.as_ref() == Some(after)
+    match decoded {
+        Some(d) => without_added_defaults(d, after) == *after,
+        None => false,
+    }
+}
+
+/// `decoded` without the fields that `logged` lacks and that hold a default (null, empty):
+/// fields added to a record type after the entry was written, which the stored record now
+/// carries with their default value. Applied through nested objects.
+fn without_added_defaults(
+    decoded: serde_json::Value,
+    logged: &serde_json::Value,
+) -> serde_json::Value {
+    use serde_json::Value;
+    match (decoded, logged) {
+        (Value::Object(d), Value::Object(l)) => Value::Object(
+            d.into_iter()
+                .filter_map(|(k, v)| match l.get(&k) {
+                    Some(lv) => Some((k, without_added_defaults(v, lv))),
+                    None => {
+                        let default = v.is_null()
+                            || v.as_array().is_some_and(|a| a.is_empty())
+                            || v.as_object().is_some_and(|o| o.is_empty());
+                        (!default).then_some((k, v))
+                    }
+                })
+                .collect(),
+        ),
+        (Value::Array(d), Value::Array(l)) if d.len() == l.len() => Value::Array(
+            d.into_iter()
+                .zip(l)
+                .map(|(v, lv)| without_added_defaults(v, lv))
+                .collect(),
+        ),
+        (d, _) => d,
+    }
 }
 
 /// The notices telling a filer that its filing's certificate was issued (on approval) or

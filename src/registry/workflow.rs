@@ -110,6 +110,8 @@ pub enum Event {
     ModifyCancellation { reason: String },
     /// The requester deletes its own pending cancellation request.
     DeleteCancellation,
+    /// The filer asks for its annual review (rule 5); the bureau confirms it by approving.
+    RequestRenewal,
     /// Direct revocation by a bureau or MIIT (rule 6).
     Revoke { reason: String },
     /// An access provider stops providing access (rule 7).
@@ -132,6 +134,7 @@ impl Event {
             Event::WithdrawCancellation => "withdraw_cancellation",
             Event::ModifyCancellation { .. } => "modify_cancellation",
             Event::DeleteCancellation => "delete_cancellation",
+            Event::RequestRenewal => "request_renewal",
             Event::Revoke { .. } => "revoke",
             Event::CancelAccess { .. } => "cancel_access",
             Event::AddProvider { .. } => "add_provider",
@@ -398,6 +401,7 @@ pub fn submit(
             actor: actor.clone(),
             action: "submit".into(),
         }],
+        renewal: None,
     })
 }
 
@@ -518,6 +522,8 @@ pub fn apply(
                 filing.cancellation = None;
             } else if filing.status == Status::Active && filing.pending_change.is_some() {
                 filing.pending_change = None;
+            } else if filing.status == Status::Active && filing.renewal.is_some() {
+                filing.renewal = None;
             } else if filing.is_empty_shell() {
                 // Rule 7: an access provider left and none is left; the bureau's review of
                 // the empty shell rejects it until the filer has a new provider.
@@ -639,6 +645,34 @@ pub fn apply(
                 );
             }
             filing.cancellation = None;
+        }
+        Event::RequestRenewal => {
+            if !(is_owner(actor, s) || is_import_isp_of(actor, &filing)) {
+                return refuse(
+                    Rule::Permission,
+                    format!("{actor} may not ask for the annual review: the filing's ICP user (or its import-authorised provider) does"),
+                );
+            }
+            if filing.status != Status::Active {
+                return refuse(Rule::State, "only an approved filing has an annual review");
+            }
+            if filing.in_review_queue() {
+                return refuse(Rule::UnderReview, "the filing is under review: view only");
+            }
+            let due = filing.expires_at.unwrap_or(now);
+            if now < due - RENEWAL_WINDOW_SECS {
+                return refuse(
+                    Rule::State,
+                    format!(
+                        "the annual review opens {} days before it is due",
+                        RENEWAL_WINDOW_SECS / 86_400
+                    ),
+                );
+            }
+            filing.renewal = Some(RenewalRequest {
+                requested_by: actor.clone(),
+                requested_at: now,
+            });
         }
         Event::Revoke { reason } => {
             if !(is_bureau_of(actor, s) || *actor == Actor::Miit) {
@@ -791,11 +825,26 @@ fn approve(
             )?;
             filing.domains = change.domains;
             check_pre_approval(filing)?;
+            // A change keeps the annual review date; its certificate is re-issued.
+            filing.approved_at = Some(now);
+            filing.rejection = None;
+            filing.cert_serial += 1;
+            effects.push(Effect::IssueCertificate {
+                serial: filing.cert_serial,
+            });
+            return Ok(());
+        }
+        Status::Active if filing.renewal.is_some() => {
+            if matches!(mode, ReviewMode::Manual { number: Some(_) }) {
+                return refuse(Rule::Review, "an annual review keeps its number");
+            }
+            // Rule 5: confirmed; due again one calendar year from now.
+            filing.renewal = None;
         }
         _ => return refuse(Rule::State, "nothing of this filing is awaiting review"),
     }
     filing.approved_at = Some(now);
-    filing.expires_at = Some(now + ANNUAL_REVIEW_SECS);
+    filing.expires_at = Some(one_year_after(now));
     filing.rejection = None;
     filing.cert_serial += 1;
     effects.push(Effect::IssueCertificate {

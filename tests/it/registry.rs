@@ -665,3 +665,74 @@ fn an_identity_number_under_another_name_is_that_lines_error() {
     assert_eq!(r.errors[0].field, "subject.name");
     assert!(r.errors[0].reason.contains("另一家公司"), "{r:?}");
 }
+
+/// FAQ: "When is the annual review, and what if it is missed?" Due one calendar year after
+/// approval; listed as due, then overdue (and the certificate no longer verifies); the filer
+/// asks, the bureau confirms, a new certificate is issued and the next review is a year on.
+#[test]
+fn faq_the_annual_review_cycle() {
+    use beian::registry::model::one_year_after;
+    let dir = tempfile::tempdir().unwrap();
+    let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
+    import(&reg, "filings.jsonl");
+    approve_all(&reg);
+    let bj = FilingKey::Domain("example-bj.com".into());
+    let due = one_year_after(NOW);
+    assert_eq!(reg.filing_view(&bj).unwrap().expires_at, Some(due));
+    assert!(reg.annual_reviews(None, NOW, 0).unwrap().is_empty());
+    let soon = reg
+        .annual_reviews(Some('京'), due - 10 * 86_400, 30 * 86_400)
+        .unwrap();
+    assert!(soon
+        .iter()
+        .any(|(f, _)| f.domains[0].as_str() == "example-bj.com"));
+    assert!(soon.iter().all(|(_, s)| s.province == '京'));
+    // Overdue: visible, listed, and the certificate says expired.
+    let late = due + 86_400;
+    assert_eq!(
+        reg.filing_view_at(&bj, late).unwrap().status,
+        "annual_review_overdue"
+    );
+    assert!(!reg.annual_reviews(None, late, 0).unwrap().is_empty());
+    let old = reg.certificate_for("example-bj.com").unwrap();
+    let snap = reg.snapshot(late).unwrap();
+    let verdict = beian::cert::verify(
+        old.text.as_bytes(),
+        &reg.keyring(),
+        "example-bj.com",
+        &snap,
+        late,
+    );
+    assert!(
+        matches!(verdict, beian::cert::CertVerdict::Expired { .. }),
+        "{verdict:?}"
+    );
+    // Renewed: asked by the filer, confirmed by the bureau's review.
+    reg.request_renewal(None, &bj, late).unwrap();
+    assert_eq!(reg.filing_view(&bj).unwrap().status, "renewal_under_review");
+    let r = reg.review_auto(None, late).unwrap();
+    assert!(r.refused.is_empty(), "{r:?}");
+    let v = reg.filing_view_at(&bj, late).unwrap();
+    assert_eq!(v.status, "active");
+    assert_eq!(v.expires_at, Some(one_year_after(late)));
+    let new = reg.certificate_for("example-bj.com").unwrap();
+    assert!(new.serial > old.serial);
+    let snap = reg.snapshot(late).unwrap();
+    let verdict = beian::cert::verify(
+        new.text.as_bytes(),
+        &reg.keyring(),
+        "example-bj.com",
+        &snap,
+        late,
+    );
+    assert!(
+        matches!(verdict, beian::cert::CertVerdict::Valid { .. }),
+        "{verdict:?}"
+    );
+    // The filer was told the new certificate.
+    let notices = beian::accounts::service::Accounts::notices(reg.store()).unwrap();
+    assert!(notices
+        .iter()
+        .any(|m| m.body.contains(&format!("serial {}", new.serial))));
+    assert!(reg.verify_audit().unwrap().ok());
+}

@@ -436,11 +436,84 @@ fn rule4_old_certificate_stays_valid_until_the_change_is_approved() {
 }
 
 #[test]
-fn rule5_annual_review_due_one_year_after_last_approval() {
+fn rule5_annual_review_due_one_calendar_year_after_last_approval() {
     let st = active();
-    assert_eq!(st.filing.expires_at, Some(NOW + ANNUAL_REVIEW_SECS));
-    assert!(!st.filing.annual_review_due(NOW + ANNUAL_REVIEW_SECS - 1));
-    assert!(st.filing.annual_review_due(NOW + ANNUAL_REVIEW_SECS));
+    let due = one_year_after(NOW);
+    assert_eq!(st.filing.expires_at, Some(due));
+    assert!(!st.filing.annual_review_due(due - 1));
+    assert!(st.filing.annual_review_due(due));
+    assert_eq!(st.filing.status_label_at(due - 1), "active");
+    assert_eq!(st.filing.status_label_at(due), "annual_review_overdue");
+    // Calendar years, not 365 days: across a leap day, and from a leap day.
+    let utc = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp();
+    assert_eq!(
+        one_year_after(utc("2023-06-01T08:00:00Z")),
+        utc("2024-06-01T08:00:00Z")
+    );
+    assert_eq!(
+        one_year_after(utc("2024-02-29T12:00:00Z")),
+        utc("2025-02-28T12:00:00Z")
+    );
+}
+
+#[test]
+fn rule5_the_filer_asks_for_its_annual_review_and_the_bureau_confirms_it() {
+    let mut st = active();
+    let due = st.filing.expires_at.unwrap();
+    let icp = Actor::icp("owner1");
+    // Not yet: the window opens 60 days before the due date.
+    let e = apply(&st, &Event::RequestRenewal, &icp, NOW + 10).unwrap_err();
+    assert_eq!(e.rule, Rule::State);
+    // Only the filer asks.
+    let late = due + 86_400;
+    assert!(apply(&st, &Event::RequestRenewal, &Actor::bureau('京'), late).is_err());
+    let t = apply(&st, &Event::RequestRenewal, &icp, late).unwrap();
+    st.filing = t.filing;
+    assert_eq!(st.filing.status_label(), "renewal_under_review");
+    assert!(st.filing.in_review_queue());
+    // Another bureau may not confirm; the filing's bureau does: due a year from now, and a
+    // new certificate.
+    assert!(apply(
+        &st,
+        &Event::Approve {
+            mode: ReviewMode::Automatic
+        },
+        &Actor::bureau('沪'),
+        late
+    )
+    .is_err());
+    let serial = st.filing.cert_serial;
+    let t = apply(
+        &st,
+        &Event::Approve {
+            mode: ReviewMode::Automatic,
+        },
+        &Actor::bureau('京'),
+        late,
+    )
+    .unwrap();
+    assert_eq!(t.filing.expires_at, Some(one_year_after(late)));
+    assert!(t.filing.renewal.is_none());
+    assert_eq!(t.filing.cert_serial, serial + 1);
+    assert!(t
+        .effects
+        .contains(&Effect::IssueCertificate { serial: serial + 1 }));
+    assert_eq!(t.filing.status_label_at(late), "active");
+    // A rejected renewal leaves the filing overdue.
+    let mut st2 = active();
+    st2.filing = apply(&st2, &Event::RequestRenewal, &icp, late)
+        .unwrap()
+        .filing;
+    let t = apply(
+        &st2,
+        &Event::Reject {
+            reason: "材料不全".into(),
+        },
+        &Actor::bureau('京'),
+        late,
+    )
+    .unwrap();
+    assert_eq!(t.filing.status_label_at(late), "annual_review_overdue");
 }
 
 #[test]

@@ -286,6 +286,7 @@ impl From<Filing> for current::Filing {
                     action: h.action,
                 })
                 .collect(),
+            renewal: None,
         }
     }
 }
