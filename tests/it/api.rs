@@ -1849,5 +1849,35 @@ async fn keyring_has_the_exported_shape_and_notices_reach_the_outbox() {
     assert!(Accounts::notices(s.registry.store()).unwrap().is_empty());
     assert!(s.outbox_body("13800000000").contains("filing approved"));
     assert!(s.outbox_body("zhangsan@example.com").contains("bazs.cert"));
+    // The annual-review list: regulators only, nothing due yet, the approved one due within
+    // a year and a day.
+    let c = cast(&s).await;
+    let r = s
+        .call("GET", "/api/review/annual", Some(&c.icp), None)
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    let r = s
+        .call("GET", "/api/review/annual", Some(&c.bureau_jing), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json().as_array().unwrap().len(), 0);
+    let r = s
+        .call(
+            "GET",
+            "/api/review/annual?within_days=367",
+            Some(&c.miit),
+            None,
+        )
+        .await;
+    assert_eq!(r.json().as_array().unwrap().len(), 1, "{}", r.text);
+    let r = s
+        .call(
+            "GET",
+            "/api/review/annual?within_days=367",
+            Some(&c.bureau_hu),
+            None,
+        )
+        .await;
+    assert_eq!(r.json().as_array().unwrap().len(), 0, "{}", r.text);
     s.stop().await;
 }
