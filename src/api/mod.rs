@@ -366,29 +366,36 @@ impl AppState {
 
     /// Deliver the notices the registry wrote for filers (approvals, re-issued certificates)
     /// over the configured channels; what no channel takes moves to the outbox.
+    /// Notices are settled in batches of this many (a stop loses at most one batch's
+    /// progress, and a delivered notice is not sent twice beyond it).
+    pub const NOTICE_BATCH: usize = 200;
+
     pub async fn deliver_notices(&self) -> Result<usize, ApiError> {
         let reg = self.registry.clone();
         let pending =
             blocking(move || Accounts::notices(reg.store()).map_err(ApiError::from)).await?;
-        if pending.is_empty() {
-            return Ok(0);
-        }
-        let (mut sent, mut kept) = (Vec::new(), Vec::new());
-        for m in pending {
-            if self.send(&m).await {
-                sent.push(m);
-            } else {
-                kept.push(m);
+        let mut delivered = 0;
+        for batch in pending.chunks(Self::NOTICE_BATCH) {
+            if self.is_stopping() {
+                break;
             }
+            let (mut sent, mut kept) = (Vec::new(), Vec::new());
+            for m in batch {
+                if self.send(m).await {
+                    sent.push(m.clone());
+                } else {
+                    kept.push(m.clone());
+                }
+            }
+            delivered += sent.len();
+            let reg = self.registry.clone();
+            blocking(move || {
+                Accounts::settle_notices(reg.store(), &sent, &kept, unix_now())?;
+                Ok(())
+            })
+            .await?;
         }
-        let n = sent.len();
-        let reg = self.registry.clone();
-        blocking(move || {
-            Accounts::settle_notices(reg.store(), &sent, &kept, unix_now())?;
-            Ok(())
-        })
-        .await?;
-        Ok(n)
+        Ok(delivered)
     }
 
     /// True once shutdown has begun.

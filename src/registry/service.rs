@@ -1620,8 +1620,8 @@ fn without_added_defaults(
 }
 
 /// The notices telling a filer that its filing's certificate was issued (on approval) or
-/// re-issued (its key was compromised): by SMS and email to the subject's contact, the email
-/// with the certificate itself; to the owning user's name when no contact is known.
+/// re-issued (its key was compromised): by SMS and email to the subject's contact, with where
+/// to download and serve the certificate; to the owning user's name when no contact is known.
 fn certificate_notices(
     subject: &Subject,
     filing: &Filing,
@@ -1657,9 +1657,10 @@ fn certificate_notices(
         "请将证书放在 https://{domain}/cert/bazs.cert，并在首页底部展示备案号 {number}（链接 https://beian.miit.gov.cn/）。证书下载：GET /api/filings/{number}/certificate 或 beian cert export --domain {domain}。\nServe the certificate at https://{domain}/cert/bazs.cert and show {number} in the homepage footer, linked to https://beian.miit.gov.cn/. Download: GET /api/filings/{number}/certificate or `beian cert export --domain {domain}`."
     );
     let sms = format!("{title}。{what}。{how}");
+    // Linked, not attached: a bulk review writes one notice per contact, so they stay small.
     let email = format!(
-        "{} {}\n\n{what}.\n\n{how}\n\n----- bazs.cert (serial {}) -----\n{}",
-        subject.name, title, cert.serial, cert.text
+        "{} {}\n\n{what}.\n\n{how}\n\n证书 / certificate: serial {}, key {}",
+        subject.name, title, cert.serial, cert.key_id
     );
     let mut out = Vec::new();
     let c = &subject.contact;

@@ -1848,7 +1848,9 @@ async fn keyring_has_the_exported_shape_and_notices_reach_the_outbox() {
     assert_eq!(s.state.deliver_notices().await.unwrap(), 0);
     assert!(Accounts::notices(s.registry.store()).unwrap().is_empty());
     assert!(s.outbox_body("13800000000").contains("filing approved"));
-    assert!(s.outbox_body("zhangsan@example.com").contains("bazs.cert"));
+    assert!(s
+        .outbox_body("zhangsan@example.com")
+        .contains("https://example-bj.com/cert/bazs.cert"));
     // The annual-review list: regulators only, nothing due yet, the approved one due within
     // a year and a day.
     let c = cast(&s).await;

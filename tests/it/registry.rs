@@ -476,11 +476,13 @@ fn certificates_verify_offline_and_a_compromised_key_gets_them_reissued() {
         })
         .unwrap();
     assert!(active.len() >= 5, "{active:?}");
-    // Every approval told its filer, with the certificate in the email.
+    // Every approval told its filer where to get and serve the certificate.
     let notices = Accounts::notices(reg.store()).unwrap();
     assert!(notices.len() >= active.len(), "{}", notices.len());
     assert!(
-        notices.iter().any(|m| m.body.contains("beian-cert")),
+        notices
+            .iter()
+            .any(|m| m.body.contains("/cert/bazs.cert") && m.body.contains("/certificate")),
         "{notices:?}"
     );
 
