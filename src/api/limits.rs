@@ -43,6 +43,7 @@ pub fn classify(method: &Method, path: &str) -> Option<RouteClass> {
             "/api/openapi.json"
             | "/api/filed"
             | "/api/public/filings/:key"
+            | "/api/public/false-information"
             | "/api/codes"
             | "/api/keyring"
             | "/api/announcements"
@@ -130,6 +131,7 @@ mod tests {
             "/api/openapi.json",
             "/api/filed",
             "/api/public/filings/:key",
+            "/api/public/false-information",
             "/api/codes",
             "/api/keyring",
             "/api/register",

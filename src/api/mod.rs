@@ -509,6 +509,11 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<Shared>)> {
             "/api/public/filings/:key",
             get(public::public_filing),
         ),
+        (
+            "get",
+            "/api/public/false-information",
+            get(public::false_information),
+        ),
         ("get", "/api/codes", get(public::codes)),
         ("get", "/api/keyring", get(public::keyring)),
         ("get", "/api/check", get(public::check)),

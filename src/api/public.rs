@@ -106,6 +106,14 @@ impl PublicFiling {
     }
 }
 
+#[utoipa::path(get, path = "/api/public/false-information", tag = "public",
+    responses((status = 200, description = "filings revoked because their data was false, newest first (public fields only)")))]
+pub async fn false_information(
+    State(state): State<Shared>,
+) -> Result<ApiJson<Vec<crate::registry::PublishedRevocation>>, ApiError> {
+    super::blocking(move || Ok(ApiJson(state.registry.false_information_list()?))).await
+}
+
 #[utoipa::path(get, path = "/api/public/filings/{key}", tag = "public",
     params(("key" = String, Path, description = "a filing number or a domain")),
     responses((status = 200, description = "public fields of the filing"), (status = 404)))]

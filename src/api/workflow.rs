@@ -429,20 +429,35 @@ pub async fn withdraw(
 
 #[utoipa::path(post, path = "/api/filings/{key}/revoke", tag = "filings",
     params(("key" = String, Path, description = "filing id, number or domain")),
-    request_body(content = String, description = "{reason}", content_type = "application/json"),
-    responses((status = 200, description = "revoked"), (status = 403), (status = 409)))]
+    request_body(content = String, description = "{reason, false_information?}", content_type = "application/json"),
+    responses((status = 200, description = "revoked (with false_information: on the public list)"), (status = 403), (status = 409)))]
 pub async fn revoke(
     State(state): State<Shared>,
     caller: Caller,
     ApiPath(key): ApiPath<String>,
-    ApiJson(b): ApiJson<ReasonBody>,
+    ApiJson(b): ApiJson<RevokeBody>,
 ) -> Result<ApiJson<FilingView>, ApiError> {
-    let why = reason(&b)?;
+    let why = reason(&ReasonBody { reason: b.reason })?;
     let actor = caller.actor().clone();
+    let false_information = b.false_information;
     act(state, key, move |r, k, now| {
-        Ok(r.revoke(Some(&actor), k, &why, now)?)
+        Ok(if false_information {
+            r.revoke_for_false_information(Some(&actor), k, &why, now)?
+        } else {
+            r.revoke(Some(&actor), k, &why, now)?
+        })
     })
     .await
+}
+
+/// `POST /api/filings/{key}/revoke` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeBody {
+    pub reason: String,
+    /// The filing's data was false: it goes on the public list.
+    #[serde(default)]
+    pub false_information: bool,
 }
 
 #[utoipa::path(post, path = "/api/filings/{key}/cancel-access", tag = "filings",

@@ -94,6 +94,9 @@ pub enum FilingCmd {
         key: KeyArgs,
         #[arg(long)]
         reason: String,
+        /// The filing's data was found false: it goes on the public list of such filings.
+        #[arg(long)]
+        false_information: bool,
     },
     /// An access provider cancels its access (default role: isp:PROVIDER).
     CancelAccess {
@@ -125,6 +128,8 @@ pub enum FilingCmd {
     },
     /// List approved filings with no access provider left (empty shells).
     EmptyShells,
+    /// The public list of filings revoked because their data was false.
+    FalseInformation,
 }
 
 /// How to name one filing.
@@ -359,8 +364,16 @@ pub fn run(cmd: FilingCmd, g: &Globals) -> anyhow::Result<i32> {
             done("cancellation request withdrawn", &f);
             Ok(0)
         }
-        FilingCmd::Revoke { key, reason } => {
-            let f = reg.revoke(actor, &key.key()?, &reason, now)?;
+        FilingCmd::Revoke {
+            key,
+            reason,
+            false_information,
+        } => {
+            let f = if false_information {
+                reg.revoke_for_false_information(actor, &key.key()?, &reason, now)?
+            } else {
+                reg.revoke(actor, &key.key()?, &reason, now)?
+            };
             done("revoked", &f);
             Ok(0)
         }
@@ -389,6 +402,20 @@ pub fn run(cmd: FilingCmd, g: &Globals) -> anyhow::Result<i32> {
         FilingCmd::Resubmit { key } => {
             let f = reg.resubmit(actor, &key.key()?, now)?;
             done("resubmitted", &f);
+            Ok(0)
+        }
+        FilingCmd::FalseInformation => {
+            for p in reg.false_information_list()? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    super::fmt_time(p.revoked_at),
+                    p.service_number.unwrap_or_default(),
+                    p.province,
+                    p.subject_name,
+                    p.website_name,
+                    p.domains.join(",")
+                );
+            }
             Ok(0)
         }
         FilingCmd::EmptyShells => {

@@ -13,6 +13,6 @@ pub mod workflow;
 
 pub use service::IpImportReport;
 pub use service::{
-    FilingKey, FilingView, ImportProgress, ImportReport, InitReport, Registry, RegistryError,
-    ReviewReport, StoreCheck, MAX_IMPORT_LINE,
+    FilingKey, FilingView, ImportProgress, ImportReport, InitReport, PublishedRevocation, Registry,
+    RegistryError, ReviewReport, StoreCheck, MAX_IMPORT_LINE,
 };

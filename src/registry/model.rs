@@ -187,6 +187,9 @@ pub struct Filing {
     /// A pending annual-review (renewal) request.
     #[serde(default)]
     pub renewal: Option<RenewalRequest>,
+    /// When it was revoked because its data was false (published on the public list).
+    #[serde(default)]
+    pub false_information: Option<i64>,
 }
 
 impl Filing {

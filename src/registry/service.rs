@@ -106,6 +106,17 @@ pub struct ReviewReport {
     pub refused: Vec<(FilingId, String)>,
 }
 
+/// One entry of the public list of filings revoked for false information (public fields only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedRevocation {
+    pub service_number: Option<String>,
+    pub subject_name: String,
+    pub province: String,
+    pub website_name: String,
+    pub domains: Vec<String>,
+    pub revoked_at: i64,
+}
+
 /// How to find one filing.
 #[derive(Debug, Clone)]
 pub enum FilingKey {
@@ -969,11 +980,58 @@ impl<S: RegistryStore> Registry<S> {
             key,
             Event::Revoke {
                 reason: reason.to_string(),
+                false_information: false,
             },
             actor,
             DefaultActor::Miit,
             now,
         )
+    }
+
+    /// Revoke a filing whose data was found false: it goes on the public list of such
+    /// filings (default actor: MIIT).
+    pub fn revoke_for_false_information(
+        &self,
+        actor: Option<&Actor>,
+        key: &FilingKey,
+        reason: &str,
+        now: i64,
+    ) -> Result<Filing, RegistryError> {
+        self.one(
+            key,
+            Event::Revoke {
+                reason: reason.to_string(),
+                false_information: true,
+            },
+            actor,
+            DefaultActor::Miit,
+            now,
+        )
+    }
+
+    /// The public list of filings revoked for false information, newest first.
+    pub fn false_information_list(&self) -> Result<Vec<PublishedRevocation>, RegistryError> {
+        let mut found = Vec::new();
+        self.store.scan_filings(&mut |f| {
+            if f.status == Status::Revoked && f.false_information.is_some() {
+                found.push(f);
+            }
+            true
+        })?;
+        let mut out = Vec::new();
+        for f in found {
+            let s = subject_of(&self.store, &f)?;
+            out.push(PublishedRevocation {
+                service_number: f.number.as_ref().map(|n| n.to_string()),
+                subject_name: s.name,
+                province: s.province.to_string(),
+                website_name: f.name,
+                domains: f.domains.iter().map(|d| d.to_string()).collect(),
+                revoked_at: f.false_information.unwrap_or_default(),
+            });
+        }
+        out.sort_by(|a, b| b.revoked_at.cmp(&a.revoked_at));
+        Ok(out)
     }
 
     /// An access provider cancels its access (default actor: that provider).

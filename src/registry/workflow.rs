@@ -112,8 +112,12 @@ pub enum Event {
     DeleteCancellation,
     /// The filer asks for its annual review (rule 5); the bureau confirms it by approving.
     RequestRenewal,
-    /// Direct revocation by a bureau or MIIT (rule 6).
-    Revoke { reason: String },
+    /// Direct revocation by a bureau or MIIT (rule 6); `false_information` when the filing
+    /// data was found inaccurate (the FAQ's published list).
+    Revoke {
+        reason: String,
+        false_information: bool,
+    },
     /// An access provider stops providing access (rule 7).
     CancelAccess { provider: String },
     /// A new access provider is added; it must verify (rule 7).
@@ -402,6 +406,7 @@ pub fn submit(
             action: "submit".into(),
         }],
         renewal: None,
+        false_information: None,
     })
 }
 
@@ -674,7 +679,10 @@ pub fn apply(
                 requested_at: now,
             });
         }
-        Event::Revoke { reason } => {
+        Event::Revoke {
+            reason,
+            false_information,
+        } => {
             if !(is_bureau_of(actor, s) || *actor == Actor::Miit) {
                 return refuse(
                     Rule::Permission,
@@ -699,7 +707,11 @@ pub fn apply(
             filing.status = Status::Revoked;
             filing.cancellation = None;
             filing.pending_change = None;
+            filing.renewal = None;
             filing.rejection = Some(reason.clone());
+            if *false_information {
+                filing.false_information = Some(now);
+            }
         }
         Event::CancelAccess { provider } => {
             if !matches!(actor, Actor::Isp { name, .. } if name == provider) {

@@ -1881,5 +1881,26 @@ async fn keyring_has_the_exported_shape_and_notices_reach_the_outbox() {
         )
         .await;
     assert_eq!(r.json().as_array().unwrap().len(), 0, "{}", r.text);
+    // Revoked for false information: on the public list, for anyone.
+    let r = s
+        .call(
+            "POST",
+            "/api/filings/example-bj.com/revoke",
+            Some(&c.miit),
+            Some(json!({"reason": "主体信息不实", "false_information": true})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = s
+        .call("GET", "/api/public/false-information", None, None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let list = r.json();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["subject_name"], "北京示例科技有限公司");
+    assert!(
+        list[0].get("subject_id_number").is_none(),
+        "public fields only"
+    );
     s.stop().await;
 }

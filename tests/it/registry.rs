@@ -738,3 +738,34 @@ fn faq_the_annual_review_cycle() {
         .any(|m| m.body.contains(&format!("serial {}", new.serial))));
     assert!(reg.verify_audit().unwrap().ok());
 }
+
+/// FAQ: "What happens to a filing whose data is false?" It is revoked and published on the
+/// public list; an ordinary revocation is not.
+#[test]
+fn faq_filings_revoked_for_false_information_are_published() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
+    import(&reg, "filings.jsonl");
+    approve_all(&reg);
+    let bj = FilingKey::Domain("example-bj.com".into());
+    let shop = FilingKey::Domain("shop-bj.cn".into());
+    assert!(reg.false_information_list().unwrap().is_empty());
+    reg.revoke(None, &shop, "违规内容", NOW + 10).unwrap();
+    // A bureau of another province may not; MIIT (the default) may.
+    assert!(reg
+        .revoke_for_false_information(Some(&Actor::bureau('沪')), &bj, "信息不实", NOW + 20)
+        .is_err());
+    reg.revoke_for_false_information(None, &bj, "主体信息不实", NOW + 20)
+        .unwrap();
+    let list = reg.false_information_list().unwrap();
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0].domains, vec!["example-bj.com", "example-bj.net"]);
+    assert_eq!(list[0].province, "京");
+    assert_eq!(list[0].revoked_at, NOW + 20);
+    assert!(list[0]
+        .service_number
+        .as_deref()
+        .unwrap()
+        .starts_with("京ICP备"));
+    assert_eq!(reg.filing_view(&bj).unwrap().status, "revoked");
+}

@@ -357,7 +357,10 @@ fn bureau_acts_only_in_its_own_province() {
     let mut act = active();
     let e = step(
         &mut act,
-        Event::Revoke { reason: "x".into() },
+        Event::Revoke {
+            reason: "x".into(),
+            false_information: false,
+        },
         &Actor::bureau('粤'),
     )
     .unwrap_err();
@@ -595,7 +598,10 @@ fn rule6_direct_revocation_by_bureau_or_miit() {
     let mut st = active();
     let e = step(
         &mut st,
-        Event::Revoke { reason: "x".into() },
+        Event::Revoke {
+            reason: "x".into(),
+            false_information: false,
+        },
         &Actor::icp("owner1"),
     )
     .unwrap_err();
@@ -604,6 +610,7 @@ fn rule6_direct_revocation_by_bureau_or_miit() {
         &mut st,
         Event::Revoke {
             reason: "虚假信息".into(),
+            false_information: false,
         },
         &Actor::Miit,
     )
@@ -614,6 +621,7 @@ fn rule6_direct_revocation_by_bureau_or_miit() {
         &mut st2,
         Event::Revoke {
             reason: "虚假信息".into(),
+            false_information: false,
         },
         &Actor::bureau('京'),
     )

@@ -287,6 +287,7 @@ impl From<Filing> for current::Filing {
                 })
                 .collect(),
             renewal: None,
+            false_information: None,
         }
     }
 }
