@@ -1030,7 +1030,7 @@ impl<S: RegistryStore> Registry<S> {
                 revoked_at: f.false_information.unwrap_or_default(),
             });
         }
-        out.sort_by(|a, b| b.revoked_at.cmp(&a.revoked_at));
+        out.sort_by_key(|p| std::cmp::Reverse(p.revoked_at));
         Ok(out)
     }
 
