@@ -1,8 +1,9 @@
 //! Account operations over the registry store: ICP self-registration (a code to the mobile
 //! and one to the email, both needed to activate), login with a challenge code, sessions
 //! (opaque random tokens, stored by their SHA-256, revocable), password reset by one-time
-//! token, top-down creation of management users, import authorisation of ISPs, contacts, and
-//! the outbox every message lands in when no SMTP server or SMS webhook is configured.
+//! token, top-down creation of management users, import authorisation of ISPs, contacts, the
+//! outbox every message lands in when no SMTP server or SMS webhook is configured, and the
+//! filers' notices (approval, re-issued certificates) waiting for delivery.
 //!
 //! Everything a restart must not lose lives in the store as audited generic records: users,
 //! contacts, the outbox, and — each with its expiry, refused once expired and purged lazily

@@ -6,7 +6,8 @@
 //! [`api_router`] / [`metrics_router`] build the two routers, and [`serve`] runs both on
 //! given listeners (through the hardened [`listener`]) until a shutdown future resolves,
 //! finishing in-flight requests; it keeps the registry's serve snapshot fresh for commands run
-//! beside it.
+//! beside it, runs the scans of [`crate::schedule`] (and those started through [`scans`]), and
+//! delivers the filers' notices the registry writes ([`AppState::deliver_notices`]).
 
 pub mod announcements;
 pub mod auth;

@@ -77,19 +77,14 @@ pub fn run(cmd: CertCmd, g: &Globals) -> anyhow::Result<i32> {
                     verify(&bytes, &reg, &host)?
                 }
                 (_, Some(snap)) => {
-                    let pinned = match &keyring {
-                        Some(k) => Some(read_keyring(k)?),
-                        None => None,
-                    };
-                    if pinned.is_none() {
-                        eprintln!("note: the snapshot is checked against the keyring it carries; pass --keyring FILE to pin the registry's keys");
-                    }
-                    let s = beian::registry::snapshot::Snapshot::load(snap, pinned.as_ref())?;
+                    let pinned = super::common::pinned_keyring(g, keyring.as_deref())?;
+                    let s = super::common::load_snapshot_file(snap, pinned.as_ref())?;
                     let ring = pinned.unwrap_or_else(|| s.keyring.clone());
                     beian::cert::verify(&bytes, &ring, &host, &s, now)
                 }
                 (Some(k), None) => {
-                    let ring = read_keyring(k)?;
+                    let ring = super::common::pinned_keyring(g, Some(k))?
+                        .context("--keyring: no keyring read")?;
                     let v = beian::cert::verify_offline(&bytes, &ring, &host, now);
                     println!(
                         "{}",
@@ -116,14 +111,6 @@ pub fn run(cmd: CertCmd, g: &Globals) -> anyhow::Result<i32> {
             )
         }
     }
-}
-
-/// A public keyring file (the `beian keys export` / `GET /api/keyring` format).
-fn read_keyring(p: &std::path::Path) -> anyhow::Result<beian::cert::Keyring> {
-    let text = beian::fsutil::read_bounded_string(p, beian::fsutil::MAX_TEXT_FILE)
-        .with_context(|| format!("{}", p.display()))?;
-    beian::cert::Keyring::from_json(&text)
-        .with_context(|| format!("{}: not a beian keyring", p.display()))
 }
 
 fn inspect(bytes: &[u8]) -> anyhow::Result<String> {

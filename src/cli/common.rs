@@ -100,13 +100,7 @@ pub fn load_snapshot(
 ) -> anyhow::Result<Snapshot> {
     if let Some(p) = file {
         let pinned = pinned_keyring(global, keyring)?;
-        if pinned.is_none() {
-            eprintln!(
-                "note: {} is checked against the keyring it carries; pass --keyring FILE (from `beian keys export`) to pin the registry's keys",
-                p.display()
-            );
-        }
-        return Ok(Snapshot::load(p, pinned.as_ref())?);
+        return load_snapshot_file(p, pinned.as_ref());
     }
     match &global.registry {
         Some(dir) => registry_snapshot(dir, now),
@@ -114,6 +108,21 @@ pub fn load_snapshot(
             "no registry view: pass --registry DIR (or BEIAN_REGISTRY) or --snapshot FILE"
         ),
     }
+}
+
+/// A signed snapshot file, verified against `pinned` (or, saying so, against the keyring it
+/// carries).
+pub fn load_snapshot_file(
+    p: &Path,
+    pinned: Option<&beian::cert::Keyring>,
+) -> anyhow::Result<Snapshot> {
+    if pinned.is_none() {
+        eprintln!(
+            "note: {} is checked against the keyring it carries; pass --keyring FILE (from `beian keys export`) to pin the registry's keys",
+            p.display()
+        );
+    }
+    Ok(Snapshot::load(p, pinned)?)
 }
 
 /// Policies from a directory (`national.toml`, `provinces/*.toml`), or the built-in ones.

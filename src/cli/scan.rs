@@ -1,6 +1,8 @@
 //! `beian scan`: stream targets through the scanner, write one record per target (JSON Lines,
 //! CSV or a Markdown summary), confirm findings against the last completed scan, keep the scan
-//! in history (a resumed scan's entry holds every target), and `beian scan diff A B`.
+//! in history (a resumed scan's entry holds every target), `beian scan diff A B`, `scan list`,
+//! sharded scans (`--shard I/N` writes the records and a manifest) and `scan merge`, which joins
+//! the shards into one scan as if one process had scanned.
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
@@ -524,36 +526,49 @@ async fn scan(global: &Global, args: ScanRunArgs) -> anyhow::Result<i32> {
             m.shard, m.targets, m.shard.count
         );
     }
-    match history_writer {
-        Some(h) => {
-            // Sealing records the confirmed findings new since the previous scan.
-            let meta = history(global)?.seal(h, ended)?;
-            eprintln!("scan kept in history as {}", meta.id);
-            beian::scan::publish_completed(&metrics, &meta);
-        }
-        None => {
-            let meta = beian::report::ScanMeta {
-                id: String::new(),
-                started_at: started,
-                ended_at: Some(ended),
-                targets: summary.targets,
-                policy_sha256: national_sha.clone(),
-                summary: summary.clone(),
-                origin: None,
-                scope: None,
-                new_findings: None,
-            };
-            beian::scan::publish_completed(&metrics, &meta);
-        }
-    }
-    if let Some(p) = &args.metrics_textfile {
-        beian::fsutil::write_atomic(p, metrics.encode().as_bytes(), None)
-            .with_context(|| format!("{}", p.display()))?;
-    }
+    complete(
+        global,
+        history_writer,
+        (started, ended),
+        &national_sha,
+        &summary,
+        &metrics,
+        args.metrics_textfile.as_deref(),
+        "scan",
+    )?;
     if args.format != Format::Md {
         eprint!("{}", summary.to_markdown("beian scan"));
     }
     Ok(if all_compliant { 0 } else { 1 })
+}
+
+/// Finish a scan: seal it in the history (recording the confirmed findings new since the
+/// previous scan) when kept, export its last-scan metrics, and write the textfile if asked.
+#[allow(clippy::too_many_arguments)]
+fn complete(
+    global: &Global,
+    writer: Option<beian::report::ScanWriter>,
+    (started, ended): (i64, i64),
+    policy_sha256: &str,
+    summary: &Summary,
+    metrics: &Metrics,
+    textfile: Option<&Path>,
+    what: &str,
+) -> anyhow::Result<()> {
+    let meta = match writer {
+        Some(w) => {
+            let meta = history(global)?.seal(w, ended)?;
+            eprintln!("{what} kept in history as {}", meta.id);
+            meta
+        }
+        None => beian::report::ScanMeta::unkept(started, ended, policy_sha256, summary.clone()),
+    };
+    beian::scan::publish_completed(metrics, &meta);
+    if let Some(p) = textfile {
+        beian::fsutil::write_atomic(p, metrics.encode().as_bytes(), None)
+            .with_context(|| format!("{}", p.display()))?;
+    }
+    Ok(())
 }
 
 /// The lines of a targets file, each bounded; a line too long ends the list with a warning
@@ -735,29 +750,16 @@ fn merge(global: &Global, args: MergeArgs) -> anyhow::Result<i32> {
         }
     }
     sink.into_inner().flush()?;
-    let meta = match writer {
-        Some(w) => {
-            let meta = history(global)?.seal(w, ended)?;
-            eprintln!("merged scan kept in history as {}", meta.id);
-            meta
-        }
-        None => beian::report::ScanMeta {
-            id: String::new(),
-            started_at: started,
-            ended_at: Some(ended),
-            targets: summary.targets,
-            policy_sha256: first.policy_sha256.clone(),
-            summary: summary.clone(),
-            origin: None,
-            scope: None,
-            new_findings: None,
-        },
-    };
-    beian::scan::publish_completed(&metrics, &meta);
-    if let Some(p) = &args.metrics_textfile {
-        beian::fsutil::write_atomic(p, metrics.encode().as_bytes(), None)
-            .with_context(|| format!("{}", p.display()))?;
-    }
+    complete(
+        global,
+        writer,
+        (started, ended),
+        &first.policy_sha256,
+        &summary,
+        &metrics,
+        args.metrics_textfile.as_deref(),
+        "merged scan",
+    )?;
     eprint!("{}", summary.to_markdown("beian scan (merged)"));
     Ok(if all_compliant { 0 } else { 1 })
 }

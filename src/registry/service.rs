@@ -1,6 +1,9 @@
 //! The registry's operations — what the CLI and the HTTP API call. Each operation gathers the
 //! facts the pure workflow needs from the store, applies the transition, issues certificates
-//! for approvals, and writes the result (with its audit records) in one durable transaction.
+//! for approvals, and writes the result (with its audit records and the filer's notices) in one
+//! durable transaction. Also the views (`FilingView`, the annual-review and false-information
+//! lists), key rotation with re-issue of a compromised key's certificates, snapshots, and the
+//! audit verification of the log and of the stored state against it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::BufRead;
@@ -1321,7 +1324,7 @@ impl<S: RegistryStore> Registry<S> {
         if report.first_broken.is_some() {
             return Ok(report);
         }
-        let mut check = audit::StateCheck::new(&mut report, logged, legacy_matches);
+        let mut check = audit::StateCheck::new(&mut report, logged, audit::legacy_matches);
         self.store.scan_state(&mut |entity, bytes| {
             check.check(entity, bytes);
             true
@@ -1612,68 +1615,6 @@ impl<S: RegistryStore> Registry<S> {
             true
         })?;
         Ok(out)
-    }
-}
-
-/// Whether a stored record matches an audit entry written before entries carried the stored
-/// bytes' hash: the decoded record's JSON equals the entry's `after` (for users, the fields
-/// the entry kept: the password hash was never logged).
-fn legacy_matches(entity: &str, bytes: &[u8], after: &serde_json::Value) -> bool {
-    use crate::registry::store::codec;
-    let json = |v: Result<serde_json::Value, serde_json::Error>| v.ok();
-    let decoded = match entity.split_once(':').map(|(k, _)| k) {
-        Some("subject") => codec::decode::<crate::registry::model::Subject>(bytes)
-            .ok()
-            .and_then(|r| json(serde_json::to_value(r))),
-        Some("filing") => codec::decode::<crate::registry::model::Filing>(bytes)
-            .ok()
-            .and_then(|r| json(serde_json::to_value(r))),
-        Some("ip_filing") => codec::decode::<crate::registry::model::IpFiling>(bytes)
-            .ok()
-            .and_then(|r| json(serde_json::to_value(r))),
-        Some("user") => codec::decode::<crate::accounts::UserRecord>(bytes)
-            .ok()
-            .map(|u| {
-                serde_json::json!({"username": u.username, "actor": u.actor.to_string(),
-                    "created_at": u.created_at, "created_by": u.created_by})
-            }),
-        _ => None,
-    };
-    match decoded {
-        Some(d) => without_added_defaults(d, after) == *after,
-        None => false,
-    }
-}
-
-/// `decoded` without the fields that `logged` lacks and that hold a default (null, empty):
-/// fields added to a record type after the entry was written, which the stored record now
-/// carries with their default value. Applied through nested objects.
-fn without_added_defaults(
-    decoded: serde_json::Value,
-    logged: &serde_json::Value,
-) -> serde_json::Value {
-    use serde_json::Value;
-    match (decoded, logged) {
-        (Value::Object(d), Value::Object(l)) => Value::Object(
-            d.into_iter()
-                .filter_map(|(k, v)| match l.get(&k) {
-                    Some(lv) => Some((k, without_added_defaults(v, lv))),
-                    None => {
-                        let default = v.is_null()
-                            || v.as_array().is_some_and(|a| a.is_empty())
-                            || v.as_object().is_some_and(|o| o.is_empty());
-                        (!default).then_some((k, v))
-                    }
-                })
-                .collect(),
-        ),
-        (Value::Array(d), Value::Array(l)) if d.len() == l.len() => Value::Array(
-            d.into_iter()
-                .zip(l)
-                .map(|(v, lv)| without_added_defaults(v, lv))
-                .collect(),
-        ),
-        (d, _) => d,
     }
 }
 

@@ -3,7 +3,9 @@
 //! diff between two scans (confirmed findings only). The diff holds one scan's (target →
 //! verdict, reason, finding codes) map in memory and streams the other. Also the finding
 //! streaks of the last completed scan ([`PriorFindings`]) and `--resume`'s rebuilding of an
-//! interrupted scan's entry ([`ScanHistory::resume`]).
+//! interrupted scan's entry ([`ScanHistory::resume`]). Scans run by `serve` carry an origin and
+//! a scope: confirmations and the "new findings" a scan is sealed with ([`ScanHistory::seal`])
+//! count from the last scan of the same scope, and [`ScanHistory::prune`] keeps the newest.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::{File, OpenOptions};
@@ -38,6 +40,23 @@ pub struct ScanMeta {
     /// (set when the scan is sealed with [`ScanHistory::seal`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new_findings: Option<std::collections::BTreeMap<String, u64>>,
+}
+
+impl ScanMeta {
+    /// The meta of a finished scan that is not kept in a history (no id, no diff).
+    pub fn unkept(started_at: i64, ended_at: i64, policy_sha256: &str, summary: Summary) -> Self {
+        ScanMeta {
+            id: String::new(),
+            started_at,
+            ended_at: Some(ended_at),
+            targets: summary.targets,
+            policy_sha256: policy_sha256.to_string(),
+            summary,
+            origin: None,
+            scope: None,
+            new_findings: None,
+        }
+    }
 }
 
 /// A directory of scans, e.g. `<registry>/scans`.

@@ -5,39 +5,13 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_beian")
-}
-
-fn run(reg: &Path, args: &[&str]) -> Output {
-    Command::new(bin())
-        .arg("--registry")
-        .arg(reg)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(reg: &Path, args: &[&str]) -> String {
-    let o = run(reg, args);
-    assert!(
-        o.status.success(),
-        "{args:?}: {}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
-
-fn demo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("seeds/demo/filings.jsonl")
-}
+use crate::cli_registry::{bin, demo, ok, run};
 
 /// `beian registry init DIR [extra…]`; the MIIT password.
 fn init(reg: &Path, extra: &[&str]) -> String {

@@ -6,11 +6,11 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-fn bin() -> &'static str {
+pub(crate) fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_beian")
 }
 
-fn run(reg: &Path, args: &[&str]) -> Output {
+pub(crate) fn run(reg: &Path, args: &[&str]) -> Output {
     Command::new(bin())
         .arg("--registry")
         .arg(reg)
@@ -19,7 +19,7 @@ fn run(reg: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn ok(reg: &Path, args: &[&str]) -> String {
+pub(crate) fn ok(reg: &Path, args: &[&str]) -> String {
     let o = run(reg, args);
     assert!(
         o.status.success(),
@@ -31,7 +31,7 @@ fn ok(reg: &Path, args: &[&str]) -> String {
 }
 
 /// Exit code 2 and one line on stderr.
-fn fails(reg: &Path, args: &[&str]) -> String {
+pub(crate) fn fails(reg: &Path, args: &[&str]) -> String {
     let o = run(reg, args);
     assert_eq!(
         o.status.code(),
@@ -49,7 +49,7 @@ fn show(reg: &Path, by: &str, what: &str) -> serde_json::Value {
 }
 
 /// `beian registry init DIR`, which must succeed.
-fn init_registry(reg: &Path) {
+pub(crate) fn init_registry(reg: &Path) {
     let o = Command::new(bin())
         .args(["registry", "init"])
         .arg(reg)
@@ -58,7 +58,7 @@ fn init_registry(reg: &Path) {
     assert!(o.status.success(), "{o:?}");
 }
 
-fn demo() -> PathBuf {
+pub(crate) fn demo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("seeds/demo/filings.jsonl")
 }
 

@@ -294,25 +294,16 @@ async fn serve_schedules_scans_and_prometheus_shows_them() {
         metric_value(&text, "beian_scan_last_targets{verdict=\"unfiled\"}"),
         Some(3.0)
     );
-    assert_eq!(
-        metric_value(
-            &text,
-            "beian_scan_last_findings{code=\"number_missing\",province=\"沪\"}"
-        )
-        .unwrap_or(0.0)
-            + metric_value(
+    let number_missing: f64 = ["京", "沪", "粤"]
+        .iter()
+        .filter_map(|p| {
+            metric_value(
                 &text,
-                "beian_scan_last_findings{code=\"number_missing\",province=\"京\"}"
+                &format!("beian_scan_last_findings{{code=\"number_missing\",province=\"{p}\"}}"),
             )
-            .unwrap_or(0.0)
-            + metric_value(
-                &text,
-                "beian_scan_last_findings{code=\"number_missing\",province=\"粤\"}"
-            )
-            .unwrap_or(0.0),
-        2.0,
-        "{text}"
-    );
+        })
+        .sum();
+    assert_eq!(number_missing, 2.0, "{text}");
     assert_eq!(
         metric_value(
             &text,

@@ -1,4 +1,6 @@
-//! The hash-chained audit log: record shape, canonical bytes, chain hashing and verification.
+//! The hash-chained audit log: record shape, canonical bytes, chain hashing and verification,
+//! and the check of the stored state against the log ([`LoggedState`], [`StateCheck`],
+//! [`legacy_matches`] for entries written before they carried the stored bytes' hash).
 //! Backend-agnostic; stores persist the records and call [`verify_chain`].
 
 use serde::{Deserialize, Serialize};
@@ -369,6 +371,68 @@ pub fn verify_chain(
             state_problems: 0,
             state_records: 0,
         },
+    }
+}
+
+/// Whether a stored record matches an audit entry written before entries carried the stored
+/// bytes' hash: the decoded record's JSON equals the entry's `after` (for users, the fields
+/// the entry kept: the password hash was never logged).
+pub fn legacy_matches(entity: &str, bytes: &[u8], after: &serde_json::Value) -> bool {
+    use super::codec;
+    let json = |v: Result<serde_json::Value, serde_json::Error>| v.ok();
+    let decoded = match entity.split_once(':').map(|(k, _)| k) {
+        Some("subject") => codec::decode::<crate::registry::model::Subject>(bytes)
+            .ok()
+            .and_then(|r| json(serde_json::to_value(r))),
+        Some("filing") => codec::decode::<crate::registry::model::Filing>(bytes)
+            .ok()
+            .and_then(|r| json(serde_json::to_value(r))),
+        Some("ip_filing") => codec::decode::<crate::registry::model::IpFiling>(bytes)
+            .ok()
+            .and_then(|r| json(serde_json::to_value(r))),
+        Some("user") => codec::decode::<crate::accounts::UserRecord>(bytes)
+            .ok()
+            .map(|u| {
+                serde_json::json!({"username": u.username, "actor": u.actor.to_string(),
+                    "created_at": u.created_at, "created_by": u.created_by})
+            }),
+        _ => None,
+    };
+    match decoded {
+        Some(d) => without_added_defaults(d, after) == *after,
+        None => false,
+    }
+}
+
+/// `decoded` without the fields that `logged` lacks and that hold a default (null, empty):
+/// fields added to a record type after the entry was written, which the stored record now
+/// carries with their default value. Applied through nested objects.
+fn without_added_defaults(
+    decoded: serde_json::Value,
+    logged: &serde_json::Value,
+) -> serde_json::Value {
+    use serde_json::Value;
+    match (decoded, logged) {
+        (Value::Object(d), Value::Object(l)) => Value::Object(
+            d.into_iter()
+                .filter_map(|(k, v)| match l.get(&k) {
+                    Some(lv) => Some((k, without_added_defaults(v, lv))),
+                    None => {
+                        let default = v.is_null()
+                            || v.as_array().is_some_and(|a| a.is_empty())
+                            || v.as_object().is_some_and(|o| o.is_empty());
+                        (!default).then_some((k, v))
+                    }
+                })
+                .collect(),
+        ),
+        (Value::Array(d), Value::Array(l)) if d.len() == l.len() => Value::Array(
+            d.into_iter()
+                .zip(l)
+                .map(|(v, lv)| without_added_defaults(v, lv))
+                .collect(),
+        ),
+        (d, _) => d,
     }
 }
 
