@@ -47,4 +47,5 @@ pub mod report;
 pub mod scan;
 pub mod schedule;
 pub mod shard;
+pub mod tabular;
 pub mod verdict;

@@ -214,6 +214,11 @@ impl From<crate::registry::RegistryError> for ApiError {
                 let field = field.trim_start_matches('-').to_string();
                 ApiError::invalid_field(field, reason)
             }
+            R::Upload(e) => ApiError::BadRequest {
+                code: "bad_upload",
+                message: e.to_string(),
+                field: None,
+            },
             other => ApiError::internal(other),
         }
     }

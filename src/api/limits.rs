@@ -45,6 +45,7 @@ pub fn classify(method: &Method, path: &str) -> Option<RouteClass> {
             | "/api/public/filings/:key"
             | "/api/public/false-information"
             | "/api/codes"
+            | "/api/templates/:kind"
             | "/api/keyring"
             | "/api/announcements"
             | "/api/announcements/:id"
@@ -133,6 +134,7 @@ mod tests {
             "/api/public/filings/:key",
             "/api/public/false-information",
             "/api/codes",
+            "/api/templates/:kind",
             "/api/keyring",
             "/api/register",
             "/api/register/activate",

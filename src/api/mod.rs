@@ -13,6 +13,7 @@ pub mod announcements;
 pub mod auth;
 pub mod error;
 pub mod health;
+pub mod ipfilings;
 pub mod limits;
 pub mod listener;
 pub mod openapi;
@@ -50,6 +51,8 @@ pub use public::PROBE_METRIC_NAMES;
 
 /// Attachments of announcements may be at most this many bytes.
 pub const ATTACHMENT_LIMIT: usize = 2 * 1024 * 1024;
+/// Largest import upload (JSON Lines, CSV or a spreadsheet) the API accepts.
+pub const UPLOAD_LIMIT: usize = 32 * 1024 * 1024;
 /// Self-checks allowed per client IP per minute.
 pub const CHECKS_PER_MINUTE: u32 = 6;
 /// Probes allowed per client IP per minute (a Prometheus server probes many sites).
@@ -543,7 +546,27 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<Shared>)> {
             post(auth::import_authorisation),
         ),
         ("post", "/api/filings", post(workflow::submit)),
-        ("post", "/api/filings/import", post(workflow::import)),
+        (
+            "post",
+            "/api/filings/import",
+            post(workflow::import).layer(DefaultBodyLimit::max(UPLOAD_LIMIT)),
+        ),
+        ("get", "/api/ip-filings", get(ipfilings::list)),
+        ("post", "/api/ip-filings", post(ipfilings::create)),
+        (
+            "post",
+            "/api/ip-filings/import",
+            post(ipfilings::import).layer(DefaultBodyLimit::max(UPLOAD_LIMIT)),
+        ),
+        ("get", "/api/ip-filings/:id", get(ipfilings::show)),
+        ("put", "/api/ip-filings/:id", put(ipfilings::update)),
+        ("delete", "/api/ip-filings/:id", delete(ipfilings::remove)),
+        ("get", "/api/ip-units", get(ipfilings::units)),
+        (
+            "get",
+            "/api/templates/:kind",
+            get(ipfilings::template_download),
+        ),
         ("get", "/api/filings/:key", get(workflow::show)),
         (
             "post",

@@ -5,7 +5,7 @@
 use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi;
 
-use super::{announcements, auth, health, operator, public, scans, workflow};
+use super::{announcements, auth, health, ipfilings, operator, public, scans, workflow};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,6 +22,8 @@ use super::{announcements, auth, health, operator, public, scans, workflow};
         workflow::withdraw, workflow::revoke, workflow::cancel_access, workflow::add_provider,
         workflow::certificate, workflow::review_queue, workflow::review_auto,
         workflow::empty_shells,
+        ipfilings::list, ipfilings::create, ipfilings::import, ipfilings::show,
+        ipfilings::update, ipfilings::remove, ipfilings::units, ipfilings::template_download,
         announcements::list, announcements::create, announcements::show, announcements::remove,
         announcements::upload, announcements::download, announcements::remove_attachment,
         scans::list, scans::start, scans::show, scans::records,

@@ -1,4 +1,5 @@
-//! Authenticated filing workflow endpoints: submit, import (JSON Lines), show, verify access,
+//! Authenticated filing workflow endpoints: submit, import (JSON Lines, CSV, .xlsx, .xls),
+//! show, verify access,
 //! review (manual and automatic), change, cancel, withdraw, revoke, access changes, certificate
 //! download, empty shells. The registry's workflow decides who may do what (roles and
 //! provinces); this module adds who may *see* what: the filing's ICP user and access
@@ -113,8 +114,8 @@ pub async fn submit(
 }
 
 #[utoipa::path(post, path = "/api/filings/import", tag = "filings",
-    request_body(content = String, description = "JSON Lines: one website filing per line", content_type = "application/x-ndjson"),
-    responses((status = 200, description = "accepted lines and per-line errors"), (status = 403)))]
+    request_body(content = String, description = "JSON Lines (one website filing per line), or the filing template (GET /api/templates/filing) as .xlsx, .xls or CSV; the format is told by the content. Rows for filings the provider already handles open changes.", content_type = "application/octet-stream"),
+    responses((status = 200, description = "accepted, changed and unchanged rows, per-row errors (sheet, row, column)"), (status = 400, description = "not a readable upload (no template header, damaged workbook, too large)"), (status = 403)))]
 pub async fn import(
     State(state): State<Shared>,
     caller: Caller,
@@ -132,17 +133,10 @@ pub async fn import(
             "{actor} may not import: only an access provider authorised for import by its bureau"
         )));
     }
-    let text = std::str::from_utf8(&body)
-        .map_err(|e| ApiError::bad_request("bad_utf8", format!("the body is not UTF-8: {e}")))?
-        .to_string();
     blocking(move || {
-        let r = state.registry.import_jsonl(
-            text.as_bytes(),
-            Some(&actor),
-            unix_now(),
-            1000,
-            &mut |_| {},
-        )?;
+        let r = state
+            .registry
+            .import_upload(&body, Some(&actor), unix_now(), 1000, &mut |_| {})?;
         Ok(ApiJson(r))
     })
     .await

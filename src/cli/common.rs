@@ -158,3 +158,20 @@ pub fn load_policies(dir: Option<&Path>) -> anyhow::Result<PolicySet> {
         &refs,
     )?)
 }
+
+/// Whether an import file is JSON Lines (told by its first bytes, as uploads are).
+pub fn is_json_lines(path: &Path) -> anyhow::Result<bool> {
+    use std::io::Read;
+    let mut head = [0u8; 512];
+    let mut f = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
+    let n = f
+        .read(&mut head)
+        .with_context(|| format!("{}", path.display()))?;
+    Ok(beian::tabular::detect(&head[..n]) == beian::tabular::UploadFormat::JsonLines)
+}
+
+/// Read a spreadsheet or CSV upload, refusing files over the upload limit.
+pub fn read_upload(path: &Path) -> anyhow::Result<Vec<u8>> {
+    beian::fsutil::read_bounded(path, beian::tabular::MAX_UPLOAD_BYTES as u64)
+        .with_context(|| format!("{}", path.display()))
+}

@@ -11,10 +11,12 @@ use super::Globals;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum FilingCmd {
-    /// Import website filings from a JSON Lines file (format: README, seeds/demo/filings.jsonl).
-    /// Each line is submitted by the first access provider it names, as an import-authorised
-    /// ISP (or by --as). Prints the accepted count and per-line errors; keeps the good lines.
-    /// Progress acknowledgements (durable lines) go to stderr.
+    /// Import website filings from JSON Lines (format: README, seeds/demo/filings.jsonl), or
+    /// from the filing template (`beian template`) as .xlsx, .xls or CSV; the format is told
+    /// by the content. Each line is submitted by the first access provider it names, as an
+    /// import-authorised ISP (or by --as). A row for a filing that provider already handles
+    /// opens a change instead. Prints the counts and per-row errors (sheet, row, column);
+    /// keeps the good rows. Progress acknowledgements (durable rows) go to stderr.
     Import {
         file: PathBuf,
         /// Lines per durable commit (each commit is acknowledged on stderr).
@@ -289,35 +291,49 @@ pub fn run(cmd: FilingCmd, g: &Globals) -> anyhow::Result<i32> {
             chunk,
             format,
         } => {
-            let f = std::fs::File::open(&file).with_context(|| format!("{}", file.display()))?;
             let mut ack = |p: &beian::registry::ImportProgress| {
                 eprintln!(
-                    "acknowledged: {} lines read, {} accepted, {} rejected (durable)",
+                    "acknowledged: {} rows read, {} kept, {} rejected (durable)",
                     p.lines_read, p.accepted, p.rejected
                 );
             };
-            let report = reg
-                .import_jsonl(BufReader::new(f), actor, now, chunk, &mut ack)
-                .with_context(|| format!("{}", file.display()))?;
+            let report = if super::common::is_json_lines(&file)? {
+                // JSON Lines is streamed: files of millions of filings need no memory.
+                let f =
+                    std::fs::File::open(&file).with_context(|| format!("{}", file.display()))?;
+                reg.import_jsonl(BufReader::new(f), actor, now, chunk, &mut ack)
+            } else {
+                let bytes = super::common::read_upload(&file)?;
+                reg.import_upload(&bytes, actor, now, chunk, &mut ack)
+            }
+            .with_context(|| format!("{}", file.display()))?;
             match format {
                 super::Format::Json => println!("{}", serde_json::to_string(&report)?),
                 super::Format::Text => {
+                    println!("format: {}", report.format);
+                    let unit = if report.format == "jsonl" {
+                        "line"
+                    } else {
+                        "row"
+                    };
                     println!("accepted: {}", report.accepted.len());
+                    println!("changed: {}", report.changed.len());
+                    println!("unchanged: {}", report.unchanged.len());
                     println!("rejected: {}", report.errors.len());
                     for e in &report.errors {
-                        println!(
-                            "{}: line {}: {}: {}",
-                            file.display(),
-                            e.line,
-                            e.field,
-                            e.reason
-                        );
+                        println!("{}: {e}", file.display());
                     }
                     for n in &report.notes {
                         println!("note: {n}");
                     }
                     for (line, id) in &report.accepted {
-                        println!("line {line}: filing {id}");
+                        println!("{unit} {line}: filing {id}");
+                    }
+                    for (line, id) in &report.changed {
+                        println!("{unit} {line}: filing {id} (change opened)");
+                    }
+                    for (line, id) in &report.unchanged {
+                        println!("{unit} {line}: filing {id} (unchanged)");
                     }
                 }
             }

@@ -1,4 +1,5 @@
-//! `beian ip-filing …`: report address blocks (add), import them from JSON Lines, list them.
+//! `beian ip-filing …`: report address blocks (add), import them (JSON Lines or the IP
+//! template), delete them, list them and the unit-information table.
 
 use std::io::BufReader;
 use std::path::PathBuf;
@@ -35,7 +36,8 @@ pub enum IpFilingCmd {
         #[arg(long)]
         city: Option<String>,
     },
-    /// Import IP filings from JSON Lines; keeps good lines, prints per-line errors.
+    /// Import IP filings from JSON Lines, or from the IP template (`beian template --kind
+    /// ip`) as .xlsx, .xls or CSV (told by content); keeps good rows, prints per-row errors.
     ///
     /// One object per line. Fields: `provider` (required, the ISP holding the block),
     /// `network` (required, CIDR, host bits zero), `source` (APNIC, CNNIC, another ISP),
@@ -46,6 +48,17 @@ pub enum IpFilingCmd {
     /// Each line is reported by --as, or by isp:<provider>.
     Import {
         file: PathBuf,
+        #[arg(long, value_enum, default_value_t = super::Format::Text)]
+        format: super::Format,
+    },
+    /// Delete one IP filing (default role: isp:<its provider>).
+    Delete {
+        #[arg(long)]
+        id: u64,
+    },
+    /// The IP unit-information table: each unit using addresses, with its provider, place and
+    /// blocks.
+    Units {
         #[arg(long, value_enum, default_value_t = super::Format::Text)]
         format: super::Format,
     },
@@ -94,19 +107,60 @@ pub fn run(cmd: IpFilingCmd, g: &Globals) -> anyhow::Result<i32> {
             Ok(0)
         }
         IpFilingCmd::Import { file, format } => {
-            let f = std::fs::File::open(&file).with_context(|| format!("{}", file.display()))?;
-            let report = reg.import_ip_jsonl(BufReader::new(f), actor, now)?;
+            let report = if super::common::is_json_lines(&file)? {
+                let f =
+                    std::fs::File::open(&file).with_context(|| format!("{}", file.display()))?;
+                reg.import_ip_jsonl(BufReader::new(f), actor, now)
+            } else {
+                let bytes = super::common::read_upload(&file)?;
+                reg.import_ip_upload(&bytes, actor, now)
+            }
+            .with_context(|| format!("{}", file.display()))?;
             match format {
                 super::Format::Json => println!("{}", serde_json::to_string(&report)?),
                 super::Format::Text => {
+                    println!("format: {}", report.format);
+                    let unit = if report.format == "jsonl" {
+                        "line"
+                    } else {
+                        "row"
+                    };
                     println!("accepted: {}", report.accepted.len());
                     println!("rejected: {}", report.errors.len());
                     for e in &report.errors {
                         println!("{}: {e}", file.display());
                     }
-                    for (line, id) in &report.accepted {
-                        println!("line {line}: IP filing {id}");
+                    for n in &report.notes {
+                        println!("note: {n}");
                     }
+                    for (line, id) in &report.accepted {
+                        println!("{unit} {line}: IP filing {id}");
+                    }
+                }
+            }
+            Ok(0)
+        }
+        IpFilingCmd::Delete { id } => {
+            reg.delete_ip_filing(actor, id, now)?;
+            println!("IP filing {id} deleted");
+            Ok(0)
+        }
+        IpFilingCmd::Units { format } => {
+            for u in reg.ip_units()? {
+                match format {
+                    super::Format::Json => println!("{}", serde_json::to_string(&u)?),
+                    super::Format::Text => println!(
+                        "{}\t{}\t{}\t{}\t{}",
+                        u.unit,
+                        u.provider,
+                        u.province.map(String::from).unwrap_or_else(|| "-".into()),
+                        u.city.as_deref().unwrap_or("-"),
+                        u.blocks
+                            .iter()
+                            .map(|b| format!("{} ({})", b.network, b.status.label_zh()))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    ),
                 }
             }
             Ok(0)

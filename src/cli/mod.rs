@@ -21,6 +21,7 @@ mod review;
 mod scan;
 mod serve;
 mod snapshot;
+mod template;
 mod user;
 
 /// beian — ICP filing (备案) registry and compliance scanner.
@@ -65,6 +66,9 @@ pub enum Command {
     /// IP filings: address blocks reported by access providers (add, import, list).
     #[command(subcommand)]
     IpFiling(ipfiling::IpFilingCmd),
+    /// Write an upload template (.xlsx) for website filings or IP filings: Chinese headers,
+    /// drop-down lists from the code tables, and instructions.
+    Template(template::TemplateArgs),
     /// Bureau review: --auto, --approve ID [--number N], --reject ID --reason TEXT, --list.
     Review(review::ReviewArgs),
     /// Certificates: export, inspect, verify.
@@ -149,6 +153,7 @@ pub fn main() -> i32 {
         Command::Registry(c) => registry::run(c),
         Command::Filing(c) => filing::run(c, &g),
         Command::IpFiling(c) => ipfiling::run(c, &g),
+        Command::Template(a) => template::run(a),
         Command::Review(a) => review::run(a, &g),
         Command::Cert(c) => cert::run(c, &g),
         Command::Keys(c) => keys::run(c, &g),

@@ -24,6 +24,9 @@ use super::workflow::Submission;
 #[derive(Debug, Deserialize)]
 pub struct ImportLine {
     pub subject: ImportSubject,
+    /// The service: a website, or an APP / mini-program (`kind`, `app_id`). `service` is
+    /// accepted as the key too.
+    #[serde(alias = "service")]
     pub website: ImportWebsite,
 }
 
@@ -72,16 +75,59 @@ pub struct ImportWebsite {
     pub categories: Vec<CategoryInput>,
     #[serde(default)]
     pub operating_licence: Option<String>,
+    /// `website` (default), `app` or `mini_program` (or 网站, APP, 小程序).
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// An APP's package name or a mini-program's app id.
+    #[serde(default)]
+    pub app_id: Option<String>,
 }
 
-/// A field of one line that is wrong.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, thiserror::Error)]
-#[error("line {line}: {field}: {reason}")]
+/// A field of one line (or spreadsheet row) that is wrong. For a spreadsheet or CSV upload,
+/// `line` is the row number as the spreadsheet shows it, `sheet` the sheet's name (none for
+/// CSV) and `column` the column letter with its header, e.g. `M (网站域名)`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct LineError {
     pub line: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sheet: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
     pub field: String,
     pub reason: String,
 }
+
+impl LineError {
+    /// An error of line `line` (no spreadsheet position).
+    pub fn new(line: usize, field: impl Into<String>, reason: impl Into<String>) -> Self {
+        LineError {
+            line,
+            sheet: None,
+            column: None,
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for LineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(sheet) = &self.sheet {
+            write!(f, "sheet {sheet}, ")?;
+        }
+        if self.sheet.is_some() || self.column.is_some() {
+            write!(f, "row {}", self.line)?;
+        } else {
+            write!(f, "line {}", self.line)?;
+        }
+        if let Some(column) = &self.column {
+            write!(f, ", column {column}")?;
+        }
+        write!(f, ": {}: {}", self.field, self.reason)
+    }
+}
+
+impl std::error::Error for LineError {}
 
 /// A validated line: the subject's data and the website submission, plus notes (warnings).
 #[derive(Debug, Clone)]
@@ -105,11 +151,7 @@ pub struct SubjectData {
 
 /// Parse and validate one line. `line` is 1-based.
 pub fn parse_line(line: usize, text: &str) -> Result<ValidLine, LineError> {
-    let err = |field: &str, reason: String| LineError {
-        line,
-        field: field.to_string(),
-        reason,
-    };
+    let err = |field: &str, reason: String| LineError::new(line, field, reason);
     let raw: ImportLine = serde_json::from_str(text).map_err(|e| err("json", e.to_string()))?;
     let mut notes = Vec::new();
     let s = raw.subject;
@@ -179,11 +221,56 @@ pub fn parse_line(line: usize, text: &str) -> Result<ValidLine, LineError> {
             "at least one access provider, none empty".into(),
         ));
     }
-    if domains.is_empty() && ips.is_empty() {
-        return Err(err(
-            "website.domains",
-            "a website lists its domains (or its IPs)".into(),
-        ));
+    let kind = match w.kind.as_deref().map(str::trim) {
+        None | Some("") => ServiceKind::Website,
+        Some(k) => match crate::codes::CodeTables::embedded()
+            .service_type(k)
+            .map(|t| t.id.as_str())
+        {
+            Some("website") => ServiceKind::Website,
+            Some("app") => ServiceKind::App,
+            Some("mini_program") => ServiceKind::MiniProgram,
+            Some(other) => {
+                return Err(err(
+                    "website.kind",
+                    format!("{other} services are not filed here (websites, APPs, mini-programs)"),
+                ))
+            }
+            None => {
+                return Err(err(
+                    "website.kind",
+                    format!("{k:?} is not a service type (网站, APP, 小程序)"),
+                ))
+            }
+        },
+    };
+    let app_id = w.app_id.as_deref().map(str::trim).filter(|a| !a.is_empty());
+    match kind {
+        ServiceKind::Website if domains.is_empty() && ips.is_empty() => {
+            return Err(err(
+                "website.domains",
+                "a website lists its domains (or its IPs)".into(),
+            ));
+        }
+        ServiceKind::Website if app_id.is_some() => {
+            return Err(err(
+                "website.app_id",
+                "a website has no app id (file the APP as its own service)".into(),
+            ));
+        }
+        ServiceKind::App | ServiceKind::MiniProgram if app_id.is_none() => {
+            return Err(err(
+                "website.app_id",
+                "an APP names its package name, a mini-program its app id".into(),
+            ));
+        }
+        ServiceKind::App | ServiceKind::MiniProgram if !domains.is_empty() => {
+            return Err(err(
+                "website.domains",
+                "an APP or mini-program is filed by its app id, not by domains".into(),
+            ));
+        }
+        _ => {}
     }
     if !w.access_method.is_empty() && !codes::is_access_method(&w.access_method) {
         notes.push(format!(
@@ -227,7 +314,8 @@ pub fn parse_line(line: usize, text: &str) -> Result<ValidLine, LineError> {
             owner,
         },
         submission: Submission {
-            kind: ServiceKind::Website,
+            kind,
+            app_id: app_id.map(str::to_string),
             name: w.name.trim().to_string(),
             homepage: w.homepage,
             domains,

@@ -188,26 +188,64 @@ pub fn may_report(actor: &Actor, provider: &str) -> Result<(), String> {
     }
 }
 
-/// Whether `new` may be filed next to `existing` (a filing of the identical network). A more
-/// specific or less specific block is never a conflict; an identical one is, unless it comes
-/// from the same provider (a re-report) or the two are the two sides of a re-allocation.
-pub fn conflicts(existing: &IpFiling, new: &IpFiling) -> bool {
-    if existing.network != new.network || existing.provider == new.provider {
-        return false;
+/// Why `new` may not be filed next to `existing` (a filing whose network overlaps it), or
+/// `None` when it may. A provider's own blocks may overlap (more specific ones refine its
+/// larger block; an identical one is a re-report). Blocks of two providers may overlap only
+/// as the FAQ allows: inside a block re-allocated to the new provider (or the holder reporting
+/// the re-allocation of a block the other filed), and identical router-port blocks (the two
+/// ends of an interconnect).
+pub fn conflict(existing: &IpFiling, new: &IpFiling) -> Option<String> {
+    if existing.provider == new.provider || !overlaps(&existing.network, &new.network) {
+        return None;
     }
-    let realloc = |a: &IpFiling, b: &IpFiling| {
-        a.status == IpBlockStatus::Reallocated && a.allocated_to.as_deref() == Some(&b.provider)
+    let reallocated_to = |holder: &IpFiling, to: &IpFiling| {
+        holder.status == IpBlockStatus::Reallocated
+            && holder.allocated_to.as_deref() == Some(to.provider.as_str())
+            && holder.network.contains(&to.network)
     };
-    !(realloc(existing, new) || realloc(new, existing))
+    if reallocated_to(existing, new) || reallocated_to(new, existing) {
+        return None;
+    }
+    if existing.network == new.network
+        && existing.status == IpBlockStatus::RouterPort
+        && new.status == IpBlockStatus::RouterPort
+    {
+        return None;
+    }
+    let how = if existing.network == new.network {
+        "is already filed"
+    } else if existing.network.contains(&new.network) {
+        "lies inside a block filed"
+    } else {
+        "contains a block filed"
+    };
+    Some(format!(
+        "{} {how} by {} ({}, IP filing {}); blocks of two providers overlap only inside a block re-allocated to the other, or as identical router-port blocks",
+        new.network, existing.provider, existing.network, existing.id
+    ))
+}
+
+/// [`conflict`] against every filing that overlaps `new`: once some block re-allocated to
+/// `new`'s provider covers it, the larger blocks around it (the holder's) are no conflict.
+pub fn conflict_among(existing: &[IpFiling], new: &IpFiling) -> Option<String> {
+    let covered = existing.iter().any(|e| {
+        e.status == IpBlockStatus::Reallocated
+            && e.allocated_to.as_deref() == Some(new.provider.as_str())
+            && e.network.contains(&new.network)
+    });
+    existing
+        .iter()
+        .filter(|e| !(covered && e.network.contains(&new.network)))
+        .find_map(|e| conflict(e, new))
+}
+
+fn overlaps(a: &ipnet::IpNet, b: &ipnet::IpNet) -> bool {
+    a.contains(b) || b.contains(a)
 }
 
 /// Parse one JSON Lines line (1-based `line`) into an input.
 pub fn parse_line(line: usize, text: &str) -> Result<IpFilingInput, LineError> {
-    serde_json::from_str(text).map_err(|e| LineError {
-        line,
-        field: "json".into(),
-        reason: e.to_string(),
-    })
+    serde_json::from_str(text).map_err(|e| LineError::new(line, "json", e.to_string()))
 }
 
 #[cfg(test)]
@@ -299,16 +337,48 @@ mod tests {
         assert!(may_report(&Actor::icp("someone"), "甲").is_err());
         assert!(may_report(&Actor::Miit, "甲").is_ok());
         assert!(may_report(&Actor::bureau('京'), "甲").is_ok());
-        let a = check(&input("router_port")).unwrap();
+        let mut a = check(&input("router_port")).unwrap();
         let mut b = a.clone();
         b.provider = "华东数据".into();
-        assert!(conflicts(&a, &b));
+        // Identical router-port blocks of two providers: the two ends of an interconnect.
+        assert_eq!(conflict(&a, &b), None);
+        a.status = IpBlockStatus::Allocated;
+        a.allocated_to = Some("华北云".into());
+        assert!(conflict(&a, &b).unwrap().contains("already filed"));
         let mut narrower = b.clone();
+        narrower.status = IpBlockStatus::Allocated;
         narrower.network = "203.0.113.0/25".parse().unwrap();
-        assert!(!conflicts(&a, &narrower));
+        assert!(conflict(&a, &narrower).unwrap().contains("lies inside"));
+        assert!(conflict(&narrower, &a).unwrap().contains("contains"));
+        // Inside a block re-allocated to it: allowed, in either order of filing.
         let mut r = a.clone();
         r.status = IpBlockStatus::Reallocated;
         r.allocated_to = Some("华东数据".into());
-        assert!(!conflicts(&r, &b));
+        assert_eq!(conflict(&r, &narrower), None);
+        assert_eq!(conflict(&narrower, &r), None);
+        assert_eq!(conflict(&r, &b), None);
+        // Re-allocated to someone else: still a conflict for 华东数据.
+        r.allocated_to = Some("第三方".into());
+        assert!(conflict(&r, &narrower).is_some());
+        // One's own blocks overlap freely; disjoint blocks never conflict.
+        let mut own = a.clone();
+        own.network = "203.0.113.128/25".parse().unwrap();
+        assert_eq!(conflict(&a, &own), None);
+        let mut far = narrower.clone();
+        far.network = "198.51.100.0/24".parse().unwrap();
+        assert_eq!(conflict(&a, &far), None);
+        // A /25 re-allocated out of a /24 lets the receiver file inside it; the /24 around
+        // it is then no conflict, but another ISP's /25 still is.
+        let mut r25 = a.clone();
+        r25.network = "203.0.113.128/25".parse().unwrap();
+        r25.status = IpBlockStatus::Reallocated;
+        r25.allocated_to = Some("华东数据".into());
+        let mut inside = narrower.clone();
+        inside.network = "203.0.113.192/26".parse().unwrap();
+        assert_eq!(conflict_among(&[a.clone(), r25.clone()], &inside), None);
+        assert!(conflict_among(&[a.clone()], &inside).is_some());
+        let mut third = inside.clone();
+        third.provider = "第三方".into();
+        assert!(conflict_among(&[a.clone(), r25], &third).is_some());
     }
 }

@@ -11,8 +11,8 @@ pub mod snapshot;
 pub mod store;
 pub mod workflow;
 
-pub use service::IpImportReport;
 pub use service::{
     FilingKey, FilingView, ImportProgress, ImportReport, InitReport, PublishedRevocation, Registry,
     RegistryError, ReviewReport, StoreCheck, MAX_IMPORT_LINE,
 };
+pub use service::{IpImportReport, IpUnit, IpUnitBlock};

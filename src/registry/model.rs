@@ -114,9 +114,31 @@ impl Status {
 /// until it is approved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingChange {
+    /// The domains the filing will have.
     pub domains: Vec<Domain>,
     pub requested_by: Actor,
     pub requested_at: i64,
+    /// Other website data the change replaces (a re-uploaded template row).
+    #[serde(default, skip_serializing_if = "ChangeDetails::is_empty")]
+    pub details: ChangeDetails,
+}
+
+/// Website data besides the domains that a change replaces; `None` keeps the current value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeDetails {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub homepage: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ips: Option<Vec<IpAddr>>,
+}
+
+impl ChangeDetails {
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none() && self.homepage.is_none() && self.ips.is_none()
+    }
 }
 
 /// A cancellation request awaiting the bureau (rule 6).
@@ -190,6 +212,9 @@ pub struct Filing {
     /// When it was revoked because its data was false (published on the public list).
     #[serde(default)]
     pub false_information: Option<i64>,
+    /// An APP's package name or a mini-program's app id (in place of domains).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
 }
 
 impl Filing {
@@ -287,6 +312,26 @@ impl IpBlockStatus {
             IpBlockStatus::RouterPort => "router_port",
         }
     }
+
+    /// Every status, in the order the templates list them.
+    pub const ALL: [IpBlockStatus; 5] = [
+        IpBlockStatus::Unallocated,
+        IpBlockStatus::Allocated,
+        IpBlockStatus::Reallocated,
+        IpBlockStatus::Customer,
+        IpBlockStatus::RouterPort,
+    ];
+
+    /// The label the IP-filing template uses.
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            IpBlockStatus::Unallocated => "未分配",
+            IpBlockStatus::Allocated => "已分配",
+            IpBlockStatus::Reallocated => "再分配",
+            IpBlockStatus::Customer => "客户自带",
+            IpBlockStatus::RouterPort => "路由器端口",
+        }
+    }
 }
 
 impl std::str::FromStr for IpBlockStatus {
@@ -298,12 +343,18 @@ impl std::str::FromStr for IpBlockStatus {
             "reallocated" => IpBlockStatus::Reallocated,
             "customer" => IpBlockStatus::Customer,
             "router_port" | "router-port" => IpBlockStatus::RouterPort,
-            other => {
-                return Err(format!(
-                    "{other:?} is not a block status (unallocated, allocated, reallocated, \
-                     customer, router_port)"
-                ))
-            }
+            other => match IpBlockStatus::ALL
+                .into_iter()
+                .find(|s| s.label_zh() == other)
+            {
+                Some(s) => s,
+                None => {
+                    return Err(format!(
+                        "{other:?} is not a block status (unallocated, allocated, reallocated, \
+                         customer, router_port; or 未分配, 已分配, 再分配, 客户自带, 路由器端口)"
+                    ))
+                }
+            },
         })
     }
 }

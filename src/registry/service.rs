@@ -6,7 +6,6 @@
 //! audit verification of the log and of the stored state against it.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -17,7 +16,7 @@ use crate::cert::{FilingFacts, FilingLookup, FilingState, Keyring};
 use crate::domain::Domain;
 use crate::number::FilingNumber;
 
-use super::import::{parse_line, LineError};
+use super::import::LineError;
 use super::issuance::{IssuanceError, Issuer, Rotation};
 use super::model::*;
 use super::snapshot::{Snapshot, SnapshotFiling};
@@ -26,6 +25,11 @@ use super::store::{
     audit, AuditMeta, AuditReport, RegistryRead, RegistryStore, RegistryTxn, Sequence, StoreError,
 };
 use super::workflow::{self, DomainHolder, Effect, Event, ReviewMode, State, WorkflowError};
+
+mod imports;
+mod ip;
+
+pub use ip::{IpImportReport, IpUnit, IpUnitBlock};
 
 /// Batch operations commit (durably) every this many filings.
 const BATCH: usize = 1000;
@@ -52,6 +56,8 @@ pub enum RegistryError {
     Input { field: String, reason: String },
     #[error("{path}: {reason}")]
     Io { path: String, reason: String },
+    #[error("upload: {0}")]
+    Upload(#[from] crate::tabular::TabularError),
 }
 
 fn input(field: &str, reason: impl Into<String>) -> RegistryError {
@@ -81,8 +87,17 @@ pub struct ImportProgress {
 /// The outcome of an import.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ImportReport {
-    /// (line, filing id) of every accepted line.
+    /// What the upload was read as: `jsonl`, `csv`, `xlsx` or `xls`.
+    pub format: String,
+    /// (line or row, filing id) of every line that submitted a new filing.
     pub accepted: Vec<(usize, FilingId)>,
+    /// (row, filing id) of rows for filings the uploader already handles whose data differs:
+    /// each opened a change for the bureau (the old certificate stays valid until then).
+    #[serde(default)]
+    pub changed: Vec<(usize, FilingId)>,
+    /// (row, filing id) of rows identical to a filing the uploader already handles.
+    #[serde(default)]
+    pub unchanged: Vec<(usize, FilingId)>,
     pub errors: Vec<LineError>,
     pub notes: Vec<String>,
 }
@@ -171,6 +186,16 @@ pub struct FilingView {
     /// A pending annual-review (renewal) request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renewal: Option<crate::registry::model::RenewalRequest>,
+    /// `website`, `app` or `mini_program`.
+    #[serde(default = "website_kind")]
+    pub kind: String,
+    /// An APP's package name or a mini-program's app id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
+}
+
+fn website_kind() -> String {
+    "website".into()
 }
 
 impl FilingView {
@@ -192,6 +217,13 @@ impl FilingView {
             subject_id_number: s.id_number.clone(),
             subject_nature: s.nature.clone(),
             province: s.province.to_string(),
+            kind: match f.kind {
+                crate::number::ServiceKind::Website => "website",
+                crate::number::ServiceKind::App => "app",
+                crate::number::ServiceKind::MiniProgram => "mini_program",
+            }
+            .into(),
+            app_id: f.app_id.clone(),
             name: f.name.clone(),
             homepage: f.homepage.clone(),
             domains: f.domains.iter().map(|d| d.to_string()).collect(),
@@ -475,206 +507,6 @@ impl<S: RegistryStore> Registry<S> {
         Ok(f)
     }
 
-    /// Import JSON Lines (one website filing per line). Each line is submitted by `actor`, or
-    /// by the first access provider it names (as an import-authorised ISP). Good lines are
-    /// kept; bad lines are reported with line number, field and reason. Every `chunk` lines
-    /// are committed durably, then `on_ack` is called.
-    pub fn import_jsonl(
-        &self,
-        mut reader: impl BufRead,
-        actor: Option<&Actor>,
-        now: i64,
-        chunk: usize,
-        on_ack: &mut dyn FnMut(&ImportProgress),
-    ) -> Result<ImportReport, RegistryError> {
-        let chunk = chunk.max(1);
-        let mut report = ImportReport::default();
-        let mut txn = self.store.begin()?;
-        let mut in_txn = 0usize;
-        let mut lines_read = 0usize;
-        let mut buf = Vec::new();
-        for lineno in 1usize.. {
-            // One line at a time, bounded: a line that is too long or not UTF-8 is that
-            // line's error, and the good lines around it are kept.
-            let line = match crate::fsutil::read_line_bounded(
-                &mut reader,
-                &mut buf,
-                MAX_IMPORT_LINE,
-                crate::fsutil::LongLine::Skip,
-            ) {
-                Ok(None) => break,
-                Ok(Some(line)) => line,
-                Err(e) => {
-                    return Err(RegistryError::Io {
-                        path: format!("line {lineno}"),
-                        reason: e.to_string(),
-                    })
-                }
-            };
-            lines_read = lineno;
-            let bytes: &[u8] = match line {
-                crate::fsutil::LineRead::TooLong => {
-                    report.errors.push(LineError {
-                        line: lineno,
-                        field: "(line)".into(),
-                        reason: format!("longer than {MAX_IMPORT_LINE} bytes"),
-                    });
-                    continue;
-                }
-                crate::fsutil::LineRead::Line => &buf,
-            };
-            // A UTF-8 byte-order mark (spreadsheet exports) is accepted on the first line.
-            let bytes = if lineno == 1 {
-                bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes)
-            } else {
-                bytes
-            };
-            let text = match std::str::from_utf8(bytes) {
-                Ok(t) => t,
-                Err(e) => {
-                    report.errors.push(LineError {
-                        line: lineno,
-                        field: "(line)".into(),
-                        reason: format!(
-                            "not valid UTF-8 (byte {} of the line); save the file as UTF-8",
-                            e.valid_up_to() + 1
-                        ),
-                    });
-                    continue;
-                }
-            };
-            if text.trim().is_empty() {
-                continue;
-            }
-            match self.import_one(&mut txn, lineno, text, actor, now)? {
-                Ok((id, notes)) => {
-                    report.accepted.push((lineno, id));
-                    report
-                        .notes
-                        .extend(notes.into_iter().map(|n| format!("line {lineno}: {n}")));
-                }
-                Err(e) => report.errors.push(e),
-            }
-            in_txn += 1;
-            if in_txn >= chunk {
-                txn.commit()?;
-                on_ack(&ImportProgress {
-                    lines_read,
-                    accepted: report.accepted.len(),
-                    rejected: report.errors.len(),
-                });
-                txn = self.store.begin()?;
-                in_txn = 0;
-            }
-        }
-        txn.commit()?;
-        on_ack(&ImportProgress {
-            lines_read,
-            accepted: report.accepted.len(),
-            rejected: report.errors.len(),
-        });
-        Ok(report)
-    }
-
-    #[allow(clippy::type_complexity)]
-    fn import_one(
-        &self,
-        txn: &mut S::Txn<'_>,
-        lineno: usize,
-        text: &str,
-        actor: Option<&Actor>,
-        now: i64,
-    ) -> Result<Result<(FilingId, Vec<String>), LineError>, RegistryError> {
-        let v = match parse_line(lineno, text) {
-            Ok(v) => v,
-            Err(e) => return Ok(Err(e)),
-        };
-        let line_err = |field: &str, reason: String| LineError {
-            line: lineno,
-            field: field.to_string(),
-            reason,
-        };
-        let existing = match txn.subject_by_id_number(&v.subject.id_number)? {
-            Some(id) => txn.subject(id)?,
-            None => None,
-        };
-        let (subject, is_new) = match existing {
-            Some(s) => {
-                if s.province != v.subject.province {
-                    return Ok(Err(line_err(
-                        "subject.province",
-                        format!(
-                            "subject {} is filed in {}, not {}",
-                            s.id_number, s.province, v.subject.province
-                        ),
-                    )));
-                }
-                // One identity number is one subject: a different name is a mistake (or a
-                // renamed unit, which is a subject change), never silently the old name.
-                if s.name.trim() != v.subject.name.trim() {
-                    return Ok(Err(line_err(
-                        "subject.name",
-                        format!(
-                            "subject {} is filed as {:?}, not {:?}; a renamed unit changes its subject data first",
-                            s.id_number, s.name, v.subject.name
-                        ),
-                    )));
-                }
-                (s, false)
-            }
-            None => {
-                let d = v.subject.clone();
-                let id = txn.next_id(Sequence::Subject)?;
-                (
-                    Subject {
-                        id,
-                        name: d.name,
-                        nature: d.nature,
-                        id_type: d.id_type,
-                        id_number: d.id_number,
-                        province: d.province,
-                        address: d.address,
-                        contact: d.contact,
-                        owner: d.owner,
-                        number: None,
-                        last_website_index: 0,
-                        warnings: v
-                            .notes
-                            .iter()
-                            .filter(|n| n.starts_with("subject"))
-                            .cloned()
-                            .collect(),
-                        created_at: now,
-                    },
-                    true,
-                )
-            }
-        };
-        let actor = match actor {
-            Some(a) => a.clone(),
-            None => Actor::isp(&v.submission.providers[0]),
-        };
-        let holders = holders_of(txn, v.submission.domains.iter().cloned())?;
-        let id = txn.next_id(Sequence::Filing)?;
-        let filing = match workflow::submit(id, v.submission, &subject, &holders, &actor, now) {
-            Ok(f) => f,
-            Err(e) => {
-                let field = match e.rule {
-                    workflow::Rule::DuplicateDomain => "website.domains",
-                    workflow::Rule::Permission => "website.providers",
-                    _ => "website",
-                };
-                return Ok(Err(line_err(field, e.to_string())));
-            }
-        };
-        let meta = AuditMeta::new(&actor, "import", now);
-        if is_new {
-            txn.put_subject(&meta, &subject)?;
-        }
-        txn.put_filing(&meta, &filing)?;
-        Ok(Ok((id, v.notes)))
-    }
-
     /// Access provider `provider` verifies its access: on one filing, or on every filing
     /// where its verification is pending. Returns the filings verified.
     pub fn verify_access(
@@ -808,10 +640,17 @@ impl<S: RegistryStore> Registry<S> {
                 now,
             ) {
                 Ok(f) => {
-                    let what = if f.domains.is_empty() && f.certificate.is_none() {
-                        format!("{what} (IP-only filing: no domain, so no certificate)")
-                    } else {
-                        what.to_string()
+                    let what = match f.kind {
+                        crate::number::ServiceKind::App => {
+                            format!("{what} (APP: numbered, no certificate)")
+                        }
+                        crate::number::ServiceKind::MiniProgram => {
+                            format!("{what} (mini-program: numbered, no certificate)")
+                        }
+                        _ if f.domains.is_empty() && f.certificate.is_none() => {
+                            format!("{what} (IP-only filing: no domain, so no certificate)")
+                        }
+                        _ => what.to_string(),
                     };
                     report.approved.push((
                         id,
@@ -895,6 +734,7 @@ impl<S: RegistryStore> Registry<S> {
         let event = Event::RequestChange {
             add: parse("--add-domain", add)?,
             remove: parse("--remove-domain", remove)?,
+            details: ChangeDetails::default(),
         };
         self.one(key, event, actor, DefaultActor::Owner, now)
     }
@@ -1418,203 +1258,6 @@ impl<S: RegistryRead> FilingLookup for StoreLookup<'_, S> {
             current_serial: (f.cert_serial > 0).then_some(f.cert_serial)?,
             expires_at: f.expires_at?,
         })
-    }
-}
-
-// ---- IP filings ----
-
-use super::ipfiling::{self, IpFilingInput};
-use super::snapshot::ProviderBlock;
-use super::store::{IpFilingRead, IpFilingWrite};
-
-/// The outcome of an IP filing import: good lines are kept.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct IpImportReport {
-    /// (line, IP filing id) of every accepted line.
-    pub accepted: Vec<(usize, IpFilingId)>,
-    pub errors: Vec<LineError>,
-}
-
-/// Why one IP filing was refused (before it reaches the store).
-enum IpRefusal {
-    Permission(String),
-    Field(&'static str, String),
-}
-
-impl<S: RegistryStore> Registry<S> {
-    /// A simple report: `provider` uses `network` itself (status allocated, allocated to the
-    /// provider). Default actor: `isp:<provider>`.
-    pub fn record_ip_block(
-        &self,
-        actor: Option<&Actor>,
-        provider: &str,
-        network: ipnet::IpNet,
-        now: i64,
-    ) -> Result<IpFiling, RegistryError> {
-        let input = IpFilingInput {
-            provider: provider.to_string(),
-            network: network.to_string(),
-            source: None,
-            status: Some(IpBlockStatus::Allocated.as_str().to_string()),
-            allocated_to: Some(provider.to_string()),
-            province: None,
-            city: None,
-        };
-        self.file_ip_block(actor, &input, now)
-    }
-
-    /// File (or re-report) one address block. Default actor: `isp:<provider>`. ISPs report
-    /// their own blocks; IP reporters, bureaus and MIIT any; others are refused. A block
-    /// identical to another provider's is a conflict (unless one re-allocated it to the
-    /// other); more specific blocks refine less specific ones.
-    pub fn file_ip_block(
-        &self,
-        actor: Option<&Actor>,
-        input: &IpFilingInput,
-        now: i64,
-    ) -> Result<IpFiling, RegistryError> {
-        let mut txn = self.store.begin()?;
-        let f = match Self::file_ip_in(&mut txn, actor, input, now)? {
-            Ok(f) => f,
-            Err(IpRefusal::Permission(reason)) => {
-                return Err(RegistryError::Workflow {
-                    what: format!("IP filing {}", input.network.trim()),
-                    refusal: WorkflowError {
-                        rule: workflow::Rule::Permission,
-                        reason,
-                    },
-                })
-            }
-            Err(IpRefusal::Field(field, reason)) => {
-                return Err(RegistryError::Input {
-                    field: field.into(),
-                    reason,
-                })
-            }
-        };
-        txn.commit()?;
-        Ok(f)
-    }
-
-    fn file_ip_in(
-        txn: &mut S::Txn<'_>,
-        actor: Option<&Actor>,
-        input: &IpFilingInput,
-        now: i64,
-    ) -> Result<Result<IpFiling, IpRefusal>, RegistryError> {
-        let actor = actor
-            .cloned()
-            .unwrap_or_else(|| Actor::isp(input.provider.trim()));
-        if let Err(reason) = ipfiling::may_report(&actor, input.provider.trim()) {
-            return Ok(Err(IpRefusal::Permission(reason)));
-        }
-        // Validate with a placeholder id first: a refused line consumes no id.
-        let mut filing = match ipfiling::validate(0, input, &actor, now) {
-            Ok(f) => f,
-            Err(e) => return Ok(Err(IpRefusal::Field(e.field, e.reason))),
-        };
-        let mut reuse = None;
-        for id in txn.ip_filings_by_network(&filing.network)? {
-            let Some(existing) = txn.ip_filing(id)? else {
-                continue;
-            };
-            if existing.provider == filing.provider {
-                reuse = Some(id);
-            } else if ipfiling::conflicts(&existing, &filing) {
-                return Ok(Err(IpRefusal::Field(
-                    "network",
-                    format!(
-                        "{} is already filed by {} (IP filing {})",
-                        filing.network, existing.provider, existing.id
-                    ),
-                )));
-            }
-        }
-        filing.id = match reuse {
-            Some(id) => id,
-            None => txn.next_id(Sequence::IpFiling)?,
-        };
-        let meta = AuditMeta::new(&actor, "file_ip_block", now);
-        txn.put_ip_filing(&meta, &filing)?;
-        Ok(Ok(filing))
-    }
-
-    /// Import IP filings from JSON Lines (format: [`super::ipfiling`]). Each line is reported
-    /// by `actor`, or by `isp:<provider>`. Good lines are kept; bad ones are reported with
-    /// line, field and reason. Commits durably every 1000 lines.
-    pub fn import_ip_jsonl(
-        &self,
-        reader: impl BufRead,
-        actor: Option<&Actor>,
-        now: i64,
-    ) -> Result<IpImportReport, RegistryError> {
-        let mut report = IpImportReport::default();
-        let mut txn = self.store.begin()?;
-        let mut in_txn = 0usize;
-        for (i, line) in reader.lines().enumerate() {
-            let lineno = i + 1;
-            let text = line.map_err(|e| RegistryError::Io {
-                path: format!("line {lineno}"),
-                reason: e.to_string(),
-            })?;
-            if text.trim().is_empty() {
-                continue;
-            }
-            let input = match ipfiling::parse_line(lineno, &text) {
-                Ok(v) => v,
-                Err(e) => {
-                    report.errors.push(e);
-                    continue;
-                }
-            };
-            let line_err = |field: &str, reason: String| LineError {
-                line: lineno,
-                field: field.to_string(),
-                reason,
-            };
-            match Self::file_ip_in(&mut txn, actor, &input, now)? {
-                Ok(f) => report.accepted.push((lineno, f.id)),
-                Err(IpRefusal::Permission(r)) => report.errors.push(line_err("provider", r)),
-                Err(IpRefusal::Field(field, r)) => report.errors.push(line_err(field, r)),
-            }
-            in_txn += 1;
-            if in_txn >= BATCH {
-                txn.commit()?;
-                txn = self.store.begin()?;
-                in_txn = 0;
-            }
-        }
-        txn.commit()?;
-        Ok(report)
-    }
-
-    /// Every IP filing, in id order.
-    pub fn ip_filings(&self) -> Result<Vec<IpFiling>, RegistryError> {
-        let mut out = Vec::new();
-        self.store.scan_ip_filings(&mut |f| {
-            out.push(f);
-            true
-        })?;
-        Ok(out)
-    }
-
-    /// The blocks scanners match addresses against: each block with the provider actually
-    /// hosting on it (see [`IpFiling::hosting_provider`]); unallocated blocks are left out.
-    fn snapshot_ip_blocks(&self) -> Result<Vec<ProviderBlock>, RegistryError> {
-        let mut seen = std::collections::BTreeSet::new();
-        let mut out = Vec::new();
-        self.store.scan_ip_filings(&mut |f| {
-            if let Some(p) = f.hosting_provider() {
-                if seen.insert((f.network, p.to_string())) {
-                    out.push(ProviderBlock {
-                        provider: p.to_string(),
-                        network: f.network,
-                    });
-                }
-            }
-            true
-        })?;
-        Ok(out)
     }
 }
 

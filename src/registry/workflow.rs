@@ -97,10 +97,12 @@ pub enum Event {
     Approve { mode: ReviewMode },
     /// Bureau rejection of what is in review, with a reason.
     Reject { reason: String },
-    /// Change the domains of an approved filing (rule 4).
+    /// Change the domains (and, from a re-uploaded template, other website data) of an
+    /// approved filing (rule 4).
     RequestChange {
         add: Vec<Domain>,
         remove: Vec<Domain>,
+        details: ChangeDetails,
     },
     /// Ask for cancellation (rule 6).
     RequestCancellation { reason: String },
@@ -192,6 +194,8 @@ pub struct Submission {
     pub server_placement: Option<String>,
     pub categories: Vec<CategoryEntry>,
     pub operating_licence: Option<crate::number::LicenceNumber>,
+    /// An APP's package name or a mini-program's app id; websites have none.
+    pub app_id: Option<String>,
 }
 
 fn is_owner(actor: &Actor, subject: &Subject) -> bool {
@@ -339,15 +343,43 @@ pub fn submit(
         server_placement,
         categories,
         operating_licence,
+        app_id,
     } = submission;
     if providers.is_empty() {
         return refuse(Rule::Data, "a service names at least one access provider");
     }
-    if domains.is_empty() && ips.is_empty() {
-        return refuse(
-            Rule::Data,
-            "a website lists its domains (or its IPs if it has none)",
-        );
+    let app_id = app_id
+        .map(|a| a.trim().to_string())
+        .filter(|a| !a.is_empty());
+    match kind {
+        ServiceKind::Website => {
+            if domains.is_empty() && ips.is_empty() {
+                return refuse(
+                    Rule::Data,
+                    "a website lists its domains (or its IPs if it has none)",
+                );
+            }
+            if app_id.is_some() {
+                return refuse(
+                    Rule::Data,
+                    "a website has no app id (file the APP on its own)",
+                );
+            }
+        }
+        ServiceKind::App | ServiceKind::MiniProgram => {
+            if app_id.is_none() {
+                return refuse(
+                    Rule::Data,
+                    "an APP names its package name, a mini-program its app id",
+                );
+            }
+            if !domains.is_empty() {
+                return refuse(
+                    Rule::Data,
+                    "an APP or mini-program is filed by its app id, not by domains (file the website on its own)",
+                );
+            }
+        }
     }
     let allowed = is_owner(actor, subject)
         || matches!(actor, Actor::Isp { name, .. } if providers.contains(name));
@@ -407,6 +439,7 @@ pub fn submit(
         }],
         renewal: None,
         false_information: None,
+        app_id,
     })
 }
 
@@ -539,7 +572,11 @@ pub fn apply(
             }
             filing.rejection = Some(reason.clone());
         }
-        Event::RequestChange { add, remove } => {
+        Event::RequestChange {
+            add,
+            remove,
+            details,
+        } => {
             if !(is_owner(actor, s) || is_provider_of(actor, &filing)) {
                 return refuse(Rule::Permission, format!("{actor} is not the filer"));
             }
@@ -569,10 +606,19 @@ pub fn apply(
                 }
                 domains.push(a.clone());
             }
-            if domains.is_empty() && filing.ips.is_empty() {
+            let ips = details.ips.as_ref().unwrap_or(&filing.ips);
+            if domains.is_empty() && ips.is_empty() {
                 return refuse(Rule::Data, "a website keeps at least one domain (or IP)");
             }
-            if add.is_empty() && remove.is_empty() {
+            if details.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+                return refuse(Rule::Data, "a website keeps its name");
+            }
+            let details = ChangeDetails {
+                name: details.name.clone().filter(|n| *n != filing.name),
+                homepage: details.homepage.clone().filter(|h| *h != filing.homepage),
+                ips: details.ips.clone().filter(|i| *i != filing.ips),
+            };
+            if add.is_empty() && remove.is_empty() && details.is_empty() {
                 return refuse(Rule::Data, "a change adds or removes something");
             }
             check_domains_free(add, Some(filing.id), s, &state.domain_holders)?;
@@ -581,6 +627,7 @@ pub fn apply(
                 domains,
                 requested_by: actor.clone(),
                 requested_at: now,
+                details,
             });
         }
         Event::RequestCancellation { reason } => {
@@ -836,6 +883,15 @@ fn approve(
                 &state.domain_holders,
             )?;
             filing.domains = change.domains;
+            if let Some(name) = change.details.name {
+                filing.name = name;
+            }
+            if let Some(homepage) = change.details.homepage {
+                filing.homepage = homepage;
+            }
+            if let Some(ips) = change.details.ips {
+                filing.ips = ips;
+            }
             check_pre_approval(filing)?;
             // A change keeps the annual review date; its certificate is re-issued.
             filing.approved_at = Some(now);

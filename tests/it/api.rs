@@ -1904,3 +1904,187 @@ async fn keyring_has_the_exported_shape_and_notices_reach_the_outbox() {
     );
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn template_uploads_and_ip_filings_over_the_api() {
+    let s = Server::start(1 << 20).await;
+    let c = cast(&s).await;
+
+    // The templates are public downloads.
+    let r = s.raw("GET", "/api/templates/filing", None, None).await;
+    assert_eq!(r.status, 200);
+    assert!(r.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .contains("spreadsheetml"));
+    assert_eq!(
+        s.raw("GET", "/api/templates/x", None, None).await.status,
+        404
+    );
+
+    // A CSV in the filing template: the import-authorised ISP files its customers' rows;
+    // rows of other providers' sites are refused at the providers column.
+    let csv = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/templates/filings.csv"),
+    )
+    .unwrap();
+    let r = s
+        .raw(
+            "POST",
+            "/api/filings/import",
+            Some(&c.isp),
+            Some((csv.clone(), "text/csv")),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let v = r.json();
+    assert_eq!(v["format"], "csv");
+    assert_eq!(v["accepted"].as_array().unwrap().len(), 5, "{v}");
+    let errors = v["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 5, "{v}");
+    assert!(
+        errors.iter().all(|e| e["column"] == "O (接入服务单位)"),
+        "{v}"
+    );
+    // Not a template: a clear 400.
+    let r = s
+        .raw(
+            "POST",
+            "/api/filings/import",
+            Some(&c.isp),
+            Some((b"PK\x03\x04junk".to_vec(), "application/octet-stream")),
+        )
+        .await;
+    assert_eq!((r.status, r.error_code().as_str()), (400, "bad_upload"));
+
+    // IP filings: an ISP files its own blocks; overlaps follow the FAQ.
+    let block = |provider: &str, network: &str, status: &str, to: Option<&str>| {
+        json!({"provider": provider, "network": network, "status": status,
+               "allocated_to": to, "province": "京"})
+    };
+    let r = s
+        .call(
+            "POST",
+            "/api/ip-filings",
+            Some(&c.isp),
+            Some(block(
+                "示例接入商",
+                "203.0.113.0/24",
+                "allocated",
+                Some("示例接入商"),
+            )),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let own_id = r.json()["id"].as_u64().unwrap();
+    let inside = block("华北云", "203.0.113.0/25", "allocated", Some("华北云"));
+    let r = s
+        .call(
+            "POST",
+            "/api/ip-filings",
+            Some(&c.isp_other),
+            Some(inside.clone()),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("lies inside"), "{}", r.text);
+    let r = s
+        .call(
+            "POST",
+            "/api/ip-filings",
+            Some(&c.isp),
+            Some(block(
+                "华北云",
+                "198.51.100.0/24",
+                "allocated",
+                Some("华北云"),
+            )),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    for t in [&c.isp, &c.isp_other] {
+        let provider = if t == &c.isp {
+            "示例接入商"
+        } else {
+            "华北云"
+        };
+        let r = s
+            .call(
+                "POST",
+                "/api/ip-filings",
+                Some(t),
+                Some(block(provider, "192.0.2.0/30", "router_port", None)),
+            )
+            .await;
+        assert_eq!(r.status, 201, "identical router-port blocks: {}", r.text);
+    }
+    // Re-allocating the /24 to 华北云 lets it file inside.
+    let r = s
+        .call(
+            "PUT",
+            &format!("/api/ip-filings/{own_id}"),
+            Some(&c.isp),
+            Some(block(
+                "示例接入商",
+                "203.0.113.0/24",
+                "reallocated",
+                Some("华北云"),
+            )),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = s
+        .call("POST", "/api/ip-filings", Some(&c.isp_other), Some(inside))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    // Who sees what.
+    let count = |r: Resp| r.json().as_array().unwrap().len();
+    assert_eq!(
+        count(
+            s.call("GET", "/api/ip-filings", Some(&c.isp_other), None)
+                .await
+        ),
+        2
+    );
+    assert_eq!(
+        count(
+            s.call("GET", "/api/ip-filings", Some(&c.bureau_jing), None)
+                .await
+        ),
+        4
+    );
+    assert_eq!(
+        s.call("GET", "/api/ip-filings", Some(&c.icp), None)
+            .await
+            .status,
+        403
+    );
+    let r = s
+        .call(
+            "GET",
+            &format!("/api/ip-filings/{own_id}"),
+            Some(&c.isp_other),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    let units = s.call("GET", "/api/ip-units", Some(&c.miit), None).await;
+    assert_eq!(units.status, 200, "{}", units.text);
+    assert!(units.text.contains("华北云"), "{}", units.text);
+    // Delete: only who may report the provider's blocks.
+    let path = format!("/api/ip-filings/{own_id}");
+    assert_eq!(
+        s.call("DELETE", &path, Some(&c.isp_other), None)
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        s.call("DELETE", &path, Some(&c.isp), None).await.status,
+        204
+    );
+    assert_eq!(s.call("GET", &path, Some(&c.isp), None).await.status, 404);
+    // The audit chain accounts for the removal.
+    assert!(s.registry.verify_audit().unwrap().ok());
+    s.stop().await;
+}

@@ -18,4 +18,5 @@ mod render;
 mod report;
 mod scan;
 mod shard;
+mod templates;
 mod verdict;

@@ -459,6 +459,103 @@ fn an_ip_only_filing_is_numbered_without_a_certificate_and_never_stops_a_batch()
 }
 
 #[test]
+fn faq_apps_and_mini_programs_are_numbered_a_and_x_under_their_subject_without_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
+    let text = std::fs::read_to_string(data("filings.jsonl")).unwrap();
+    let website: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let service = |kind: &str, name: &str, app_id: Option<&str>, domains: &[&str]| {
+        let mut v = website.clone();
+        let w = v["website"].take();
+        v.as_object_mut().unwrap().remove("website");
+        let mut w = w;
+        w["kind"] = serde_json::json!(kind);
+        w["name"] = serde_json::json!(name);
+        w["app_id"] = serde_json::json!(app_id);
+        w["domains"] = serde_json::json!(domains);
+        w["ips"] = serde_json::json!([]);
+        v["service"] = w;
+        serde_json::to_string(&v).unwrap()
+    };
+    let lines = [
+        serde_json::to_string(&website).unwrap(),
+        service("APP", "示例APP", Some("com.example.app"), &[]),
+        service(
+            "mini_program",
+            "示例小程序",
+            Some("wx1234567890abcdef"),
+            &[],
+        ),
+        // Refused: an APP without its package name, an APP listing domains, a website with
+        // an app id, an unknown kind.
+        service("app", "无包名", None, &[]),
+        service(
+            "app",
+            "带域名",
+            Some("com.example.other"),
+            &["app-domain.com"],
+        ),
+        service(
+            "网站",
+            "网站带包名",
+            Some("com.example.web"),
+            &["web-with-app.com"],
+        ),
+        service("电视", "未知", Some("x"), &[]),
+    ]
+    .join("\n");
+    let r = reg
+        .import_jsonl(Cursor::new(lines), None, NOW, 10, &mut |_| {})
+        .unwrap();
+    let fields: Vec<(usize, &str)> = r
+        .errors
+        .iter()
+        .map(|e| (e.line, e.field.as_str()))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            (4, "website.app_id"),
+            (5, "website.domains"),
+            (6, "website.app_id"),
+            (7, "website.kind")
+        ],
+        "{:?}",
+        r.errors
+    );
+    assert_eq!(r.accepted.len(), 3);
+    approve_all(&reg);
+    let views: Vec<_> = r
+        .accepted
+        .iter()
+        .map(|(_, id)| reg.filing_view(&FilingKey::Id(*id)).unwrap())
+        .collect();
+    let numbers: Vec<String> = views
+        .iter()
+        .map(|v| v.service_number.clone().unwrap())
+        .collect();
+    // One subject number; services numbered in order, with the kind's letter.
+    let subject = views[0].subject_number.clone().unwrap();
+    let stem = subject.trim_end_matches('号');
+    for (n, suffix) in numbers.iter().zip(["号-1", "号-2A", "号-3X"]) {
+        assert_eq!(*n, format!("{stem}{suffix}"));
+    }
+    assert_eq!(views[1].kind, "app");
+    assert_eq!(views[1].app_id.as_deref(), Some("com.example.app"));
+    assert_eq!(views[2].kind, "mini_program");
+    // Only the website has a certificate, and only it is in the scanners' snapshot.
+    assert!(views[0].cert_key_id.is_some());
+    assert!(views[1].cert_key_id.is_none() && views[2].cert_key_id.is_none());
+    let snap = reg.snapshot(NOW).unwrap();
+    let json = serde_json::to_string(&snap).unwrap();
+    assert!(!json.contains("com.example.app"));
+    assert!(r
+        .accepted
+        .iter()
+        .all(|(_, id)| reg.filing_view(&FilingKey::Id(*id)).unwrap().status == "active"));
+}
+
+#[test]
 fn certificates_verify_offline_and_a_compromised_key_gets_them_reissued() {
     use beian::accounts::service::Accounts;
     use beian::cert::{verify, verify_offline, CertVerdict, Keyring};

@@ -176,6 +176,9 @@ pub trait IpFilingRead {
     fn ip_filing(&self, id: IpFilingId) -> Result<Option<IpFiling>, StoreError>;
     /// Every IP filing of exactly this network (several only across a re-allocation).
     fn ip_filings_by_network(&self, network: &ipnet::IpNet) -> Result<Vec<IpFilingId>, StoreError>;
+    /// Every IP filing whose network contains, equals or lies inside `network`.
+    fn ip_filings_overlapping(&self, network: &ipnet::IpNet)
+        -> Result<Vec<IpFilingId>, StoreError>;
 }
 
 /// Full scan of IP filings, in id order. The visitor returns `false` to stop.
@@ -187,4 +190,7 @@ pub trait IpFilingScan {
 pub trait IpFilingWrite: IpFilingRead {
     /// Store an IP filing (index: network) and audit the change.
     fn put_ip_filing(&mut self, meta: &AuditMeta, filing: &IpFiling) -> Result<(), StoreError>;
+    /// Remove an IP filing (and its index entry) and audit the removal. Removing one that does
+    /// not exist is a no-op.
+    fn delete_ip_filing(&mut self, meta: &AuditMeta, id: IpFilingId) -> Result<(), StoreError>;
 }

@@ -956,6 +956,50 @@ impl<S: KvGet> Reader<'_, S> {
         }
         Ok(out)
     }
+    /// Supernets by exact lookups (one per shorter prefix length); subnets by a scan of the
+    /// keys sharing the block's whole leading bytes, filtered by containment.
+    fn ip_filings_overlapping(&self, net: &ipnet::IpNet) -> Result<Vec<IpFilingId>, StoreError> {
+        let mut out = std::collections::BTreeSet::new();
+        for len in 0..=net.prefix_len() {
+            if let Ok(sup) = ipnet::IpNet::new(net.addr(), len) {
+                out.extend(self.ip_filings_by_network(&sup.trunc())?);
+            }
+        }
+        let (family, octets): (u8, Vec<u8>) = match net {
+            ipnet::IpNet::V4(n) => (4, n.network().octets().to_vec()),
+            ipnet::IpNet::V6(n) => (6, n.network().octets().to_vec()),
+        };
+        let mut p = b"P/".to_vec();
+        p.push(family);
+        p.extend_from_slice(&octets[..(net.prefix_len() / 8) as usize]);
+        let addr_at = 3;
+        let addr_len = octets.len();
+        for k in self.0.kv_prefix(&p)? {
+            let Some(addr) = k.get(addr_at..addr_at + addr_len) else {
+                continue;
+            };
+            let Some(&len) = k.get(addr_at + addr_len) else {
+                continue;
+            };
+            let sub = match family {
+                4 => <[u8; 4]>::try_from(addr)
+                    .ok()
+                    .and_then(|a| ipnet::Ipv4Net::new(a.into(), len).ok())
+                    .map(ipnet::IpNet::V4),
+                _ => <[u8; 16]>::try_from(addr)
+                    .ok()
+                    .and_then(|a| ipnet::Ipv6Net::new(a.into(), len).ok())
+                    .map(ipnet::IpNet::V6),
+            };
+            if sub.is_some_and(|sub| net.contains(&sub)) {
+                out.insert(decode_id(
+                    &k,
+                    k.get(addr_at + addr_len + 2..).unwrap_or(&[]),
+                )?);
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
 }
 
 impl IpFilingRead for SledStore {
@@ -965,6 +1009,9 @@ impl IpFilingRead for SledStore {
     fn ip_filings_by_network(&self, net: &ipnet::IpNet) -> Result<Vec<IpFilingId>, StoreError> {
         read_impl(&self.tree).ip_filings_by_network(net)
     }
+    fn ip_filings_overlapping(&self, net: &ipnet::IpNet) -> Result<Vec<IpFilingId>, StoreError> {
+        read_impl(&self.tree).ip_filings_overlapping(net)
+    }
 }
 
 impl IpFilingRead for SledTxn<'_> {
@@ -973,6 +1020,9 @@ impl IpFilingRead for SledTxn<'_> {
     }
     fn ip_filings_by_network(&self, net: &ipnet::IpNet) -> Result<Vec<IpFilingId>, StoreError> {
         read_impl(self).ip_filings_by_network(net)
+    }
+    fn ip_filings_overlapping(&self, net: &ipnet::IpNet) -> Result<Vec<IpFilingId>, StoreError> {
+        read_impl(self).ip_filings_overlapping(net)
     }
 }
 
@@ -1004,6 +1054,18 @@ impl IpFilingWrite for SledTxn<'_> {
             Some(&bytes),
         );
         self.put(id_key("p/", f.id), bytes);
+        Ok(())
+    }
+
+    fn delete_ip_filing(&mut self, meta: &AuditMeta, id: IpFilingId) -> Result<(), StoreError> {
+        let Some(before) = read_impl(self).ip_filing(id)? else {
+            return Ok(());
+        };
+        let mut k = network_prefix(&before.network);
+        k.extend_from_slice(&id.to_be_bytes());
+        self.del(k);
+        self.append_audit(meta, format!("ip_filing:{id}"), json(&before), None, None);
+        self.del(id_key("p/", id));
         Ok(())
     }
 }

@@ -38,6 +38,7 @@ fn submission(domains: &[&str], providers: &[&str]) -> Submission {
         server_placement: None,
         categories: vec![],
         operating_licence: None,
+        app_id: None,
     }
 }
 
@@ -375,6 +376,7 @@ fn rule4_filer_cannot_modify_while_under_review() {
         Event::RequestChange {
             add: vec![d("more.com")],
             remove: vec![],
+            details: Default::default(),
         },
         &Actor::icp("owner1"),
     )
@@ -387,6 +389,7 @@ fn rule4_filer_cannot_modify_while_under_review() {
         Event::RequestChange {
             add: vec![d("more.com")],
             remove: vec![],
+            details: Default::default(),
         },
         &Actor::icp("owner1"),
     )
@@ -396,6 +399,7 @@ fn rule4_filer_cannot_modify_while_under_review() {
         Event::RequestChange {
             add: vec![d("other.com")],
             remove: vec![],
+            details: Default::default(),
         },
         &Actor::icp("owner1"),
     )
@@ -413,6 +417,7 @@ fn rule4_old_certificate_stays_valid_until_the_change_is_approved() {
         Event::RequestChange {
             add: vec![d("more.com")],
             remove: vec![d("example.net")],
+            details: Default::default(),
         },
         &Actor::icp("owner1"),
     )
@@ -737,6 +742,7 @@ fn rule8_duplicate_domain_of_another_subject_is_refused() {
         Event::RequestChange {
             add: vec![d("example.com")],
             remove: vec![],
+            details: Default::default(),
         },
         &Actor::icp("owner1"),
     );
@@ -754,6 +760,7 @@ fn rule8_duplicate_domain_of_another_subject_is_refused() {
         Event::RequestChange {
             add: vec![d("taken.com")],
             remove: vec![],
+            details: Default::default(),
         },
         &Actor::icp("owner1"),
     )

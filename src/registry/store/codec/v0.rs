@@ -270,6 +270,7 @@ impl From<Filing> for current::Filing {
                 domains: p.domains,
                 requested_by: p.requested_by,
                 requested_at: p.requested_at,
+                details: Default::default(),
             }),
             cancellation: f.cancellation.map(|c| current::CancellationRequest {
                 requested_by: c.requested_by,
@@ -288,6 +289,7 @@ impl From<Filing> for current::Filing {
                 .collect(),
             renewal: None,
             false_information: None,
+            app_id: None,
         }
     }
 }
