@@ -19,3 +19,4 @@ mod report;
 mod scan;
 mod shard;
 mod verdict;
+mod web;
