@@ -530,6 +530,17 @@ pub fn date(unix: Option<i64>) -> String {
         .unwrap_or_else(|| "—".to_string())
 }
 
+/// Format unix seconds as date and time (UTC+8).
+pub fn datetime(unix: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp(unix, 0)
+        .map(|d| {
+            (d + chrono::Duration::hours(8))
+                .format("%Y-%m-%d %H:%M")
+                .to_string()
+        })
+        .unwrap_or_else(|| "—".to_string())
+}
+
 /// A filing status in words.
 pub fn status_text(lang: Lang, status: &str) -> String {
     let (zh, en) = match status {

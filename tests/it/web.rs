@@ -645,3 +645,263 @@ async fn html_report_of_a_1000_site_scan_in_a_browser() {
     chrome.close().await;
     drop(fleet);
 }
+
+/// The first run of exactly six ASCII digits.
+fn six_digits(text: &str) -> String {
+    let b: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i].is_ascii_digit() {
+            let j = (i..b.len())
+                .find(|&j| !b[j].is_ascii_digit())
+                .unwrap_or(b.len());
+            if j - i == 6 {
+                return b[i..j].iter().collect();
+            }
+            i = j;
+        } else {
+            i += 1;
+        }
+    }
+    panic!("no code in {text:?}")
+}
+
+/// The latest outbox message to `to`.
+fn outbox(state: &beian::api::Shared, to: &str) -> String {
+    beian::accounts::service::Accounts::outbox(state.registry.store())
+        .unwrap()
+        .into_iter()
+        .rev()
+        .find(|m| m.to == to)
+        .unwrap_or_else(|| panic!("no message to {to}"))
+        .body
+}
+
+/// Sign in through the two login pages (the code from the outbox); ends on /app.
+async fn sign_in(page: &Page, s: &Served, username: &str, password: &str, to: &str) {
+    page.goto(s.url("/login")).await.unwrap();
+    submit(
+        page,
+        &format!("document.getElementById('username').value = '{username}'; document.getElementById('password').value = '{password}'; document.getElementById('login').submit()"),
+    )
+    .await;
+    let code = six_digits(&outbox(&s.state, to));
+    submit(
+        page,
+        &format!("document.getElementById('code').value = '{code}'; document.getElementById('verify').submit()"),
+    )
+    .await;
+    let url = page.url().await.unwrap().unwrap();
+    assert!(url.ends_with("/app"), "{url}: {}", text(page).await);
+}
+
+async fn sign_out(page: &Page) {
+    submit(
+        page,
+        "document.querySelector('form[action=\"/logout\"]').submit()",
+    )
+    .await;
+}
+
+/// A request with the browser's cookies (read over CDP: they are `HttpOnly`, so scripts in the
+/// page cannot): status and body.
+async fn fetch(page: &Page, base: &str, method: &str, path: &str, form: &str) -> (u16, String) {
+    let cookies = page.get_cookies().await.unwrap();
+    for c in &cookies {
+        if c.name == "beian_session" {
+            assert!(c.http_only, "the session cookie is HttpOnly");
+            assert!(
+                matches!(
+                    c.same_site,
+                    Some(chromiumoxide::cdp::browser_protocol::network::CookieSameSite::Strict)
+                ),
+                "the session cookie is SameSite=Strict"
+            );
+        }
+    }
+    let header = cookies
+        .iter()
+        .map(|c| format!("{}={}", c.name, c.value))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let client = reqwest::Client::new();
+    let url = format!("{base}{path}");
+    let rb = if method == "GET" {
+        client.get(url)
+    } else {
+        client
+            .post(url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form.to_string())
+    };
+    let r = rb.header("cookie", header).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.text().await.unwrap())
+}
+
+/// The filing workspace by role: the access provider verifies, another province's bureau
+/// does not see the filing, the bureau approves, the filer sees the number and downloads the
+/// certificate; a form posted without its token is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workspace_flow_in_a_browser() {
+    use axum::extract::State;
+    use beian::api::{auth, workflow, ApiJson};
+    let now = chrono::Utc::now().timestamp();
+    let dir = tempfile::tempdir().unwrap();
+    let (registry, init) = Registry::init(dir.path(), now - 60).unwrap();
+    let miit_password = init.miit_password;
+    let s = Served::start(Arc::new(registry), Config::default()).await;
+    let st = &s.state;
+    // The cast, through the API's handlers.
+    for (u, p) in [("bureau_jing", "京"), ("bureau_hu", "沪")] {
+        auth::create_user(
+            State(st.clone()),
+            caller(st, "miit"),
+            ApiJson(auth::NewUserBody {
+                username: u.into(),
+                password: Some("bureau-pw1".into()),
+                role: beian::accounts::Role::Bureau,
+                province: Some(p.into()),
+                name: None,
+                email: None,
+                mobile: None,
+            }),
+        )
+        .await
+        .unwrap();
+    }
+    auth::create_user(
+        State(st.clone()),
+        caller(st, "bureau_jing"),
+        ApiJson(auth::NewUserBody {
+            username: "isp_a".into(),
+            password: Some("isp-pw12".into()),
+            role: beian::accounts::Role::Isp,
+            province: None,
+            name: Some("示例接入商".into()),
+            email: None,
+            mobile: None,
+        }),
+    )
+    .await
+    .unwrap();
+    let reg = beian::accounts::service::Registration {
+        username: "zhang_san".into(),
+        password: "secret-pw1".into(),
+        mobile: "13800000001".into(),
+        email: "zs@example.com".into(),
+    };
+    let msgs = st
+        .accounts
+        .register(st.registry.store(), &reg, now)
+        .unwrap();
+    st.deliver(msgs).await.unwrap();
+    let sms = six_digits(&outbox(st, "13800000001"));
+    let mail = six_digits(&outbox(st, "zs@example.com"));
+    st.accounts
+        .activate(st.registry.store(), "zhang_san", &sms, &mail, now)
+        .unwrap();
+    let filing: serde_json::Value = serde_json::from_str(&filing_line(
+        FILED,
+        "北京示例科技有限公司",
+        "京",
+        "91110108MA01ABCD2H",
+    ))
+    .unwrap();
+    workflow::submit(State(st.clone()), caller(st, "zhang_san"), ApiJson(filing))
+        .await
+        .unwrap();
+
+    let chrome = Chromium::launch().await;
+    let page = chrome.page(&s.url("/app")).await;
+    // Without a session the workspace asks for a login.
+    assert!(page.url().await.unwrap().unwrap().ends_with("/login"));
+    screenshot(&page, "login").await;
+
+    // The access provider verifies.
+    sign_in(&page, &s, "isp_a", "isp-pw12", "user:isp_a").await;
+    let t = text(&page).await;
+    assert!(t.contains("待核验的接入") && t.contains(FILED), "{t}");
+    screenshot(&page, "app-isp").await;
+    submit(&page, "document.querySelector('#verify form').submit()").await;
+    assert!(text(&page).await.contains("verify-access"));
+    sign_out(&page).await;
+
+    // Another province's bureau does not see it.
+    sign_in(&page, &s, "bureau_hu", "bureau-pw1", "user:bureau_hu").await;
+    let t = text(&page).await;
+    assert!(t.contains("没有待审核的备案") && !t.contains(FILED), "{t}");
+    sign_out(&page).await;
+
+    // The bureau of its province approves.
+    sign_in(&page, &s, "bureau_jing", "bureau-pw1", "user:bureau_jing").await;
+    let t = text(&page).await;
+    assert!(t.contains("待审核 (1)") && t.contains(FILED), "{t}");
+    screenshot(&page, "app-bureau").await;
+    submit(
+        &page,
+        "document.querySelector('#queue form.approve').submit()",
+    )
+    .await;
+    assert!(text(&page).await.contains("approve"));
+    sign_out(&page).await;
+
+    // The filer sees the number and downloads the certificate.
+    sign_in(&page, &s, "zhang_san", "secret-pw1", "zs@example.com").await;
+    let number = st
+        .registry
+        .filing_view(&FilingKey::Domain(FILED.into()))
+        .unwrap()
+        .service_number
+        .unwrap();
+    let t = text(&page).await;
+    assert!(t.contains(&number) && t.contains("已备案（有效）"), "{t}");
+    screenshot(&page, "app-filer").await;
+    let href: String = page
+        .evaluate("document.querySelector('#mine a.cert').getAttribute('href')")
+        .await
+        .unwrap()
+        .into_value()
+        .unwrap();
+    let (status, cert) = fetch(&page, &s.base, "GET", &href, "").await;
+    assert_eq!(status, 200);
+    assert_eq!(cert, st.registry.certificate_for(FILED).unwrap().text);
+    // CSRF: the same form without its token is refused, with it accepted.
+    let id = href.split('/').nth(3).unwrap().to_string();
+    let (status, body) = fetch(
+        &page,
+        &s.base,
+        "POST",
+        &format!("/app/filings/{id}/cancel"),
+        "reason=x",
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, _) = fetch(
+        &page,
+        &s.base,
+        "POST",
+        &format!("/app/filings/{id}/cancel"),
+        "csrf=0000&reason=x",
+    )
+    .await;
+    assert_eq!(status, 403);
+    sign_out(&page).await;
+
+    // The other province's bureau cannot fetch the certificate either.
+    sign_in(&page, &s, "bureau_hu", "bureau-pw1", "user:bureau_hu").await;
+    let (status, _) = fetch(&page, &s.base, "GET", &href, "").await;
+    assert_eq!(status, 403);
+    sign_out(&page).await;
+
+    // MIIT: users and keys.
+    sign_in(&page, &s, "miit", &miit_password, "user:miit").await;
+    let t = text(&page).await;
+    assert!(
+        t.contains("用户管理") && t.contains("bureau_jing") && t.contains("轮换密钥"),
+        "{t}"
+    );
+    screenshot(&page, "app-miit").await;
+    chrome.close().await;
+    s.stop().await;
+}
