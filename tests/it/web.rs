@@ -17,6 +17,10 @@ use chromiumoxide::handler::viewport::Viewport;
 use chromiumoxide::Page;
 use futures::StreamExt;
 
+/// The browser tests take turns (each starts its own Chromium): on a small machine three
+/// browsers at once beside the rendering tests make everything slow.
+pub static ONE_BROWSER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A headless Chromium, killed (by its own child handle) and its profile removed on drop.
 pub struct Chromium {
     pub browser: Browser,
@@ -216,6 +220,7 @@ pub fn filed_registry(dir: &std::path::Path, now: i64) -> (Registry, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn public_pages_in_a_browser() {
+    let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
     let now = chrono::Utc::now().timestamp();
     let dir = tempfile::tempdir().unwrap();
     let (registry, _) = filed_registry(dir.path(), now);
@@ -478,6 +483,7 @@ pub fn urlencode(s: &str) -> String {
 /// opens in under 2 s, its charts are there and its table filters.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn html_report_of_a_1000_site_scan_in_a_browser() {
+    let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
     const SITES: usize = 1000;
     const FILED_SITES: usize = 300;
     let now = chrono::Utc::now().timestamp();
@@ -744,6 +750,7 @@ async fn fetch(page: &Page, base: &str, method: &str, path: &str, form: &str) ->
 /// certificate; a form posted without its token is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workspace_flow_in_a_browser() {
+    let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
     use axum::extract::State;
     use beian::api::{auth, workflow, ApiJson};
     let now = chrono::Utc::now().timestamp();
