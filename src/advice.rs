@@ -47,11 +47,17 @@ fn number_to_show(ctx: &AdviceContext) -> String {
     }
 }
 
+/// The footer HTML a filer pastes: the number, linked to the filing system.
+pub fn footer_snippet(ctx: &AdviceContext) -> String {
+    let num = number_to_show(ctx);
+    format!("<a href=\"{MIIT_URL}\" target=\"_blank\">{num}</a>")
+}
+
 /// Advice for a finding code. Unknown codes get a generic text naming the code.
 pub fn advice(code: &str, ctx: &AdviceContext) -> Advice {
     let host = &ctx.host;
     let num = number_to_show(ctx);
-    let link = format!("<a href=\"{MIIT_URL}\" target=\"_blank\">{num}</a>");
+    let link = footer_snippet(ctx);
     let (zh, en, fix_zh, fix_en) = match code {
         "unfiled" => (
             format!("{host} 没有有效的ICP备案。"),
@@ -158,18 +164,16 @@ pub fn advice(code: &str, ctx: &AdviceContext) -> Advice {
     }
 }
 
-/// The whole human self-check report for one target, in Chinese with English.
-pub fn render_report(
+/// What the advice for one checked target may name: its host, the filing the registry has
+/// for it, the numbers its homepage showed and the provider serving it.
+pub fn context(
     result: &crate::scan::TargetResult,
     snapshot: &crate::registry::snapshot::Snapshot,
     required_number: &str,
-) -> String {
-    use crate::verdict::{UnknownReason, Verdict};
-    use std::fmt::Write;
-    let a = &result.assessment;
+) -> AdviceContext {
     let obs = &result.observation;
     let filing = snapshot.lookup_host(&obs.host);
-    let ctx = AdviceContext {
+    AdviceContext {
         host: obs.host.clone(),
         service_number: filing.map(|f| f.service_number.to_string()),
         subject_number: filing.map(|f| f.subject_number.to_string()),
@@ -185,7 +189,73 @@ pub fn render_report(
             .dns
             .used
             .and_then(|ip| snapshot.provider_of(ip).map(str::to_string)),
-    };
+    }
+}
+
+/// Why a site could not be checked, in Chinese and English.
+pub fn unknown_reason(reason: crate::verdict::UnknownReason) -> (&'static str, &'static str) {
+    use crate::verdict::UnknownReason;
+    match reason {
+        UnknownReason::Dns => ("域名无法解析。", "The name does not resolve."),
+        UnknownReason::BlockedAddress => (
+            "域名解析到内网或保留地址，检查器不会访问。",
+            "The name resolves to a private or reserved address, which the checker does not visit.",
+        ),
+        UnknownReason::Connect => ("无法连接服务器。", "Could not connect to the server."),
+        UnknownReason::Tls => ("HTTPS握手失败。", "The TLS handshake failed."),
+        UnknownReason::Timeout | UnknownReason::Deadline => {
+            ("服务器响应超时。", "The server did not answer in time.")
+        }
+        UnknownReason::Http403 => (
+            "服务器拒绝访问（403，可能是防火墙/WAF）。请放行检查器。",
+            "The server refused access (403, probably a WAF). Allow the checker through.",
+        ),
+        UnknownReason::Http5xx => ("服务器错误（5xx）。", "The server answered with an error (5xx)."),
+        UnknownReason::TooManyRedirects => ("重定向次数过多。", "Too many redirects."),
+        UnknownReason::RedirectLoop => ("重定向形成循环。", "The redirects go round in a loop."),
+        UnknownReason::BadRedirect => (
+            "重定向目标无效（不是 http/https 地址）。",
+            "A redirect points to an invalid or non-http(s) location.",
+        ),
+        UnknownReason::Reset => ("连接被服务器重置。", "The server reset the connection."),
+        UnknownReason::HeaderTooLarge => (
+            "服务器响应头过大。",
+            "The server's response headers are too large.",
+        ),
+        UnknownReason::Http404 => ("首页不存在（404）。", "The homepage does not exist (404)."),
+        UnknownReason::Http4xx => ("服务器拒绝请求（4xx）。", "The server refused the request (4xx)."),
+        UnknownReason::RateLimited => (
+            "服务器要求降低访问频率（429）。请稍后再试或放行检查器。",
+            "The server asked the checker to slow down (429). Try later or allow the checker through.",
+        ),
+        UnknownReason::Challenge => (
+            "首页是防火墙/人机验证页面，看不到网站内容。请放行检查器。",
+            "The homepage is a WAF or bot-challenge page, not the site. Allow the checker through.",
+        ),
+        UnknownReason::NeedsRender => (
+            "首页由脚本生成，需要浏览器渲染才能看到页脚；本次未能渲染。",
+            "The homepage is built by scripts and needs a browser to show its footer; it could not be rendered.",
+        ),
+        UnknownReason::CertUnreachable => (
+            "无法取得 /cert/bazs.cert（既不是 200 也不是 404），证书检查未完成。请确保该路径可直接访问。",
+            "/cert/bazs.cert answered neither 200 nor 404, so the certificate could not be checked. Make sure the path is reachable.",
+        ),
+        UnknownReason::Other => ("首页无法读取。", "The homepage could not be read."),
+    }
+}
+
+/// The whole human self-check report for one target, in Chinese with English.
+pub fn render_report(
+    result: &crate::scan::TargetResult,
+    snapshot: &crate::registry::snapshot::Snapshot,
+    required_number: &str,
+) -> String {
+    use crate::verdict::Verdict;
+    use std::fmt::Write;
+    let a = &result.assessment;
+    let obs = &result.observation;
+    let filing = snapshot.lookup_host(&obs.host);
+    let ctx = context(result, snapshot, required_number);
     let mut s = String::new();
     let _ = writeln!(s, "beian 自检 / self-check: {}", obs.target);
     let verdict_zh = match a.verdict {
@@ -211,53 +281,7 @@ pub fn render_report(
         );
     }
     if let Verdict::Unknown(reason) = a.verdict {
-        let (zh, en) = match reason {
-            UnknownReason::Dns => ("域名无法解析。", "The name does not resolve."),
-            UnknownReason::BlockedAddress => (
-                "域名解析到内网或保留地址，检查器不会访问。",
-                "The name resolves to a private or reserved address, which the checker does not visit.",
-            ),
-            UnknownReason::Connect => ("无法连接服务器。", "Could not connect to the server."),
-            UnknownReason::Tls => ("HTTPS握手失败。", "The TLS handshake failed."),
-            UnknownReason::Timeout | UnknownReason::Deadline => {
-                ("服务器响应超时。", "The server did not answer in time.")
-            }
-            UnknownReason::Http403 => (
-                "服务器拒绝访问（403，可能是防火墙/WAF）。请放行检查器。",
-                "The server refused access (403, probably a WAF). Allow the checker through.",
-            ),
-            UnknownReason::Http5xx => ("服务器错误（5xx）。", "The server answered with an error (5xx)."),
-            UnknownReason::TooManyRedirects => ("重定向次数过多。", "Too many redirects."),
-            UnknownReason::RedirectLoop => ("重定向形成循环。", "The redirects go round in a loop."),
-            UnknownReason::BadRedirect => (
-                "重定向目标无效（不是 http/https 地址）。",
-                "A redirect points to an invalid or non-http(s) location.",
-            ),
-            UnknownReason::Reset => ("连接被服务器重置。", "The server reset the connection."),
-            UnknownReason::HeaderTooLarge => (
-                "服务器响应头过大。",
-                "The server's response headers are too large.",
-            ),
-            UnknownReason::Http404 => ("首页不存在（404）。", "The homepage does not exist (404)."),
-            UnknownReason::Http4xx => ("服务器拒绝请求（4xx）。", "The server refused the request (4xx)."),
-            UnknownReason::RateLimited => (
-                "服务器要求降低访问频率（429）。请稍后再试或放行检查器。",
-                "The server asked the checker to slow down (429). Try later or allow the checker through.",
-            ),
-            UnknownReason::Challenge => (
-                "首页是防火墙/人机验证页面，看不到网站内容。请放行检查器。",
-                "The homepage is a WAF or bot-challenge page, not the site. Allow the checker through.",
-            ),
-            UnknownReason::NeedsRender => (
-                "首页由脚本生成，需要浏览器渲染才能看到页脚；本次未能渲染。",
-                "The homepage is built by scripts and needs a browser to show its footer; it could not be rendered.",
-            ),
-            UnknownReason::CertUnreachable => (
-                "无法取得 /cert/bazs.cert（既不是 200 也不是 404），证书检查未完成。请确保该路径可直接访问。",
-                "/cert/bazs.cert answered neither 200 nor 404, so the certificate could not be checked. Make sure the path is reachable.",
-            ),
-            UnknownReason::Other => ("首页无法读取。", "The homepage could not be read."),
-        };
+        let (zh, en) = unknown_reason(reason);
         let _ = writeln!(s, "\n无法检查 Could not check: {zh} / {en}");
     }
     if a.findings.is_empty() {

@@ -24,6 +24,7 @@
 //! - [`fsutil`]: durable atomic file replacement (temp file, fsync, rename, directory fsync).
 //! - [`metrics`]: every Prometheus metric, defined once.
 //! - [`api`]: the HTTP API (axum), auth, one error→response mapping.
+//! - [`web`]: the HTML pages `serve` renders (public query, self-check, scan reports, workspace).
 //!
 //! The `beian` binary (`src/main.rs`, `src/cli/`) is a thin layer over this library.
 
@@ -49,3 +50,4 @@ pub mod schedule;
 pub mod shard;
 pub mod tabular;
 pub mod verdict;
+pub mod web;

@@ -89,10 +89,12 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = self.status();
-        let (code, message, field): (&str, String, Option<&str>) = match &self {
+impl ApiError {
+    /// What the client may see: the stable code, the message and the offending field.
+    /// Internal details are logged here and replaced by a generic message. The JSON API and
+    /// the HTML pages ([`crate::web`]) both answer with these parts.
+    pub fn public_parts(&self) -> (&str, String, Option<&str>) {
+        match self {
             ApiError::BadRequest {
                 code,
                 message,
@@ -122,7 +124,14 @@ impl IntoResponse for ApiError {
                 tracing::error!(%detail, "internal error in API handler");
                 ("internal", "internal error".into(), None)
             }
-        };
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let (code, message, field) = self.public_parts();
         let body = Body {
             error: Inner {
                 code,

@@ -49,7 +49,16 @@ pub fn classify(method: &Method, path: &str) -> Option<RouteClass> {
             | "/api/keyring"
             | "/api/announcements"
             | "/api/announcements/:id"
-            | "/api/announcements/:id/attachments/:attachment",
+            | "/api/announcements/:id/attachments/:attachment"
+            // The HTML pages (crate::web) anyone may open.
+            | "/"
+            | "/codes"
+            | "/announcements"
+            | "/announcements/:id"
+            | "/assets/app.css"
+            | "/check"
+            | "/check/:id"
+            | "/login",
         ) => Some(RouteClass::Public),
         (
             "POST",
@@ -58,7 +67,9 @@ pub fn classify(method: &Method, path: &str) -> Option<RouteClass> {
             | "/api/login"
             | "/api/login/verify"
             | "/api/password/reset-request"
-            | "/api/password/reset",
+            | "/api/password/reset"
+            | "/login"
+            | "/login/verify",
         ) => Some(RouteClass::Account),
         _ => None,
     }

@@ -168,7 +168,7 @@ pub enum ServeError {
 
 pub type Shared = Arc<AppState>;
 
-fn unix_now() -> i64 {
+pub fn unix_now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
@@ -650,6 +650,7 @@ pub fn api_router(state: Shared) -> Router {
     }
     let limit = state.config.serve.body_limit;
     router
+        .merge(crate::web::router(state.clone()))
         .fallback(|| async {
             ApiError::NotFound {
                 what: "route".into(),

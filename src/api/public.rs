@@ -168,7 +168,7 @@ pub struct CheckResult {
     pub report: String,
 }
 
-fn valid_target(t: &str) -> Result<String, ApiError> {
+pub fn valid_target(t: &str) -> Result<String, ApiError> {
     let t = t.trim();
     if t.is_empty() || t.len() > 2048 || t.chars().any(|c| c.is_control() || c == ' ') {
         return Err(ApiError::invalid_field(

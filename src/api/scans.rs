@@ -27,8 +27,9 @@ pub struct ScanRequest {
     pub province: Option<String>,
 }
 
-/// Who may see scans: MIIT everything, a bureau its province.
-fn viewer(actor: &Actor) -> Result<Option<char>, ApiError> {
+/// Who may see scans: MIIT everything (`None`), a bureau its province. The scan report page
+/// ([`crate::web::scans`]) asks the same.
+pub fn viewer(actor: &Actor) -> Result<Option<char>, ApiError> {
     match actor {
         Actor::Miit => Ok(None),
         Actor::Bureau { province } => Ok(Some(*province)),

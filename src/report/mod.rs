@@ -1,10 +1,12 @@
 //! Scan output sinks: the JSON Lines [`ScanRecord`] (one object per target, DESIGN.md §5, each
 //! finding with what the policy says about it and its confirmation), a CSV of the same records
 //! (one row per finding), an incremental Markdown [`Summary`], and the scan [`ScanHistory`]
-//! with [`diff`] between two scans and the [`PriorFindings`] confirmations count from. Text
+//! with [`diff`] between two scans and the [`PriorFindings`] confirmations count from, and the
+//! self-contained [`HtmlReport`] (charts and a filterable table of every site). Text
 //! read from sites appears only inside records, never in metric labels.
 
 mod history;
+mod html;
 mod record;
 mod sinks;
 mod summary;
@@ -14,6 +16,9 @@ use std::io::BufRead;
 pub use history::{
     diff, diff_readers, PriorFindings, ScanDiff, ScanHistory, ScanMeta, ScanWriter, TargetChange,
     TargetState,
+};
+pub use html::{
+    province_counts, report_csp, verdict_counts, HtmlReport, MAX_REPORT_ROWS, SERVER_ROWS,
 };
 pub use record::{Evidence, RecordCert, RecordFinding, RecordIcp, RecordNumbers, ScanRecord};
 pub use sinks::{CsvWriter, JsonlWriter, CSV_COLUMNS};
@@ -50,6 +55,8 @@ pub enum ReportError {
     BadScanId { id: String },
     #[error("{path}: no such scan")]
     NoSuchScan { path: String },
+    #[error("HTML report: {0}")]
+    Template(String),
 }
 
 impl ReportError {

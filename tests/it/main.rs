@@ -20,3 +20,4 @@ mod scan;
 mod shard;
 mod templates;
 mod verdict;
+mod web;

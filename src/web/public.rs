@@ -1,0 +1,243 @@
+//! The anonymous pages: the public query (`/`: a domain or filing number → the filing's public
+//! fields, or a plain "not filed"), the code tables and the announcements with their
+//! attachments. Each calls the JSON API's handler for the same data, so the fields shown, the
+//! lookups and the quotas are the API's.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use serde::Deserialize;
+
+use super::{date, status_text, Chrome, WebError, WebState};
+use crate::api::announcements::{self, Announcement};
+use crate::api::error::ApiPath;
+use crate::api::public::PublicFiling;
+use crate::api::ApiError;
+use crate::codes::CodeTables;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct QueryParams {
+    #[serde(default)]
+    pub q: Option<String>,
+}
+
+/// What the query found.
+pub enum Outcome {
+    /// No query yet.
+    Nothing,
+    Found(Box<FilingRows>),
+    /// No filing covers this domain / has this number.
+    NotFiled {
+        what: String,
+        domain: bool,
+    },
+    Invalid {
+        message: String,
+    },
+}
+
+/// A public filing prepared for display.
+pub struct FilingRows {
+    pub f: PublicFiling,
+    pub status: String,
+    pub active: bool,
+    pub approved: String,
+    pub expires: String,
+}
+
+#[derive(Template)]
+#[template(path = "index.html")]
+struct IndexPage<'a> {
+    c: &'a Chrome,
+    q: String,
+    outcome: Outcome,
+}
+
+/// A query as typed: a URL becomes its host.
+fn normalise_query(q: &str) -> String {
+    let q = q.trim();
+    let rest = q
+        .strip_prefix("https://")
+        .or_else(|| q.strip_prefix("http://"))
+        .unwrap_or(q);
+    if rest.len() != q.len() {
+        return rest
+            .split(['/', '?', '#'])
+            .next()
+            .unwrap_or(rest)
+            .to_string();
+    }
+    q.to_string()
+}
+
+pub async fn index(
+    State(state): State<WebState>,
+    chrome: Chrome,
+    Query(p): Query<QueryParams>,
+) -> Response {
+    let c = chrome.at("query");
+    let q = p.q.unwrap_or_default();
+    let key = normalise_query(&q);
+    let outcome = if key.is_empty() {
+        Outcome::Nothing
+    } else if key.chars().count() > 253 {
+        Outcome::Invalid {
+            message: c.t("输入过长。", "The query is too long.").to_string(),
+        }
+    } else {
+        let is_number = crate::number::FilingNumber::parse(&key).is_ok();
+        match crate::api::public::public_filing(State(state.api.clone()), ApiPath(key.clone()))
+            .await
+        {
+            Ok(f) => {
+                let f = f.0;
+                Outcome::Found(Box::new(FilingRows {
+                    status: status_text(c.lang, &f.status),
+                    active: f.status == "active",
+                    approved: date(f.approved_at),
+                    expires: date(f.expires_at),
+                    f,
+                }))
+            }
+            Err(ApiError::NotFound { .. }) => Outcome::NotFiled {
+                what: key.clone(),
+                domain: !is_number,
+            },
+            Err(ApiError::BadRequest { message, .. }) => Outcome::Invalid { message },
+            Err(e) => return WebError::new(c.lang, e).into_response_page(),
+        }
+    };
+    c.page(IndexPage { c: &c, q, outcome }.render())
+}
+
+impl WebError {
+    fn into_response_page(self) -> Response {
+        axum::response::IntoResponse::into_response(self)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "codes.html")]
+struct CodesPage<'a> {
+    c: &'a Chrome,
+    t: &'static CodeTables,
+}
+
+pub async fn codes(chrome: Chrome) -> Response {
+    let c = chrome.at("codes");
+    c.page(
+        CodesPage {
+            c: &c,
+            t: CodeTables::embedded(),
+        }
+        .render(),
+    )
+}
+
+#[derive(Template)]
+#[template(path = "announcements.html")]
+struct AnnouncementsPage<'a> {
+    c: &'a Chrome,
+    list: Vec<(Announcement, String)>,
+}
+
+pub async fn announcements(
+    State(state): State<WebState>,
+    chrome: Chrome,
+) -> Result<Response, WebError> {
+    let c = chrome.at("announcements");
+    let list = announcements::list(State(state.api.clone()))
+        .await
+        .map_err(|e| WebError::new(c.lang, e))?
+        .0
+        .into_iter()
+        .map(|a| {
+            let d = date(Some(a.created_at));
+            (a, d)
+        })
+        .collect();
+    Ok(c.page(AnnouncementsPage { c: &c, list }.render()))
+}
+
+#[derive(Template)]
+#[template(path = "announcement.html")]
+struct AnnouncementPage<'a> {
+    c: &'a Chrome,
+    a: Announcement,
+    created: String,
+    /// The body's paragraphs (blank-line separated).
+    paragraphs: Vec<String>,
+    /// Each attachment with its size in words and the start of its digest.
+    attachments: Vec<(announcements::AttachmentMeta, String, String)>,
+}
+
+/// Attachment sizes in words.
+pub fn size_text(n: &usize) -> String {
+    let n = *n as f64;
+    if n >= 1024.0 * 1024.0 {
+        format!("{:.1} MiB", n / 1024.0 / 1024.0)
+    } else if n >= 1024.0 {
+        format!("{:.0} KiB", n / 1024.0)
+    } else {
+        format!("{n} B")
+    }
+}
+
+pub async fn announcement(
+    State(state): State<WebState>,
+    chrome: Chrome,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    let c = chrome.at("announcements");
+    let a = announcements::show(State(state.api.clone()), ApiPath(id))
+        .await
+        .map_err(|e| WebError::new(c.lang, e))?
+        .0;
+    let paragraphs = a
+        .body
+        .split("\n\n")
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
+    let created = date(Some(a.created_at));
+    let attachments = a
+        .attachments
+        .iter()
+        .map(|m| {
+            let digest: String = m.sha256.chars().take(12).collect();
+            (m.clone(), size_text(&m.size), digest)
+        })
+        .collect();
+    Ok(c.page(
+        AnnouncementPage {
+            c: &c,
+            a,
+            created,
+            paragraphs,
+            attachments,
+        }
+        .render(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_become_hosts() {
+        assert_eq!(normalise_query(" https://www.a.cn/x?y "), "www.a.cn");
+        assert_eq!(normalise_query("a.cn"), "a.cn");
+        assert_eq!(
+            normalise_query("京ICP备12345678号-1"),
+            "京ICP备12345678号-1"
+        );
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(size_text(&10), "10 B");
+        assert_eq!(size_text(&2048), "2 KiB");
+        assert_eq!(size_text(&(3 * 1024 * 1024)), "3.0 MiB");
+    }
+}
