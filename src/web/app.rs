@@ -19,7 +19,7 @@ use serde::Deserialize;
 use super::{date, status_text, Chrome, WebError, WebForm, WebState};
 use crate::accounts::Actor;
 use crate::api::auth::{self, LoginBody, LoginVerifyBody, NewUserBody, UserView};
-use crate::api::error::{ApiPath, ApiQuery};
+use crate::api::error::{ApiBytes, ApiPath, ApiQuery};
 use crate::api::scans::ScanView;
 use crate::api::workflow::{self, AnnualQuery, ApproveBody, ChangeBody, FilingSummary, ReasonBody};
 use crate::api::{blocking, ApiError, ApiJson};
@@ -486,6 +486,81 @@ pub async fn act(
     }
     .map_err(err)?;
     Ok(chrome.see_other(&format!("/app?done={action}")))
+}
+
+#[derive(Template)]
+#[template(path = "import_result.html")]
+struct ImportPage<'a> {
+    c: &'a Chrome,
+    file: String,
+    format: String,
+    accepted: Vec<(usize, u64)>,
+    changed: Vec<(usize, u64)>,
+    unchanged: Vec<(usize, u64)>,
+    errors: Vec<ImportErrorRow>,
+    notes: Vec<String>,
+}
+
+struct ImportErrorRow {
+    sheet: String,
+    row: usize,
+    column: String,
+    field: String,
+    reason: String,
+}
+
+/// An access provider uploads the filing template (or CSV, JSON Lines): the same import as
+/// `POST /api/filings/import`, with the per-row results on a page.
+pub async fn import_upload(
+    State(state): State<WebState>,
+    chrome: Chrome,
+    mut form: axum::extract::Multipart,
+) -> Result<Response, WebError> {
+    let Some(user) = chrome.user.clone() else {
+        return Err(WebError::new(chrome.lang, ApiError::Unauthorized));
+    };
+    let bad = |m: String| WebError::new(chrome.lang, ApiError::bad_request("invalid_form", m));
+    let (mut csrf, mut file, mut name) = (None, None, String::new());
+    while let Some(field) = form.next_field().await.map_err(|e| bad(e.body_text()))? {
+        match field.name() {
+            Some("csrf") => csrf = Some(field.text().await.map_err(|e| bad(e.body_text()))?),
+            Some("file") => {
+                name = field.file_name().unwrap_or("").to_string();
+                file = Some(field.bytes().await.map_err(|e| bad(e.body_text()))?);
+            }
+            _ => {}
+        }
+    }
+    chrome.require_csrf(csrf.as_deref())?;
+    let Some(bytes) = file.filter(|b| !b.is_empty()) else {
+        return Err(bad(chrome
+            .t("请选择要上传的文件", "choose a file to upload")
+            .into()));
+    };
+    let ApiJson(r) = workflow::import(State(state.api.clone()), user.caller(), ApiBytes(bytes))
+        .await
+        .map_err(|e| WebError::new(chrome.lang, e))?;
+    let page = ImportPage {
+        c: &chrome,
+        file: name,
+        format: r.format,
+        accepted: r.accepted,
+        changed: r.changed,
+        unchanged: r.unchanged,
+        errors: r
+            .errors
+            .into_iter()
+            .map(|e| ImportErrorRow {
+                sheet: e.sheet.unwrap_or_default(),
+                row: e.line,
+                column: e.column.unwrap_or_default(),
+                field: e.field,
+                reason: e.reason,
+            })
+            .collect(),
+        notes: r.notes,
+    };
+    Ok(chrome.page(page.render()))
 }
 
 #[derive(Debug, Deserialize)]

@@ -500,6 +500,14 @@ pub fn routes() -> Vec<(&'static str, &'static str, bool, MethodRouter<WebState>
         ),
         ("post", "/app/filings/:id/:action", false, post(app::act)),
         ("post", "/app/users", false, post(app::create_user)),
+        (
+            "post",
+            "/app/import",
+            false,
+            post(app::import_upload).layer(axum::extract::DefaultBodyLimit::max(
+                crate::api::UPLOAD_LIMIT,
+            )),
+        ),
         ("post", "/app/keys/rotate", false, post(app::rotate_keys)),
         ("get", "/scans/:id", false, get(scans::report)),
     ]

@@ -909,6 +909,62 @@ async fn workspace_flow_in_a_browser() {
         "{t}"
     );
     screenshot(&page, "app-miit").await;
+    sign_out(&page).await;
+
+    // The access provider (authorised for import by its bureau) uploads the filing template
+    // through its page: one new website, one bad row; the result page says which is which.
+    auth::import_authorisation(
+        State(st.clone()),
+        caller(st, "bureau_jing"),
+        beian::api::error::ApiPath("isp_a".into()),
+        ApiJson(auth::AuthoriseBody { authorised: true }),
+    )
+    .await
+    .unwrap();
+    let header: Vec<&str> = beian::tabular::TableKind::Filing
+        .columns()
+        .iter()
+        .map(|c| c.header)
+        .collect();
+    let good = "北京示例科技有限公司,企业,统一社会信用代码,91110108MA01ABCD2H,北京市,,张三,13800000000,,,上传网,https://uploaded-bj.cn/,uploaded-bj.cn,,示例接入商";
+    let bad = "北京示例科技有限公司,企业,统一社会信用代码,91110108MA01ABCD2H,火星,,张三,13800000000,,,坏行,,bad-row-bj.cn,,示例接入商";
+    let csv = dir.path().join("upload.csv");
+    std::fs::write(&csv, format!("{}\n{good}\n{bad}\n", header.join(","))).unwrap();
+    sign_in(&page, &s, "isp_a", "isp-pw12", "user:isp_a").await;
+    let input = page.find_element("#upload-file").await.unwrap();
+    page.execute(
+        chromiumoxide::cdp::browser_protocol::dom::SetFileInputFilesParams::builder()
+            .files(vec![csv.display().to_string()])
+            .backend_node_id(input.backend_node_id)
+            .build()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    submit(&page, "document.getElementById('upload').submit()").await;
+    let t = text(&page).await;
+    assert!(t.contains("导入结果"), "{t}");
+    let count = |id: &str| {
+        let page = page.clone();
+        let id = id.to_string();
+        async move {
+            page.evaluate(format!("document.getElementById('{id}').textContent"))
+                .await
+                .unwrap()
+                .into_value::<String>()
+                .unwrap()
+        }
+    };
+    assert_eq!(count("n-accepted").await, "1", "{t}");
+    assert_eq!(count("n-errors").await, "1", "{t}");
+    assert!(t.contains("主办单位所在省份") && t.contains("火星"), "{t}");
+    screenshot(&page, "app-import").await;
+    page.goto(s.url("/app")).await.unwrap();
+    let t = text(&page).await;
+    assert!(
+        t.contains("uploaded-bj.cn"),
+        "the upload waits for verification: {t}"
+    );
     chrome.close().await;
     s.stop().await;
 }
