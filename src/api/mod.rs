@@ -576,6 +576,17 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<Shared>)> {
         ("post", "/api/filings/:key/approve", post(workflow::approve)),
         ("post", "/api/filings/:key/reject", post(workflow::reject)),
         ("post", "/api/filings/:key/change", post(workflow::change)),
+        (
+            "post",
+            "/api/filings/:key/pre-approval",
+            post(workflow::attach_document),
+        ),
+        (
+            "post",
+            "/api/filings/:key/pre-approval/check",
+            post(workflow::check_document),
+        ),
+        ("get", "/api/pre-approvals", get(workflow::pre_approvals)),
         ("post", "/api/filings/:key/cancel", post(workflow::cancel)),
         (
             "put",

@@ -285,6 +285,78 @@ pub async fn reject(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct DocumentBody {
+    pub category: String,
+    pub document: String,
+}
+
+#[utoipa::path(post, path = "/api/filings/{key}/pre-approval", tag = "filings",
+    params(("key" = String, Path, description = "filing id, number or domain")),
+    request_body(content = String, description = "{category, document}: the approval document's number, attached at any state before approval (also under review)", content_type = "application/json"),
+    responses((status = 200, description = "attached; a pre-approval user checks it"), (status = 403), (status = 409)))]
+pub async fn attach_document(
+    State(state): State<Shared>,
+    caller: Caller,
+    ApiPath(key): ApiPath<String>,
+    ApiJson(b): ApiJson<DocumentBody>,
+) -> Result<ApiJson<FilingView>, ApiError> {
+    if b.document.trim().is_empty() || b.document.chars().count() > 200 {
+        return Err(ApiError::invalid_field("document", "1–200 characters"));
+    }
+    let actor = caller.actor().clone();
+    act(state, key, move |r, k, now| {
+        Ok(r.attach_pre_approval(Some(&actor), k, &b.category, &b.document, now)?)
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentCheckBody {
+    pub category: String,
+    /// Absent: confirmed; a reason: refused.
+    #[serde(default)]
+    pub refused: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/filings/{key}/pre-approval/check", tag = "review",
+    params(("key" = String, Path, description = "filing id, number or domain")),
+    request_body(content = String, description = "{category, refused?}: a pre-approval user confirms the document, or refuses it with a reason", content_type = "application/json"),
+    responses((status = 200, description = "checked"), (status = 403), (status = 409)))]
+pub async fn check_document(
+    State(state): State<Shared>,
+    caller: Caller,
+    ApiPath(key): ApiPath<String>,
+    ApiJson(b): ApiJson<DocumentCheckBody>,
+) -> Result<ApiJson<FilingView>, ApiError> {
+    let actor = caller.actor().clone();
+    act(state, key, move |r, k, now| {
+        Ok(r.check_pre_approval(Some(&actor), k, &b.category, b.refused.as_deref(), now)?)
+    })
+    .await
+}
+
+#[utoipa::path(get, path = "/api/pre-approvals", tag = "review",
+    responses((status = 200, description = "filings with a pre-approval document waiting for its check"), (status = 403)))]
+pub async fn pre_approvals(
+    State(state): State<Shared>,
+    caller: Caller,
+) -> Result<ApiJson<Vec<FilingSummary>>, ApiError> {
+    if !matches!(caller.actor(), Actor::PreApproval | Actor::Miit) {
+        return Err(forbidden(format!(
+            "{} may not list pre-approval documents: pre-approval users do",
+            caller.actor()
+        )));
+    }
+    blocking(move || {
+        let q = state.registry.pre_approval_queue()?;
+        Ok(ApiJson(summaries(&state, q, None)?))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ChangeBody {
     #[serde(default)]
     pub add_domains: Vec<String>,

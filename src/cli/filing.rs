@@ -123,6 +123,22 @@ pub enum FilingCmd {
         #[arg(long)]
         document: String,
     },
+    /// A pre-approval user confirms a category's approval document, or refuses it with
+    /// --refuse REASON; the bureau approves only confirmed documents (default role:
+    /// pre-approval).
+    CheckDocument {
+        #[command(flatten)]
+        key: KeyArgs,
+        #[arg(long)]
+        category: String,
+        #[arg(long)]
+        refuse: Option<String>,
+    },
+    /// The pre-approval users' queue: documents attached and not yet checked.
+    Documents {
+        #[arg(long, value_enum, default_value_t = super::Format::Text)]
+        format: super::Format,
+    },
     /// Resubmit a rejected filing (default role: the ICP user).
     Resubmit {
         #[command(flatten)]
@@ -413,6 +429,49 @@ pub fn run(cmd: FilingCmd, g: &Globals) -> anyhow::Result<i32> {
         } => {
             let f = reg.attach_pre_approval(actor, &key.key()?, &category, &document, now)?;
             done("document attached", &f);
+            Ok(0)
+        }
+        FilingCmd::CheckDocument {
+            key,
+            category,
+            refuse,
+        } => {
+            let f =
+                reg.check_pre_approval(actor, &key.key()?, &category, refuse.as_deref(), now)?;
+            done(
+                if refuse.is_some() {
+                    "document refused"
+                } else {
+                    "document confirmed"
+                },
+                &f,
+            );
+            Ok(0)
+        }
+        FilingCmd::Documents { format } => {
+            for f in reg.pre_approval_queue()? {
+                for c in f
+                    .categories
+                    .iter()
+                    .filter(|c| c.pre_approval && c.document.is_some() && c.check.is_none())
+                {
+                    match format {
+                        super::Format::Json => println!(
+                            "{}",
+                            serde_json::json!({"filing": f.id, "name": f.name,
+                                "domains": f.domains, "category": c.category,
+                                "document": c.document})
+                        ),
+                        super::Format::Text => println!(
+                            "filing {}\t{}\t{}\t{}",
+                            f.id,
+                            f.name,
+                            c.category,
+                            c.document.as_deref().unwrap_or("")
+                        ),
+                    }
+                }
+            }
             Ok(0)
         }
         FilingCmd::Resubmit { key } => {

@@ -294,6 +294,7 @@ pub fn parse_line(line: usize, text: &str) -> Result<ValidLine, LineError> {
             category,
             pre_approval,
             document,
+            check: None,
         });
     }
     let operating_licence = match w.operating_licence.as_deref().map(str::trim) {

@@ -74,6 +74,33 @@ pub struct CategoryEntry {
     pub category: String,
     pub pre_approval: bool,
     pub document: Option<String>,
+    /// A pre-approval user's check of the document (rule 2): confirmed, or refused with a
+    /// reason. Attaching a new document clears it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<PreApprovalCheck>,
+}
+
+/// A pre-approval user's check of a category's approval document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreApprovalCheck {
+    pub by: Actor,
+    pub at: i64,
+    /// `None`: confirmed; `Some(reason)`: refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+}
+
+impl CategoryEntry {
+    /// Whether the category is ready for review: no pre-approval needed, or its document
+    /// confirmed by a pre-approval user.
+    pub fn cleared(&self) -> bool {
+        !self.pre_approval
+            || (self
+                .document
+                .as_deref()
+                .is_some_and(|d| !d.trim().is_empty())
+                && self.check.as_ref().is_some_and(|c| c.refused.is_none()))
+    }
 }
 
 /// Where a service filing is in its life.

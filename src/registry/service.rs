@@ -386,6 +386,7 @@ enum DefaultActor {
     Bureau,
     Owner,
     Miit,
+    PreApproval,
     /// The bureau, or MIIT if the bureau made the pending request.
     Withdrawer,
 }
@@ -395,6 +396,7 @@ fn default_actor(d: DefaultActor, f: &Filing, s: &Subject) -> Actor {
         DefaultActor::Bureau => Actor::bureau(s.province),
         DefaultActor::Owner => Actor::icp(&s.owner),
         DefaultActor::Miit => Actor::Miit,
+        DefaultActor::PreApproval => Actor::PreApproval,
         DefaultActor::Withdrawer => match &f.cancellation {
             Some(c) if matches!(c.requested_by, Actor::Bureau { .. }) => Actor::Miit,
             _ => Actor::bureau(s.province),
@@ -930,6 +932,44 @@ impl<S: RegistryStore> Registry<S> {
             document: document.into(),
         };
         self.one(key, ev, actor, DefaultActor::Owner, now)
+    }
+
+    /// A pre-approval user confirms a category's document (`refused: None`) or refuses it
+    /// with a reason (default actor: `pre-approval`).
+    pub fn check_pre_approval(
+        &self,
+        actor: Option<&Actor>,
+        key: &FilingKey,
+        category: &str,
+        refused: Option<&str>,
+        now: i64,
+    ) -> Result<Filing, RegistryError> {
+        let ev = Event::CheckPreApproval {
+            category: category.into(),
+            refused: refused.map(str::to_string),
+        };
+        self.one(key, ev, actor, DefaultActor::PreApproval, now)
+    }
+
+    /// The pre-approval users' queue: filings not yet approved with a pre-approval document
+    /// attached and not checked, oldest first.
+    pub fn pre_approval_queue(&self) -> Result<Vec<Filing>, RegistryError> {
+        let mut out = Vec::new();
+        self.store.scan_filings(&mut |f| {
+            let waiting = matches!(
+                f.status,
+                Status::AwaitingAccessVerification | Status::AwaitingReview | Status::Rejected
+            ) && f
+                .categories
+                .iter()
+                .any(|c| c.pre_approval && c.document.is_some() && c.check.is_none());
+            if waiting {
+                out.push(f);
+            }
+            true
+        })?;
+        out.sort_by_key(|f| (f.submitted_at, f.id));
+        Ok(out)
     }
 
     /// Resubmit a rejected filing (default actor: the filing's ICP user).

@@ -89,8 +89,13 @@ pub enum ReviewMode {
 pub enum Event {
     /// An access provider verifies the access (rule 1).
     VerifyAccess { provider: String },
-    /// Add a pre-approval document for a category (rule 2).
+    /// Add a pre-approval document for a category (rule 2), at any state before approval.
     AttachPreApproval { category: String, document: String },
+    /// A pre-approval user confirms a category's document, or refuses it with a reason.
+    CheckPreApproval {
+        category: String,
+        refused: Option<String>,
+    },
     /// A rejected filing is submitted again (providers verify again).
     Resubmit,
     /// Bureau approval of what is in review: a submission, a change or a cancellation.
@@ -132,6 +137,8 @@ impl Event {
         match self {
             Event::VerifyAccess { .. } => "verify_access",
             Event::AttachPreApproval { .. } => "attach_pre_approval",
+            Event::CheckPreApproval { refused: None, .. } => "confirm_pre_approval",
+            Event::CheckPreApproval { .. } => "refuse_pre_approval",
             Event::Resubmit => "resubmit",
             Event::Approve { .. } => "approve",
             Event::Reject { .. } => "reject",
@@ -308,18 +315,23 @@ fn check_domains_free(
 }
 
 fn check_pre_approval(filing: &Filing) -> Result<(), WorkflowError> {
-    for c in &filing.categories {
-        if c.pre_approval && c.document.as_deref().is_none_or(|d| d.trim().is_empty()) {
-            return refuse(
-                Rule::PreApproval,
-                format!(
-                    "category {:?} needs its pre-approval document before review",
-                    c.category
-                ),
-            );
-        }
-    }
-    Ok(())
+    let Some(c) = filing.categories.iter().find(|c| !c.cleared()) else {
+        return Ok(());
+    };
+    let why = match (&c.document, &c.check) {
+        (None, _) => "needs its pre-approval document before review".to_string(),
+        (
+            Some(_),
+            Some(PreApprovalCheck {
+                refused: Some(r), ..
+            }),
+        ) => format!("its pre-approval document was refused ({r}); attach another"),
+        (Some(_), _) => "waits for a pre-approval user to confirm its document".to_string(),
+    };
+    refuse(
+        Rule::PreApproval,
+        format!("category {:?} {why}", c.category),
+    )
 }
 
 /// A new service filing (status: awaiting access verification). The actor is the subject's
@@ -498,11 +510,21 @@ pub fn apply(
             if !(is_owner(actor, s) || is_provider_of(actor, &filing)) {
                 return refuse(Rule::Permission, format!("{actor} is not the filer"));
             }
-            if filing.in_review_queue() {
-                return refuse(Rule::UnderReview, "the filing is under review: view only");
+            // Any state before approval, including under review (the FAQ's late document).
+            if !matches!(
+                filing.status,
+                Status::AwaitingAccessVerification | Status::AwaitingReview | Status::Rejected
+            ) {
+                return refuse(
+                    Rule::State,
+                    format!(
+                        "a pre-approval document is attached before approval; this filing is {}",
+                        filing.status.as_str()
+                    ),
+                );
             }
-            if matches!(filing.status, Status::Cancelled | Status::Revoked) {
-                return refuse(Rule::State, "the filing is closed");
+            if document.trim().is_empty() {
+                return refuse(Rule::Data, "the document number is empty");
             }
             let Some(c) = filing
                 .categories
@@ -514,7 +536,43 @@ pub fn apply(
                     format!("the filing has no category {category:?}"),
                 );
             };
-            c.document = Some(document.clone());
+            c.document = Some(document.trim().to_string());
+            c.check = None;
+        }
+        Event::CheckPreApproval { category, refused } => {
+            if !matches!(actor, Actor::PreApproval | Actor::Miit) {
+                return refuse(
+                    Rule::Permission,
+                    format!("{actor} may not check pre-approval documents: pre-approval users do"),
+                );
+            }
+            if !matches!(
+                filing.status,
+                Status::AwaitingAccessVerification | Status::AwaitingReview | Status::Rejected
+            ) {
+                return refuse(Rule::State, "documents are checked before approval");
+            }
+            let Some(c) = filing
+                .categories
+                .iter_mut()
+                .find(|c| c.category == *category && c.pre_approval)
+            else {
+                return refuse(
+                    Rule::Data,
+                    format!("the filing has no pre-approval category {category:?}"),
+                );
+            };
+            if c.document.is_none() {
+                return refuse(Rule::PreApproval, "no document is attached yet");
+            }
+            if refused.as_deref().is_some_and(|r| r.trim().is_empty()) {
+                return refuse(Rule::PreApproval, "a refusal gives its reason");
+            }
+            c.check = Some(PreApprovalCheck {
+                by: actor.clone(),
+                at: now,
+                refused: refused.clone(),
+            });
         }
         Event::Resubmit => {
             if !(is_owner(actor, s) || is_provider_of(actor, &filing)) {

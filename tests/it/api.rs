@@ -2091,3 +2091,84 @@ async fn template_uploads_and_ip_filings_over_the_api() {
     assert!(s.registry.verify_audit().unwrap().ok());
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faq_pre_approval_with_a_document_attached_late() {
+    let s = Server::start(1 << 20).await;
+    let c = cast(&s).await;
+    // A news site filed without its approval document.
+    let mut filing: Value = serde_json::from_str(FILING).unwrap();
+    filing["website"]["categories"] = json!(["新闻"]);
+    let r = s
+        .call("POST", "/api/filings", Some(&c.icp), Some(filing))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.json()["id"].as_u64().unwrap();
+    let path = |a: &str| format!("/api/filings/{id}{a}");
+    let r = s
+        .call("POST", &path("/verify-access"), Some(&c.isp), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let approve_path = path("/approve");
+    let approve = || s.call("POST", &approve_path, Some(&c.bureau_jing), Some(json!({})));
+    let r = approve().await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (409, "refused_pre_approval")
+    );
+    // The filer attaches the document while the filing is under review.
+    let doc = json!({"category": "新闻", "document": "京新闻审[2024]7号"});
+    let r = s
+        .call(
+            "POST",
+            &path("/pre-approval"),
+            Some(&c.icp),
+            Some(doc.clone()),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["status"], "awaiting_review");
+    let r = approve().await;
+    assert_eq!(r.status, 409, "the document is not checked yet: {}", r.text);
+    assert!(r.text.contains("pre-approval user"), "{}", r.text);
+    // A pre-approval user (created by MIIT) sees it in its queue and confirms it; the
+    // bureau may not check documents itself.
+    let r = s
+        .create_user(&c.miit, json!({"username": "pa", "role": "pre_approval"}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let pw = r.json()["password"].as_str().unwrap().to_string();
+    let pa = s.login("pa", &pw, "user:pa").await;
+    let r = s.call("GET", "/api/pre-approvals", Some(&pa), None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()[0]["id"], id);
+    assert_eq!(
+        s.call("GET", "/api/pre-approvals", Some(&c.bureau_jing), None)
+            .await
+            .status,
+        403
+    );
+    let check = json!({"category": "新闻"});
+    let r = s
+        .call(
+            "POST",
+            &path("/pre-approval/check"),
+            Some(&c.bureau_jing),
+            Some(check.clone()),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    let r = s
+        .call("POST", &path("/pre-approval/check"), Some(&pa), Some(check))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = approve().await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["status"], "active");
+    // After approval, no more documents.
+    let r = s
+        .call("POST", &path("/pre-approval"), Some(&c.icp), Some(doc))
+        .await;
+    assert_eq!(r.status, 409, "{}", r.text);
+    s.stop().await;
+}

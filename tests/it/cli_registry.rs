@@ -97,6 +97,26 @@ fn full_registry_workflow_through_the_cli() {
     for p in ["华北云", "华东数据", "华南互联"] {
         ok(&reg, &["filing", "verify-access", "--provider", p, "--all"]);
     }
+    // The news site's approval document waits for a pre-approval user's check.
+    let queue = ok(&reg, &["filing", "documents"]);
+    assert!(queue.contains("新闻"), "{queue}");
+    ok(&reg, &["review", "--auto"]);
+    assert_eq!(
+        show(&reg, "--domain", "yunduan-news.cn")["status"],
+        "awaiting_review"
+    );
+    ok(
+        &reg,
+        &[
+            "filing",
+            "check-document",
+            "--domain",
+            "yunduan-news.cn",
+            "--category",
+            "新闻",
+        ],
+    );
+    assert!(!ok(&reg, &["filing", "documents"]).contains("新闻"));
     ok(&reg, &["review", "--auto"]);
 
     let a = show(&reg, "--domain", "example-bj.com");

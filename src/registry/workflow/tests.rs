@@ -164,6 +164,7 @@ fn rule2_pre_approval_documents_before_review() {
         category: "新闻".into(),
         pre_approval: true,
         document: None,
+        check: None,
     }];
     let f = submit(10, sub, &s, &BTreeMap::new(), &Actor::isp("甲"), NOW).unwrap();
     let mut st = state(f, s);
@@ -175,51 +176,43 @@ fn rule2_pre_approval_documents_before_review() {
         &Actor::isp("甲"),
     )
     .unwrap();
-    let e = step(
-        &mut st,
-        Event::Approve {
-            mode: ReviewMode::Automatic,
-        },
-        &Actor::bureau('京'),
-    )
-    .unwrap_err();
+    let approve = Event::Approve {
+        mode: ReviewMode::Automatic,
+    };
+    let e = step(&mut st, approve.clone(), &Actor::bureau('京')).unwrap_err();
     assert_eq!(e.rule, Rule::PreApproval);
-    // Reject, attach the document, resubmit, verify, approve.
-    step(
-        &mut st,
-        Event::Reject {
-            reason: "缺少前置审批文件".into(),
-        },
-        &Actor::bureau('京'),
-    )
-    .unwrap();
-    step(
-        &mut st,
-        Event::AttachPreApproval {
-            category: "新闻".into(),
-            document: "京新闻审[2024]1号".into(),
-        },
-        &Actor::icp("owner1"),
-    )
-    .unwrap();
-    step(&mut st, Event::Resubmit, &Actor::icp("owner1")).unwrap();
-    step(
-        &mut st,
-        Event::VerifyAccess {
-            provider: "甲".into(),
-        },
-        &Actor::isp("甲"),
-    )
-    .unwrap();
-    step(
-        &mut st,
-        Event::Approve {
-            mode: ReviewMode::Automatic,
-        },
-        &Actor::bureau('京'),
-    )
-    .unwrap();
+    assert!(e.reason.contains("needs its pre-approval document"), "{e}");
+    // Attached late, while the filing is under review: no rejection needed.
+    let attach = |doc: &str| Event::AttachPreApproval {
+        category: "新闻".into(),
+        document: doc.into(),
+    };
+    step(&mut st, attach("京新闻审[2024]1号"), &Actor::icp("owner1")).unwrap();
+    assert_eq!(st.filing.status, Status::AwaitingReview);
+    let e = step(&mut st, approve.clone(), &Actor::bureau('京')).unwrap_err();
+    assert!(e.reason.contains("waits for a pre-approval user"), "{e}");
+    // Only a pre-approval user (or MIIT) checks documents; the filer and the bureau do not.
+    let check = |refused: Option<&str>| Event::CheckPreApproval {
+        category: "新闻".into(),
+        refused: refused.map(str::to_string),
+    };
+    for who in [Actor::icp("owner1"), Actor::bureau('京'), Actor::isp("甲")] {
+        let e = step(&mut st, check(None), &who).unwrap_err();
+        assert_eq!(e.rule, Rule::Permission, "{who}");
+    }
+    // Refused: the bureau still cannot approve; a new document clears the refusal.
+    step(&mut st, check(Some("文号不存在")), &Actor::PreApproval).unwrap();
+    let e = step(&mut st, approve.clone(), &Actor::bureau('京')).unwrap_err();
+    assert!(e.reason.contains("文号不存在"), "{e}");
+    step(&mut st, attach("京新闻审[2024]2号"), &Actor::icp("owner1")).unwrap();
+    step(&mut st, check(None), &Actor::PreApproval).unwrap();
+    step(&mut st, approve, &Actor::bureau('京')).unwrap();
     assert_eq!(st.filing.status, Status::Active);
+    // After approval nothing is attached or checked any more.
+    let e = step(&mut st, attach("x"), &Actor::icp("owner1")).unwrap_err();
+    assert_eq!(e.rule, Rule::State);
+    let e = step(&mut st, check(None), &Actor::PreApproval).unwrap_err();
+    assert_eq!(e.rule, Rule::State);
 }
 
 #[test]

@@ -250,6 +250,7 @@ impl From<Filing> for current::Filing {
                     category: c.category,
                     pre_approval: c.pre_approval,
                     document: c.document,
+                    check: None,
                 })
                 .collect(),
             operating_licence: f.operating_licence,
