@@ -36,6 +36,10 @@ pub const KIND_CONTACT: &str = "contact";
 pub const KIND_PENDING: &str = "pending_registration";
 pub const KIND_CHALLENGE: &str = "login_challenge";
 pub const KIND_RESET: &str = "password_reset";
+/// A user's pending change of its own contact (codes sent to the new addresses).
+pub const KIND_CONTACT_CHANGE: &str = "contact_change";
+/// How many times a pending registration's codes may be sent again.
+pub const MAX_REGISTRATION_RESENDS: u32 = 3;
 /// Present for ISP users a bureau authorised for import. (The actor's text form, which is how
 /// user records store it, does not carry the authorisation.)
 pub const KIND_IMPORT_AUTH: &str = "import_authorisation";
@@ -226,6 +230,9 @@ struct Pending {
     created_at: i64,
     expires_at: i64,
     attempts: u32,
+    /// How many times the codes were sent again (lost registration codes).
+    #[serde(default)]
+    resends: u32,
 }
 
 /// A login challenge (stored under the SHA-256 of its id, like sessions).
@@ -254,7 +261,24 @@ struct Expiry {
 }
 
 /// The record kinds that expire, purged by [`Accounts::purge_expired`].
-pub const EXPIRING_KINDS: [&str; 4] = [KIND_PENDING, KIND_CHALLENGE, KIND_RESET, KIND_SESSION];
+pub const EXPIRING_KINDS: [&str; 5] = [
+    KIND_PENDING,
+    KIND_CHALLENGE,
+    KIND_RESET,
+    KIND_SESSION,
+    KIND_CONTACT_CHANGE,
+];
+
+/// A user's own contact change awaiting the codes sent to the new email and/or mobile.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ContactChange {
+    email: Option<String>,
+    mobile: Option<String>,
+    email_code: Option<String>,
+    sms_code: Option<String>,
+    expires_at: i64,
+    attempts: u32,
+}
 
 #[derive(Default)]
 struct Memory {
@@ -558,6 +582,7 @@ impl Accounts {
             created_at: now,
             expires_at: now + REGISTRATION_TTL_SECS,
             attempts: 0,
+            resends: 0,
         };
         let msgs = vec![
             Message::new(
@@ -581,6 +606,206 @@ impl Accounts {
         let meta = AuditMeta::new(&p.user.actor, "registration pending", now);
         save(store, &meta, KIND_PENDING, &r.username, Some(&p))?;
         Ok(msgs)
+    }
+
+    /// A lost registration code: new codes for a pending registration, sent again to the
+    /// mobile and email it gave (the old codes stop working; the 30 minutes start again).
+    /// At most [`MAX_REGISTRATION_RESENDS`] times. Says nothing about whether the username is
+    /// pending: no pending registration (or no resend left) gives no messages.
+    pub fn registration_resend<S: RegistryStore>(
+        &self,
+        store: &S,
+        username: &str,
+        now: i64,
+    ) -> Result<Vec<Message>, AccountError> {
+        let _held = self.mem();
+        let Some(mut p) = load::<Pending, _>(store, KIND_PENDING, username)? else {
+            return Ok(Vec::new());
+        };
+        if now >= p.expires_at || p.resends >= MAX_REGISTRATION_RESENDS {
+            return Ok(Vec::new());
+        }
+        p.sms_code = random_code();
+        p.email_code = random_code();
+        p.expires_at = now + REGISTRATION_TTL_SECS;
+        p.attempts = 0;
+        p.resends += 1;
+        let mut msgs = Vec::new();
+        if let Some(m) = &p.contact.mobile {
+            msgs.push(Message::new(
+                Channel::Sms,
+                m,
+                "beian registration code",
+                format!(
+                    "【备案】注册验证码（重新发送）registration code: {}",
+                    p.sms_code
+                ),
+                now,
+            ));
+        }
+        if let Some(e) = &p.contact.email {
+            msgs.push(Message::new(
+                Channel::Email,
+                e,
+                "beian registration code / 备案注册验证码",
+                format!(
+                    "Your new registration code for user {username} is {} (valid 30 minutes; earlier codes no longer work).\n您的注册验证码（重新发送）：{}",
+                    p.email_code, p.email_code
+                ),
+                now,
+            ));
+        }
+        let meta = AuditMeta::new(&p.user.actor, "registration codes sent again", now);
+        save(store, &meta, KIND_PENDING, username, Some(&p))?;
+        Ok(msgs)
+    }
+
+    /// A user changes its own password, giving the old one. Every session is revoked (sign
+    /// in again).
+    pub fn change_password<S: RegistryStore>(
+        &self,
+        store: &S,
+        username: &str,
+        old_password: &str,
+        new_password: &str,
+        now: i64,
+    ) -> Result<(), AccountError> {
+        let mut user = store
+            .user(username)?
+            .ok_or_else(|| AccountError::NotFound(format!("user {username}")))?;
+        if !super::verify_password(old_password, &user.password_hash) {
+            return Err(input("old_password", "is not the current password"));
+        }
+        if old_password == new_password {
+            return Err(input("new_password", "is the current password"));
+        }
+        validate_password(username, new_password)?;
+        user.password_hash = hash_password(new_password)?;
+        let mut txn = store.begin()?;
+        txn.put_user(&AuditMeta::new(&user.actor, "password changed", now), &user)?;
+        txn.commit()?;
+        Self::revoke_sessions(store, username, &user.actor, now)?;
+        Ok(())
+    }
+
+    /// A user changes its own contact, step 1: a fresh code to each new address (email and/or
+    /// mobile), and a notice to the current ones. Returns the messages to deliver.
+    pub fn contact_change_start<S: RegistryStore>(
+        &self,
+        store: &S,
+        username: &str,
+        email: Option<&str>,
+        mobile: Option<&str>,
+        now: i64,
+    ) -> Result<Vec<Message>, AccountError> {
+        let user = store
+            .user(username)?
+            .ok_or_else(|| AccountError::NotFound(format!("user {username}")))?;
+        if let Some(e) = email {
+            validate_email(e)?;
+        }
+        if let Some(m) = mobile {
+            validate_mobile(m)?;
+        }
+        let current = Self::contact(store, username)?;
+        let email = email.filter(|e| current.email.as_deref() != Some(*e));
+        let mobile = mobile.filter(|m| current.mobile.as_deref() != Some(*m));
+        if email.is_none() && mobile.is_none() {
+            return Err(input(
+                "contact",
+                "nothing changes: give a new email address or mobile number",
+            ));
+        }
+        let change = ContactChange {
+            email: email.map(str::to_string),
+            mobile: mobile.map(str::to_string),
+            email_code: email.map(|_| random_code()),
+            sms_code: mobile.map(|_| random_code()),
+            expires_at: now + REGISTRATION_TTL_SECS,
+            attempts: 0,
+        };
+        let mut msgs = Vec::new();
+        if let (Some(to), Some(code)) = (&change.mobile, &change.sms_code) {
+            msgs.push(Message::new(
+                Channel::Sms,
+                to,
+                "beian contact change code",
+                format!("【备案】联系方式变更验证码 contact change code: {code}"),
+                now,
+            ));
+        }
+        if let (Some(to), Some(code)) = (&change.email, &change.email_code) {
+            msgs.push(Message::new(
+                Channel::Email,
+                to,
+                "beian contact change / 备案联系方式变更",
+                format!("The code to confirm this address for user {username} is {code} (valid 30 minutes).\n联系方式变更验证码：{code}"),
+                now,
+            ));
+        }
+        for (channel, to) in [
+            (Channel::Email, current.email.as_deref()),
+            (Channel::Sms, current.mobile.as_deref()),
+        ] {
+            if let Some(to) = to {
+                msgs.push(Message::notice(
+                    channel,
+                    to,
+                    "beian contact change requested / 备案联系方式变更",
+                    format!("A change of the contact of user {username} was requested. If it was not you, change your password.\n用户 {username} 申请变更联系方式；如非本人操作，请修改密码。"),
+                    now,
+                ));
+            }
+        }
+        let meta = AuditMeta::new(&user.actor, "contact change requested", now);
+        save(store, &meta, KIND_CONTACT_CHANGE, username, Some(&change))?;
+        Ok(msgs)
+    }
+
+    /// Step 2: the codes sent to the new addresses. Too many wrong codes drop the change.
+    pub fn contact_change_confirm<S: RegistryStore>(
+        &self,
+        store: &S,
+        username: &str,
+        email_code: Option<&str>,
+        sms_code: Option<&str>,
+        now: i64,
+    ) -> Result<Contact, AccountError> {
+        let _held = self.mem();
+        let Some(mut c) = load::<ContactChange, _>(store, KIND_CONTACT_CHANGE, username)? else {
+            return Err(AccountError::InvalidCode);
+        };
+        let user = store
+            .user(username)?
+            .ok_or_else(|| AccountError::NotFound(format!("user {username}")))?;
+        let meta = AuditMeta::new(&user.actor, "contact changed", now);
+        if now >= c.expires_at {
+            save::<ContactChange, _>(store, &meta, KIND_CONTACT_CHANGE, username, None)?;
+            return Err(AccountError::InvalidCode);
+        }
+        let matches = |want: &Option<String>, got: Option<&str>| match want {
+            None => true,
+            Some(w) => got.is_some_and(|g| eq_ct(w, g)),
+        };
+        if !(matches(&c.email_code, email_code) && matches(&c.sms_code, sms_code)) {
+            c.attempts += 1;
+            let keep = (c.attempts < MAX_CODE_ATTEMPTS).then_some(&c);
+            save(store, &meta, KIND_CONTACT_CHANGE, username, keep)?;
+            return Err(AccountError::InvalidCode);
+        }
+        let mut contact = Self::contact(store, username)?;
+        if c.email.is_some() {
+            contact.email = c.email.clone();
+        }
+        if c.mobile.is_some() {
+            contact.mobile = c.mobile.clone();
+        }
+        let bytes = serde_json::to_vec(&contact).map_err(|e| input("contact", e.to_string()))?;
+        let mut txn = store.begin()?;
+        txn.put_record(&meta, KIND_CONTACT, username, Some(&bytes))?;
+        txn.put_record(&meta, KIND_CONTACT_CHANGE, username, None)?;
+        txn.commit()?;
+        Ok(contact)
     }
 
     /// Activate a pending registration with both codes. An expired one is refused and

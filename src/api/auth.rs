@@ -262,6 +262,132 @@ pub async fn reset_confirm(
     .await
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResendBody {
+    pub username: String,
+}
+
+#[utoipa::path(post, path = "/api/register/resend", tag = "accounts",
+    request_body(content = String, description = "{username}: a lost registration code; new codes go to the mobile and email of the pending registration (at most 3 times)", content_type = "application/json"),
+    responses((status = 202, description = "accepted (the same answer whether or not the username is pending)")))]
+pub async fn register_resend(
+    State(state): State<Shared>,
+    ApiJson(b): ApiJson<ResendBody>,
+) -> Result<Response, ApiError> {
+    let st = state.clone();
+    let msgs = blocking(move || {
+        st.accounts
+            .registration_resend(st.registry.store(), &b.username, unix_now())
+            .map_err(ApiError::from)
+    })
+    .await?;
+    state.deliver(msgs).await?;
+    Ok(accepted(
+        "if this registration is pending, new codes were sent to its mobile number and email address",
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChangeBody {
+    pub old_password: String,
+    pub new_password: String,
+}
+
+#[utoipa::path(post, path = "/api/password/change", tag = "accounts",
+    request_body(content = String, description = "{old_password, new_password}", content_type = "application/json"),
+    responses((status = 204, description = "changed; every session revoked (sign in again)"), (status = 400), (status = 401)))]
+pub async fn change_password(
+    State(state): State<Shared>,
+    caller: Caller,
+    ApiJson(b): ApiJson<PasswordChangeBody>,
+) -> Result<StatusCode, ApiError> {
+    let username = caller.user.username.clone();
+    blocking(move || {
+        state.accounts.change_password(
+            state.registry.store(),
+            &username,
+            &b.old_password,
+            &b.new_password,
+            unix_now(),
+        )?;
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactBody {
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub mobile: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/me/contact", tag = "accounts",
+    request_body(content = String, description = "{email?, mobile?}: the new contact; a code goes to each new address", content_type = "application/json"),
+    responses((status = 202, description = "codes sent; confirm at /api/me/contact/verify"), (status = 400)))]
+pub async fn contact_change(
+    State(state): State<Shared>,
+    caller: Caller,
+    ApiJson(b): ApiJson<ContactBody>,
+) -> Result<Response, ApiError> {
+    let username = caller.user.username.clone();
+    let st = state.clone();
+    let msgs = blocking(move || {
+        st.accounts
+            .contact_change_start(
+                st.registry.store(),
+                &username,
+                b.email.as_deref(),
+                b.mobile.as_deref(),
+                unix_now(),
+            )
+            .map_err(ApiError::from)
+    })
+    .await?;
+    state.deliver(msgs).await?;
+    Ok(accepted(
+        "a code was sent to each new address; confirm with them",
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactVerifyBody {
+    #[serde(default)]
+    pub email_code: Option<String>,
+    #[serde(default)]
+    pub sms_code: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/me/contact/verify", tag = "accounts",
+    request_body(content = String, description = "{email_code?, sms_code?}: the codes sent to the new addresses", content_type = "application/json"),
+    responses((status = 200, description = "the contact is changed"), (status = 400)))]
+pub async fn contact_verify(
+    State(state): State<Shared>,
+    caller: Caller,
+    ApiJson(b): ApiJson<ContactVerifyBody>,
+) -> Result<Response, ApiError> {
+    let username = caller.user.username.clone();
+    let c = blocking(move || {
+        state
+            .accounts
+            .contact_change_confirm(
+                state.registry.store(),
+                &username,
+                b.email_code.as_deref(),
+                b.sms_code.as_deref(),
+                unix_now(),
+            )
+            .map_err(ApiError::from)
+    })
+    .await?;
+    Ok(axum::Json(c).into_response())
+}
+
 #[utoipa::path(get, path = "/api/users", tag = "users",
     responses((status = 200, description = "users the caller manages"), (status = 403)))]
 pub async fn list_users(

@@ -64,6 +64,7 @@ pub fn classify(method: &Method, path: &str) -> Option<RouteClass> {
             "POST",
             "/api/register"
             | "/api/register/activate"
+            | "/api/register/resend"
             | "/api/login"
             | "/api/login/verify"
             | "/api/password/reset-request"
@@ -149,6 +150,7 @@ mod tests {
             "/api/keyring",
             "/api/register",
             "/api/register/activate",
+            "/api/register/resend",
             "/api/login",
             "/api/login/verify",
             "/api/password/reset-request",

@@ -2172,3 +2172,119 @@ async fn faq_pre_approval_with_a_document_attached_late() {
     assert_eq!(r.status, 409, "{}", r.text);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faq_accounts_change_password_edit_contact_and_recover_the_registration_code() {
+    let s = Server::start(1 << 20).await;
+    // A lost registration code: sent again, the old one no longer works.
+    let (mobile, email) = ("13800000009", "ww@example.com");
+    let r = s
+        .call(
+            "POST",
+            "/api/register",
+            None,
+            Some(json!({"username": "wang_wu", "password": "secret-pw1", "mobile": mobile, "email": email})),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let old_sms = six_digits(&s.outbox_body(mobile));
+    let resend = |u: &str| {
+        s.call(
+            "POST",
+            "/api/register/resend",
+            None,
+            Some(json!({"username": u})),
+        )
+    };
+    assert_eq!(resend("wang_wu").await.status, 202);
+    // Unknown usernames get the same answer.
+    assert_eq!(resend("nobody_here").await.status, 202);
+    let sms = six_digits(&s.outbox_body(mobile));
+    let mail = six_digits(&s.outbox_body(email));
+    if sms != old_sms {
+        let r = s
+            .call(
+                "POST",
+                "/api/register/activate",
+                None,
+                Some(json!({"username": "wang_wu", "sms_code": old_sms, "email_code": mail})),
+            )
+            .await;
+        assert_eq!(r.status, 400, "the old code is void: {}", r.text);
+    }
+    let r = s
+        .call(
+            "POST",
+            "/api/register/activate",
+            None,
+            Some(json!({"username": "wang_wu", "sms_code": sms, "email_code": mail})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let token = s.login("wang_wu", "secret-pw1", email).await;
+
+    // Edit contact: a fresh code to the new address; the old address is told.
+    let new_email = "ww-new@example.com";
+    let r = s
+        .call(
+            "POST",
+            "/api/me/contact",
+            Some(&token),
+            Some(json!({"email": new_email})),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let code = six_digits(&s.outbox_body(new_email));
+    let wrong = s
+        .call(
+            "POST",
+            "/api/me/contact/verify",
+            Some(&token),
+            Some(json!({"email_code": "000000"})),
+        )
+        .await;
+    assert_eq!(wrong.status, 400);
+    let r = s
+        .call(
+            "POST",
+            "/api/me/contact/verify",
+            Some(&token),
+            Some(json!({"email_code": code})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["email"], new_email);
+    // Nothing new: refused.
+    let r = s
+        .call(
+            "POST",
+            "/api/me/contact",
+            Some(&token),
+            Some(json!({"email": new_email})),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+
+    // Change password: the old one is needed; then every session ends.
+    let change = |old: &str, new: &str| {
+        s.call(
+            "POST",
+            "/api/password/change",
+            Some(&token),
+            Some(json!({"old_password": old, "new_password": new})),
+        )
+    };
+    let r = change("wrong-pw-9", "another-pw2").await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    let r = change("secret-pw1", "123456").await;
+    assert_eq!(r.status, 400, "rule 9 applies: {}", r.text);
+    let r = change("secret-pw1", "another-pw2").await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_eq!(
+        s.call("GET", "/api/me", Some(&token), None).await.status,
+        401
+    );
+    // Login codes now go to the new address.
+    s.login("wang_wu", "another-pw2", new_email).await;
+    s.stop().await;
+}
