@@ -27,10 +27,71 @@ pub struct AttachmentMeta {
     pub sha256: String,
 }
 
+/// The FAQ's announcement categories.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnnouncementCategory {
+    /// 通知公告
+    #[default]
+    Notice,
+    /// 法律法规
+    Law,
+    /// 资料下载 (forms, templates, manuals)
+    Download,
+    /// 政务公开
+    Government,
+}
+
+impl AnnouncementCategory {
+    pub const ALL: [AnnouncementCategory; 4] = [
+        AnnouncementCategory::Notice,
+        AnnouncementCategory::Law,
+        AnnouncementCategory::Download,
+        AnnouncementCategory::Government,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnnouncementCategory::Notice => "notice",
+            AnnouncementCategory::Law => "law",
+            AnnouncementCategory::Download => "download",
+            AnnouncementCategory::Government => "government",
+        }
+    }
+
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            AnnouncementCategory::Notice => "通知公告",
+            AnnouncementCategory::Law => "法律法规",
+            AnnouncementCategory::Download => "资料下载",
+            AnnouncementCategory::Government => "政务公开",
+        }
+    }
+
+    pub fn label_en(self) -> &'static str {
+        match self {
+            AnnouncementCategory::Notice => "Notices",
+            AnnouncementCategory::Law => "Laws and regulations",
+            AnnouncementCategory::Download => "Downloads",
+            AnnouncementCategory::Government => "Government information",
+        }
+    }
+
+    /// By its name (`law`) or Chinese label (`法律法规`).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s.trim() || c.label_zh() == s.trim())
+    }
+}
+
 /// An announcement.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Announcement {
     pub id: String,
+    /// Earlier announcements have none stored: notices.
+    #[serde(default)]
+    pub category: AnnouncementCategory,
     pub title: String,
     pub body: String,
     pub author: String,
@@ -103,9 +164,27 @@ fn may_edit(actor: &Actor, a: &Announcement) -> Result<(), ApiError> {
     }
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only this category: notice, law, download, government (or its Chinese label).
+    #[serde(default)]
+    pub category: Option<String>,
+}
+
 #[utoipa::path(get, path = "/api/announcements", tag = "announcements",
-    responses((status = 200, description = "every announcement, newest first")))]
-pub async fn list(State(state): State<Shared>) -> Result<ApiJson<Vec<Announcement>>, ApiError> {
+    params(("category" = Option<String>, Query, description = "notice | law | download | government")),
+    responses((status = 200, description = "the announcements (of a category), newest first"), (status = 400)))]
+pub async fn list(
+    State(state): State<Shared>,
+    super::error::ApiQuery(q): super::error::ApiQuery<ListQuery>,
+) -> Result<ApiJson<Vec<Announcement>>, ApiError> {
+    let only = match q.category.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(AnnouncementCategory::parse(c).ok_or_else(|| {
+            ApiError::invalid_field("category", "notice, law, download or government")
+        })?),
+    };
     blocking(move || {
         let mut out = Vec::new();
         let mut bad = None;
@@ -129,6 +208,7 @@ pub async fn list(State(state): State<Shared>) -> Result<ApiJson<Vec<Announcemen
             return Err(ApiError::internal(b));
         }
         out.reverse();
+        out.retain(|a: &Announcement| only.is_none_or(|c| a.category == c));
         Ok(ApiJson(out))
     })
     .await
@@ -139,10 +219,13 @@ pub async fn list(State(state): State<Shared>) -> Result<ApiJson<Vec<Announcemen
 pub struct NewAnnouncement {
     pub title: String,
     pub body: String,
+    /// notice (default), law, download or government.
+    #[serde(default)]
+    pub category: AnnouncementCategory,
 }
 
 #[utoipa::path(post, path = "/api/announcements", tag = "announcements",
-    request_body(content = String, description = "{title, body}", content_type = "application/json"),
+    request_body(content = String, description = "{title, body, category?}: category is notice (default), law, download or government", content_type = "application/json"),
     responses((status = 201, description = "the announcement"), (status = 403)))]
 pub async fn create(
     State(state): State<Shared>,
@@ -161,6 +244,7 @@ pub async fn create(
         let now = unix_now();
         let a = Announcement {
             id: new_id(now),
+            category: b.category,
             title,
             body: b.body,
             author: caller.actor().to_string(),

@@ -45,6 +45,7 @@ pub fn classify(method: &Method, path: &str) -> Option<RouteClass> {
             | "/api/public/filings/:key"
             | "/api/public/false-information"
             | "/api/codes"
+            | "/api/codes/regions"
             | "/api/templates/:kind"
             | "/api/keyring"
             | "/api/announcements"
@@ -146,6 +147,7 @@ mod tests {
             "/api/public/filings/:key",
             "/api/public/false-information",
             "/api/codes",
+            "/api/codes/regions",
             "/api/templates/:kind",
             "/api/keyring",
             "/api/register",

@@ -519,6 +519,7 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<Shared>)> {
             get(public::false_information),
         ),
         ("get", "/api/codes", get(public::codes)),
+        ("get", "/api/codes/regions", get(public::regions)),
         ("get", "/api/keyring", get(public::keyring)),
         ("get", "/api/check", get(public::check)),
         ("get", "/probe", get(public::probe)),

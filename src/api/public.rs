@@ -139,10 +139,72 @@ pub async fn public_filing(
         })
 }
 
+/// The code tables as served: the embedded tables and the registry's ISP list.
+#[derive(Debug, Serialize)]
+pub struct CodesView {
+    #[serde(flatten)]
+    pub tables: &'static crate::codes::CodeTables,
+    /// The access providers with an ISP user (`add-provider` accepts only these).
+    pub isps: Vec<String>,
+    /// The announcement categories (`GET /api/announcements?category=`).
+    pub announcement_categories: Vec<&'static str>,
+}
+
 #[utoipa::path(get, path = "/api/codes", tag = "public",
-    responses((status = 200, description = "the code tables (natures, id types, regions, categories)")))]
-pub async fn codes() -> Response {
-    ApiJson(crate::codes::CodeTables::embedded()).into_response()
+    responses((status = 200, description = "the code tables: provinces, natures, id types, access methods, server placements, content categories, service types, industries, the ISP list and announcement categories (cities and counties: /api/codes/regions)")))]
+pub async fn codes(State(state): State<Shared>) -> Result<ApiJson<CodesView>, ApiError> {
+    let isps = super::blocking(move || Ok(state.registry.isp_list()?)).await?;
+    Ok(ApiJson(CodesView {
+        tables: crate::codes::CodeTables::embedded(),
+        isps,
+        announcement_categories: super::announcements::AnnouncementCategory::ALL
+            .iter()
+            .map(|c| c.as_str())
+            .collect(),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionQuery {
+    /// A province abbreviation (京) or two-digit code (11).
+    #[serde(default)]
+    pub province: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/codes/regions", tag = "public",
+    params(("province" = Option<String>, Query, description = "abbreviation (京) or code (11)")),
+    responses((status = 200, description = "cities and counties (GB/T 2260): code, name, level, parent"), (status = 400)))]
+pub async fn regions(
+    super::error::ApiQuery(q): super::error::ApiQuery<RegionQuery>,
+) -> Result<ApiJson<Vec<crate::codes::Region>>, ApiError> {
+    let t = crate::codes::CodeTables::embedded();
+    let code = match q.province.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(p) => {
+            let mut chars = p.chars();
+            let by_abbr = match (chars.next(), chars.next()) {
+                (Some(c), None) => t.province_by_abbr(c),
+                _ => None,
+            };
+            Some(
+                by_abbr
+                    .or_else(|| t.province_by_code(p))
+                    .ok_or_else(|| {
+                        ApiError::invalid_field("province", "an abbreviation (京) or code (11)")
+                    })?
+                    .code
+                    .clone(),
+            )
+        }
+    };
+    Ok(ApiJson(
+        t.regions()
+            .iter()
+            .filter(|r| code.as_deref().is_none_or(|c| r.province_code() == c))
+            .cloned()
+            .collect(),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/keyring", tag = "public",

@@ -11,6 +11,6 @@ pub use identity::{
     USCC_CHARSET,
 };
 pub use tables::{
-    Category, CodeError, CodeSources, CodeTables, IdChecker, IdType, Province, ServiceType,
-    CODE_FILES,
+    Category, CodeError, CodeSources, CodeTables, IdChecker, IdType, Industry, Province, Region,
+    ServiceType, CODE_FILES,
 };

@@ -54,6 +54,32 @@ pub struct Category {
     pub authority: Option<String>,
 }
 
+/// A prefecture-level city or a county-level division (GB/T 2260).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Region {
+    /// Six digits: `110101`.
+    pub code: String,
+    pub name: String,
+    /// `city` or `county`.
+    pub level: String,
+    /// The enclosing division's code (a province's `110000` for a city).
+    pub parent: String,
+}
+
+impl Region {
+    /// The two-digit province code the division belongs to.
+    pub fn province_code(&self) -> &str {
+        self.code.get(..2).unwrap_or("")
+    }
+}
+
+/// An industry (GB/T 4754 section).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Industry {
+    pub code: String,
+    pub name: String,
+}
+
 /// A kind of filed service: website, APP, mini-program, quick app.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ServiceType {
@@ -116,10 +142,12 @@ pub struct CodeSources<'a> {
     pub server_placements: &'a str,
     pub content_categories: &'a str,
     pub service_types: &'a str,
+    pub regions: &'a str,
+    pub industries: &'a str,
 }
 
 /// The file names under `seeds/codes/`.
-pub const CODE_FILES: [&str; 7] = [
+pub const CODE_FILES: [&str; 9] = [
     "provinces.csv",
     "natures.csv",
     "id_types.csv",
@@ -127,6 +155,8 @@ pub const CODE_FILES: [&str; 7] = [
     "server_placements.csv",
     "content_categories.csv",
     "service_types.csv",
+    "regions.csv",
+    "industries.csv",
 ];
 
 const EMBEDDED: CodeSources<'static> = CodeSources {
@@ -137,6 +167,8 @@ const EMBEDDED: CodeSources<'static> = CodeSources {
     server_placements: include_str!("../../seeds/codes/server_placements.csv"),
     content_categories: include_str!("../../seeds/codes/content_categories.csv"),
     service_types: include_str!("../../seeds/codes/service_types.csv"),
+    regions: include_str!("../../seeds/codes/regions.csv"),
+    industries: include_str!("../../seeds/codes/industries.csv"),
 };
 
 /// Every code table, validated.
@@ -149,6 +181,10 @@ pub struct CodeTables {
     server_placements: Vec<String>,
     categories: Vec<Category>,
     service_types: Vec<ServiceType>,
+    /// Cities and counties (GB/T 2260), by code (served on their own: `/api/codes/regions`).
+    #[serde(skip)]
+    regions: Vec<Region>,
+    industries: Vec<Industry>,
 }
 
 impl CodeTables {
@@ -170,6 +206,8 @@ impl CodeTables {
             server_placements: Vec::new(),
             categories: Vec::new(),
             service_types: Vec::new(),
+            regions: Vec::new(),
+            industries: Vec::new(),
         }
     }
 
@@ -196,6 +234,8 @@ impl CodeTables {
             server_placements: &texts[4],
             content_categories: &texts[5],
             service_types: &texts[6],
+            regions: &texts[7],
+            industries: &texts[8],
         })
     }
 
@@ -208,7 +248,11 @@ impl CodeTables {
         let server_placements = parse_names("server_placements.csv", src.server_placements)?;
         let categories = parse_categories(src.content_categories)?;
         let service_types = parse_service_types(src.service_types)?;
+        let regions = parse_regions(src.regions, &provinces)?;
+        let industries = parse_industries(src.industries)?;
         Ok(CodeTables {
+            regions,
+            industries,
             provinces,
             natures,
             id_types,
@@ -221,6 +265,20 @@ impl CodeTables {
 
     pub fn provinces(&self) -> &[Province] {
         &self.provinces
+    }
+    /// Cities and counties (GB/T 2260), in code order.
+    pub fn regions(&self) -> &[Region] {
+        &self.regions
+    }
+    /// One city or county by its six-digit code.
+    pub fn region(&self, code: &str) -> Option<&Region> {
+        self.regions
+            .binary_search_by(|r| r.code.as_str().cmp(code))
+            .ok()
+            .map(|i| &self.regions[i])
+    }
+    pub fn industries(&self) -> &[Industry] {
+        &self.industries
     }
     pub fn natures(&self) -> &[String] {
         &self.natures
@@ -428,6 +486,63 @@ fn one_char(
         (Some(c), None) => Ok(Some(c)),
         _ => Err(bad(file, row.line, column, "exactly one character")),
     }
+}
+
+fn parse_regions(text: &str, provinces: &[Province]) -> Result<Vec<Region>, CodeError> {
+    let file = "regions.csv";
+    let mut codes = Unique::new(file);
+    let six = |s: &str| s.len() == 6 && s.bytes().all(|b| b.is_ascii_digit());
+    let mut out: Vec<Region> = read_rows(file, text, &["code", "name", "level", "parent"])?
+        .iter()
+        .map(|row| {
+            let code = non_empty(file, row, 0, "code")?;
+            let name = non_empty(file, row, 1, "name")?;
+            let level = non_empty(file, row, 2, "level")?;
+            let parent = non_empty(file, row, 3, "parent")?;
+            if !six(&code) || !six(&parent) {
+                return Err(bad(
+                    file,
+                    row.line,
+                    "code",
+                    "GB/T 2260 codes are six digits",
+                ));
+            }
+            if !provinces.iter().any(|p| code.starts_with(&p.code)) {
+                return Err(bad(
+                    file,
+                    row.line,
+                    "code",
+                    "not in a province of provinces.csv",
+                ));
+            }
+            if !matches!(level.as_str(), "city" | "county") {
+                return Err(bad(file, row.line, "level", "city or county"));
+            }
+            codes.add(row.line, &code)?;
+            Ok(Region {
+                code,
+                name,
+                level,
+                parent,
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    out.sort_by(|a, b| a.code.cmp(&b.code));
+    Ok(out)
+}
+
+fn parse_industries(text: &str) -> Result<Vec<Industry>, CodeError> {
+    let file = "industries.csv";
+    let mut codes = Unique::new(file);
+    read_rows(file, text, &["code", "name"])?
+        .iter()
+        .map(|row| {
+            let code = non_empty(file, row, 0, "code")?;
+            let name = non_empty(file, row, 1, "name")?;
+            codes.add(row.line, &code)?;
+            Ok(Industry { code, name })
+        })
+        .collect()
 }
 
 fn parse_names(file: &str, text: &str) -> Result<Vec<String>, CodeError> {

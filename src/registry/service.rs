@@ -907,6 +907,15 @@ impl<S: RegistryStore> Registry<S> {
         provider: &str,
         now: i64,
     ) -> Result<Filing, RegistryError> {
+        // The new provider must be on the ISP list: an access provider a bureau created.
+        if !self.isp_list()?.iter().any(|p| p == provider.trim()) {
+            return Err(input(
+                "provider",
+                format!(
+                    "{provider:?} is not on the ISP list (access providers are ISP users a bureau creates; GET /api/codes lists them)"
+                ),
+            ));
+        }
         self.one(
             key,
             Event::AddProvider {
@@ -916,6 +925,18 @@ impl<S: RegistryStore> Registry<S> {
             DefaultActor::Owner,
             now,
         )
+    }
+
+    /// The ISP list: the names of the access providers with an ISP user, sorted.
+    pub fn isp_list(&self) -> Result<Vec<String>, RegistryError> {
+        let mut out = std::collections::BTreeSet::new();
+        self.store.scan_users(&mut |u| {
+            if let Actor::Isp { name, .. } = &u.actor {
+                out.insert(name.clone());
+            }
+            true
+        })?;
+        Ok(out.into_iter().collect())
     }
 
     /// Attach a pre-approval document (default actor: the filing's ICP user).

@@ -121,17 +121,67 @@ impl WebError {
 struct CodesPage<'a> {
     c: &'a Chrome,
     t: &'static CodeTables,
+    isps: Vec<String>,
+    /// The province whose cities and counties are shown (its two-digit code).
+    province: Option<String>,
+    regions: Vec<crate::codes::Region>,
 }
 
-pub async fn codes(chrome: Chrome) -> Response {
+/// The announcements page's query (the language switch may come along).
+#[derive(Debug, Default, Deserialize)]
+pub struct AnnouncementsQuery {
+    #[serde(default)]
+    pub category: Option<String>,
+    #[serde(default)]
+    pub lang: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CodesQuery {
+    #[serde(default)]
+    pub province: Option<String>,
+    #[serde(default)]
+    pub lang: Option<String>,
+}
+
+pub async fn codes(
+    State(state): State<WebState>,
+    chrome: Chrome,
+    Query(q): Query<CodesQuery>,
+) -> Result<Response, WebError> {
     let c = chrome.at("codes");
-    c.page(
+    let t = CodeTables::embedded();
+    let province = q.province.as_deref().and_then(|p| {
+        let mut chars = p.trim().chars();
+        match (chars.next(), chars.next()) {
+            (Some(a), None) => t.province_by_abbr(a),
+            _ => t.province_by_code(p.trim()),
+        }
+        .map(|p| p.code.clone())
+    });
+    let regions = match &province {
+        Some(code) => t
+            .regions()
+            .iter()
+            .filter(|r| r.province_code() == code)
+            .cloned()
+            .collect(),
+        None => Vec::new(),
+    };
+    let api = state.api.clone();
+    let isps = crate::api::blocking(move || Ok(api.registry.isp_list()?))
+        .await
+        .map_err(|e| WebError::new(c.lang, e))?;
+    Ok(c.page(
         CodesPage {
             c: &c,
-            t: CodeTables::embedded(),
+            t,
+            isps,
+            province,
+            regions,
         }
         .render(),
-    )
+    ))
 }
 
 #[derive(Template)]
@@ -139,14 +189,46 @@ pub async fn codes(chrome: Chrome) -> Response {
 struct AnnouncementsPage<'a> {
     c: &'a Chrome,
     list: Vec<(Announcement, String)>,
+    /// (category name, label, selected) for the filter links.
+    categories: Vec<(&'static str, &'static str, bool)>,
+    all_selected: bool,
+}
+
+impl AnnouncementsPage<'_> {
+    fn category_label(&self, a: &Announcement) -> &'static str {
+        if self.c.lang.is_en() {
+            a.category.label_en()
+        } else {
+            a.category.label_zh()
+        }
+    }
 }
 
 pub async fn announcements(
     State(state): State<WebState>,
     chrome: Chrome,
+    Query(q): Query<AnnouncementsQuery>,
 ) -> Result<Response, WebError> {
     let c = chrome.at("announcements");
-    let list = announcements::list(State(state.api.clone()))
+    let q = announcements::ListQuery {
+        category: q.category,
+    };
+    let selected = q
+        .category
+        .as_deref()
+        .and_then(announcements::AnnouncementCategory::parse);
+    let categories = announcements::AnnouncementCategory::ALL
+        .into_iter()
+        .map(|k| {
+            let label = if c.lang.is_en() {
+                k.label_en()
+            } else {
+                k.label_zh()
+            };
+            (k.as_str(), label, selected == Some(k))
+        })
+        .collect();
+    let list = announcements::list(State(state.api.clone()), crate::api::error::ApiQuery(q))
         .await
         .map_err(|e| WebError::new(c.lang, e))?
         .0
@@ -156,7 +238,15 @@ pub async fn announcements(
             (a, d)
         })
         .collect();
-    Ok(c.page(AnnouncementsPage { c: &c, list }.render()))
+    Ok(c.page(
+        AnnouncementsPage {
+            c: &c,
+            list,
+            categories,
+            all_selected: selected.is_none(),
+        }
+        .render(),
+    ))
 }
 
 #[derive(Template)]

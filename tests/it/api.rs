@@ -2288,3 +2288,98 @@ async fn faq_accounts_change_password_edit_contact_and_recover_the_registration_
     s.login("wang_wu", "another-pw2", new_email).await;
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faq_code_tables_and_announcement_categories() {
+    let s = Server::start(1 << 20).await;
+    let c = cast(&s).await;
+    // All the FAQ's code tables: the embedded ones, industries, the ISP list (from the
+    // registry's ISP users), announcement categories; cities and counties on their own.
+    let v = s.call("GET", "/api/codes", None, None).await.json();
+    for table in [
+        "provinces",
+        "natures",
+        "id_types",
+        "access_methods",
+        "server_placements",
+        "categories",
+        "service_types",
+        "industries",
+        "isps",
+        "announcement_categories",
+    ] {
+        assert!(
+            v[table].as_array().is_some_and(|a| !a.is_empty()),
+            "{table}: {v}"
+        );
+    }
+    assert_eq!(v["isps"], json!(["华北云", "示例接入商"]));
+    assert!(
+        v.get("regions").is_none(),
+        "regions are served on their own"
+    );
+    let r = s
+        .call("GET", "/api/codes/regions?province=京", None, None)
+        .await;
+    assert_eq!(r.status, 200);
+    let regions = r.json();
+    assert!(regions
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x["code"] == "110101" && x["name"] == "东城区" && x["level"] == "county"));
+    assert!(regions
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|x| x["code"].as_str().unwrap().starts_with("11")));
+    assert_eq!(
+        s.call("GET", "/api/codes/regions?province=火星", None, None)
+            .await
+            .status,
+        400
+    );
+    // Announcements by category.
+    for (title, category) in [
+        ("备案管理办法", "law"),
+        ("备案模板下载", "download"),
+        ("系统维护通知", "notice"),
+    ] {
+        let r = s
+            .call(
+                "POST",
+                "/api/announcements",
+                Some(&c.miit),
+                Some(json!({"title": title, "body": "…", "category": category})),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let laws = s
+        .call("GET", "/api/announcements?category=law", None, None)
+        .await
+        .json();
+    assert_eq!(laws.as_array().unwrap().len(), 1);
+    assert_eq!(laws[0]["title"], "备案管理办法");
+    let zh = s
+        .call("GET", "/api/announcements?category=资料下载", None, None)
+        .await
+        .json();
+    assert_eq!(zh[0]["title"], "备案模板下载");
+    assert_eq!(
+        s.call("GET", "/api/announcements", None, None)
+            .await
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(
+        s.call("GET", "/api/announcements?category=x", None, None)
+            .await
+            .status,
+        400
+    );
+    s.stop().await;
+}

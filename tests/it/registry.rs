@@ -737,6 +737,24 @@ fn faq_access_cancelled_goes_to_the_bureau_which_may_reject_it() {
         !matches!(verdict, beian::cert::CertVerdict::Valid { .. }),
         "{verdict:?}"
     );
+    // A new provider must be on the ISP list (an ISP user a bureau created).
+    let e = reg.add_provider(None, &bj, "华北云", NOW).unwrap_err();
+    assert!(e.to_string().contains("ISP list"), "{e}");
+    {
+        use beian::registry::store::{AuditMeta, RegistryTxn};
+        let isp = Actor::isp("华北云");
+        let user =
+            beian::accounts::UserRecord::new("isp_hb", "isp-pw12", isp.clone(), "bureau:京", NOW)
+                .unwrap();
+        let mut txn = reg.store().begin().unwrap();
+        txn.put_user(
+            &AuditMeta::new(&Actor::bureau('京'), "create user", NOW),
+            &user,
+        )
+        .unwrap();
+        txn.commit().unwrap();
+    }
+    assert_eq!(reg.isp_list().unwrap(), ["华北云"]);
     // A new provider, verified, reviewed: active again with a fresh certificate.
     reg.add_provider(None, &bj, "华北云", NOW).unwrap();
     reg.resubmit(None, &bj, NOW).unwrap();

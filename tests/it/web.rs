@@ -439,6 +439,7 @@ pub async fn announce(
         ApiJson(NewAnnouncement {
             title: title.into(),
             body: body.into(),
+            category: beian::api::announcements::AnnouncementCategory::Law,
         }),
     )
     .await
