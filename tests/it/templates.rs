@@ -241,6 +241,15 @@ fn faq_a_reuploaded_template_opens_changes_not_duplicate_domain_errors() {
     for p in ["示例接入商", "华北云", "华东数据", "华南互联"] {
         reg.verify_access(None, p, None, NOW).unwrap();
     }
+    // The news site's approval document is confirmed by a pre-approval user first.
+    reg.check_pre_approval(
+        None,
+        &FilingKey::Domain("yunduan-news.cn".into()),
+        "新闻",
+        None,
+        NOW,
+    )
+    .unwrap();
     let approved = reg.review_auto(None, NOW).unwrap();
     assert_eq!(approved.approved.len(), 10, "{:?}", approved.refused);
 
