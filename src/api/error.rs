@@ -201,6 +201,7 @@ impl From<crate::registry::RegistryError> for ApiError {
                     Rule::Permission => return ApiError::Forbidden { message },
                     Rule::AccessVerification => "refused_access_verification",
                     Rule::PreApproval => "refused_pre_approval",
+                    Rule::BulletinBoard => "refused_bulletin_board",
                     Rule::Review => "refused_review",
                     Rule::UnderReview => "refused_under_review",
                     Rule::Cancellation => "refused_cancellation",

@@ -592,6 +592,16 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<Shared>)> {
             post(workflow::check_document),
         ),
         ("get", "/api/pre-approvals", get(workflow::pre_approvals)),
+        (
+            "post",
+            "/api/filings/:key/bulletin-board/review",
+            post(workflow::review_bulletin_board),
+        ),
+        (
+            "get",
+            "/api/bulletin-boards",
+            get(workflow::bulletin_boards),
+        ),
         ("post", "/api/filings/:key/cancel", post(workflow::cancel)),
         (
             "put",

@@ -23,7 +23,7 @@ use super::{announcements, auth, health, ipfilings, operator, public, scans, wor
         workflow::withdraw, workflow::revoke, workflow::cancel_access, workflow::add_provider,
         workflow::certificate, workflow::review_queue, workflow::review_auto,
         workflow::empty_shells, workflow::attach_document, workflow::check_document,
-        workflow::pre_approvals,
+        workflow::pre_approvals, workflow::review_bulletin_board, workflow::bulletin_boards,
         ipfilings::list, ipfilings::create, ipfilings::import, ipfilings::show,
         ipfilings::update, ipfilings::remove, ipfilings::units, ipfilings::template_download,
         announcements::list, announcements::create, announcements::show, announcements::remove,

@@ -336,6 +336,50 @@ pub async fn check_document(
     .await
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulletinReviewBody {
+    /// Absent: confirmed; a reason: refused.
+    #[serde(default)]
+    pub refused: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/filings/{key}/bulletin-board/review", tag = "review",
+    params(("key" = String, Path, description = "filing id, number or domain")),
+    request_body(content = String, description = "{refused?}: a special-content user confirms the bulletin-board special filing, or refuses it with a reason", content_type = "application/json"),
+    responses((status = 200, description = "reviewed"), (status = 403), (status = 409)))]
+pub async fn review_bulletin_board(
+    State(state): State<Shared>,
+    caller: Caller,
+    ApiPath(key): ApiPath<String>,
+    ApiJson(b): ApiJson<BulletinReviewBody>,
+) -> Result<ApiJson<FilingView>, ApiError> {
+    let actor = caller.actor().clone();
+    act(state, key, move |r, k, now| {
+        Ok(r.review_bulletin_board(Some(&actor), k, b.refused.as_deref(), now)?)
+    })
+    .await
+}
+
+#[utoipa::path(get, path = "/api/bulletin-boards", tag = "review",
+    responses((status = 200, description = "bulletin-board special filings waiting for review"), (status = 403)))]
+pub async fn bulletin_boards(
+    State(state): State<Shared>,
+    caller: Caller,
+) -> Result<ApiJson<Vec<FilingSummary>>, ApiError> {
+    if !matches!(caller.actor(), Actor::SpecialContent | Actor::Miit) {
+        return Err(forbidden(format!(
+            "{} may not list bulletin-board filings: special-content users do",
+            caller.actor()
+        )));
+    }
+    blocking(move || {
+        let q = state.registry.bulletin_board_queue()?;
+        Ok(ApiJson(summaries(&state, q, None)?))
+    })
+    .await
+}
+
 #[utoipa::path(get, path = "/api/pre-approvals", tag = "review",
     responses((status = 200, description = "filings with a pre-approval document waiting for its check"), (status = 403)))]
 pub async fn pre_approvals(

@@ -81,6 +81,9 @@ pub struct ImportWebsite {
     /// An APP's package name or a mini-program's app id.
     #[serde(default)]
     pub app_id: Option<String>,
+    /// It offers bulletin-board (电子公告) services: the special filing.
+    #[serde(default)]
+    pub bulletin_board: bool,
 }
 
 /// A field of one line (or spreadsheet row) that is wrong. For a spreadsheet or CSV upload,
@@ -317,6 +320,7 @@ pub fn parse_line(line: usize, text: &str) -> Result<ValidLine, LineError> {
         submission: Submission {
             kind,
             app_id: app_id.map(str::to_string),
+            bulletin_board: w.bulletin_board,
             name: w.name.trim().to_string(),
             homepage: w.homepage,
             domains,

@@ -242,6 +242,19 @@ pub struct Filing {
     /// An APP's package name or a mini-program's app id (in place of domains).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_id: Option<String>,
+    /// The service offers interactive bulletin services (电子公告): the special filing, reviewed
+    /// by a special-content user before the bureau approves. `None`: not declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bulletin_board: Option<BulletinBoard>,
+}
+
+/// The special filing for bulletin-board (电子公告) services.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BulletinBoard {
+    pub declared_at: i64,
+    /// The special-content user's review: confirmed, or refused with a reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<PreApprovalCheck>,
 }
 
 impl Filing {

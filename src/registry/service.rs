@@ -387,6 +387,7 @@ enum DefaultActor {
     Owner,
     Miit,
     PreApproval,
+    SpecialContent,
     /// The bureau, or MIIT if the bureau made the pending request.
     Withdrawer,
 }
@@ -397,6 +398,7 @@ fn default_actor(d: DefaultActor, f: &Filing, s: &Subject) -> Actor {
         DefaultActor::Owner => Actor::icp(&s.owner),
         DefaultActor::Miit => Actor::Miit,
         DefaultActor::PreApproval => Actor::PreApproval,
+        DefaultActor::SpecialContent => Actor::SpecialContent,
         DefaultActor::Withdrawer => match &f.cancellation {
             Some(c) if matches!(c.requested_by, Actor::Bureau { .. }) => Actor::Miit,
             _ => Actor::bureau(s.province),
@@ -970,6 +972,41 @@ impl<S: RegistryStore> Registry<S> {
             refused: refused.map(str::to_string),
         };
         self.one(key, ev, actor, DefaultActor::PreApproval, now)
+    }
+
+    /// A special-content user confirms a filing's bulletin-board special filing (`refused:
+    /// None`) or refuses it with a reason (default actor: `special-content`).
+    pub fn review_bulletin_board(
+        &self,
+        actor: Option<&Actor>,
+        key: &FilingKey,
+        refused: Option<&str>,
+        now: i64,
+    ) -> Result<Filing, RegistryError> {
+        let ev = Event::ReviewBulletinBoard {
+            refused: refused.map(str::to_string),
+        };
+        self.one(key, ev, actor, DefaultActor::SpecialContent, now)
+    }
+
+    /// The special-content users' queue: bulletin-board special filings not yet reviewed.
+    pub fn bulletin_board_queue(&self) -> Result<Vec<Filing>, RegistryError> {
+        let mut out = Vec::new();
+        self.store.scan_filings(&mut |f| {
+            let waiting = matches!(
+                f.status,
+                Status::AwaitingAccessVerification | Status::AwaitingReview | Status::Rejected
+            ) && f
+                .bulletin_board
+                .as_ref()
+                .is_some_and(|b| b.review.is_none());
+            if waiting {
+                out.push(f);
+            }
+            true
+        })?;
+        out.sort_by_key(|f| (f.submitted_at, f.id));
+        Ok(out)
     }
 
     /// The pre-approval users' queue: filings not yet approved with a pre-approval document

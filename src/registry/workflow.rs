@@ -18,6 +18,9 @@ pub enum Rule {
     AccessVerification,
     /// 2: pre-approval categories need their documents before review.
     PreApproval,
+    /// The special filing of bulletin-board (电子公告) services, reviewed by special-content
+    /// users before the bureau approves.
+    BulletinBoard,
     /// 3: bureau review — manual or automatic; approval numbers, rejection needs a reason.
     Review,
     /// 4: no modification while under review; changes go through review.
@@ -41,6 +44,7 @@ impl Rule {
         match self {
             Rule::AccessVerification => "rule 1 (access verification)",
             Rule::PreApproval => "rule 2 (pre-approval)",
+            Rule::BulletinBoard => "special filing (bulletin board)",
             Rule::Review => "rule 3 (review)",
             Rule::UnderReview => "rule 4 (no modification under review)",
             Rule::Cancellation => "rule 6 (cancellation)",
@@ -96,6 +100,8 @@ pub enum Event {
         category: String,
         refused: Option<String>,
     },
+    /// A special-content user confirms the bulletin-board special filing, or refuses it.
+    ReviewBulletinBoard { refused: Option<String> },
     /// A rejected filing is submitted again (providers verify again).
     Resubmit,
     /// Bureau approval of what is in review: a submission, a change or a cancellation.
@@ -139,6 +145,8 @@ impl Event {
             Event::AttachPreApproval { .. } => "attach_pre_approval",
             Event::CheckPreApproval { refused: None, .. } => "confirm_pre_approval",
             Event::CheckPreApproval { .. } => "refuse_pre_approval",
+            Event::ReviewBulletinBoard { refused: None } => "confirm_bulletin_board",
+            Event::ReviewBulletinBoard { .. } => "refuse_bulletin_board",
             Event::Resubmit => "resubmit",
             Event::Approve { .. } => "approve",
             Event::Reject { .. } => "reject",
@@ -203,6 +211,8 @@ pub struct Submission {
     pub operating_licence: Option<crate::number::LicenceNumber>,
     /// An APP's package name or a mini-program's app id; websites have none.
     pub app_id: Option<String>,
+    /// It offers bulletin-board (电子公告) services: the special filing.
+    pub bulletin_board: bool,
 }
 
 fn is_owner(actor: &Actor, subject: &Subject) -> bool {
@@ -314,6 +324,26 @@ fn check_domains_free(
     Ok(())
 }
 
+/// The bulletin-board special filing, when declared, is confirmed before approval.
+fn check_bulletin_board(filing: &Filing) -> Result<(), WorkflowError> {
+    let Some(b) = &filing.bulletin_board else {
+        return Ok(());
+    };
+    match &b.review {
+        Some(PreApprovalCheck { refused: None, .. }) => Ok(()),
+        Some(PreApprovalCheck {
+            refused: Some(r), ..
+        }) => refuse(
+            Rule::BulletinBoard,
+            format!("the bulletin-board special filing was refused ({r})"),
+        ),
+        None => refuse(
+            Rule::BulletinBoard,
+            "the bulletin-board special filing waits for a special-content user's review",
+        ),
+    }
+}
+
 fn check_pre_approval(filing: &Filing) -> Result<(), WorkflowError> {
     let Some(c) = filing.categories.iter().find(|c| !c.cleared()) else {
         return Ok(());
@@ -356,6 +386,7 @@ pub fn submit(
         categories,
         operating_licence,
         app_id,
+        bulletin_board,
     } = submission;
     if providers.is_empty() {
         return refuse(Rule::Data, "a service names at least one access provider");
@@ -452,6 +483,10 @@ pub fn submit(
         renewal: None,
         false_information: None,
         app_id,
+        bulletin_board: bulletin_board.then_some(BulletinBoard {
+            declared_at: now,
+            review: None,
+        }),
     })
 }
 
@@ -538,6 +573,36 @@ pub fn apply(
             };
             c.document = Some(document.trim().to_string());
             c.check = None;
+        }
+        Event::ReviewBulletinBoard { refused } => {
+            if !matches!(actor, Actor::SpecialContent | Actor::Miit) {
+                return refuse(
+                    Rule::Permission,
+                    format!(
+                        "{actor} may not review bulletin-board filings: special-content users do"
+                    ),
+                );
+            }
+            if !matches!(
+                filing.status,
+                Status::AwaitingAccessVerification | Status::AwaitingReview | Status::Rejected
+            ) {
+                return refuse(
+                    Rule::State,
+                    "the special filing is reviewed before approval",
+                );
+            }
+            if refused.as_deref().is_some_and(|r| r.trim().is_empty()) {
+                return refuse(Rule::BulletinBoard, "a refusal gives its reason");
+            }
+            let Some(b) = filing.bulletin_board.as_mut() else {
+                return refuse(Rule::Data, "the filing declares no bulletin-board service");
+            };
+            b.review = Some(PreApprovalCheck {
+                by: actor.clone(),
+                at: now,
+                refused: refused.clone(),
+            });
         }
         Event::CheckPreApproval { category, refused } => {
             if !matches!(actor, Actor::PreApproval | Actor::Miit) {
@@ -902,6 +967,7 @@ fn approve(
         }
         Status::AwaitingReview => {
             check_pre_approval(filing)?;
+            check_bulletin_board(filing)?;
             check_domains_free(
                 &filing.domains,
                 Some(filing.id),

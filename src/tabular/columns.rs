@@ -63,6 +63,8 @@ pub enum CodeList {
     ServerPlacement,
     IpStatus,
     ServiceType,
+    /// 是 / 否 (a true/false column).
+    YesNo,
 }
 
 impl CodeList {
@@ -76,6 +78,7 @@ impl CodeList {
             CodeList::ServerPlacement => "服务器放置地",
             CodeList::IpStatus => "IP地址使用状态",
             CodeList::ServiceType => "服务类型",
+            CodeList::YesNo => "是否",
         }
     }
 
@@ -88,6 +91,7 @@ impl CodeList {
             CodeList::Province => t.provinces().iter().map(|p| p.name.clone()).collect(),
             CodeList::AccessMethod => t.access_methods().to_vec(),
             CodeList::ServerPlacement => t.server_placements().to_vec(),
+            CodeList::YesNo => vec!["否".to_string(), "是".to_string()],
             CodeList::ServiceType => t
                 .service_types()
                 .iter()
@@ -296,6 +300,14 @@ pub const FILING_COLUMNS: &[ColumnSpec] = &[
         ColumnKind::Code(CodeList::ServiceType),
         "不填为网站；APP、小程序不填域名，填下一列",
         "网站",
+    ),
+    col(
+        "website.bulletin_board",
+        "电子公告服务",
+        false,
+        ColumnKind::Code(CodeList::YesNo),
+        "提供论坛、留言板等电子公告服务的填“是”（需专项审核）",
+        "否",
     ),
     col(
         "website.app_id",
@@ -576,6 +588,9 @@ fn cell_value(spec: &ColumnSpec, cell: &Cell) -> Result<Option<Value>, String> {
                 f.to_string()
             }
         }
+        Cell::Bool(b) if spec.kind == ColumnKind::Code(CodeList::YesNo) => {
+            return Ok(Some(Value::Bool(*b)))
+        }
         Cell::Bool(b) => return Err(format!("a true/false value ({b}); expected text")),
         Cell::Date(d) => return Err(format!("a date ({d}); expected text")),
         Cell::Error(e) => return Err(format!("the cell holds the formula error {e}")),
@@ -591,6 +606,11 @@ fn cell_value(spec: &ColumnSpec, cell: &Cell) -> Result<Option<Value>, String> {
                 .map(|s| s.as_str().to_string())
                 .unwrap_or(text),
         ),
+        ColumnKind::Code(CodeList::YesNo) => match text.to_lowercase().as_str() {
+            "是" | "yes" | "y" | "true" | "1" => Value::Bool(true),
+            "否" | "no" | "n" | "false" | "0" => Value::Bool(false),
+            _ => return Err(format!("{text:?} is not 是 or 否")),
+        },
         ColumnKind::Code(_) => Value::String(text),
         ColumnKind::List { spaces } => Value::Array(
             split_list(&text, spaces)

@@ -2383,3 +2383,63 @@ async fn faq_code_tables_and_announcement_categories() {
     );
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faq_bulletin_board_services_have_their_special_filing_reviewed_first() {
+    let s = Server::start(1 << 20).await;
+    let c = cast(&s).await;
+    let mut filing: Value = serde_json::from_str(FILING).unwrap();
+    filing["website"]["bulletin_board"] = json!(true);
+    let r = s
+        .call("POST", "/api/filings", Some(&c.icp), Some(filing))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.json()["id"].as_u64().unwrap();
+    let path = |a: &str| format!("/api/filings/{id}{a}");
+    let r = s
+        .call("POST", &path("/verify-access"), Some(&c.isp), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let approve_path = path("/approve");
+    let approve = || s.call("POST", &approve_path, Some(&c.bureau_jing), Some(json!({})));
+    let r = approve().await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (409, "refused_bulletin_board")
+    );
+    // A special-content user (created by MIIT) reviews it; nobody else may.
+    let r = s
+        .create_user(
+            &c.miit,
+            json!({"username": "sc", "role": "special_content"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let pw = r.json()["password"].as_str().unwrap().to_string();
+    let sc = s.login("sc", &pw, "user:sc").await;
+    let r = s.call("GET", "/api/bulletin-boards", Some(&sc), None).await;
+    assert_eq!(r.json()[0]["id"], id, "{}", r.text);
+    let review = path("/bulletin-board/review");
+    let r = s
+        .call("POST", &review, Some(&c.bureau_jing), Some(json!({})))
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    let r = s
+        .call(
+            "POST",
+            &review,
+            Some(&sc),
+            Some(json!({"refused": "未落实信息安全管理制度"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = approve().await;
+    assert_eq!(r.status, 409);
+    assert!(r.text.contains("未落实信息安全管理制度"), "{}", r.text);
+    let r = s.call("POST", &review, Some(&sc), Some(json!({}))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = approve().await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["status"], "active");
+    s.stop().await;
+}

@@ -39,6 +39,7 @@ fn submission(domains: &[&str], providers: &[&str]) -> Submission {
         categories: vec![],
         operating_licence: None,
         app_id: None,
+        bulletin_board: false,
     }
 }
 

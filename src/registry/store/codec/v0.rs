@@ -291,6 +291,7 @@ impl From<Filing> for current::Filing {
             renewal: None,
             false_information: None,
             app_id: None,
+            bulletin_board: None,
         }
     }
 }
