@@ -42,15 +42,17 @@ pub struct Submitted {
 }
 
 fn line_error(e: &crate::registry::import::LineError) -> ApiError {
+    use crate::registry::workflow::Rule;
     let message = format!("{}: {}", e.field, e.reason);
-    if e.field == "website.domains" && e.reason.contains("rule 8") {
-        return ApiError::Conflict {
-            code: "duplicate_domain",
-            message,
-        };
-    }
-    if e.reason.contains("refused by permission") {
-        return forbidden(message);
+    match e.rule {
+        Some(Rule::DuplicateDomain) => {
+            return ApiError::Conflict {
+                code: "duplicate_domain",
+                message,
+            }
+        }
+        Some(Rule::Permission) => return forbidden(message),
+        _ => {}
     }
     ApiError::BadRequest {
         code: "invalid_field",

@@ -98,6 +98,10 @@ pub struct LineError {
     pub column: Option<String>,
     pub field: String,
     pub reason: String,
+    /// The workflow rule that refused the line, when one did (kept typed for the API's
+    /// status codes; the reason says it in words).
+    #[serde(skip)]
+    pub rule: Option<super::workflow::Rule>,
 }
 
 impl LineError {
@@ -109,7 +113,14 @@ impl LineError {
             column: None,
             field: field.into(),
             reason: reason.into(),
+            rule: None,
         }
+    }
+
+    /// The same error, refused by workflow rule `rule`.
+    pub fn by_rule(mut self, rule: super::workflow::Rule) -> Self {
+        self.rule = Some(rule);
+        self
     }
 }
 

@@ -690,6 +690,7 @@ pub fn table(kind: TableKind, sheets: &[Sheet]) -> Result<Table, TabularError> {
                             column: map.column_of(specs[*i].key),
                             field: specs[*i].key.to_string(),
                             reason,
+                            rule: None,
                         });
                     }
                 }

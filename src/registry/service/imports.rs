@@ -316,7 +316,8 @@ impl<S: RegistryStore> Registry<S> {
                 lineno,
                 "website",
                 format!("filing {id} is already filed by this provider; its change is refused: {refusal}"),
-            ))),
+            )
+            .by_rule(refusal.rule))),
             Err(e) => Err(e),
         }
     }
@@ -410,7 +411,7 @@ impl<S: RegistryStore> Registry<S> {
                     workflow::Rule::Permission => "website.providers",
                     _ => "website",
                 };
-                return Ok(Err(line_err(field, e.to_string())));
+                return Ok(Err(line_err(field, e.to_string()).by_rule(e.rule)));
             }
         };
         let meta = AuditMeta::new(&actor, "import", now);

@@ -58,7 +58,9 @@ impl IpRefusal {
     /// The refusal as the error of line (or row) `line`.
     fn at(self, line: usize) -> LineError {
         match self {
-            IpRefusal::Permission(r) => LineError::new(line, "provider", r),
+            IpRefusal::Permission(r) => {
+                LineError::new(line, "provider", r).by_rule(workflow::Rule::Permission)
+            }
             IpRefusal::Field(field, r) => LineError::new(line, field, r),
         }
     }
