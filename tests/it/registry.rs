@@ -880,11 +880,13 @@ fn the_in_memory_domain_index_follows_transactions_reopen_and_concurrent_readers
     let dir = tempfile::tempdir().unwrap();
     let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
     let d = |s: &str| Domain::parse(s).unwrap();
-    // A lookup before any filing builds the (empty) index; later commits keep it current.
+    // Before the index is built lookups read the tree; built (empty) before any filing,
+    // later commits keep it current.
     assert_eq!(
         reg.store().filing_by_domain(&d("example-bj.net")).unwrap(),
         None
     );
+    reg.store().warm_lookups().unwrap();
     import(&reg, "filings.jsonl");
     let store = reg.store();
     let id = store
@@ -983,6 +985,7 @@ fn the_in_memory_domain_index_follows_transactions_reopen_and_concurrent_readers
         reg.store().filing_by_domain(&d("moved-once.com")).unwrap(),
         Some(id)
     );
+    reg.store().warm_lookups().unwrap();
     assert_eq!(
         reg.store().filing_by_domain(&d("example-bj.net")).unwrap(),
         None

@@ -12,10 +12,10 @@
 //! `P/<network>/<id>` its network index, `u/<username>` user, `a/<seq>` audit record, `m/…`
 //! counters and the audit head. Ids and sequence numbers are big-endian u64.
 //!
-//! The domain index is also held in memory (domain → filing id), derived from the `domains`
-//! tree: built from it on the store's first lookup by domain (so one-shot commands that never
-//! look up a domain do not pay for it; `warm_lookups` builds it up front), then kept current
-//! by `commit`, which applies a transaction's domain writes to it under its write lock in the
+//! The domain index can also be held in memory (domain → filing id), derived from the
+//! `domains` tree: built from it by `warm_lookups` (long-running processes; on 1M filings the
+//! build takes seconds, which a one-shot command looking up one domain must not pay: until
+//! then lookups read the tree), then kept current by `commit`, which applies a transaction's domain writes to it under its write lock in the
 //! same critical section as the sled transaction. Readers take its read lock, so they see a
 //! transaction's domain changes all or not at all. It is never written to disk: a reopened
 //! store (after a crash too) rebuilds it from the tree. An entry whose stored id does not
@@ -276,14 +276,10 @@ impl KvGet for SledStore {
             // Damaged: the tree's answer (an error naming the key).
             Some(None) => self.tree.domain_id(d),
         };
-        {
-            let index = self.domain_index.read().unwrap_or_else(|p| p.into_inner());
-            if let Some(map) = index.as_ref() {
-                return found(map);
-            }
-        }
-        match self.index_for_writing()?.as_ref() {
+        let index = self.domain_index.read().unwrap_or_else(|p| p.into_inner());
+        match index.as_ref() {
             Some(map) => found(map),
+            // Not built (see `warm_lookups`): the tree.
             None => self.tree.domain_id(d),
         }
     }
@@ -535,8 +531,8 @@ impl SledStore {
         Ok(n)
     }
 
-    /// Read the domain index and the filing records once, so that the first lookups of a
-    /// long-running server (API, scanner) hit the page cache instead of the disk. Returns the
+    /// Build the in-memory domain index and read the filing records once, so that the lookups
+    /// of a long-running server (API, scanner) hit memory instead of the disk. Returns the
     /// number of entries touched. Not done by `open`: one-shot CLI commands do not need it.
     pub fn warm_lookups(&self) -> Result<u64, StoreError> {
         let mut n = self
