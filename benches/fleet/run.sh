@@ -64,14 +64,31 @@ http {
     server { listen 127.0.0.1:$PORT default_server; root $WORK/www; index index.html; }
 }
 CONF
-nginx -s stop -c "$WORK/nginx.conf" 2>/dev/null || true
-nginx -c "$WORK/nginx.conf"
-[ -f "$WORK/dnsmasq.pid" ] && kill "$(cat "$WORK/dnsmasq.pid")" 2>/dev/null || true
+# Stop only what this run started: nginx (kept in the foreground) and dnsmasq are children of
+# this shell, recorded by pid as they start and stopped by those pids on exit. Nothing is
+# stopped by name, pattern or leftover pid file: a server someone else runs on the port makes
+# this run fail instead.
+STARTED=()
+stop_started() {
+    local pid
+    for pid in "${STARTED[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${STARTED[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap stop_started EXIT
+nginx -c "$WORK/nginx.conf" -g 'daemon off;' &
+STARTED+=("$!")
 dnsmasq --keep-in-foreground --no-resolv --no-hosts --conf-file=/dev/null --user=root \
     --listen-address=$DNS_ADDR --bind-interfaces --port=53 --cache-size=10000 \
-    --address=/bench.test/127.0.0.1 --pid-file=$WORK/dnsmasq.pid 2>/dev/null &
+    --address=/bench.test/127.0.0.1 --pid-file=$WORK/dnsmasq.pid 2>"$WORK/dnsmasq-error.log" &
+STARTED+=("$!")
 sleep 1
-trap 'nginx -s stop -c "$WORK/nginx.conf" 2>/dev/null || true; kill $(cat $WORK/dnsmasq.pid 2>/dev/null) 2>/dev/null || true' EXIT
+for pid in "${STARTED[@]}"; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+        echo "a server this run started (pid $pid) exited: is port $PORT or $DNS_ADDR:53 in use?" >&2
+        cat "$WORK/nginx-error.log" "$WORK/dnsmasq-error.log" >&2 2>/dev/null || true
+        exit 2
+    fi
+done
 
 # Hosts for aiohttp; the same origins as URLs for beian, so both make the same two plain-http
 # fetches per host (no https attempt).

@@ -1,6 +1,8 @@
 //! The registry's public keyring: key ids, rotation (old keys keep verifying), compromise
 //! marking, and the JSON export offline verifiers pin (`beian keys export`).
 
+use std::collections::BTreeMap;
+
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -87,6 +89,46 @@ impl PublicKeyEntry {
     }
 }
 
+/// The serialised shape of a [`Keyring`]: its entries only (the decoded keys are derived).
+#[derive(Serialize, Deserialize)]
+pub(super) struct KeyringData {
+    keys: BTreeMap<KeyId, PublicKeyEntry>,
+}
+
+impl From<KeyringData> for Keyring {
+    fn from(data: KeyringData) -> Keyring {
+        let decoded = DecodedKeys(
+            data.keys
+                .values()
+                .filter_map(|e| {
+                    let key = e.verifying_key().ok()?;
+                    Some((e.key_id.clone(), (e.public_key.clone(), key)))
+                })
+                .collect(),
+        );
+        Keyring {
+            keys: data.keys,
+            decoded,
+        }
+    }
+}
+
+impl From<Keyring> for KeyringData {
+    fn from(ring: Keyring) -> KeyringData {
+        KeyringData { keys: ring.keys }
+    }
+}
+
+/// Decoded public keys by key id, each with the hex text it was decoded from.
+#[derive(Clone, Default)]
+pub(super) struct DecodedKeys(BTreeMap<KeyId, (String, VerifyingKey)>);
+
+impl std::fmt::Debug for DecodedKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DecodedKeys({} keys)", self.0.len())
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct KeyringExport {
@@ -117,8 +159,20 @@ impl Keyring {
             public_key: hex::encode(new_key.as_bytes()),
             ..entry
         };
+        self.decoded
+            .0
+            .insert(entry.key_id.clone(), (entry.public_key.clone(), new_key));
         self.keys.insert(entry.key_id.clone(), entry);
         Ok(())
+    }
+
+    /// The decoded key of `entry` (an entry of this keyring): from the cache while the entry
+    /// holds the text it was decoded from, decoded afresh otherwise.
+    pub(super) fn decoded_key(&self, entry: &PublicKeyEntry) -> Result<VerifyingKey, KeyringError> {
+        match self.decoded.0.get(&entry.key_id) {
+            Some((hex, key)) if *hex == entry.public_key => Ok(*key),
+            _ => entry.verifying_key(),
+        }
     }
 
     /// Mark a key compromised: it verifies nothing from now on. False if it is unknown.
@@ -143,8 +197,8 @@ impl Keyring {
             .get(key_id)
             .ok_or_else(|| KeyringError::UnknownKey {
                 key_id: key_id.to_string(),
-            })?
-            .verifying_key()
+            })
+            .and_then(|entry| self.decoded_key(entry))
     }
 
     /// The export offline verifiers pin: `{"format":"beian-keyring","version":1,"keys":[…]}`.
@@ -229,6 +283,38 @@ mod tests {
             ring.verifying_key("nope"),
             Err(KeyringError::UnknownKey { .. })
         ));
+    }
+
+    #[test]
+    fn decoded_keys_follow_the_entries() {
+        let mut ring = Keyring::default();
+        ring.insert(PublicKeyEntry::new("k1".into(), &vk(1), 100))
+            .unwrap();
+        assert_eq!(ring.verifying_key("k1").unwrap(), vk(1));
+        // The serialised shape is the entries only, and reading it rebuilds the cache.
+        let text = serde_json::to_string(&ring).unwrap();
+        assert!(
+            text.starts_with(r#"{"keys":{"k1":{"key_id":"k1","#),
+            "{text}"
+        );
+        let back: Keyring = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, ring);
+        assert_eq!(back.decoded.0.len(), 1);
+        assert_eq!(back.verifying_key("k1").unwrap(), vk(1));
+        // An entry changed through the public field is decoded afresh, never from the cache.
+        let mut changed = back.clone();
+        changed.keys.get_mut("k1").unwrap().public_key = hex::encode(vk(2).as_bytes());
+        assert_eq!(changed.verifying_key("k1").unwrap(), vk(2));
+        changed.keys.get_mut("k1").unwrap().public_key = "zz".into();
+        assert!(matches!(
+            changed.verifying_key("k1"),
+            Err(KeyringError::BadHex { .. })
+        ));
+        // A serialised entry that does not decode is not cached and still refused.
+        let bad = text.replace(&hex::encode(vk(1).as_bytes()), &"00".repeat(32));
+        let bad: Keyring = serde_json::from_str(&bad).unwrap();
+        assert!(bad.decoded.0.is_empty());
+        assert!(bad.verifying_key("k1").is_err());
     }
 
     #[test]

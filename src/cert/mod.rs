@@ -43,10 +43,25 @@ pub struct PublicKeyEntry {
 }
 
 /// The registry's public keys: what offline verifiers pin.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Serialised as `{"keys": {…}}` only; the decoded keys are a cache derived from `keys`,
+/// built when the keyring is built or read (see `keys.rs`), so verification neither
+/// hex-decodes nor decompresses a key. A cached key is used only while its entry still holds
+/// the same hex text, so an entry changed through the public field is decoded afresh.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(from = "keys::KeyringData", into = "keys::KeyringData")]
 pub struct Keyring {
     pub keys: BTreeMap<KeyId, PublicKeyEntry>,
+    decoded: keys::DecodedKeys,
 }
+
+impl PartialEq for Keyring {
+    fn eq(&self, other: &Self) -> bool {
+        self.keys == other.keys
+    }
+}
+
+impl Eq for Keyring {}
 
 /// The signed content of a certificate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -55,7 +55,7 @@ pub fn verify(
         return CertVerdict::CompromisedKey { key_id };
     }
     // An entry whose public key does not decode verifies nothing.
-    let Ok(key) = entry.verifying_key() else {
+    let Ok(key) = keyring.decoded_key(entry) else {
         return CertVerdict::UnknownKey { key_id };
     };
     let signature = Signature::from_bytes(&cert.signature);

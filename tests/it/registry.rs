@@ -891,3 +891,129 @@ fn faq_filings_revoked_for_false_information_are_published() {
         .starts_with("京ICP备"));
     assert_eq!(reg.filing_view(&bj).unwrap().status, "revoked");
 }
+
+#[test]
+fn the_in_memory_domain_index_follows_transactions_reopen_and_concurrent_readers() {
+    use beian::registry::store::{AuditMeta, RegistryTxn};
+    let dir = tempfile::tempdir().unwrap();
+    let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
+    let d = |s: &str| Domain::parse(s).unwrap();
+    // Before the index is built lookups read the tree; built (empty) before any filing,
+    // later commits keep it current.
+    assert_eq!(
+        reg.store().filing_by_domain(&d("example-bj.net")).unwrap(),
+        None
+    );
+    reg.store().warm_lookups().unwrap();
+    import(&reg, "filings.jsonl");
+    let store = reg.store();
+    let id = store
+        .filing_by_domain(&d("example-bj.net"))
+        .unwrap()
+        .unwrap();
+    let filing = store.filing(id).unwrap().unwrap();
+    let meta = AuditMeta::new(&Actor::Miit, "test", NOW);
+
+    // A transaction dropped without commit changes nothing; a committed one is seen whole.
+    let mut moved = filing.clone();
+    moved.domains = vec![d("moved-once.com")];
+    {
+        let mut txn = store.begin().unwrap();
+        txn.put_filing(&meta, &moved).unwrap();
+        // Inside the transaction its own writes are seen (through the overlay).
+        assert_eq!(
+            txn.filing_by_domain(&d("moved-once.com")).unwrap(),
+            Some(id)
+        );
+        assert_eq!(store.filing_by_domain(&d("moved-once.com")).unwrap(), None);
+    }
+    assert_eq!(store.filing_by_domain(&d("moved-once.com")).unwrap(), None);
+    assert_eq!(
+        store.filing_by_domain(&d("example-bj.net")).unwrap(),
+        Some(id)
+    );
+
+    // Concurrent readers while a writer moves the filing between two domains: a domain the
+    // writer never touches is always found, and the moving filing is found under exactly one
+    // of its two domains once the writer is done.
+    let stable = store
+        .filing_by_domain(&d("nanshan-demo.cn"))
+        .unwrap()
+        .unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut n = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        assert_eq!(
+                            store.filing_by_domain(&d("nanshan-demo.cn")).unwrap(),
+                            Some(stable)
+                        );
+                        for name in ["example-bj.net", "moved-once.com"] {
+                            let got = store.filing_by_domain(&d(name)).unwrap();
+                            assert!(got.is_none() || got == Some(id), "{name}: {got:?}");
+                        }
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        for round in 0..20 {
+            let f = if round % 2 == 0 { &moved } else { &filing };
+            let mut txn = store.begin().unwrap();
+            txn.put_filing(&meta, f).unwrap();
+            txn.commit().unwrap();
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for r in readers {
+            assert!(r.join().unwrap() > 0);
+        }
+    });
+    // 20 rounds: back on the original domain.
+    assert_eq!(
+        store.filing_by_domain(&d("example-bj.net")).unwrap(),
+        Some(id)
+    );
+    assert_eq!(store.filing_by_domain(&d("moved-once.com")).unwrap(), None);
+    let mut txn = store.begin().unwrap();
+    txn.put_filing(&meta, &moved).unwrap();
+    txn.commit().unwrap();
+    assert_eq!(
+        store.filing_by_domain(&d("moved-once.com")).unwrap(),
+        Some(id)
+    );
+    assert_eq!(store.filing_by_domain(&d("example-bj.net")).unwrap(), None);
+
+    // Reopened, the index is rebuilt from the tree: every filing's domains lead to it.
+    let mut expected = Vec::new();
+    store
+        .scan_filings(&mut |f| {
+            for dom in &f.domains {
+                expected.push((dom.clone(), f.id));
+            }
+            true
+        })
+        .unwrap();
+    drop(reg);
+    let reg = Registry::open(dir.path()).unwrap();
+    assert_eq!(
+        reg.store().filing_by_domain(&d("moved-once.com")).unwrap(),
+        Some(id)
+    );
+    reg.store().warm_lookups().unwrap();
+    assert_eq!(
+        reg.store().filing_by_domain(&d("example-bj.net")).unwrap(),
+        None
+    );
+    assert!(expected.len() >= 10);
+    for (dom, fid) in expected {
+        assert_eq!(
+            reg.store().filing_by_domain(&dom).unwrap(),
+            Some(fid),
+            "{dom:?}"
+        );
+    }
+}

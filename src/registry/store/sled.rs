@@ -11,11 +11,20 @@
 //! `n/<service number>` → filing, `i/<ip>/<id>` IP index, `p/<id>` IP filing,
 //! `P/<network>/<id>` its network index, `u/<username>` user, `a/<seq>` audit record, `m/…`
 //! counters and the audit head. Ids and sequence numbers are big-endian u64.
+//!
+//! The domain index can also be held in memory (domain → filing id), derived from the
+//! `domains` tree: built from it by `warm_lookups` (long-running processes; on 1M filings the
+//! build takes seconds, which a one-shot command looking up one domain must not pay: until
+//! then lookups read the tree), then kept current by `commit`, which applies a transaction's domain writes to it under its write lock in the
+//! same critical section as the sled transaction. Readers take its read lock, so they see a
+//! transaction's domain changes all or not at all. It is never written to disk: a reopened
+//! store (after a crash too) rebuilds it from the tree. An entry whose stored id does not
+//! decode is kept as "ask the tree", so a damaged entry is still reported as before.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockWriteGuard};
 
 use ::sled::Transactional;
 use serde::Serialize;
@@ -29,6 +38,27 @@ pub struct SledStore {
     db: ::sled::Db,
     tree: Trees,
     writer: Mutex<()>,
+    /// The in-memory domain index (see the module docs): `None` until first needed, or after
+    /// a commit whose outcome is unknown.
+    domain_index: RwLock<Option<DomainMap>>,
+}
+
+/// Domain bytes → filing id (see [`DomainEntry`]).
+type DomainMap = HashMap<Box<[u8]>, DomainEntry>;
+
+/// An in-memory domain index entry: the filing id, or `None` for a stored id that does not
+/// decode.
+type DomainEntry = Option<u64>;
+
+/// Build the in-memory domain index from the `domains` tree.
+fn load_domain_index(domains: &::sled::Tree) -> Result<DomainMap, StoreError> {
+    let mut map = DomainMap::new();
+    for kv in domains.iter() {
+        let (k, v) = kv.map_err(io("domain index"))?;
+        let id = <[u8; 8]>::try_from(v.as_ref()).ok().map(u64::from_be_bytes);
+        map.insert(Box::from(k.as_ref()), id);
+    }
+    Ok(map)
 }
 
 /// The store's trees; keys are routed by their prefix (see the module docs).
@@ -222,6 +252,37 @@ fn seq_key(seq: Sequence) -> &'static [u8] {
 trait KvGet {
     fn kv_get(&self, k: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     fn kv_prefix(&self, p: &[u8]) -> Result<Vec<Vec<u8>>, StoreError>;
+    /// The filing id under domain `d` (its bytes, without `d/`).
+    fn domain_id(&self, d: &[u8]) -> Result<Option<u64>, StoreError> {
+        let k = key("d/", d);
+        match self.kv_get(&k)? {
+            Some(v) => decode_id(&k, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+impl KvGet for SledStore {
+    fn kv_get(&self, k: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.tree.kv_get(k)
+    }
+    fn kv_prefix(&self, p: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.tree.kv_prefix(p)
+    }
+    fn domain_id(&self, d: &[u8]) -> Result<Option<u64>, StoreError> {
+        let found = |map: &DomainMap| match map.get(d) {
+            None => Ok(None),
+            Some(Some(id)) => Ok(Some(*id)),
+            // Damaged: the tree's answer (an error naming the key).
+            Some(None) => self.tree.domain_id(d),
+        };
+        let index = self.domain_index.read().unwrap_or_else(|p| p.into_inner());
+        match index.as_ref() {
+            Some(map) => found(map),
+            // Not built (see `warm_lookups`): the tree.
+            None => self.tree.domain_id(d),
+        }
+    }
 }
 
 impl KvGet for Trees {
@@ -279,7 +340,7 @@ impl<S: KvGet> Reader<'_, S> {
         self.get_decoded(&id_key("f/", id))
     }
     fn filing_by_domain(&self, d: &Domain) -> Result<Option<FilingId>, StoreError> {
-        self.get_id(&key("d/", d.as_str().as_bytes()))
+        self.0.domain_id(d.as_str().as_bytes())
     }
     fn filing_by_number(&self, n: &FilingNumber) -> Result<Option<FilingId>, StoreError> {
         self.get_id(&number_key("n/", n))
@@ -360,7 +421,7 @@ macro_rules! impl_read {
     };
 }
 
-impl_read!(SledStore, s => &s.tree);
+impl_read!(SledStore, s => s);
 impl_read!(SledTxn<'_>, t => t);
 
 impl SledStore {
@@ -395,6 +456,7 @@ impl SledStore {
             db,
             tree,
             writer: Mutex::new(()),
+            domain_index: RwLock::new(None),
         };
         store.upgrade(path)?;
         Ok(store)
@@ -469,20 +531,28 @@ impl SledStore {
         Ok(n)
     }
 
-    /// Read the domain index and the filing records once, so that the first lookups of a
-    /// long-running server (API, scanner) hit the page cache instead of the disk. Returns the
+    /// Build the in-memory domain index and read the filing records once, so that the lookups
+    /// of a long-running server (API, scanner) hit memory instead of the disk. Returns the
     /// number of entries touched. Not done by `open`: one-shot CLI commands do not need it.
     pub fn warm_lookups(&self) -> Result<u64, StoreError> {
-        let mut n = 0u64;
-        for kv in self.tree.domains.iter() {
-            kv.map_err(io("warm"))?;
-            n += 1;
-        }
+        let mut n = self
+            .index_for_writing()?
+            .as_ref()
+            .map_or(0, |m| m.len() as u64);
         for kv in self.tree.records.scan_prefix(b"f/") {
             kv.map_err(io("warm"))?;
             n += 1;
         }
         Ok(n)
+    }
+
+    /// The domain index's write lock, with the index built (from the tree) if it was not.
+    fn index_for_writing(&self) -> Result<RwLockWriteGuard<'_, Option<DomainMap>>, StoreError> {
+        let mut index = self.domain_index.write().unwrap_or_else(|p| p.into_inner());
+        if index.is_none() {
+            *index = Some(load_domain_index(&self.tree.domains)?);
+        }
+        Ok(index)
     }
 
     fn scan_decoded<T: Persisted>(
@@ -509,6 +579,13 @@ impl SledStore {
             }
         }
         Ok(out)
+    }
+
+    /// The domain index's answer read from the `domains` tree, bypassing the in-memory index:
+    /// the lookup path before that index existed, kept for the benchmark's same-run baseline.
+    #[doc(hidden)]
+    pub fn filing_by_domain_from_tree(&self, d: &Domain) -> Result<Option<FilingId>, StoreError> {
+        self.tree.domain_id(d.as_str().as_bytes())
     }
 
     /// Raw access for tamper tests: set (`Some`) or remove (`None`) the stored bytes under a
@@ -876,8 +953,18 @@ impl RegistryTxn for SledTxn<'_> {
             self.put(HEAD_KEY.to_vec(), head);
         }
         let mut batches: [::sled::Batch; 4] = Default::default();
+        // Domain → the new entry (`None`: removed).
+        let mut domain_writes: Vec<(Box<[u8]>, Option<DomainEntry>)> = Vec::new();
         for (k, v) in std::mem::take(&mut self.overlay) {
             let (slot, k) = route(&k);
+            if slot == Slot::Domains {
+                let id = v.as_ref().map(|v| {
+                    <[u8; 8]>::try_from(v.as_slice())
+                        .ok()
+                        .map(u64::from_be_bytes)
+                });
+                domain_writes.push((Box::from(k), id));
+            }
             let b = &mut batches[slot as usize];
             match v {
                 Some(v) => b.insert(k, v),
@@ -885,18 +972,41 @@ impl RegistryTxn for SledTxn<'_> {
             }
         }
         let t = &self.store.tree;
-        (&t.records, &t.index, &t.domains, &t.audit)
-            .transaction(|(r, i, d, a)| {
-                r.apply_batch(&batches[Slot::Records as usize])?;
-                i.apply_batch(&batches[Slot::Index as usize])?;
-                d.apply_batch(&batches[Slot::Domains as usize])?;
-                a.apply_batch(&batches[Slot::Audit as usize])?;
-                Ok::<(), ::sled::transaction::ConflictableTransactionError<()>>(())
-            })
-            .map_err(|e| StoreError::Io {
-                context: "commit".into(),
-                reason: format!("{e:?}"),
-            })?;
+        // Held across the sled transaction, so a reader of the in-memory index sees this
+        // transaction's domain changes all or not at all.
+        let mut index = self
+            .store
+            .domain_index
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        let committed = (&t.records, &t.index, &t.domains, &t.audit).transaction(|(r, i, d, a)| {
+            r.apply_batch(&batches[Slot::Records as usize])?;
+            i.apply_batch(&batches[Slot::Index as usize])?;
+            d.apply_batch(&batches[Slot::Domains as usize])?;
+            a.apply_batch(&batches[Slot::Audit as usize])?;
+            Ok::<(), ::sled::transaction::ConflictableTransactionError<()>>(())
+        });
+        match committed {
+            Ok(()) => {
+                if let Some(map) = index.as_mut() {
+                    for (k, id) in domain_writes {
+                        match id {
+                            Some(id) => map.insert(k, id),
+                            None => map.remove(&k),
+                        };
+                    }
+                }
+            }
+            Err(e) => {
+                // Whether any of it reached the tree is not known here: rebuild on next use.
+                *index = None;
+                return Err(StoreError::Io {
+                    context: "commit".into(),
+                    reason: format!("{e:?}"),
+                });
+            }
+        }
+        drop(index);
         self.store.db.flush().map_err(io("flush"))?;
         Ok(self.audited)
     }
