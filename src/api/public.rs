@@ -1,4 +1,5 @@
-//! Anonymous endpoints: is a domain filed, public filing information, code tables, the public
+//! Anonymous endpoints: is a domain filed, public filing information, code tables (with the
+//! ISP list, and cities and counties by province), the public
 //! keyring, the filer's self-check (`/api/check`, rate-limited per client, address guard on)
 //! and the blackbox-style probe (`/probe`, Prometheus text within the scrape timeout).
 
@@ -179,32 +180,16 @@ pub async fn regions(
     super::error::ApiQuery(q): super::error::ApiQuery<RegionQuery>,
 ) -> Result<ApiJson<Vec<crate::codes::Region>>, ApiError> {
     let t = crate::codes::CodeTables::embedded();
-    let code = match q.province.as_deref().map(str::trim) {
-        None | Some("") => None,
+    let regions = match q.province.as_deref().map(str::trim) {
+        None | Some("") => t.regions().to_vec(),
         Some(p) => {
-            let mut chars = p.chars();
-            let by_abbr = match (chars.next(), chars.next()) {
-                (Some(c), None) => t.province_by_abbr(c),
-                _ => None,
-            };
-            Some(
-                by_abbr
-                    .or_else(|| t.province_by_code(p))
-                    .ok_or_else(|| {
-                        ApiError::invalid_field("province", "an abbreviation (京) or code (11)")
-                    })?
-                    .code
-                    .clone(),
-            )
+            let province = t.province(p).ok_or_else(|| {
+                ApiError::invalid_field("province", "an abbreviation (京), code (11) or name")
+            })?;
+            t.regions_of(&province.code).cloned().collect()
         }
     };
-    Ok(ApiJson(
-        t.regions()
-            .iter()
-            .filter(|r| code.as_deref().is_none_or(|c| r.province_code() == c))
-            .cloned()
-            .collect(),
-    ))
+    Ok(ApiJson(regions))
 }
 
 #[utoipa::path(get, path = "/api/keyring", tag = "public",

@@ -1,7 +1,8 @@
 //! Authenticated filing workflow endpoints: submit, import (JSON Lines, CSV, .xlsx, .xls),
-//! show, verify access,
-//! review (manual and automatic), change, cancel, withdraw, revoke, access changes, certificate
-//! download, empty shells. The registry's workflow decides who may do what (roles and
+//! show, verify access, pre-approval documents and their check, the bulletin-board special
+//! review, review (manual and automatic), change, cancel, withdraw, revoke, access changes,
+//! certificate download, empty shells, and the national work queues of pre-approval and
+//! special-content users. The registry's workflow decides who may do what (roles and
 //! provinces); this module adds who may *see* what: the filing's ICP user and access
 //! providers, the bureau of its province, MIIT and special-query users.
 
@@ -375,8 +376,18 @@ pub async fn bulletin_boards(
             caller.actor()
         )));
     }
+    national_queue(state, |r| r.bulletin_board_queue()).await
+}
+
+/// A national work queue (pre-approval documents, bulletin-board filings) as summaries.
+async fn national_queue(
+    state: Shared,
+    list: impl FnOnce(&crate::registry::Registry) -> Result<Vec<Filing>, crate::registry::RegistryError>
+        + Send
+        + 'static,
+) -> Result<ApiJson<Vec<FilingSummary>>, ApiError> {
     blocking(move || {
-        let q = state.registry.bulletin_board_queue()?;
+        let q = list(&state.registry)?;
         Ok(ApiJson(summaries(&state, q, None)?))
     })
     .await
@@ -394,11 +405,7 @@ pub async fn pre_approvals(
             caller.actor()
         )));
     }
-    blocking(move || {
-        let q = state.registry.pre_approval_queue()?;
-        Ok(ApiJson(summaries(&state, q, None)?))
-    })
-    .await
+    national_queue(state, |r| r.pre_approval_queue()).await
 }
 
 #[derive(Debug, Deserialize)]

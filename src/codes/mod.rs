@@ -1,5 +1,6 @@
 //! Code tables loaded from `seeds/codes/*.csv` (provinces, subject natures, certificate
-//! types, access methods, server placements, content categories, service types) and the
+//! types, access methods, server placements, content categories, service types, cities and
+//! counties, industries) and the
 //! identity-number checks (USCC, resident ID). The tables are data: change the CSV, not the
 //! code. The checks are pure.
 

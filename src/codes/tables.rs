@@ -277,6 +277,12 @@ impl CodeTables {
             .ok()
             .map(|i| &self.regions[i])
     }
+    /// The cities and counties of one province (its two-digit code), in code order.
+    pub fn regions_of<'a>(&'a self, province_code: &'a str) -> impl Iterator<Item = &'a Region> {
+        self.regions
+            .iter()
+            .filter(move |r| r.province_code() == province_code)
+    }
     pub fn industries(&self) -> &[Industry] {
         &self.industries
     }
@@ -304,6 +310,39 @@ impl CodeTables {
         self.provinces
             .iter()
             .find(|p| p.abbreviation == c || p.alt_abbreviation == Some(c))
+    }
+
+    /// The province a person would write: its abbreviation (`京`, or the alternative `陇`),
+    /// GB/T 2260 code (`11`), full name (`北京市`) or name without its suffix (`北京`,
+    /// `新疆` for 新疆维吾尔自治区).
+    pub fn province(&self, text: &str) -> Option<&Province> {
+        let s = text.trim();
+        let mut chars = s.chars();
+        if let (Some(c), None) = (chars.next(), chars.next()) {
+            return self.province_by_abbr(c);
+        }
+        if s.bytes().all(|b| b.is_ascii_digit()) {
+            return self.province_by_code(s);
+        }
+        let short = |name: &str| -> String {
+            for suffix in [
+                "特别行政区",
+                "维吾尔自治区",
+                "壮族自治区",
+                "回族自治区",
+                "自治区",
+                "省",
+                "市",
+            ] {
+                if let Some(stripped) = name.strip_suffix(suffix) {
+                    return stripped.to_string();
+                }
+            }
+            name.to_string()
+        };
+        self.provinces
+            .iter()
+            .find(|p| p.name == s || short(&p.name) == s)
     }
 
     /// The province for a GB/T 2260 code: its two-digit code, or any longer division code

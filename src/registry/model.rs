@@ -131,6 +131,15 @@ impl Status {
         }
     }
 
+    /// Whether the filing has not been approved yet (submitted, in review, or returned): when
+    /// pre-approval documents and the bulletin-board special filing are attached and checked.
+    pub fn before_approval(self) -> bool {
+        matches!(
+            self,
+            Status::AwaitingAccessVerification | Status::AwaitingReview | Status::Rejected
+        )
+    }
+
     /// Whether a filing in this status holds its domains (others may not file them).
     pub fn holds_domains(self) -> bool {
         !matches!(self, Status::Cancelled | Status::Revoked | Status::Rejected)

@@ -991,37 +991,31 @@ impl<S: RegistryStore> Registry<S> {
 
     /// The special-content users' queue: bulletin-board special filings not yet reviewed.
     pub fn bulletin_board_queue(&self) -> Result<Vec<Filing>, RegistryError> {
-        let mut out = Vec::new();
-        self.store.scan_filings(&mut |f| {
-            let waiting = matches!(
-                f.status,
-                Status::AwaitingAccessVerification | Status::AwaitingReview | Status::Rejected
-            ) && f
-                .bulletin_board
+        self.unapproved_where(|f| {
+            f.bulletin_board
                 .as_ref()
-                .is_some_and(|b| b.review.is_none());
-            if waiting {
-                out.push(f);
-            }
-            true
-        })?;
-        out.sort_by_key(|f| (f.submitted_at, f.id));
-        Ok(out)
+                .is_some_and(|b| b.review.is_none())
+        })
     }
 
     /// The pre-approval users' queue: filings not yet approved with a pre-approval document
     /// attached and not checked, oldest first.
     pub fn pre_approval_queue(&self) -> Result<Vec<Filing>, RegistryError> {
+        self.unapproved_where(|f| {
+            f.categories
+                .iter()
+                .any(|c| c.pre_approval && c.document.is_some() && c.check.is_none())
+        })
+    }
+
+    /// Filings not yet approved that `waiting` selects, oldest first.
+    fn unapproved_where(
+        &self,
+        waiting: impl Fn(&Filing) -> bool,
+    ) -> Result<Vec<Filing>, RegistryError> {
         let mut out = Vec::new();
         self.store.scan_filings(&mut |f| {
-            let waiting = matches!(
-                f.status,
-                Status::AwaitingAccessVerification | Status::AwaitingReview | Status::Rejected
-            ) && f
-                .categories
-                .iter()
-                .any(|c| c.pre_approval && c.document.is_some() && c.check.is_none());
-            if waiting {
+            if f.status.before_approval() && waiting(&f) {
                 out.push(f);
             }
             true

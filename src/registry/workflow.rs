@@ -546,10 +546,7 @@ pub fn apply(
                 return refuse(Rule::Permission, format!("{actor} is not the filer"));
             }
             // Any state before approval, including under review (the FAQ's late document).
-            if !matches!(
-                filing.status,
-                Status::AwaitingAccessVerification | Status::AwaitingReview | Status::Rejected
-            ) {
+            if !filing.status.before_approval() {
                 return refuse(
                     Rule::State,
                     format!(
@@ -583,10 +580,7 @@ pub fn apply(
                     ),
                 );
             }
-            if !matches!(
-                filing.status,
-                Status::AwaitingAccessVerification | Status::AwaitingReview | Status::Rejected
-            ) {
+            if !filing.status.before_approval() {
                 return refuse(
                     Rule::State,
                     "the special filing is reviewed before approval",
@@ -611,10 +605,7 @@ pub fn apply(
                     format!("{actor} may not check pre-approval documents: pre-approval users do"),
                 );
             }
-            if !matches!(
-                filing.status,
-                Status::AwaitingAccessVerification | Status::AwaitingReview | Status::Rejected
-            ) {
+            if !filing.status.before_approval() {
                 return refuse(Rule::State, "documents are checked before approval");
             }
             let Some(c) = filing

@@ -541,33 +541,13 @@ fn split_list(s: &str, spaces: bool) -> Vec<String> {
 /// A province cell as the validator expects it: `北京市`, `北京` or `京` → `京`; anything
 /// else is passed on for the validator to name.
 fn province_abbreviation(s: &str) -> String {
-    let t = CodeTables::embedded();
     let s = s.trim();
     let mut chars = s.chars();
     if let (Some(c), None) = (chars.next(), chars.next()) {
         return c.to_string();
     }
-    let short = |name: &str| -> String {
-        let mut n = name.to_string();
-        for suffix in [
-            "特别行政区",
-            "维吾尔自治区",
-            "壮族自治区",
-            "回族自治区",
-            "自治区",
-            "省",
-            "市",
-        ] {
-            if let Some(stripped) = n.strip_suffix(suffix) {
-                n = stripped.to_string();
-                break;
-            }
-        }
-        n
-    };
-    t.provinces()
-        .iter()
-        .find(|p| p.name == s || short(&p.name) == s)
+    CodeTables::embedded()
+        .province(s)
         .map(|p| p.abbreviation.to_string())
         .unwrap_or_else(|| s.to_string())
 }

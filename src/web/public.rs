@@ -151,21 +151,13 @@ pub async fn codes(
 ) -> Result<Response, WebError> {
     let c = chrome.at("codes");
     let t = CodeTables::embedded();
-    let province = q.province.as_deref().and_then(|p| {
-        let mut chars = p.trim().chars();
-        match (chars.next(), chars.next()) {
-            (Some(a), None) => t.province_by_abbr(a),
-            _ => t.province_by_code(p.trim()),
-        }
-        .map(|p| p.code.clone())
-    });
+    let province = q
+        .province
+        .as_deref()
+        .and_then(|p| t.province(p))
+        .map(|p| p.code.clone());
     let regions = match &province {
-        Some(code) => t
-            .regions()
-            .iter()
-            .filter(|r| r.province_code() == code)
-            .cloned()
-            .collect(),
+        Some(code) => t.regions_of(code).cloned().collect(),
         None => Vec::new(),
     };
     let api = state.api.clone();

@@ -455,6 +455,8 @@ fn missing_chromium_is_reported_once_and_recorded_unavailable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_browser_is_started_again() {
     require_chromium();
+    // Its first render has a deadline: not beside the page tests' browsers on 2 cores.
+    let _turn = crate::web::ONE_BROWSER_AT_A_TIME.lock().await;
     let fleet = Fleet::start(
         format!("{LAB_IP}:0").parse().unwrap(),
         vec![LabSite::new("crash.lab").route("/", page(DOC_WRITE))],

@@ -15,6 +15,52 @@ use super::super::store::{AuditMeta, RegistryRead, RegistryStore, RegistryTxn, S
 use super::super::workflow::{self, DomainHolder, Event};
 use super::{holders_of, ImportProgress, ImportReport, Registry, RegistryError, MAX_IMPORT_LINE};
 
+/// One line of a JSON Lines import (1-based `lineno`), read bounded: `None` at the end; a
+/// line longer than [`MAX_IMPORT_LINE`] or not UTF-8 is that line's error, and the lines
+/// around it are kept. A UTF-8 byte-order mark (spreadsheet exports) is accepted on line 1.
+pub(super) fn next_line<'b>(
+    reader: &mut impl BufRead,
+    buf: &'b mut Vec<u8>,
+    lineno: usize,
+) -> Result<Option<Result<&'b str, LineError>>, RegistryError> {
+    let read = crate::fsutil::read_line_bounded(
+        reader,
+        buf,
+        MAX_IMPORT_LINE,
+        crate::fsutil::LongLine::Skip,
+    )
+    .map_err(|e| RegistryError::Io {
+        path: format!("line {lineno}"),
+        reason: e.to_string(),
+    })?;
+    match read {
+        None => Ok(None),
+        Some(crate::fsutil::LineRead::TooLong) => Ok(Some(Err(LineError::new(
+            lineno,
+            "(line)",
+            format!("longer than {MAX_IMPORT_LINE} bytes"),
+        )))),
+        Some(crate::fsutil::LineRead::Line) => {
+            let bytes: &[u8] = buf;
+            let bytes = if lineno == 1 {
+                bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes)
+            } else {
+                bytes
+            };
+            Ok(Some(std::str::from_utf8(bytes).map_err(|e| {
+                LineError::new(
+                    lineno,
+                    "(line)",
+                    format!(
+                        "not valid UTF-8 (byte {} of the line); save the file as UTF-8",
+                        e.valid_up_to() + 1
+                    ),
+                )
+            })))
+        }
+    }
+}
+
 /// What one accepted line or row did.
 enum Imported {
     /// Submitted a new filing.
@@ -86,55 +132,16 @@ impl<S: RegistryStore> Registry<S> {
         let mut lines_read = 0usize;
         let mut buf = Vec::new();
         for lineno in 1usize.. {
-            // One line at a time, bounded: a line that is too long or not UTF-8 is that
-            // line's error, and the good lines around it are kept.
-            let line = match crate::fsutil::read_line_bounded(
-                &mut reader,
-                &mut buf,
-                MAX_IMPORT_LINE,
-                crate::fsutil::LongLine::Skip,
-            ) {
-                Ok(None) => break,
-                Ok(Some(line)) => line,
-                Err(e) => {
-                    return Err(RegistryError::Io {
-                        path: format!("line {lineno}"),
-                        reason: e.to_string(),
-                    })
+            let text = match next_line(&mut reader, &mut buf, lineno)? {
+                None => break,
+                Some(Ok(text)) => text,
+                Some(Err(e)) => {
+                    lines_read = lineno;
+                    report.errors.push(e);
+                    continue;
                 }
             };
             lines_read = lineno;
-            let bytes: &[u8] = match line {
-                crate::fsutil::LineRead::TooLong => {
-                    report.errors.push(LineError::new(
-                        lineno,
-                        "(line)",
-                        format!("longer than {MAX_IMPORT_LINE} bytes"),
-                    ));
-                    continue;
-                }
-                crate::fsutil::LineRead::Line => &buf,
-            };
-            // A UTF-8 byte-order mark (spreadsheet exports) is accepted on the first line.
-            let bytes = if lineno == 1 {
-                bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes)
-            } else {
-                bytes
-            };
-            let text = match std::str::from_utf8(bytes) {
-                Ok(t) => t,
-                Err(e) => {
-                    report.errors.push(LineError::new(
-                        lineno,
-                        "(line)",
-                        format!(
-                            "not valid UTF-8 (byte {} of the line); save the file as UTF-8",
-                            e.valid_up_to() + 1
-                        ),
-                    ));
-                    continue;
-                }
-            };
             if text.trim().is_empty() {
                 continue;
             }

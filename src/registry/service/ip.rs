@@ -180,42 +180,11 @@ impl<S: RegistryStore> Registry<S> {
         let mut in_txn = 0usize;
         let mut buf = Vec::new();
         for lineno in 1usize.. {
-            let line = crate::fsutil::read_line_bounded(
-                &mut reader,
-                &mut buf,
-                super::MAX_IMPORT_LINE,
-                crate::fsutil::LongLine::Skip,
-            )
-            .map_err(|e| RegistryError::Io {
-                path: format!("line {lineno}"),
-                reason: e.to_string(),
-            })?;
-            let input = match line {
+            let input = match super::imports::next_line(&mut reader, &mut buf, lineno)? {
                 None => break,
-                Some(crate::fsutil::LineRead::TooLong) => Err(LineError::new(
-                    lineno,
-                    "(line)",
-                    format!("longer than {} bytes", super::MAX_IMPORT_LINE),
-                )),
-                Some(crate::fsutil::LineRead::Line) => {
-                    let bytes = if lineno == 1 {
-                        buf.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&buf)
-                    } else {
-                        &buf
-                    };
-                    match std::str::from_utf8(bytes) {
-                        Ok(t) if t.trim().is_empty() => continue,
-                        Ok(t) => ipfiling::parse_line(lineno, t),
-                        Err(e) => Err(LineError::new(
-                            lineno,
-                            "(line)",
-                            format!(
-                                "not valid UTF-8 (byte {} of the line); save the file as UTF-8",
-                                e.valid_up_to() + 1
-                            ),
-                        )),
-                    }
-                }
+                Some(Ok(t)) if t.trim().is_empty() => continue,
+                Some(Ok(t)) => ipfiling::parse_line(lineno, t),
+                Some(Err(e)) => Err(e),
             };
             match input {
                 Ok(input) => match Self::file_ip_in(&mut txn, actor, &input, now)? {
