@@ -12,9 +12,10 @@
 use std::io::Cursor;
 use std::time::Instant;
 
+use beian::accounts::Actor;
 use beian::domain::Domain;
 use beian::registry::store::RegistryRead;
-use beian::registry::Registry;
+use beian::registry::{Registry, Submitter};
 
 const NOW: i64 = 1_750_000_000;
 
@@ -53,17 +54,23 @@ fn main() {
     let text = jsonl(0, n_import);
     let t = Instant::now();
     let report = reg
-        .import_jsonl(Cursor::new(text), None, NOW, 1000, &mut |_| {})
+        .import_jsonl(
+            Cursor::new(text),
+            Submitter::RowProvider,
+            NOW,
+            1000,
+            &mut |_| {},
+        )
         .expect("import");
     let t_import = t.elapsed();
     assert_eq!(report.accepted.len(), n_import);
     let t2 = Instant::now();
     let verified = reg
-        .verify_access(None, "基准接入商", None, NOW)
+        .verify_access(&Actor::isp("基准接入商"), "基准接入商", None, NOW)
         .expect("verify");
     let t_verify = t2.elapsed();
     let t3 = Instant::now();
-    let review = reg.review_auto(None, NOW).expect("review");
+    let review = reg.review_auto_by_each_bureau(NOW).expect("review");
     let t_review = t3.elapsed();
     assert_eq!(verified.len(), n_import);
     assert_eq!(review.approved.len(), n_import);
@@ -90,8 +97,14 @@ fn main() {
     let mut from = 0;
     while from < n_lookup {
         let to = (from + step).min(n_lookup);
-        reg.import_jsonl(Cursor::new(jsonl(from, to)), None, NOW, 5000, &mut |_| {})
-            .expect("import");
+        reg.import_jsonl(
+            Cursor::new(jsonl(from, to)),
+            Submitter::RowProvider,
+            NOW,
+            5000,
+            &mut |_| {},
+        )
+        .expect("import");
         from = to;
     }
     println!(

@@ -12,7 +12,7 @@ use futures::StreamExt;
 use crate::accounts::Actor;
 use crate::crawl::ScanConfig;
 use crate::fleet::{Fleet, LabResponse, LabSite};
-use crate::registry::{FilingKey, Registry, RegistryError};
+use crate::registry::{DefaultRole, FilingKey, Registry, RegistryError, Submitter};
 use crate::report::Summary;
 use crate::scan::{ScanContext, TargetResult};
 use crate::verdict::PolicySet;
@@ -238,7 +238,13 @@ pub async fn run(work_dir: &Path, now: i64) -> Result<DemoOutcome, DemoError> {
     let past = now - 400 * DAY;
     for (lines, at) in [(old, past), (new, now)] {
         let text = lines.join("\n");
-        let report = registry.import_jsonl(text.as_bytes(), None, at, 1000, &mut |_| {})?;
+        let report = registry.import_jsonl(
+            text.as_bytes(),
+            Submitter::RowProvider,
+            at,
+            1000,
+            &mut |_| {},
+        )?;
         if let Some(e) = report.errors.first() {
             return Err(DemoError::Other(format!("seed filing rejected: {e}")));
         }
@@ -253,9 +259,9 @@ pub async fn run(work_dir: &Path, now: i64) -> Result<DemoOutcome, DemoError> {
             }
         }
         for p in &providers {
-            registry.verify_access(None, p, None, at)?;
+            registry.verify_access(&Actor::isp(p), p, None, at)?;
         }
-        registry.review_auto(None, at)?;
+        registry.review_auto_by_each_bureau(at)?;
     }
 
     let cert =
@@ -270,16 +276,17 @@ pub async fn run(work_dir: &Path, now: i64) -> Result<DemoOutcome, DemoError> {
     // Certificates captured before the registry moves on.
     let changed_old_cert = cert("changed.test")?;
     let revoked_cert = cert("revoked.test")?;
+    let changed = FilingKey::Domain("changed.test".into());
     registry.change_domains(
-        None,
-        &FilingKey::Domain("changed.test".into()),
+        &registry.acting_as(&changed, DefaultRole::Owner)?,
+        &changed,
         &["changed-mirror.test".to_string()],
         &[],
         now,
     )?;
-    registry.review_auto(None, now)?;
+    registry.review_auto_by_each_bureau(now)?;
     registry.revoke(
-        Some(&Actor::Miit),
+        &Actor::Miit,
         &FilingKey::Domain("revoked.test".into()),
         "演示：内容违规 / demo: content violation",
         now,
@@ -287,7 +294,7 @@ pub async fn run(work_dir: &Path, now: i64) -> Result<DemoOutcome, DemoError> {
     // The demo cloud reports the loopback block it serves the fleet from; moved.test's filing
     // names another provider, so its serving address belongs to a provider it does not name.
     registry.record_ip_block(
-        None,
+        &Actor::isp("演示云"),
         "演示云",
         "127.0.0.0/8"
             .parse()

@@ -76,9 +76,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let actor = caller.actor().clone();
     blocking(move || {
-        let f = state
-            .registry
-            .file_ip_block(Some(&actor), &input, unix_now())?;
+        let f = state.registry.file_ip_block(&actor, &input, unix_now())?;
         Ok((StatusCode::CREATED, axum::Json(f)).into_response())
     })
     .await
@@ -95,9 +93,11 @@ pub async fn import(
     let actor = caller.actor().clone();
     visible_provider(&actor)?;
     blocking(move || {
-        let r = state
-            .registry
-            .import_ip_upload(&body, Some(&actor), unix_now())?;
+        let r = state.registry.import_ip_upload(
+            &body,
+            crate::registry::Submitter::Actor(&actor),
+            unix_now(),
+        )?;
         Ok(ApiJson(r))
     })
     .await
@@ -134,7 +134,7 @@ pub async fn update(
     blocking(move || {
         let f = state
             .registry
-            .update_ip_filing(Some(&actor), id, &input, unix_now())?;
+            .update_ip_filing(&actor, id, &input, unix_now())?;
         Ok(ApiJson(f))
     })
     .await
@@ -150,9 +150,7 @@ pub async fn remove(
 ) -> Result<StatusCode, ApiError> {
     let actor = caller.actor().clone();
     blocking(move || {
-        state
-            .registry
-            .delete_ip_filing(Some(&actor), id, unix_now())?;
+        state.registry.delete_ip_filing(&actor, id, unix_now())?;
         Ok(StatusCode::NO_CONTENT)
     })
     .await

@@ -93,7 +93,7 @@ pub async fn submit(
     blocking(move || {
         let report = state.registry.import_jsonl(
             line.as_bytes(),
-            Some(&actor),
+            crate::registry::Submitter::Actor(&actor),
             unix_now(),
             1,
             &mut |_| {},
@@ -137,9 +137,13 @@ pub async fn import(
         )));
     }
     blocking(move || {
-        let r = state
-            .registry
-            .import_upload(&body, Some(&actor), unix_now(), 1000, &mut |_| {})?;
+        let r = state.registry.import_upload(
+            &body,
+            crate::registry::Submitter::Actor(&actor),
+            unix_now(),
+            1000,
+            &mut |_| {},
+        )?;
         Ok(ApiJson(r))
     })
     .await
@@ -214,7 +218,7 @@ pub async fn verify_access(
                 "{actor} is not an access provider of {k}"
             )));
         }
-        let ids = r.verify_access(Some(&actor), &name, Some(k), now)?;
+        let ids = r.verify_access(&actor, &name, Some(k), now)?;
         let id = ids.first().copied().ok_or_else(|| ApiError::NotFound {
             what: k.to_string(),
         })?;
@@ -249,7 +253,7 @@ pub async fn approve(
     };
     let actor = caller.actor().clone();
     act(state, key, move |r, k, now| {
-        Ok(r.review_approve(Some(&actor), k, number, now)?)
+        Ok(r.review_approve(&actor, k, number, now)?)
     })
     .await
 }
@@ -281,7 +285,7 @@ pub async fn reject(
     let why = reason(&b)?;
     let actor = caller.actor().clone();
     act(state, key, move |r, k, now| {
-        Ok(r.review_reject(Some(&actor), k, &why, now)?)
+        Ok(r.review_reject(&actor, k, &why, now)?)
     })
     .await
 }
@@ -308,7 +312,7 @@ pub async fn attach_document(
     }
     let actor = caller.actor().clone();
     act(state, key, move |r, k, now| {
-        Ok(r.attach_pre_approval(Some(&actor), k, &b.category, &b.document, now)?)
+        Ok(r.attach_pre_approval(&actor, k, &b.category, &b.document, now)?)
     })
     .await
 }
@@ -334,7 +338,7 @@ pub async fn check_document(
 ) -> Result<ApiJson<FilingView>, ApiError> {
     let actor = caller.actor().clone();
     act(state, key, move |r, k, now| {
-        Ok(r.check_pre_approval(Some(&actor), k, &b.category, b.refused.as_deref(), now)?)
+        Ok(r.check_pre_approval(&actor, k, &b.category, b.refused.as_deref(), now)?)
     })
     .await
 }
@@ -359,7 +363,7 @@ pub async fn review_bulletin_board(
 ) -> Result<ApiJson<FilingView>, ApiError> {
     let actor = caller.actor().clone();
     act(state, key, move |r, k, now| {
-        Ok(r.review_bulletin_board(Some(&actor), k, b.refused.as_deref(), now)?)
+        Ok(r.review_bulletin_board(&actor, k, b.refused.as_deref(), now)?)
     })
     .await
 }
@@ -429,7 +433,7 @@ pub async fn change(
 ) -> Result<ApiJson<FilingView>, ApiError> {
     let actor = caller.actor().clone();
     act(state, key, move |r, k, now| {
-        Ok(r.change_domains(Some(&actor), k, &b.add_domains, &b.remove_domains, now)?)
+        Ok(r.change_domains(&actor, k, &b.add_domains, &b.remove_domains, now)?)
     })
     .await
 }
@@ -447,7 +451,7 @@ pub async fn cancel(
     let why = reason(&b)?;
     let actor = caller.actor().clone();
     act(state, key, move |r, k, now| {
-        Ok(r.request_cancellation(Some(&actor), k, &why, now)?)
+        Ok(r.request_cancellation(&actor, k, &why, now)?)
     })
     .await
 }
@@ -462,7 +466,7 @@ pub async fn renew(
 ) -> Result<ApiJson<FilingView>, ApiError> {
     let actor = caller.actor().clone();
     act(state, key, move |r, k, now| {
-        Ok(r.request_renewal(Some(&actor), k, now)?)
+        Ok(r.request_renewal(&actor, k, now)?)
     })
     .await
 }
@@ -511,7 +515,7 @@ pub async fn cancel_modify(
     let why = reason(&b)?;
     let actor = caller.actor().clone();
     act(state, key, move |r, k, now| {
-        Ok(r.modify_cancellation(Some(&actor), k, &why, now)?)
+        Ok(r.modify_cancellation(&actor, k, &why, now)?)
     })
     .await
 }
@@ -526,7 +530,7 @@ pub async fn cancel_delete(
 ) -> Result<ApiJson<FilingView>, ApiError> {
     let actor = caller.actor().clone();
     act(state, key, move |r, k, now| {
-        Ok(r.delete_cancellation(Some(&actor), k, now)?)
+        Ok(r.delete_cancellation(&actor, k, now)?)
     })
     .await
 }
@@ -541,7 +545,7 @@ pub async fn withdraw(
 ) -> Result<ApiJson<FilingView>, ApiError> {
     let actor = caller.actor().clone();
     act(state, key, move |r, k, now| {
-        Ok(r.withdraw_cancellation(Some(&actor), k, now)?)
+        Ok(r.withdraw_cancellation(&actor, k, now)?)
     })
     .await
 }
@@ -561,9 +565,9 @@ pub async fn revoke(
     let false_information = b.false_information;
     act(state, key, move |r, k, now| {
         Ok(if false_information {
-            r.revoke_for_false_information(Some(&actor), k, &why, now)?
+            r.revoke_for_false_information(&actor, k, &why, now)?
         } else {
-            r.revoke(Some(&actor), k, &why, now)?
+            r.revoke(&actor, k, &why, now)?
         })
     })
     .await
@@ -595,7 +599,7 @@ pub async fn cancel_access(
     };
     let name = name.clone();
     act(state, key, move |r, k, now| {
-        Ok(r.cancel_access(Some(&actor), k, &name, now)?)
+        Ok(r.cancel_access(&actor, k, &name, now)?)
     })
     .await
 }
@@ -622,7 +626,7 @@ pub async fn add_provider(
     }
     let actor = caller.actor().clone();
     act(state, key, move |r, k, now| {
-        Ok(r.add_provider(Some(&actor), k, &p, now)?)
+        Ok(r.add_provider(&actor, k, &p, now)?)
     })
     .await
 }
@@ -727,12 +731,7 @@ pub async fn review_auto(
             "{actor} may not review; only a bureau, in its province"
         )));
     }
-    blocking(move || {
-        Ok(ApiJson(
-            state.registry.review_auto(Some(&actor), unix_now())?,
-        ))
-    })
-    .await
+    blocking(move || Ok(ApiJson(state.registry.review_auto(&actor, unix_now())?))).await
 }
 
 #[utoipa::path(get, path = "/api/empty-shells", tag = "review",

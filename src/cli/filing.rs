@@ -5,7 +5,8 @@ use std::io::BufReader;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use beian::registry::{FilingKey, FilingView};
+use beian::accounts::Actor;
+use beian::registry::{DefaultRole, FilingKey, FilingView, Submitter};
 
 use super::Globals;
 
@@ -299,7 +300,18 @@ pub fn run(cmd: FilingCmd, g: &Globals) -> anyhow::Result<i32> {
         other => other,
     };
     let reg = g.open()?;
-    let actor = g.act_as.as_ref();
+    // Without `--as`, each command acts in the role it names for the filing.
+    let act = |key: &FilingKey, role: DefaultRole| -> anyhow::Result<Actor> {
+        Ok(match &g.act_as {
+            Some(a) => a.clone(),
+            None => reg.acting_as(key, role)?,
+        })
+    };
+    // Without `--as`, each row is submitted by the access provider it names.
+    let submitter = match &g.act_as {
+        Some(a) => Submitter::Actor(a),
+        None => Submitter::RowProvider,
+    };
     let now = super::now();
     match cmd {
         FilingCmd::Import {
@@ -317,10 +329,10 @@ pub fn run(cmd: FilingCmd, g: &Globals) -> anyhow::Result<i32> {
                 // JSON Lines is streamed: files of millions of filings need no memory.
                 let f =
                     std::fs::File::open(&file).with_context(|| format!("{}", file.display()))?;
-                reg.import_jsonl(BufReader::new(f), actor, now, chunk, &mut ack)
+                reg.import_jsonl(BufReader::new(f), submitter, now, chunk, &mut ack)
             } else {
                 let bytes = super::common::read_upload(&file)?;
-                reg.import_upload(&bytes, actor, now, chunk, &mut ack)
+                reg.import_upload(&bytes, submitter, now, chunk, &mut ack)
             }
             .with_context(|| format!("{}", file.display()))?;
             match format {
@@ -361,38 +373,65 @@ pub fn run(cmd: FilingCmd, g: &Globals) -> anyhow::Result<i32> {
             id,
         } => {
             let key = id.as_deref().map(parse_key).transpose()?;
-            let done = reg.verify_access(actor, &provider, key.as_ref(), now)?;
+            let done = reg.verify_access(
+                &g.act_as.clone().unwrap_or_else(|| Actor::isp(&provider)),
+                &provider,
+                key.as_ref(),
+                now,
+            )?;
             println!("verified by {provider}: {} filings", done.len());
             Ok(0)
         }
         FilingCmd::Show { key, format } => show(g, &key, format),
         FilingCmd::Change { key, add, remove } => {
-            let f = reg.change_domains(actor, &key.key()?, &add, &remove, now)?;
+            let f = reg.change_domains(
+                &act(&key.key()?, DefaultRole::Owner)?,
+                &key.key()?,
+                &add,
+                &remove,
+                now,
+            )?;
             done("change submitted for review", &f);
             Ok(0)
         }
         FilingCmd::Cancel { key, reason } => {
-            let f = reg.request_cancellation(actor, &key.key()?, &reason, now)?;
+            let f = reg.request_cancellation(
+                &act(&key.key()?, DefaultRole::Owner)?,
+                &key.key()?,
+                &reason,
+                now,
+            )?;
             done("cancellation requested", &f);
             Ok(0)
         }
         FilingCmd::Renew { key } => {
-            let f = reg.request_renewal(actor, &key.key()?, now)?;
+            let f =
+                reg.request_renewal(&act(&key.key()?, DefaultRole::Owner)?, &key.key()?, now)?;
             done("annual review requested", &f);
             Ok(0)
         }
         FilingCmd::CancelModify { key, reason } => {
-            let f = reg.modify_cancellation(actor, &key.key()?, &reason, now)?;
+            let f = reg.modify_cancellation(
+                &act(&key.key()?, DefaultRole::Owner)?,
+                &key.key()?,
+                &reason,
+                now,
+            )?;
             done("cancellation request changed", &f);
             Ok(0)
         }
         FilingCmd::CancelDelete { key } => {
-            let f = reg.delete_cancellation(actor, &key.key()?, now)?;
+            let f =
+                reg.delete_cancellation(&act(&key.key()?, DefaultRole::Owner)?, &key.key()?, now)?;
             done("cancellation request deleted", &f);
             Ok(0)
         }
         FilingCmd::Withdraw { key } => {
-            let f = reg.withdraw_cancellation(actor, &key.key()?, now)?;
+            let f = reg.withdraw_cancellation(
+                &act(&key.key()?, DefaultRole::Reviewer)?,
+                &key.key()?,
+                now,
+            )?;
             done("cancellation request withdrawn", &f);
             Ok(0)
         }
@@ -402,15 +441,30 @@ pub fn run(cmd: FilingCmd, g: &Globals) -> anyhow::Result<i32> {
             false_information,
         } => {
             let f = if false_information {
-                reg.revoke_for_false_information(actor, &key.key()?, &reason, now)?
+                reg.revoke_for_false_information(
+                    &act(&key.key()?, DefaultRole::Miit)?,
+                    &key.key()?,
+                    &reason,
+                    now,
+                )?
             } else {
-                reg.revoke(actor, &key.key()?, &reason, now)?
+                reg.revoke(
+                    &act(&key.key()?, DefaultRole::Miit)?,
+                    &key.key()?,
+                    &reason,
+                    now,
+                )?
             };
             done("revoked", &f);
             Ok(0)
         }
         FilingCmd::CancelAccess { key, provider } => {
-            let f = reg.cancel_access(actor, &key.key()?, &provider, now)?;
+            let f = reg.cancel_access(
+                &g.act_as.clone().unwrap_or_else(|| Actor::isp(&provider)),
+                &key.key()?,
+                &provider,
+                now,
+            )?;
             done("access cancelled", &f);
             if f.is_empty_shell() {
                 println!("no access provider left: filing {} is an empty shell", f.id);
@@ -418,7 +472,12 @@ pub fn run(cmd: FilingCmd, g: &Globals) -> anyhow::Result<i32> {
             Ok(0)
         }
         FilingCmd::AddProvider { key, provider } => {
-            let f = reg.add_provider(actor, &key.key()?, &provider, now)?;
+            let f = reg.add_provider(
+                &act(&key.key()?, DefaultRole::Owner)?,
+                &key.key()?,
+                &provider,
+                now,
+            )?;
             done("provider added (awaiting its verification)", &f);
             Ok(0)
         }
@@ -427,7 +486,13 @@ pub fn run(cmd: FilingCmd, g: &Globals) -> anyhow::Result<i32> {
             category,
             document,
         } => {
-            let f = reg.attach_pre_approval(actor, &key.key()?, &category, &document, now)?;
+            let f = reg.attach_pre_approval(
+                &act(&key.key()?, DefaultRole::Owner)?,
+                &key.key()?,
+                &category,
+                &document,
+                now,
+            )?;
             done("document attached", &f);
             Ok(0)
         }
@@ -436,8 +501,13 @@ pub fn run(cmd: FilingCmd, g: &Globals) -> anyhow::Result<i32> {
             category,
             refuse,
         } => {
-            let f =
-                reg.check_pre_approval(actor, &key.key()?, &category, refuse.as_deref(), now)?;
+            let f = reg.check_pre_approval(
+                &act(&key.key()?, DefaultRole::PreApproval)?,
+                &key.key()?,
+                &category,
+                refuse.as_deref(),
+                now,
+            )?;
             done(
                 if refuse.is_some() {
                     "document refused"
@@ -475,7 +545,7 @@ pub fn run(cmd: FilingCmd, g: &Globals) -> anyhow::Result<i32> {
             Ok(0)
         }
         FilingCmd::Resubmit { key } => {
-            let f = reg.resubmit(actor, &key.key()?, now)?;
+            let f = reg.resubmit(&act(&key.key()?, DefaultRole::Owner)?, &key.key()?, now)?;
             done("resubmitted", &f);
             Ok(0)
         }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use beian::registry::ipfiling::IpFilingInput;
+use beian::registry::Submitter;
 
 use super::Globals;
 
@@ -71,7 +72,11 @@ pub enum IpFilingCmd {
 
 pub fn run(cmd: IpFilingCmd, g: &Globals) -> anyhow::Result<i32> {
     let reg = g.open()?;
-    let actor = g.act_as.as_ref();
+    // Without `--as`, each block is reported by its own provider.
+    let submitter = match &g.act_as {
+        Some(a) => Submitter::Actor(a),
+        None => Submitter::RowProvider,
+    };
     let now = super::now();
     match cmd {
         IpFilingCmd::Add {
@@ -96,7 +101,7 @@ pub fn run(cmd: IpFilingCmd, g: &Globals) -> anyhow::Result<i32> {
                 province,
                 city,
             };
-            let f = reg.file_ip_block(actor, &input, now)?;
+            let f = reg.file_ip_block(&submitter.for_row(&input.provider), &input, now)?;
             println!(
                 "IP filing {}: {} held by {} ({})",
                 f.id,
@@ -110,10 +115,10 @@ pub fn run(cmd: IpFilingCmd, g: &Globals) -> anyhow::Result<i32> {
             let report = if super::common::is_json_lines(&file)? {
                 let f =
                     std::fs::File::open(&file).with_context(|| format!("{}", file.display()))?;
-                reg.import_ip_jsonl(BufReader::new(f), actor, now)
+                reg.import_ip_jsonl(BufReader::new(f), submitter, now)
             } else {
                 let bytes = super::common::read_upload(&file)?;
-                reg.import_ip_upload(&bytes, actor, now)
+                reg.import_ip_upload(&bytes, submitter, now)
             }
             .with_context(|| format!("{}", file.display()))?;
             match format {
@@ -141,7 +146,8 @@ pub fn run(cmd: IpFilingCmd, g: &Globals) -> anyhow::Result<i32> {
             Ok(0)
         }
         IpFilingCmd::Delete { id } => {
-            reg.delete_ip_filing(actor, id, now)?;
+            let provider = reg.ip_filing(id)?.provider;
+            reg.delete_ip_filing(&submitter.for_row(&provider), id, now)?;
             println!("IP filing {id} deleted");
             Ok(0)
         }

@@ -25,7 +25,11 @@ pub fn run(cmd: KeysCmd, g: &Globals) -> anyhow::Result<i32> {
     let reg = g.open()?;
     match cmd {
         KeysCmd::Rotate { compromised } => {
-            let r = reg.rotate_keys(g.act_as.as_ref(), compromised.as_deref(), super::now())?;
+            let r = reg.rotate_keys(
+                g.act_as.as_ref().unwrap_or(&beian::accounts::Actor::Miit),
+                compromised.as_deref(),
+                super::now(),
+            )?;
             if let Some(k) = &r.compromised {
                 println!("marked compromised: {k}");
                 println!(

@@ -1,6 +1,9 @@
 //! `beian review`: the bureau's manual or automatic review (default role: the bureau of each
 //! filing's province).
 
+use beian::accounts::Actor;
+use beian::registry::{DefaultRole, FilingKey};
+
 use super::Globals;
 
 #[derive(clap::Args, Debug)]
@@ -36,8 +39,18 @@ pub fn run(a: ReviewArgs, g: &Globals) -> anyhow::Result<i32> {
     let reg = g.open()?;
     let actor = g.act_as.as_ref();
     let now = super::now();
+    // Without `--as`, the bureau of each filing's province acts.
+    let reviewer = |key: &FilingKey| -> anyhow::Result<Actor> {
+        Ok(match actor {
+            Some(a) => a.clone(),
+            None => reg.acting_as(key, DefaultRole::Reviewer)?,
+        })
+    };
     if a.auto {
-        let r = reg.review_auto(actor, now)?;
+        let r = match actor {
+            Some(a) => reg.review_auto(a, now)?,
+            None => reg.review_auto_by_each_bureau(now)?,
+        };
         println!("approved: {}", r.approved.len());
         for (id, number, what) in &r.approved {
             println!("filing {id}: {what} approved: {number}");
@@ -55,7 +68,8 @@ pub fn run(a: ReviewArgs, g: &Globals) -> anyhow::Result<i32> {
             ),
             None => None,
         };
-        let f = reg.review_approve(actor, &super::filing::parse_key(id)?, number, now)?;
+        let key = super::filing::parse_key(id)?;
+        let f = reg.review_approve(&reviewer(&key)?, &key, number, now)?;
         let n = f.number.as_ref().map(|n| n.to_string()).unwrap_or_default();
         println!(
             "approved: filing {} {n} is now {} (certificate serial {})",
@@ -67,7 +81,7 @@ pub fn run(a: ReviewArgs, g: &Globals) -> anyhow::Result<i32> {
     }
     if a.annual {
         let province = match actor {
-            Some(beian::accounts::Actor::Bureau { province }) => Some(*province),
+            Some(Actor::Bureau { province }) => Some(*province),
             _ => None,
         };
         let within = i64::from(a.due_within) * 86_400;
@@ -87,7 +101,8 @@ pub fn run(a: ReviewArgs, g: &Globals) -> anyhow::Result<i32> {
     }
     if let Some(id) = &a.reject {
         let reason = a.reason.clone().unwrap_or_default();
-        let f = reg.review_reject(actor, &super::filing::parse_key(id)?, &reason, now)?;
+        let key = super::filing::parse_key(id)?;
+        let f = reg.review_reject(&reviewer(&key)?, &key, &reason, now)?;
         println!(
             "rejected: filing {} is now {}: {reason}",
             f.id,
@@ -96,7 +111,7 @@ pub fn run(a: ReviewArgs, g: &Globals) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let province = match actor {
-        Some(beian::accounts::Actor::Bureau { province }) => Some(*province),
+        Some(Actor::Bureau { province }) => Some(*province),
         _ => None,
     };
     for f in reg.review_queue(province)? {

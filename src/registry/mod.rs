@@ -12,7 +12,8 @@ pub mod store;
 pub mod workflow;
 
 pub use service::{
-    FilingKey, FilingView, ImportProgress, ImportReport, InitReport, PublishedRevocation, Registry,
-    RegistryError, ReviewReport, StoreCheck, MAX_IMPORT_LINE,
+    DefaultRole, FilingKey, FilingView, ImportProgress, ImportReport, InitReport,
+    PublishedRevocation, Registry, RegistryError, ReviewReport, StoreCheck, Submitter,
+    MAX_IMPORT_LINE,
 };
 pub use service::{IpImportReport, IpUnit, IpUnitBlock};

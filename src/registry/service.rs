@@ -380,26 +380,51 @@ fn fresh_subject_number<T: RegistryTxn>(
     }
 }
 
-/// Who acts when the caller does not say (`--as`).
-#[derive(Debug, Clone, Copy)]
-enum DefaultActor {
+/// The role that acts on a filing when a local operator does not say who (`--as`): the CLI
+/// resolves it to an [`Actor`] with [`Registry::acting_as`] before calling an operation.
+/// Library operations themselves always take the actor explicitly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultRole {
+    /// The bureau of the filing's province.
     Bureau,
+    /// The filing's ICP user.
     Owner,
     Miit,
     PreApproval,
     SpecialContent,
-    /// The bureau, or MIIT if the bureau made the pending request.
-    Withdrawer,
+    /// Who executes or withdraws a pending request: the bureau, or MIIT when the bureau made
+    /// the request (nobody executes their own request, rule 6).
+    Reviewer,
 }
 
-fn default_actor(d: DefaultActor, f: &Filing, s: &Subject) -> Actor {
-    match d {
-        DefaultActor::Bureau => Actor::bureau(s.province),
-        DefaultActor::Owner => Actor::icp(&s.owner),
-        DefaultActor::Miit => Actor::Miit,
-        DefaultActor::PreApproval => Actor::PreApproval,
-        DefaultActor::SpecialContent => Actor::SpecialContent,
-        DefaultActor::Withdrawer => match &f.cancellation {
+/// Who submits the rows of an import.
+#[derive(Debug, Clone, Copy)]
+pub enum Submitter<'a> {
+    /// This actor submits every row (the workflow's permission rules apply to it).
+    Actor(&'a Actor),
+    /// Each row is submitted by the first access provider it names, as an import-authorised
+    /// ISP: what an operator loading a provider's file on the registry's own host means.
+    RowProvider,
+}
+
+impl Submitter<'_> {
+    /// The actor for a row whose first access provider is `provider`.
+    pub fn for_row(&self, provider: &str) -> Actor {
+        match self {
+            Submitter::Actor(a) => (*a).clone(),
+            Submitter::RowProvider => Actor::isp(provider.trim()),
+        }
+    }
+}
+
+fn role_actor(role: DefaultRole, f: &Filing, s: &Subject) -> Actor {
+    match role {
+        DefaultRole::Bureau => Actor::bureau(s.province),
+        DefaultRole::Owner => Actor::icp(&s.owner),
+        DefaultRole::Miit => Actor::Miit,
+        DefaultRole::PreApproval => Actor::PreApproval,
+        DefaultRole::SpecialContent => Actor::SpecialContent,
+        DefaultRole::Reviewer => match &f.cancellation {
             Some(c) if matches!(c.requested_by, Actor::Bureau { .. }) => Actor::Miit,
             _ => Actor::bureau(s.province),
         },
@@ -413,6 +438,23 @@ impl<S: RegistryStore> Registry<S> {
 
     pub fn store(&self) -> &S {
         &self.store
+    }
+
+    /// The actor that `role` names for the filing `key` (see [`DefaultRole`]).
+    pub fn acting_as(&self, key: &FilingKey, role: DefaultRole) -> Result<Actor, RegistryError> {
+        let f = find_filing(&self.store, key)?;
+        let s = subject_of(&self.store, &f)?;
+        Ok(role_actor(role, &f, &s))
+    }
+
+    /// The provinces with filings in the bureaus' review queue (the CLI's automatic review
+    /// without `--as` acts as each of these bureaus in turn).
+    pub fn review_provinces(&self) -> Result<Vec<char>, RegistryError> {
+        let mut out = std::collections::BTreeSet::new();
+        for f in self.review_queue(None)? {
+            out.insert(subject_of(&self.store, &f)?.province);
+        }
+        Ok(out.into_iter().collect())
     }
 
     /// Apply one workflow event to a filing inside `txn` and write the result.
@@ -496,17 +538,12 @@ impl<S: RegistryStore> Registry<S> {
         &self,
         key: &FilingKey,
         event: Event,
-        actor: Option<&Actor>,
-        default: DefaultActor,
+        actor: &Actor,
         now: i64,
     ) -> Result<Filing, RegistryError> {
         let mut txn = self.store.begin()?;
         let filing = find_filing(&txn, key)?;
-        let actor = match actor {
-            Some(a) => a.clone(),
-            None => default_actor(default, &filing, &subject_of(&txn, &filing)?),
-        };
-        let f = self.transition(&mut txn, filing, &event, &actor, now)?;
+        let f = self.transition(&mut txn, filing, &event, actor, now)?;
         txn.commit()?;
         Ok(f)
     }
@@ -515,12 +552,11 @@ impl<S: RegistryStore> Registry<S> {
     /// where its verification is pending. Returns the filings verified.
     pub fn verify_access(
         &self,
-        actor: Option<&Actor>,
+        actor: &Actor,
         provider: &str,
         only: Option<&FilingKey>,
         now: i64,
     ) -> Result<Vec<FilingId>, RegistryError> {
-        let actor = actor.cloned().unwrap_or_else(|| Actor::isp(provider));
         let ids: Vec<FilingId> = match only {
             Some(k) => vec![find_filing(&self.store, k)?.id],
             None => {
@@ -551,7 +587,7 @@ impl<S: RegistryStore> Registry<S> {
                 &Event::VerifyAccess {
                     provider: provider.to_string(),
                 },
-                &actor,
+                actor,
                 now,
             )?;
             done.push(id);
@@ -605,13 +641,9 @@ impl<S: RegistryStore> Registry<S> {
     /// Automatic review of everything in the queue (numbers are always generated). With a
     /// bureau actor, only its province; without, each filing by its own province's bureau.
     /// Filings the rules refuse (e.g. missing pre-approval documents) are reported, not fatal.
-    pub fn review_auto(
-        &self,
-        actor: Option<&Actor>,
-        now: i64,
-    ) -> Result<ReviewReport, RegistryError> {
+    pub fn review_auto(&self, actor: &Actor, now: i64) -> Result<ReviewReport, RegistryError> {
         let province = match actor {
-            Some(Actor::Bureau { province }) => Some(*province),
+            Actor::Bureau { province } => Some(*province),
             _ => None,
         };
         let queue = self.review_queue(province)?;
@@ -630,17 +662,13 @@ impl<S: RegistryStore> Registry<S> {
             } else {
                 "change"
             };
-            let a = match actor {
-                Some(a) => a.clone(),
-                None => default_actor(DefaultActor::Bureau, &f, &subject_of(&txn, &f)?),
-            };
             match self.transition(
                 &mut txn,
                 f,
                 &Event::Approve {
                     mode: ReviewMode::Automatic,
                 },
-                &a,
+                actor,
                 now,
             ) {
                 Ok(f) => {
@@ -675,10 +703,21 @@ impl<S: RegistryStore> Registry<S> {
         Ok(report)
     }
 
+    /// [`Registry::review_auto`] by each province's bureau over its own queue, one report.
+    pub fn review_auto_by_each_bureau(&self, now: i64) -> Result<ReviewReport, RegistryError> {
+        let mut all = ReviewReport::default();
+        for p in self.review_provinces()? {
+            let r = self.review_auto(&Actor::bureau(p), now)?;
+            all.approved.extend(r.approved);
+            all.refused.extend(r.refused);
+        }
+        Ok(all)
+    }
+
     /// Manual approval of one filing (a typed number, or generated when `None`).
     pub fn review_approve(
         &self,
-        actor: Option<&Actor>,
+        actor: &Actor,
         key: &FilingKey,
         number: Option<FilingNumber>,
         now: i64,
@@ -689,15 +728,13 @@ impl<S: RegistryStore> Registry<S> {
                 mode: ReviewMode::Manual { number },
             },
             actor,
-            // A bureau's own cancellation request is executed by MIIT (rule 6).
-            DefaultActor::Withdrawer,
             now,
         )
     }
 
     pub fn review_reject(
         &self,
-        actor: Option<&Actor>,
+        actor: &Actor,
         key: &FilingKey,
         reason: &str,
         now: i64,
@@ -708,15 +745,14 @@ impl<S: RegistryStore> Registry<S> {
                 reason: reason.to_string(),
             },
             actor,
-            DefaultActor::Withdrawer,
             now,
         )
     }
 
-    /// Open a change of an approved filing's domains (default actor: its ICP user).
+    /// Open a change of an approved filing's domains (CLI default: its ICP user).
     pub fn change_domains(
         &self,
-        actor: Option<&Actor>,
+        actor: &Actor,
         key: &FilingKey,
         add: &[String],
         remove: &[String],
@@ -740,13 +776,13 @@ impl<S: RegistryStore> Registry<S> {
             remove: parse("--remove-domain", remove)?,
             details: ChangeDetails::default(),
         };
-        self.one(key, event, actor, DefaultActor::Owner, now)
+        self.one(key, event, actor, now)
     }
 
-    /// Request cancellation (default actor: the filing's ICP user).
+    /// Request cancellation (CLI default: the filing's ICP user).
     pub fn request_cancellation(
         &self,
-        actor: Option<&Actor>,
+        actor: &Actor,
         key: &FilingKey,
         reason: &str,
         now: i64,
@@ -757,16 +793,15 @@ impl<S: RegistryStore> Registry<S> {
                 reason: reason.to_string(),
             },
             actor,
-            DefaultActor::Owner,
             now,
         )
     }
 
-    /// Change the reason of one's own pending cancellation request (default actor: the
+    /// Change the reason of one's own pending cancellation request (CLI default: the
     /// filing's ICP user).
     pub fn modify_cancellation(
         &self,
-        actor: Option<&Actor>,
+        actor: &Actor,
         key: &FilingKey,
         reason: &str,
         now: i64,
@@ -777,48 +812,35 @@ impl<S: RegistryStore> Registry<S> {
                 reason: reason.to_string(),
             },
             actor,
-            DefaultActor::Owner,
             now,
         )
     }
 
-    /// Delete one's own pending cancellation request (default actor: the filing's ICP user).
+    /// Delete one's own pending cancellation request (CLI default: the filing's ICP user).
     pub fn delete_cancellation(
         &self,
-        actor: Option<&Actor>,
+        actor: &Actor,
         key: &FilingKey,
         now: i64,
     ) -> Result<Filing, RegistryError> {
-        self.one(
-            key,
-            Event::DeleteCancellation,
-            actor,
-            DefaultActor::Owner,
-            now,
-        )
+        self.one(key, Event::DeleteCancellation, actor, now)
     }
 
-    /// Withdraw a pending cancellation request (default actor: the bureau, or MIIT for a
+    /// Withdraw a pending cancellation request (CLI default: the bureau, or MIIT for a
     /// bureau's request).
     pub fn withdraw_cancellation(
         &self,
-        actor: Option<&Actor>,
+        actor: &Actor,
         key: &FilingKey,
         now: i64,
     ) -> Result<Filing, RegistryError> {
-        self.one(
-            key,
-            Event::WithdrawCancellation,
-            actor,
-            DefaultActor::Withdrawer,
-            now,
-        )
+        self.one(key, Event::WithdrawCancellation, actor, now)
     }
 
-    /// Direct revocation (default actor: MIIT).
+    /// Direct revocation (CLI default: MIIT).
     pub fn revoke(
         &self,
-        actor: Option<&Actor>,
+        actor: &Actor,
         key: &FilingKey,
         reason: &str,
         now: i64,
@@ -830,16 +852,15 @@ impl<S: RegistryStore> Registry<S> {
                 false_information: false,
             },
             actor,
-            DefaultActor::Miit,
             now,
         )
     }
 
     /// Revoke a filing whose data was found false: it goes on the public list of such
-    /// filings (default actor: MIIT).
+    /// filings (CLI default: MIIT).
     pub fn revoke_for_false_information(
         &self,
-        actor: Option<&Actor>,
+        actor: &Actor,
         key: &FilingKey,
         reason: &str,
         now: i64,
@@ -851,7 +872,6 @@ impl<S: RegistryStore> Registry<S> {
                 false_information: true,
             },
             actor,
-            DefaultActor::Miit,
             now,
         )
     }
@@ -881,30 +901,28 @@ impl<S: RegistryStore> Registry<S> {
         Ok(out)
     }
 
-    /// An access provider cancels its access (default actor: that provider).
+    /// An access provider cancels its access (CLI default: that provider).
     pub fn cancel_access(
         &self,
-        actor: Option<&Actor>,
+        actor: &Actor,
         key: &FilingKey,
         provider: &str,
         now: i64,
     ) -> Result<Filing, RegistryError> {
-        let a = actor.cloned().unwrap_or_else(|| Actor::isp(provider));
         self.one(
             key,
             Event::CancelAccess {
                 provider: provider.to_string(),
             },
-            Some(&a),
-            DefaultActor::Owner,
+            actor,
             now,
         )
     }
 
-    /// Add an access provider (default actor: the filing's ICP user).
+    /// Add an access provider (CLI default: the filing's ICP user).
     pub fn add_provider(
         &self,
-        actor: Option<&Actor>,
+        actor: &Actor,
         key: &FilingKey,
         provider: &str,
         now: i64,
@@ -924,7 +942,6 @@ impl<S: RegistryStore> Registry<S> {
                 provider: provider.to_string(),
             },
             actor,
-            DefaultActor::Owner,
             now,
         )
     }
@@ -941,10 +958,10 @@ impl<S: RegistryStore> Registry<S> {
         Ok(out.into_iter().collect())
     }
 
-    /// Attach a pre-approval document (default actor: the filing's ICP user).
+    /// Attach a pre-approval document (CLI default: the filing's ICP user).
     pub fn attach_pre_approval(
         &self,
-        actor: Option<&Actor>,
+        actor: &Actor,
         key: &FilingKey,
         category: &str,
         document: &str,
@@ -954,14 +971,14 @@ impl<S: RegistryStore> Registry<S> {
             category: category.into(),
             document: document.into(),
         };
-        self.one(key, ev, actor, DefaultActor::Owner, now)
+        self.one(key, ev, actor, now)
     }
 
     /// A pre-approval user confirms a category's document (`refused: None`) or refuses it
-    /// with a reason (default actor: `pre-approval`).
+    /// with a reason (CLI default: `pre-approval`).
     pub fn check_pre_approval(
         &self,
-        actor: Option<&Actor>,
+        actor: &Actor,
         key: &FilingKey,
         category: &str,
         refused: Option<&str>,
@@ -971,14 +988,14 @@ impl<S: RegistryStore> Registry<S> {
             category: category.into(),
             refused: refused.map(str::to_string),
         };
-        self.one(key, ev, actor, DefaultActor::PreApproval, now)
+        self.one(key, ev, actor, now)
     }
 
     /// A special-content user confirms a filing's bulletin-board special filing (`refused:
-    /// None`) or refuses it with a reason (default actor: `special-content`).
+    /// None`) or refuses it with a reason (CLI default: `special-content`).
     pub fn review_bulletin_board(
         &self,
-        actor: Option<&Actor>,
+        actor: &Actor,
         key: &FilingKey,
         refused: Option<&str>,
         now: i64,
@@ -986,7 +1003,7 @@ impl<S: RegistryStore> Registry<S> {
         let ev = Event::ReviewBulletinBoard {
             refused: refused.map(str::to_string),
         };
-        self.one(key, ev, actor, DefaultActor::SpecialContent, now)
+        self.one(key, ev, actor, now)
     }
 
     /// The special-content users' queue: bulletin-board special filings not yet reviewed.
@@ -1024,14 +1041,14 @@ impl<S: RegistryStore> Registry<S> {
         Ok(out)
     }
 
-    /// Resubmit a rejected filing (default actor: the filing's ICP user).
+    /// Resubmit a rejected filing (CLI default: the filing's ICP user).
     pub fn resubmit(
         &self,
-        actor: Option<&Actor>,
+        actor: &Actor,
         key: &FilingKey,
         now: i64,
     ) -> Result<Filing, RegistryError> {
-        self.one(key, Event::Resubmit, actor, DefaultActor::Owner, now)
+        self.one(key, Event::Resubmit, actor, now)
     }
 
     /// A filing and its subject.
@@ -1052,14 +1069,14 @@ impl<S: RegistryStore> Registry<S> {
         Ok(FilingView::at(&f, &s, now))
     }
 
-    /// Ask for the annual review (default actor: the filing's ICP user).
+    /// Ask for the annual review (CLI default: the filing's ICP user).
     pub fn request_renewal(
         &self,
-        actor: Option<&Actor>,
+        actor: &Actor,
         key: &FilingKey,
         now: i64,
     ) -> Result<Filing, RegistryError> {
-        self.one(key, Event::RequestRenewal, actor, DefaultActor::Owner, now)
+        self.one(key, Event::RequestRenewal, actor, now)
     }
 
     /// Active filings whose annual review is due within `within_s` seconds of `now`, or
@@ -1119,16 +1136,15 @@ impl<S: RegistryStore> Registry<S> {
             .clone()
     }
 
-    /// Rotate the signing key (default actor: MIIT; only MIIT may). With `compromised`, mark
+    /// Rotate the signing key (CLI default: MIIT; only MIIT may). With `compromised`, mark
     /// that key compromised first.
     pub fn rotate_keys(
         &self,
-        actor: Option<&Actor>,
+        actor: &Actor,
         compromised: Option<&str>,
         now: i64,
     ) -> Result<Rotation, RegistryError> {
-        let actor = actor.cloned().unwrap_or(Actor::Miit);
-        if actor != Actor::Miit {
+        if *actor != Actor::Miit {
             return Err(RegistryError::Workflow {
                 what: "key rotation".into(),
                 refusal: WorkflowError {
@@ -1143,7 +1159,7 @@ impl<S: RegistryStore> Registry<S> {
         let after = serde_json::to_value(issuer.keyring()).ok();
         let mut txn = self.store.begin()?;
         txn.audit(
-            &AuditMeta::new(&actor, "rotate_keys", now),
+            &AuditMeta::new(actor, "rotate_keys", now),
             "keyring",
             before,
             after,
@@ -1160,7 +1176,7 @@ impl<S: RegistryStore> Registry<S> {
                 }
                 true
             })?;
-            let meta = AuditMeta::new(&actor, "reissue_certificate", now);
+            let meta = AuditMeta::new(actor, "reissue_certificate", now);
             for id in affected {
                 let Some(mut f) = txn.filing(id)? else {
                     continue;

@@ -654,7 +654,7 @@ pub async fn rotate_keys(
     let actor = user.actor().clone();
     blocking(move || {
         api.registry
-            .rotate_keys(Some(&actor), compromised.as_deref(), crate::api::unix_now())?;
+            .rotate_keys(&actor, compromised.as_deref(), crate::api::unix_now())?;
         api.refresh().map_err(ApiError::from)?;
         Ok(())
     })

@@ -7,9 +7,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use beian::accounts::service::Accounts;
+use beian::accounts::Actor;
 use beian::api::{AppState, PROBE_METRIC_NAMES};
 use beian::config::Config;
-use beian::registry::Registry;
+use beian::registry::{Registry, Submitter};
 use serde_json::{json, Value};
 
 struct Server {
@@ -1594,13 +1595,19 @@ async fn scans_through_the_api_by_role_and_province() {
     let now = chrono::Utc::now().timestamp();
     let report = s
         .registry
-        .import_jsonl(lines.join("\n").as_bytes(), None, now, 100, &mut |_| {})
+        .import_jsonl(
+            lines.join("\n").as_bytes(),
+            Submitter::RowProvider,
+            now,
+            100,
+            &mut |_| {},
+        )
         .unwrap();
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     s.registry
-        .verify_access(None, "扫描接入商", None, now)
+        .verify_access(&Actor::isp("扫描接入商"), "扫描接入商", None, now)
         .unwrap();
-    s.registry.review_auto(None, now).unwrap();
+    s.registry.review_auto_by_each_bureau(now).unwrap();
     let mut sites = Vec::new();
     for h in &hosts[..2] {
         let number = s
@@ -1836,12 +1843,18 @@ async fn keyring_has_the_exported_shape_and_notices_reach_the_outbox() {
     // An approval writes notices; serve hands them to a channel or, with none, the outbox.
     let now = chrono::Utc::now().timestamp();
     s.registry
-        .import_jsonl(FILING.as_bytes(), None, now, 10, &mut |_| {})
+        .import_jsonl(
+            FILING.as_bytes(),
+            Submitter::RowProvider,
+            now,
+            10,
+            &mut |_| {},
+        )
         .unwrap();
     s.registry
-        .verify_access(None, "示例接入商", None, now)
+        .verify_access(&Actor::isp("示例接入商"), "示例接入商", None, now)
         .unwrap();
-    s.registry.review_auto(None, now).unwrap();
+    s.registry.review_auto_by_each_bureau(now).unwrap();
     let pending = Accounts::notices(s.registry.store()).unwrap();
     assert_eq!(
         pending.len(),

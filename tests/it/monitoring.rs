@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use beian::accounts::Actor;
 use beian::fleet::{Fleet, LabResponse, LabSite};
-use beian::registry::{FilingKey, Registry};
+use beian::registry::{FilingKey, Registry, Submitter};
 
 const SITES: usize = 50;
 const PROVINCES: [(&str, &str); 3] = [("京", "110000"), ("沪", "310000"), ("粤", "440000")];
@@ -61,7 +61,7 @@ fn build_registry(dir: &Path, now: i64) -> Vec<LabSite> {
     let report = registry
         .import_jsonl(
             text.join("\n").as_bytes(),
-            None,
+            Submitter::RowProvider,
             now - 3600,
             1000,
             &mut |_| {},
@@ -69,9 +69,9 @@ fn build_registry(dir: &Path, now: i64) -> Vec<LabSite> {
         .unwrap();
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     registry
-        .verify_access(None, "监测接入商", None, now - 3600)
+        .verify_access(&Actor::isp("监测接入商"), "监测接入商", None, now - 3600)
         .unwrap();
-    registry.review_auto(None, now - 3600).unwrap();
+    registry.review_auto_by_each_bureau(now - 3600).unwrap();
     let mut sites = Vec::new();
     for i in 0..filed {
         let h = host(i);
@@ -91,7 +91,7 @@ fn build_registry(dir: &Path, now: i64) -> Vec<LabSite> {
     }
     registry
         .revoke(
-            Some(&Actor::Miit),
+            &Actor::Miit,
             &FilingKey::Domain(host(47)),
             "监测测试：吊销后仍在线",
             now - 1800,

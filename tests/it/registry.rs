@@ -8,7 +8,7 @@ use beian::accounts::Actor;
 use beian::cert::{FilingLookup, FilingState};
 use beian::domain::Domain;
 use beian::registry::store::{RegistryRead, RegistryScan, RegistryStore};
-use beian::registry::{FilingKey, Registry};
+use beian::registry::{DefaultRole, FilingKey, Registry, Submitter};
 
 const NOW: i64 = 1_750_000_000;
 
@@ -20,8 +20,14 @@ fn data(name: &str) -> PathBuf {
 
 fn import(reg: &Registry, file: &str) -> beian::registry::ImportReport {
     let text = std::fs::read_to_string(data(file)).unwrap();
-    reg.import_jsonl(Cursor::new(text), None, NOW, 3, &mut |_| {})
-        .unwrap()
+    reg.import_jsonl(
+        Cursor::new(text),
+        Submitter::RowProvider,
+        NOW,
+        3,
+        &mut |_| {},
+    )
+    .unwrap()
 }
 
 fn approve_all(reg: &Registry) {
@@ -34,16 +40,23 @@ fn approve_all(reg: &Registry) {
         "华东数据",
         "华南互联",
     ] {
-        reg.verify_access(None, p, None, NOW).unwrap();
+        reg.verify_access(&Actor::isp(p), p, None, NOW).unwrap();
     }
     // Pre-approval documents are confirmed by a pre-approval user first.
     for f in reg.pre_approval_queue().unwrap() {
         for c in f.categories.iter().filter(|c| c.pre_approval) {
-            reg.check_pre_approval(None, &FilingKey::Id(f.id), &c.category, None, NOW)
-                .unwrap();
+            reg.check_pre_approval(
+                &reg.acting_as(&FilingKey::Id(f.id), DefaultRole::PreApproval)
+                    .unwrap(),
+                &FilingKey::Id(f.id),
+                &c.category,
+                None,
+                NOW,
+            )
+            .unwrap();
         }
     }
-    reg.review_auto(None, NOW).unwrap();
+    reg.review_auto_by_each_bureau(NOW).unwrap();
 }
 
 #[test]
@@ -116,14 +129,15 @@ fn indexes_find_filings_by_domain_number_and_ip() {
     );
     // A change moves the domain index with it once approved.
     reg.change_domains(
-        None,
+        &reg.acting_as(&FilingKey::Id(id), DefaultRole::Owner)
+            .unwrap(),
         &FilingKey::Id(id),
         &["moved.com".into()],
         &["example-bj.net".into()],
         NOW,
     )
     .unwrap();
-    reg.review_auto(None, NOW).unwrap();
+    reg.review_auto_by_each_bureau(NOW).unwrap();
     assert_eq!(
         store
             .filing_by_domain(&Domain::parse("moved.com").unwrap())
@@ -263,7 +277,8 @@ fn every_mutation_is_audited_with_before_and_after() {
     let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
     import(&reg, "conflicts.jsonl");
     let before = reg.verify_audit().unwrap().records;
-    reg.verify_access(None, "接入甲", None, NOW).unwrap();
+    reg.verify_access(&Actor::isp("接入甲"), "接入甲", None, NOW)
+        .unwrap();
     let after = reg.verify_audit().unwrap().records;
     assert_eq!(after, before + 2, "two filings verified → two records");
     let mut last = None;
@@ -286,14 +301,21 @@ fn snapshot_holds_approved_filings_and_verifies_lookup() {
     let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
     import(&reg, "filings.jsonl");
     // Only 示例接入商 verifies: filings that also need another provider stay unapproved.
-    reg.verify_access(None, "示例接入商", None, NOW).unwrap();
-    reg.review_auto(None, NOW).unwrap();
+    reg.verify_access(&Actor::isp("示例接入商"), "示例接入商", None, NOW)
+        .unwrap();
+    reg.review_auto_by_each_bureau(NOW).unwrap();
     let f = reg
         .filing_view(&FilingKey::Domain("chenliu.me".into()))
         .unwrap();
     let number = beian::number::FilingNumber::parse(f.service_number.as_deref().unwrap()).unwrap();
-    reg.revoke(None, &FilingKey::Number(number.clone()), "虚假信息", NOW)
-        .unwrap();
+    reg.revoke(
+        &reg.acting_as(&FilingKey::Number(number.clone()), DefaultRole::Miit)
+            .unwrap(),
+        &FilingKey::Number(number.clone()),
+        "虚假信息",
+        NOW,
+    )
+    .unwrap();
     let snap = reg.snapshot(NOW).unwrap();
     // 3 approved (example-bj, chenliu, xihu); shop-bj and nanshan-bbs wait for a second provider.
     assert_eq!(snap.filings.len(), 3, "{:?}", snap.filings);
@@ -335,25 +357,28 @@ fn rotation_signs_new_certificates_with_the_new_key_and_survives_reopen() {
         approve_all(&reg);
         let c = reg.certificate_for("jia.com").unwrap();
         assert_eq!(c.key_id, first_key);
-        let r = reg.rotate_keys(None, Some(&first_key), NOW).unwrap();
+        let r = reg
+            .rotate_keys(&Actor::Miit, Some(&first_key), NOW)
+            .unwrap();
         assert_ne!(r.current, first_key);
         assert!(reg.keyring().keys[&first_key].compromised);
         let e = reg
-            .rotate_keys(Some(&Actor::bureau('京')), None, NOW)
+            .rotate_keys(&Actor::bureau('京'), None, NOW)
             .unwrap_err();
         assert!(e.to_string().contains("only MIIT"), "{e}");
     }
     let reg = Registry::open(dir.path()).unwrap();
     assert_eq!(reg.keyring().keys.len(), 2);
     reg.change_domains(
-        None,
+        &reg.acting_as(&FilingKey::Domain("jia.com".into()), DefaultRole::Owner)
+            .unwrap(),
         &FilingKey::Domain("jia.com".into()),
         &["jia3.com".into()],
         &[],
         NOW,
     )
     .unwrap();
-    reg.review_auto(None, NOW).unwrap();
+    reg.review_auto_by_each_bureau(NOW).unwrap();
     let c = reg.certificate_for("jia3.com").unwrap();
     // Serial 2 was the re-issue when its key was compromised; 3 is the change.
     assert_eq!(c.serial, 3);
@@ -400,7 +425,13 @@ fn an_import_line_that_is_not_utf8_is_that_lines_error_and_a_bom_is_accepted() {
         bytes.push(b'\n');
     }
     let r = reg
-        .import_jsonl(Cursor::new(bytes), None, NOW, 2, &mut |_| {})
+        .import_jsonl(
+            Cursor::new(bytes),
+            Submitter::RowProvider,
+            NOW,
+            2,
+            &mut |_| {},
+        )
         .unwrap();
     let errs: Vec<(usize, &str)> = r
         .errors
@@ -436,7 +467,13 @@ fn an_ip_only_filing_is_numbered_without_a_certificate_and_never_stops_a_batch()
         text.lines().nth(1).unwrap()
     );
     let r = reg
-        .import_jsonl(Cursor::new(lines), None, NOW, 10, &mut |_| {})
+        .import_jsonl(
+            Cursor::new(lines),
+            Submitter::RowProvider,
+            NOW,
+            10,
+            &mut |_| {},
+        )
         .unwrap();
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     let second = serde_json::from_str::<serde_json::Value>(text.lines().nth(1).unwrap()).unwrap();
@@ -447,9 +484,9 @@ fn an_ip_only_filing_is_numbered_without_a_certificate_and_never_stops_a_batch()
     providers.sort();
     providers.dedup();
     for p in providers {
-        reg.verify_access(None, &p, None, NOW).unwrap();
+        reg.verify_access(&Actor::isp(&p), &p, None, NOW).unwrap();
     }
-    let report = reg.review_auto(None, NOW).unwrap();
+    let report = reg.review_auto_by_each_bureau(NOW).unwrap();
     assert!(report.refused.is_empty(), "{:?}", report.refused);
     assert_eq!(report.approved.len(), 2);
     let ip_only = report
@@ -512,7 +549,13 @@ fn faq_apps_and_mini_programs_are_numbered_a_and_x_under_their_subject_without_c
     ]
     .join("\n");
     let r = reg
-        .import_jsonl(Cursor::new(lines), None, NOW, 10, &mut |_| {})
+        .import_jsonl(
+            Cursor::new(lines),
+            Submitter::RowProvider,
+            NOW,
+            10,
+            &mut |_| {},
+        )
         .unwrap();
     let fields: Vec<(usize, &str)> = r
         .errors
@@ -610,7 +653,7 @@ fn certificates_verify_offline_and_a_compromised_key_gets_them_reissued() {
 
     // The key is compromised: everything it signed is re-issued under the new key.
     let rot = reg
-        .rotate_keys(Some(&Actor::Miit), Some(&old.key_id), NOW + 100)
+        .rotate_keys(&Actor::Miit, Some(&old.key_id), NOW + 100)
         .unwrap();
     assert_eq!(rot.reissued.len(), active.len());
     let ring = Keyring::from_json(&reg.keyring().to_json()).unwrap();
@@ -659,49 +702,71 @@ fn faq_who_acts_on_a_cancellation_request() {
     let status = |k: &FilingKey| reg.filing_view(k).unwrap().status;
 
     // The ICP user requests, changes the reason, deletes it, and requests again.
-    reg.request_cancellation(None, &bj, "不再运营", NOW)
-        .unwrap();
+    reg.request_cancellation(
+        &reg.acting_as(&bj, DefaultRole::Owner).unwrap(),
+        &bj,
+        "不再运营",
+        NOW,
+    )
+    .unwrap();
     assert_eq!(status(&bj), "cancellation_requested");
-    reg.modify_cancellation(None, &bj, "网站关闭", NOW).unwrap();
+    reg.modify_cancellation(
+        &reg.acting_as(&bj, DefaultRole::Owner).unwrap(),
+        &bj,
+        "网站关闭",
+        NOW,
+    )
+    .unwrap();
     let e = reg
-        .modify_cancellation(Some(&jing), &bj, "x", NOW)
+        .modify_cancellation(&jing, &bj, "x", NOW)
         .unwrap_err()
         .to_string();
     assert!(e.contains("changes its own request"), "{e}");
-    assert!(reg.delete_cancellation(Some(&jing), &bj, NOW).is_err());
-    reg.delete_cancellation(None, &bj, NOW).unwrap();
+    assert!(reg.delete_cancellation(&jing, &bj, NOW).is_err());
+    reg.delete_cancellation(&reg.acting_as(&bj, DefaultRole::Owner).unwrap(), &bj, NOW)
+        .unwrap();
     assert_eq!(status(&bj), "active");
     assert!(
-        reg.delete_cancellation(None, &bj, NOW).is_err(),
+        reg.delete_cancellation(&reg.acting_as(&bj, DefaultRole::Owner).unwrap(), &bj, NOW)
+            .is_err(),
         "nothing pending"
     );
-    reg.request_cancellation(None, &bj, "网站关闭", NOW)
-        .unwrap();
+    reg.request_cancellation(
+        &reg.acting_as(&bj, DefaultRole::Owner).unwrap(),
+        &bj,
+        "网站关闭",
+        NOW,
+    )
+    .unwrap();
     // Another province's bureau may not act; MIIT does not execute an ICP user's request;
     // the bureau of 京 does.
-    assert!(reg.review_approve(Some(&hu), &bj, None, NOW).is_err());
+    assert!(reg.review_approve(&hu, &bj, None, NOW).is_err());
     let e = reg
-        .review_approve(Some(&Actor::Miit), &bj, None, NOW)
+        .review_approve(&Actor::Miit, &bj, None, NOW)
         .unwrap_err()
         .to_string();
     assert!(e.contains("the bureau of 京 acts"), "{e}");
-    reg.review_approve(Some(&jing), &bj, None, NOW).unwrap();
+    reg.review_approve(&jing, &bj, None, NOW).unwrap();
     assert_eq!(status(&bj), "cancelled");
 
     // A bureau's own request: it may neither execute nor decline it; MIIT executes it.
-    reg.request_cancellation(Some(&jing), &shop, "核查注销", NOW)
+    reg.request_cancellation(&jing, &shop, "核查注销", NOW)
         .unwrap();
     let e = reg
-        .review_approve(Some(&jing), &shop, None, NOW)
+        .review_approve(&jing, &shop, None, NOW)
         .unwrap_err()
         .to_string();
     assert!(e.contains("nobody may execute their own"), "{e}");
-    assert!(reg
-        .review_reject(Some(&jing), &shop, "不同意", NOW)
-        .is_err());
-    assert!(reg.withdraw_cancellation(Some(&jing), &shop, NOW).is_err());
+    assert!(reg.review_reject(&jing, &shop, "不同意", NOW).is_err());
+    assert!(reg.withdraw_cancellation(&jing, &shop, NOW).is_err());
     // The default role for executing a bureau's request is MIIT.
-    reg.review_approve(None, &shop, None, NOW).unwrap();
+    reg.review_approve(
+        &reg.acting_as(&shop, DefaultRole::Reviewer).unwrap(),
+        &shop,
+        None,
+        NOW,
+    )
+    .unwrap();
     assert_eq!(status(&shop), "cancelled");
     assert!(reg.verify_audit().unwrap().ok());
 }
@@ -715,12 +780,19 @@ fn faq_access_cancelled_goes_to_the_bureau_which_may_reject_it() {
     import(&reg, "filings.jsonl");
     approve_all(&reg);
     let bj = FilingKey::Domain("example-bj.com".into());
-    let f = reg.cancel_access(None, &bj, "示例接入商", NOW).unwrap();
+    let f = reg
+        .cancel_access(&Actor::isp("示例接入商"), &bj, "示例接入商", NOW)
+        .unwrap();
     assert!(f.is_empty_shell());
     let shells = reg.empty_shells().unwrap();
     assert!(shells.iter().any(|s| s.id == f.id), "{shells:?}");
-    reg.review_reject(None, &bj, "空壳网站：无接入服务商", NOW)
-        .unwrap();
+    reg.review_reject(
+        &reg.acting_as(&bj, DefaultRole::Reviewer).unwrap(),
+        &bj,
+        "空壳网站：无接入服务商",
+        NOW,
+    )
+    .unwrap();
     let v = reg.filing_view(&bj).unwrap();
     assert_eq!(v.status, "rejected");
     // No valid certificate while rejected.
@@ -738,7 +810,14 @@ fn faq_access_cancelled_goes_to_the_bureau_which_may_reject_it() {
         "{verdict:?}"
     );
     // A new provider must be on the ISP list (an ISP user a bureau created).
-    let e = reg.add_provider(None, &bj, "华北云", NOW).unwrap_err();
+    let e = reg
+        .add_provider(
+            &reg.acting_as(&bj, DefaultRole::Owner).unwrap(),
+            &bj,
+            "华北云",
+            NOW,
+        )
+        .unwrap_err();
     assert!(e.to_string().contains("ISP list"), "{e}");
     {
         use beian::registry::store::{AuditMeta, RegistryTxn};
@@ -756,10 +835,18 @@ fn faq_access_cancelled_goes_to_the_bureau_which_may_reject_it() {
     }
     assert_eq!(reg.isp_list().unwrap(), ["华北云"]);
     // A new provider, verified, reviewed: active again with a fresh certificate.
-    reg.add_provider(None, &bj, "华北云", NOW).unwrap();
-    reg.resubmit(None, &bj, NOW).unwrap();
-    reg.verify_access(None, "华北云", None, NOW).unwrap();
-    reg.review_auto(None, NOW).unwrap();
+    reg.add_provider(
+        &reg.acting_as(&bj, DefaultRole::Owner).unwrap(),
+        &bj,
+        "华北云",
+        NOW,
+    )
+    .unwrap();
+    reg.resubmit(&reg.acting_as(&bj, DefaultRole::Owner).unwrap(), &bj, NOW)
+        .unwrap();
+    reg.verify_access(&Actor::isp("华北云"), "华北云", None, NOW)
+        .unwrap();
+    reg.review_auto_by_each_bureau(NOW).unwrap();
     let v = reg.filing_view(&bj).unwrap();
     assert_eq!(v.status, "active");
     assert!(reg.certificate_for("example-bj.com").unwrap().serial > cert.serial);
@@ -781,7 +868,13 @@ fn an_identity_number_under_another_name_is_that_lines_error() {
     ]
     .join("\n");
     let r = reg
-        .import_jsonl(Cursor::new(text), None, NOW, 10, &mut |_| {})
+        .import_jsonl(
+            Cursor::new(text),
+            Submitter::RowProvider,
+            NOW,
+            10,
+            &mut |_| {},
+        )
         .unwrap();
     assert_eq!(r.accepted.len(), 2, "{r:?}");
     assert_eq!(r.errors.len(), 1, "{r:?}");
@@ -832,9 +925,10 @@ fn faq_the_annual_review_cycle() {
         "{verdict:?}"
     );
     // Renewed: asked by the filer, confirmed by the bureau's review.
-    reg.request_renewal(None, &bj, late).unwrap();
+    reg.request_renewal(&reg.acting_as(&bj, DefaultRole::Owner).unwrap(), &bj, late)
+        .unwrap();
     assert_eq!(reg.filing_view(&bj).unwrap().status, "renewal_under_review");
-    let r = reg.review_auto(None, late).unwrap();
+    let r = reg.review_auto_by_each_bureau(late).unwrap();
     assert!(r.refused.is_empty(), "{r:?}");
     let v = reg.filing_view_at(&bj, late).unwrap();
     assert_eq!(v.status, "active");
@@ -872,13 +966,24 @@ fn faq_filings_revoked_for_false_information_are_published() {
     let bj = FilingKey::Domain("example-bj.com".into());
     let shop = FilingKey::Domain("shop-bj.cn".into());
     assert!(reg.false_information_list().unwrap().is_empty());
-    reg.revoke(None, &shop, "违规内容", NOW + 10).unwrap();
+    reg.revoke(
+        &reg.acting_as(&shop, DefaultRole::Miit).unwrap(),
+        &shop,
+        "违规内容",
+        NOW + 10,
+    )
+    .unwrap();
     // A bureau of another province may not; MIIT (the default) may.
     assert!(reg
-        .revoke_for_false_information(Some(&Actor::bureau('沪')), &bj, "信息不实", NOW + 20)
+        .revoke_for_false_information(&Actor::bureau('沪'), &bj, "信息不实", NOW + 20)
         .is_err());
-    reg.revoke_for_false_information(None, &bj, "主体信息不实", NOW + 20)
-        .unwrap();
+    reg.revoke_for_false_information(
+        &reg.acting_as(&bj, DefaultRole::Miit).unwrap(),
+        &bj,
+        "主体信息不实",
+        NOW + 20,
+    )
+    .unwrap();
     let list = reg.false_information_list().unwrap();
     assert_eq!(list.len(), 1, "{list:?}");
     assert_eq!(list[0].domains, vec!["example-bj.com", "example-bj.net"]);

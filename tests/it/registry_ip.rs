@@ -9,7 +9,7 @@ use beian::accounts::Actor;
 use beian::registry::ipfiling::IpFilingInput;
 use beian::registry::model::IpBlockStatus;
 use beian::registry::store::RegistryScan;
-use beian::registry::{Registry, RegistryError};
+use beian::registry::{Registry, RegistryError, Submitter};
 
 const NOW: i64 = 1_750_000_000;
 
@@ -38,14 +38,16 @@ fn ip_filings_persist_and_are_audited() {
     let dir = tempfile::tempdir().unwrap();
     let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
     let f = reg
-        .record_ip_block(None, "华北云", net("203.0.113.0/24"), NOW)
+        .record_ip_block(&Actor::isp("华北云"), "华北云", net("203.0.113.0/24"), NOW)
         .unwrap();
     assert_eq!(f.status, IpBlockStatus::Allocated);
     assert_eq!(f.reported_by, Actor::isp("华北云"));
     // Re-reporting the same block by the same provider updates it (same id).
     let mut again = input("华北云", "203.0.113.0/24", "router_port");
     again.source = Some("APNIC".into());
-    let g = reg.file_ip_block(None, &again, NOW + 1).unwrap();
+    let g = reg
+        .file_ip_block(&Actor::isp(&again.provider), &again, NOW + 1)
+        .unwrap();
     assert_eq!(g.id, f.id);
     drop(reg);
 
@@ -79,19 +81,25 @@ fn ip_filings_persist_and_are_audited() {
 fn snapshot_attributes_blocks_to_the_hosting_provider() {
     let dir = tempfile::tempdir().unwrap();
     let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
-    reg.record_ip_block(None, "华北云", net("203.0.113.0/24"), NOW)
+    reg.record_ip_block(&Actor::isp("华北云"), "华北云", net("203.0.113.0/24"), NOW)
         .unwrap();
     // A more specific block refines the /24: re-allocated to another ISP.
     let mut r = input("华北云", "203.0.113.128/25", "reallocated");
     r.allocated_to = Some("华东数据".into());
-    reg.file_ip_block(None, &r, NOW).unwrap();
+    reg.file_ip_block(&Actor::isp(&r.provider), &r, NOW)
+        .unwrap();
     // The other side of the re-allocation may file the identical block.
     let mut c = input("华东数据", "203.0.113.128/25", "customer");
     c.allocated_to = Some("上海某公司".into());
     c.province = Some("沪".into());
-    reg.file_ip_block(None, &c, NOW).unwrap();
-    reg.file_ip_block(None, &input("华南互联", "192.0.2.0/24", "unallocated"), NOW)
+    reg.file_ip_block(&Actor::isp(&c.provider), &c, NOW)
         .unwrap();
+    reg.file_ip_block(
+        &Actor::isp("华南互联"),
+        &input("华南互联", "192.0.2.0/24", "unallocated"),
+        NOW,
+    )
+    .unwrap();
     let snap = reg.snapshot(NOW).unwrap();
     let ip = |s: &str| s.parse().unwrap();
     assert_eq!(snap.provider_of(ip("203.0.113.9")), Some("华北云"));
@@ -111,23 +119,21 @@ fn only_isps_for_themselves_reporters_bureaus_and_miit_may_report() {
         Err(RegistryError::Workflow { refusal, .. }) => refusal.to_string(),
         other => panic!("expected a permission refusal, got {other:?}"),
     };
-    let e = refused(reg.record_ip_block(Some(&Actor::icp("someone")), "华北云", n, NOW));
+    let e = refused(reg.record_ip_block(&Actor::icp("someone"), "华北云", n, NOW));
     assert!(e.contains("may not report"), "{e}");
-    refused(reg.record_ip_block(Some(&Actor::isp("华东数据")), "华北云", n, NOW));
+    refused(reg.record_ip_block(&Actor::isp("华东数据"), "华北云", n, NOW));
     assert!(reg.ip_filings().unwrap().is_empty());
     let reporter = Actor::IpReporter {
         name: "报告员".into(),
     };
-    let f = reg
-        .record_ip_block(Some(&reporter), "华北云", n, NOW)
-        .unwrap();
+    let f = reg.record_ip_block(&reporter, "华北云", n, NOW).unwrap();
     assert_eq!(f.reported_by, reporter);
-    reg.record_ip_block(Some(&Actor::bureau('京')), "华北云", net("10.0.0.0/8"), NOW)
+    reg.record_ip_block(&Actor::bureau('京'), "华北云", net("10.0.0.0/8"), NOW)
         .unwrap();
-    reg.record_ip_block(Some(&Actor::Miit), "华北云", net("10.1.0.0/16"), NOW)
+    reg.record_ip_block(&Actor::Miit, "华北云", net("10.1.0.0/16"), NOW)
         .unwrap();
     // The identical block for another provider is a conflict.
-    match reg.record_ip_block(None, "华南互联", n, NOW) {
+    match reg.record_ip_block(&Actor::isp("华南互联"), "华南互联", n, NOW) {
         Err(RegistryError::Input { field, reason }) => {
             assert_eq!(field, "network");
             assert!(reason.contains("华北云"), "{reason}");
@@ -151,7 +157,9 @@ fn import_keeps_good_lines_and_reports_bad_ones() {
     text.push('\n');
     text.push_str(r#"{"provider":"华北云","network":"100.64.0.0/10","status":"router_port"}"#);
     text.push('\n');
-    let r = reg.import_ip_jsonl(Cursor::new(text), None, NOW).unwrap();
+    let r = reg
+        .import_ip_jsonl(Cursor::new(text), Submitter::RowProvider, NOW)
+        .unwrap();
     let lines: Vec<usize> = r.accepted.iter().map(|(l, _)| *l).collect();
     assert_eq!(lines, vec![1, 2, 3, 4, 9]);
     let errs: Vec<(usize, &str)> = r
@@ -168,7 +176,7 @@ fn import_keeps_good_lines_and_reports_bad_ones() {
     let r = reg
         .import_ip_jsonl(
             Cursor::new(r#"{"provider":"x","network":"192.0.2.0/30","status":"router_port"}"#),
-            Some(&Actor::icp("someone")),
+            Submitter::Actor(&Actor::icp("someone")),
             NOW,
         )
         .unwrap();

@@ -7,8 +7,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use beian::accounts::Actor;
 use beian::fleet::{Fleet, LabResponse, LabSite};
-use beian::registry::{FilingKey, Registry};
+use beian::registry::{FilingKey, Registry, Submitter};
 use serde_json::Value;
 
 const FILED: usize = 12;
@@ -35,13 +36,19 @@ fn lab(dir: &Path) -> (PathBuf, Vec<LabSite>, Vec<String>) {
     let (registry, _) = Registry::init(&dir.join("reg"), now).unwrap();
     let text: Vec<String> = (0..FILED).map(line).collect();
     let report = registry
-        .import_jsonl(text.join("\n").as_bytes(), None, now, 100, &mut |_| {})
+        .import_jsonl(
+            text.join("\n").as_bytes(),
+            Submitter::RowProvider,
+            now,
+            100,
+            &mut |_| {},
+        )
         .unwrap();
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     registry
-        .verify_access(None, "分片接入商", None, now)
+        .verify_access(&Actor::isp("分片接入商"), "分片接入商", None, now)
         .unwrap();
-    registry.review_auto(None, now).unwrap();
+    registry.review_auto_by_each_bureau(now).unwrap();
     let mut sites = Vec::new();
     for i in 0..FILED {
         let h = host(i);

@@ -6,7 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use beian::registry::{FilingKey, Registry};
+use beian::accounts::Actor;
+use beian::registry::{DefaultRole, FilingKey, Registry, Submitter};
 
 const NOW: i64 = 1_750_000_000;
 
@@ -59,7 +60,7 @@ fn fresh(dir: &Path, name: &str) -> Registry {
 
 fn upload(reg: &Registry, file: &Path) -> beian::registry::ImportReport {
     let bytes = std::fs::read(file).unwrap();
-    reg.import_upload(&bytes, None, NOW, 4, &mut |_| {})
+    reg.import_upload(&bytes, Submitter::RowProvider, NOW, 4, &mut |_| {})
         .unwrap()
 }
 
@@ -217,17 +218,29 @@ fn garbage_uploads_are_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let reg = fresh(tmp.path(), "reg");
     let e = reg
-        .import_upload(b"PK\x03\x04not a zip", None, NOW, 10, &mut |_| {})
+        .import_upload(
+            b"PK\x03\x04not a zip",
+            Submitter::RowProvider,
+            NOW,
+            10,
+            &mut |_| {},
+        )
         .unwrap_err();
     assert!(e.to_string().contains("not a readable xlsx"), "{e}");
     let e = reg
-        .import_upload("名称,地址\n甲,乙\n".as_bytes(), None, NOW, 10, &mut |_| {})
+        .import_upload(
+            "名称,地址\n甲,乙\n".as_bytes(),
+            Submitter::RowProvider,
+            NOW,
+            10,
+            &mut |_| {},
+        )
         .unwrap_err();
     assert!(e.to_string().contains("header row"), "{e}");
     // The template itself, empty, is a valid upload with nothing in it.
     let empty = beian::tabular::template::write(beian::tabular::TableKind::Filing).unwrap();
     let r = reg
-        .import_upload(&empty, None, NOW, 10, &mut |_| {})
+        .import_upload(&empty, Submitter::RowProvider, NOW, 10, &mut |_| {})
         .unwrap();
     assert_eq!((r.accepted.len(), r.errors.len()), (0, 0));
 }
@@ -239,18 +252,22 @@ fn faq_a_reuploaded_template_opens_changes_not_duplicate_domain_errors() {
     let reg = fresh(tmp.path(), "reg");
     assert_eq!(upload(&reg, &xlsx).accepted.len(), 10);
     for p in ["示例接入商", "华北云", "华东数据", "华南互联"] {
-        reg.verify_access(None, p, None, NOW).unwrap();
+        reg.verify_access(&Actor::isp(p), p, None, NOW).unwrap();
     }
     // The news site's approval document is confirmed by a pre-approval user first.
     reg.check_pre_approval(
-        None,
+        &reg.acting_as(
+            &FilingKey::Domain("yunduan-news.cn".into()),
+            DefaultRole::PreApproval,
+        )
+        .unwrap(),
         &FilingKey::Domain("yunduan-news.cn".into()),
         "新闻",
         None,
         NOW,
     )
     .unwrap();
-    let approved = reg.review_auto(None, NOW).unwrap();
+    let approved = reg.review_auto_by_each_bureau(NOW).unwrap();
     assert_eq!(approved.approved.len(), 10, "{:?}", approved.refused);
 
     // The same template again: every row is a filing its provider handles, unchanged.
@@ -290,7 +307,7 @@ fn faq_a_reuploaded_template_opens_changes_not_duplicate_domain_errors() {
     assert_eq!(v.status, "change_under_review");
     assert_eq!(v.domains.len(), 2, "the change waits for the bureau");
     // The bureau approves: domains and name change, a new certificate is issued.
-    let r = reg.review_auto(None, NOW + 60).unwrap();
+    let r = reg.review_auto_by_each_bureau(NOW + 60).unwrap();
     assert!(r.approved.iter().any(|(id, _, _)| *id == 1), "{r:?}");
     let v = reg.filing_view(&FilingKey::Id(1)).unwrap();
     assert_eq!(v.domains.len(), 3);
@@ -310,14 +327,16 @@ fn faq_ip_template_from_libreoffice_matches_json_lines() {
     let tmp = tempfile::tempdir().unwrap();
     let jsonl = fresh(tmp.path(), "jsonl");
     let text = std::fs::read(data("ip_filings.jsonl")).unwrap();
-    let r = jsonl.import_ip_upload(&text, None, NOW).unwrap();
+    let r = jsonl
+        .import_ip_upload(&text, Submitter::RowProvider, NOW)
+        .unwrap();
     assert_eq!((r.accepted.len(), r.errors.len()), (4, 0));
     let want = jsonl.ip_filings().unwrap();
     for target in ["xlsx", "xls:MS Excel 97"] {
         let file = soffice(tmp.path(), &data("ip_filings.csv"), target, 7);
         let reg = fresh(tmp.path(), target.split(':').next().unwrap());
         let r = reg
-            .import_ip_upload(&std::fs::read(&file).unwrap(), None, NOW)
+            .import_ip_upload(&std::fs::read(&file).unwrap(), Submitter::RowProvider, NOW)
             .unwrap();
         assert!(r.errors.is_empty(), "{target}: {:?}", r.errors);
         assert_eq!(reg.ip_filings().unwrap(), want, "{target}");

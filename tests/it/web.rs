@@ -7,10 +7,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use beian::accounts::Actor;
 use beian::api::AppState;
 use beian::config::Config;
 use beian::fleet::{Fleet, LabResponse, LabSite};
-use beian::registry::{FilingKey, Registry};
+use beian::registry::{FilingKey, Registry, Submitter};
 use chromiumoxide::browser::{Browser, BrowserConfig};
 use chromiumoxide::cdp::browser_protocol::page::CaptureScreenshotParams;
 use chromiumoxide::handler::viewport::Viewport;
@@ -208,13 +209,19 @@ pub fn filed_registry(dir: &std::path::Path, now: i64) -> (Registry, String) {
     let (registry, init) = Registry::init(dir, now - 3600).unwrap();
     let line = filing_line(FILED, "北京示例科技有限公司", "京", "91110108MA01ABCD2H");
     let report = registry
-        .import_jsonl(line.as_bytes(), None, now - 3600, 10, &mut |_| {})
+        .import_jsonl(
+            line.as_bytes(),
+            Submitter::RowProvider,
+            now - 3600,
+            10,
+            &mut |_| {},
+        )
         .unwrap();
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     registry
-        .verify_access(None, "示例接入商", None, now - 3600)
+        .verify_access(&Actor::isp("示例接入商"), "示例接入商", None, now - 3600)
         .unwrap();
-    registry.review_auto(None, now - 3600).unwrap();
+    registry.review_auto_by_each_bureau(now - 3600).unwrap();
     (registry, init.miit_password)
 }
 
@@ -506,7 +513,7 @@ async fn html_report_of_a_1000_site_scan_in_a_browser() {
     let report = registry
         .import_jsonl(
             lines.join("\n").as_bytes(),
-            None,
+            Submitter::RowProvider,
             now - 3600,
             1000,
             &mut |_| {},
@@ -514,9 +521,9 @@ async fn html_report_of_a_1000_site_scan_in_a_browser() {
         .unwrap();
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     registry
-        .verify_access(None, "示例接入商", None, now - 3600)
+        .verify_access(&Actor::isp("示例接入商"), "示例接入商", None, now - 3600)
         .unwrap();
-    registry.review_auto(None, now - 3600).unwrap();
+    registry.review_auto_by_each_bureau(now - 3600).unwrap();
     let mut sites = Vec::new();
     for i in 0..SITES {
         let h = host(i);

@@ -13,7 +13,9 @@ use super::super::import::{parse_line, LineError, ValidLine};
 use super::super::model::*;
 use super::super::store::{AuditMeta, RegistryRead, RegistryStore, RegistryTxn, Sequence};
 use super::super::workflow::{self, DomainHolder, Event};
-use super::{holders_of, ImportProgress, ImportReport, Registry, RegistryError, MAX_IMPORT_LINE};
+use super::{
+    holders_of, ImportProgress, ImportReport, Registry, RegistryError, Submitter, MAX_IMPORT_LINE,
+};
 
 /// One line of a JSON Lines import (1-based `lineno`), read bounded: `None` at the end; a
 /// line longer than [`MAX_IMPORT_LINE`] or not UTF-8 is that line's error, and the lines
@@ -110,14 +112,14 @@ fn handled_filing<R: RegistryRead + ?Sized>(
 }
 
 impl<S: RegistryStore> Registry<S> {
-    /// Import JSON Lines (one website filing per line). Each line is submitted by `actor`, or
-    /// by the first access provider it names (as an import-authorised ISP). Good lines are
+    /// Import JSON Lines (one website filing per line). Each line is submitted as `submitter`
+    /// says. Good lines are
     /// kept; bad lines are reported with line number, field and reason. Every `chunk` lines
     /// are committed durably, then `on_ack` is called.
     pub fn import_jsonl(
         &self,
         mut reader: impl BufRead,
-        actor: Option<&Actor>,
+        submitter: Submitter<'_>,
         now: i64,
         chunk: usize,
         on_ack: &mut dyn FnMut(&ImportProgress),
@@ -145,7 +147,7 @@ impl<S: RegistryStore> Registry<S> {
             if text.trim().is_empty() {
                 continue;
             }
-            match self.import_one(&mut txn, lineno, text, actor, now)? {
+            match self.import_one(&mut txn, lineno, text, submitter, now)? {
                 Ok((what, notes)) => {
                     report.record(lineno, what);
                     report
@@ -181,18 +183,18 @@ impl<S: RegistryStore> Registry<S> {
     pub fn import_upload(
         &self,
         bytes: &[u8],
-        actor: Option<&Actor>,
+        submitter: Submitter<'_>,
         now: i64,
         chunk: usize,
         on_ack: &mut dyn FnMut(&ImportProgress),
     ) -> Result<ImportReport, RegistryError> {
         let format = tabular::detect(bytes);
         if format == UploadFormat::JsonLines {
-            return self.import_jsonl(bytes, actor, now, chunk, on_ack);
+            return self.import_jsonl(bytes, submitter, now, chunk, on_ack);
         }
         let sheets = tabular::read_sheets(bytes)?;
         let table = tabular::columns::table(TableKind::Filing, &sheets)?;
-        let mut report = self.import_table(table, actor, now, chunk, on_ack)?;
+        let mut report = self.import_table(table, submitter, now, chunk, on_ack)?;
         report.format = format.as_str().into();
         Ok(report)
     }
@@ -201,7 +203,7 @@ impl<S: RegistryStore> Registry<S> {
     pub fn import_table(
         &self,
         table: Table,
-        actor: Option<&Actor>,
+        submitter: Submitter<'_>,
         now: i64,
         chunk: usize,
         on_ack: &mut dyn FnMut(&ImportProgress),
@@ -217,7 +219,7 @@ impl<S: RegistryStore> Registry<S> {
         let mut rows_read = 0usize;
         for row in &table.rows {
             rows_read += 1;
-            match self.import_one(&mut txn, row.row, &row.json, actor, now)? {
+            match self.import_one(&mut txn, row.row, &row.json, submitter, now)? {
                 Ok((what, notes)) => {
                     report.record(row.row, what);
                     let place = row.place();
@@ -335,7 +337,7 @@ impl<S: RegistryStore> Registry<S> {
         txn: &mut S::Txn<'_>,
         lineno: usize,
         text: &str,
-        actor: Option<&Actor>,
+        submitter: Submitter<'_>,
         now: i64,
     ) -> Result<Result<(Imported, Vec<String>), LineError>, RegistryError> {
         let v = match parse_line(lineno, text) {
@@ -399,10 +401,7 @@ impl<S: RegistryStore> Registry<S> {
                 )
             }
         };
-        let actor = match actor {
-            Some(a) => a.clone(),
-            None => Actor::isp(&v.submission.providers[0]),
-        };
+        let actor = submitter.for_row(&v.submission.providers[0]);
         let holders = holders_of(txn, v.submission.domains.iter().cloned())?;
         if !is_new {
             if let Some(filing) = handled_filing(txn, &holders, subject.id, &actor)? {

@@ -15,7 +15,7 @@ use super::super::store::{
     AuditMeta, IpFilingRead, IpFilingWrite, RegistryStore, RegistryTxn, Sequence,
 };
 use super::super::workflow::{self, WorkflowError};
-use super::{Registry, RegistryError, BATCH};
+use super::{Registry, RegistryError, Submitter, BATCH};
 
 /// The outcome of an IP filing import: good lines are kept.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -68,10 +68,10 @@ impl IpRefusal {
 
 impl<S: RegistryStore> Registry<S> {
     /// A simple report: `provider` uses `network` itself (status allocated, allocated to the
-    /// provider). Default actor: `isp:<provider>`.
+    /// provider).
     pub fn record_ip_block(
         &self,
-        actor: Option<&Actor>,
+        actor: &Actor,
         provider: &str,
         network: ipnet::IpNet,
         now: i64,
@@ -88,18 +88,18 @@ impl<S: RegistryStore> Registry<S> {
         self.file_ip_block(actor, &input, now)
     }
 
-    /// File (or re-report) one address block. Default actor: `isp:<provider>`. ISPs report
+    /// File (or re-report) one address block. ISPs report
     /// their own blocks; IP reporters, bureaus and MIIT any; others are refused. A block
     /// identical to another provider's is a conflict (unless one re-allocated it to the
     /// other); more specific blocks refine less specific ones.
     pub fn file_ip_block(
         &self,
-        actor: Option<&Actor>,
+        actor: &Actor,
         input: &IpFilingInput,
         now: i64,
     ) -> Result<IpFiling, RegistryError> {
         let mut txn = self.store.begin()?;
-        let f = match Self::file_ip_in(&mut txn, actor, input, now)? {
+        let f = match Self::file_ip_in(&mut txn, Submitter::Actor(actor), input, now)? {
             Ok(f) => f,
             Err(IpRefusal::Permission(reason)) => {
                 return Err(RegistryError::Workflow {
@@ -123,13 +123,11 @@ impl<S: RegistryStore> Registry<S> {
 
     fn file_ip_in(
         txn: &mut S::Txn<'_>,
-        actor: Option<&Actor>,
+        submitter: Submitter<'_>,
         input: &IpFilingInput,
         now: i64,
     ) -> Result<Result<IpFiling, IpRefusal>, RegistryError> {
-        let actor = actor
-            .cloned()
-            .unwrap_or_else(|| Actor::isp(input.provider.trim()));
+        let actor = submitter.for_row(&input.provider);
         if let Err(reason) = ipfiling::may_report(&actor, input.provider.trim()) {
             return Ok(Err(IpRefusal::Permission(reason)));
         }
@@ -163,13 +161,13 @@ impl<S: RegistryStore> Registry<S> {
     }
 
     /// Import IP filings from JSON Lines (format: [`super::ipfiling`]). Each line is reported
-    /// by `actor`, or by `isp:<provider>`. Good lines are kept; bad ones are reported with
+    /// as `submitter` says. Good lines are kept; bad ones are reported with
     /// line, field and reason (a line that is not UTF-8 or too long too). Commits durably
     /// every 1000 lines.
     pub fn import_ip_jsonl(
         &self,
         mut reader: impl BufRead,
-        actor: Option<&Actor>,
+        submitter: Submitter<'_>,
         now: i64,
     ) -> Result<IpImportReport, RegistryError> {
         let mut report = IpImportReport {
@@ -187,7 +185,7 @@ impl<S: RegistryStore> Registry<S> {
                 Some(Err(e)) => Err(e),
             };
             match input {
-                Ok(input) => match Self::file_ip_in(&mut txn, actor, &input, now)? {
+                Ok(input) => match Self::file_ip_in(&mut txn, submitter, &input, now)? {
                     Ok(f) => report.accepted.push((lineno, f.id)),
                     Err(r) => report.errors.push(r.at(lineno)),
                 },
@@ -210,13 +208,13 @@ impl<S: RegistryStore> Registry<S> {
     pub fn import_ip_upload(
         &self,
         bytes: &[u8],
-        actor: Option<&Actor>,
+        submitter: Submitter<'_>,
         now: i64,
     ) -> Result<IpImportReport, RegistryError> {
         use crate::tabular::{self, TableKind, UploadFormat};
         let format = tabular::detect(bytes);
         if format == UploadFormat::JsonLines {
-            return self.import_ip_jsonl(bytes, actor, now);
+            return self.import_ip_jsonl(bytes, submitter, now);
         }
         let sheets = tabular::read_sheets(bytes)?;
         let table = tabular::columns::table(TableKind::Ip, &sheets)?;
@@ -238,7 +236,7 @@ impl<S: RegistryStore> Registry<S> {
                     continue;
                 }
             };
-            match Self::file_ip_in(&mut txn, actor, &input, now)? {
+            match Self::file_ip_in(&mut txn, submitter, &input, now)? {
                 Ok(f) => report.accepted.push((row.row, f.id)),
                 Err(r) => report.errors.push(row.locate(r.at(row.row))),
             }
@@ -264,7 +262,7 @@ impl<S: RegistryStore> Registry<S> {
     /// input naming others is refused (file a new block and delete this one).
     pub fn update_ip_filing(
         &self,
-        actor: Option<&Actor>,
+        actor: &Actor,
         id: IpFilingId,
         input: &IpFilingInput,
         now: i64,
@@ -290,7 +288,7 @@ impl<S: RegistryStore> Registry<S> {
     /// Delete IP filing `id` (audited). Who may report the provider's blocks may delete them.
     pub fn delete_ip_filing(
         &self,
-        actor: Option<&Actor>,
+        actor: &Actor,
         id: IpFilingId,
         now: i64,
     ) -> Result<(), RegistryError> {
@@ -298,8 +296,7 @@ impl<S: RegistryStore> Registry<S> {
         let f = txn
             .ip_filing(id)?
             .ok_or_else(|| RegistryError::NotFound(format!("IP filing {id}")))?;
-        let actor = actor.cloned().unwrap_or_else(|| Actor::isp(&f.provider));
-        if let Err(reason) = ipfiling::may_report(&actor, &f.provider) {
+        if let Err(reason) = ipfiling::may_report(actor, &f.provider) {
             return Err(RegistryError::Workflow {
                 what: format!("IP filing {id}"),
                 refusal: WorkflowError {
@@ -308,7 +305,7 @@ impl<S: RegistryStore> Registry<S> {
                 },
             });
         }
-        txn.delete_ip_filing(&AuditMeta::new(&actor, "delete_ip_block", now), id)?;
+        txn.delete_ip_filing(&AuditMeta::new(actor, "delete_ip_block", now), id)?;
         txn.commit()?;
         Ok(())
     }
