@@ -41,6 +41,7 @@ pub mod extract;
 pub mod fleet;
 pub mod fsutil;
 pub mod metrics;
+pub mod names;
 pub mod number;
 pub mod observation;
 pub mod registry;

@@ -363,10 +363,22 @@ impl<'de> Deserialize<'de> for PsbNumber {
 }
 
 /// The kind of value-added telecom licence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 pub enum LicenceClass {
     B1,
     B2,
+    #[strum(serialize = "B1.B2")]
     B1B2,
 }
 
@@ -398,11 +410,7 @@ pub enum LicenceNumber {
 impl LicenceClass {
     /// `B1`, `B2` or `B1.B2`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            LicenceClass::B1 => "B1",
-            LicenceClass::B2 => "B2",
-            LicenceClass::B1B2 => "B1.B2",
-        }
+        self.into()
     }
 }
 

@@ -9,7 +9,19 @@ use serde::{Deserialize, Serialize};
 use crate::extract::Extraction;
 
 /// Why a fetch did not produce a usable response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum FetchErrorKind {
     /// The name did not resolve (NXDOMAIN, SERVFAIL, no addresses, resolver timeout).
@@ -41,21 +53,7 @@ impl FetchErrorKind {
     /// The stable snake_case name (the same as its serialised form); a closed set, safe as a
     /// metric label.
     pub fn as_str(self) -> &'static str {
-        match self {
-            FetchErrorKind::Dns => "dns",
-            FetchErrorKind::BlockedAddress => "blocked_address",
-            FetchErrorKind::Connect => "connect",
-            FetchErrorKind::Tls => "tls",
-            FetchErrorKind::Timeout => "timeout",
-            FetchErrorKind::Deadline => "deadline",
-            FetchErrorKind::TooManyRedirects => "too_many_redirects",
-            FetchErrorKind::BadRedirect => "bad_redirect",
-            FetchErrorKind::BodyTooLarge => "body_too_large",
-            FetchErrorKind::Reset => "reset",
-            FetchErrorKind::HeaderTooLarge => "header_too_large",
-            FetchErrorKind::RedirectLoop => "redirect_loop",
-            FetchErrorKind::Protocol => "protocol",
-        }
+        self.into()
     }
 }
 
@@ -119,7 +117,19 @@ pub struct CertFetch {
 }
 
 /// What became of rendering the homepage in headless Chromium.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum RenderStatus {
     /// The page was rendered and its DOM extracted (`Observation::page` is the rendered
@@ -137,13 +147,7 @@ pub enum RenderStatus {
 
 impl RenderStatus {
     pub fn as_str(self) -> &'static str {
-        match self {
-            RenderStatus::Rendered => "rendered",
-            RenderStatus::Off => "off",
-            RenderStatus::Unavailable => "unavailable",
-            RenderStatus::Timeout => "timeout",
-            RenderStatus::Failed => "failed",
-        }
+        self.into()
     }
 }
 

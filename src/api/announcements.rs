@@ -28,7 +28,19 @@ pub struct AttachmentMeta {
 }
 
 /// The FAQ's announcement categories.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum AnnouncementCategory {
     /// 通知公告
@@ -43,20 +55,11 @@ pub enum AnnouncementCategory {
 }
 
 impl AnnouncementCategory {
-    pub const ALL: [AnnouncementCategory; 4] = [
-        AnnouncementCategory::Notice,
-        AnnouncementCategory::Law,
-        AnnouncementCategory::Download,
-        AnnouncementCategory::Government,
-    ];
+    pub const ALL: &'static [AnnouncementCategory] =
+        <AnnouncementCategory as strum::VariantArray>::VARIANTS;
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            AnnouncementCategory::Notice => "notice",
-            AnnouncementCategory::Law => "law",
-            AnnouncementCategory::Download => "download",
-            AnnouncementCategory::Government => "government",
-        }
+        self.into()
     }
 
     pub fn label_zh(self) -> &'static str {
@@ -80,7 +83,8 @@ impl AnnouncementCategory {
     /// By its name (`law`) or Chinese label (`法律法规`).
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .find(|c| c.as_str() == s.trim() || c.label_zh() == s.trim())
     }
 }

@@ -51,7 +51,20 @@ pub const DEFAULT_RENDER_MAX_REQUESTS: u32 = 50;
 pub const MAX_RENDER_TABS: usize = 64;
 
 /// When to render a homepage in headless Chromium.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum RenderMode {
     /// Never; pages that need rendering are recorded as such (`render.status = off`).
@@ -64,23 +77,20 @@ pub enum RenderMode {
 
 impl RenderMode {
     pub fn as_str(self) -> &'static str {
-        match self {
-            RenderMode::Off => "off",
-            RenderMode::Auto => "auto",
-        }
+        self.into()
     }
 }
 
 impl std::str::FromStr for RenderMode {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "off" => Ok(RenderMode::Off),
-            "auto" => Ok(RenderMode::Auto),
-            other => Err(format!(
-                "unknown render mode {other:?} (expected off or auto)"
-            )),
-        }
+        crate::names::by_name(s).ok_or_else(|| {
+            format!(
+                "unknown render mode {:?} (expected one of: {})",
+                s.trim(),
+                crate::names::listed::<Self>()
+            )
+        })
     }
 }
 

@@ -45,7 +45,20 @@ use crate::number::{
 use visible::{visible_text, VisibleText};
 
 /// How a number reached the reader.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum Via {
     /// Ordinary page text of the static page.
@@ -64,11 +77,7 @@ impl Via {
     }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Via::Text => "text",
-            Via::Template => "template",
-            Via::Rendered => "rendered",
-        }
+        self.into()
     }
 }
 

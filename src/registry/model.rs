@@ -104,7 +104,19 @@ impl CategoryEntry {
 }
 
 /// Where a service filing is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Submitted; at least one access provider has not verified yet (bureau cannot see it).
@@ -121,14 +133,7 @@ pub enum Status {
 
 impl Status {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Status::AwaitingAccessVerification => "awaiting_access_verification",
-            Status::AwaitingReview => "awaiting_review",
-            Status::Rejected => "rejected",
-            Status::Active => "active",
-            Status::Cancelled => "cancelled",
-            Status::Revoked => "revoked",
-        }
+        self.into()
     }
 
     /// Whether the filing has not been approved yet (submitted, in review, or returned): when
@@ -336,7 +341,19 @@ impl Filing {
 pub type IpFilingId = u64;
 
 /// What a reported address block is used for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum IpBlockStatus {
     /// Held by the provider, not in use: needs no further fields.
@@ -353,23 +370,11 @@ pub enum IpBlockStatus {
 
 impl IpBlockStatus {
     pub fn as_str(self) -> &'static str {
-        match self {
-            IpBlockStatus::Unallocated => "unallocated",
-            IpBlockStatus::Allocated => "allocated",
-            IpBlockStatus::Reallocated => "reallocated",
-            IpBlockStatus::Customer => "customer",
-            IpBlockStatus::RouterPort => "router_port",
-        }
+        self.into()
     }
 
     /// Every status, in the order the templates list them.
-    pub const ALL: [IpBlockStatus; 5] = [
-        IpBlockStatus::Unallocated,
-        IpBlockStatus::Allocated,
-        IpBlockStatus::Reallocated,
-        IpBlockStatus::Customer,
-        IpBlockStatus::RouterPort,
-    ];
+    pub const ALL: &'static [IpBlockStatus] = <IpBlockStatus as strum::VariantArray>::VARIANTS;
 
     /// The label the IP-filing template uses.
     pub fn label_zh(self) -> &'static str {
@@ -386,25 +391,17 @@ impl IpBlockStatus {
 impl std::str::FromStr for IpBlockStatus {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Ok(match s.trim() {
-            "unallocated" => IpBlockStatus::Unallocated,
-            "allocated" => IpBlockStatus::Allocated,
-            "reallocated" => IpBlockStatus::Reallocated,
-            "customer" => IpBlockStatus::Customer,
-            "router_port" | "router-port" => IpBlockStatus::RouterPort,
-            other => match IpBlockStatus::ALL
-                .into_iter()
-                .find(|s| s.label_zh() == other)
-            {
-                Some(s) => s,
-                None => {
-                    return Err(format!(
-                        "{other:?} is not a block status (unallocated, allocated, reallocated, \
-                         customer, router_port; or 未分配, 已分配, 再分配, 客户自带, 路由器端口)"
-                    ))
-                }
-            },
-        })
+        let s = s.trim();
+        crate::names::by_name(&s.replace('-', "_"))
+            .or_else(|| Self::ALL.iter().copied().find(|v| v.label_zh() == s))
+            .ok_or_else(|| {
+                let zh: Vec<&str> = Self::ALL.iter().map(|v| v.label_zh()).collect();
+                format!(
+                    "{s:?} is not a block status ({}; or {})",
+                    crate::names::listed::<Self>(),
+                    zh.join(", ")
+                )
+            })
     }
 }
 

@@ -22,26 +22,25 @@ pub const MAX_CELLS: usize = 4_000_000;
 pub const MAX_XLSX_UNCOMPRESSED: u64 = 512 * 1024 * 1024;
 
 /// What an upload is, by content.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "lowercase")]
 pub enum UploadFormat {
     /// Office Open XML workbook (a zip archive).
     Xlsx,
     /// Excel 97–2003 workbook (BIFF in a compound file).
     Xls,
     /// JSON Lines: the first non-blank character is `{`.
+    #[strum(serialize = "jsonl")]
     JsonLines,
     /// Anything else that is text: comma- (or tab-) separated values.
     Csv,
 }
 
 impl UploadFormat {
+    pub const ALL: &'static [UploadFormat] = <UploadFormat as strum::VariantArray>::VARIANTS;
+
     pub fn as_str(self) -> &'static str {
-        match self {
-            UploadFormat::Xlsx => "xlsx",
-            UploadFormat::Xls => "xls",
-            UploadFormat::JsonLines => "jsonl",
-            UploadFormat::Csv => "csv",
-        }
+        self.into()
     }
 }
 

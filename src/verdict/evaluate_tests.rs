@@ -853,7 +853,7 @@ fn codes_are_stable() {
             serde_json::Value::String(c.as_str().into())
         );
     }
-    for r in UnknownReason::ALL {
+    for &r in UnknownReason::ALL {
         assert_eq!(
             serde_json::to_value(r).unwrap(),
             serde_json::Value::String(r.as_str().into())

@@ -23,7 +23,21 @@ pub use policy::{
 
 /// Stable finding codes (DESIGN.md §4). The snake_case names are an interface: records,
 /// policies and dashboards use them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum FindingCode {
     Unfiled,
@@ -45,47 +59,15 @@ pub enum FindingCode {
 
 impl FindingCode {
     /// Every code, in declaration order (`ALL[c as usize] == c`).
-    pub const ALL: [FindingCode; 15] = [
-        FindingCode::Unfiled,
-        FindingCode::FilingRevoked,
-        FindingCode::CertMissing,
-        FindingCode::CertMisplaced,
-        FindingCode::CertMalformed,
-        FindingCode::CertBadSignature,
-        FindingCode::CertDomainMismatch,
-        FindingCode::CertSuperseded,
-        FindingCode::CertExpired,
-        FindingCode::NumberMissing,
-        FindingCode::NumberMismatch,
-        FindingCode::NumberUnlinked,
-        FindingCode::NumberMisplaced,
-        FindingCode::LicenceMissing,
-        FindingCode::AccessProviderMismatch,
-    ];
+    pub const ALL: &'static [FindingCode] = <FindingCode as strum::VariantArray>::VARIANTS;
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            FindingCode::Unfiled => "unfiled",
-            FindingCode::FilingRevoked => "filing_revoked",
-            FindingCode::CertMissing => "cert_missing",
-            FindingCode::CertMisplaced => "cert_misplaced",
-            FindingCode::CertMalformed => "cert_malformed",
-            FindingCode::CertBadSignature => "cert_bad_signature",
-            FindingCode::CertDomainMismatch => "cert_domain_mismatch",
-            FindingCode::CertSuperseded => "cert_superseded",
-            FindingCode::CertExpired => "cert_expired",
-            FindingCode::NumberMissing => "number_missing",
-            FindingCode::NumberMismatch => "number_mismatch",
-            FindingCode::NumberUnlinked => "number_unlinked",
-            FindingCode::NumberMisplaced => "number_misplaced",
-            FindingCode::LicenceMissing => "licence_missing",
-            FindingCode::AccessProviderMismatch => "access_provider_mismatch",
-        }
+        self.into()
     }
 
     /// The code named `s`, if any.
     pub fn parse(s: &str) -> Option<FindingCode> {
-        FindingCode::ALL.into_iter().find(|c| c.as_str() == s)
+        FindingCode::ALL.iter().copied().find(|c| c.as_str() == s)
     }
 }
 
@@ -96,7 +78,21 @@ impl fmt::Display for FindingCode {
 }
 
 /// Why a target could not be judged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum UnknownReason {
     /// The name did not resolve.
@@ -114,17 +110,21 @@ pub enum UnknownReason {
     HeaderTooLarge,
     /// 401 or 403: forbidden, typically a WAF page.
     #[serde(rename = "http_403")]
+    #[strum(serialize = "http_403")]
     Http403,
     /// 404 or 410 on the homepage.
     #[serde(rename = "http_404")]
+    #[strum(serialize = "http_404")]
     Http404,
     /// Another 4xx status.
     #[serde(rename = "http_4xx")]
+    #[strum(serialize = "http_4xx")]
     Http4xx,
     /// 429, or a 503 with `Retry-After`: the site asked the scanner to slow down.
     RateLimited,
     /// A 5xx response.
     #[serde(rename = "http_5xx")]
+    #[strum(serialize = "http_5xx")]
     Http5xx,
     TooManyRedirects,
     /// A redirect chain came back to a URL it had already visited.
@@ -144,52 +144,10 @@ pub enum UnknownReason {
 }
 
 impl UnknownReason {
-    pub const ALL: [UnknownReason; 20] = [
-        UnknownReason::Dns,
-        UnknownReason::BlockedAddress,
-        UnknownReason::Connect,
-        UnknownReason::Tls,
-        UnknownReason::Timeout,
-        UnknownReason::Deadline,
-        UnknownReason::Reset,
-        UnknownReason::HeaderTooLarge,
-        UnknownReason::Http403,
-        UnknownReason::Http404,
-        UnknownReason::Http4xx,
-        UnknownReason::RateLimited,
-        UnknownReason::Http5xx,
-        UnknownReason::TooManyRedirects,
-        UnknownReason::RedirectLoop,
-        UnknownReason::BadRedirect,
-        UnknownReason::Challenge,
-        UnknownReason::NeedsRender,
-        UnknownReason::CertUnreachable,
-        UnknownReason::Other,
-    ];
+    pub const ALL: &'static [UnknownReason] = <UnknownReason as strum::VariantArray>::VARIANTS;
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            UnknownReason::Dns => "dns",
-            UnknownReason::BlockedAddress => "blocked_address",
-            UnknownReason::Connect => "connect",
-            UnknownReason::Tls => "tls",
-            UnknownReason::Timeout => "timeout",
-            UnknownReason::Deadline => "deadline",
-            UnknownReason::Reset => "reset",
-            UnknownReason::HeaderTooLarge => "header_too_large",
-            UnknownReason::Http403 => "http_403",
-            UnknownReason::Http404 => "http_404",
-            UnknownReason::Http4xx => "http_4xx",
-            UnknownReason::RateLimited => "rate_limited",
-            UnknownReason::Http5xx => "http_5xx",
-            UnknownReason::TooManyRedirects => "too_many_redirects",
-            UnknownReason::RedirectLoop => "redirect_loop",
-            UnknownReason::BadRedirect => "bad_redirect",
-            UnknownReason::Challenge => "challenge",
-            UnknownReason::NeedsRender => "needs_render",
-            UnknownReason::CertUnreachable => "cert_unreachable",
-            UnknownReason::Other => "other",
-        }
+        self.into()
     }
 }
 
@@ -200,7 +158,8 @@ impl fmt::Display for UnknownReason {
 }
 
 /// A site's overall verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case", tag = "verdict", content = "reason")]
 pub enum Verdict {
     /// Fetched, covered by an active filing, and no finding above `info`.
@@ -216,12 +175,7 @@ pub enum Verdict {
 impl Verdict {
     /// `compliant`, `noncompliant`, `unfiled` or `unknown`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Compliant => "compliant",
-            Verdict::Noncompliant => "noncompliant",
-            Verdict::Unfiled => "unfiled",
-            Verdict::Unknown(_) => "unknown",
-        }
+        self.into()
     }
 
     pub fn reason(self) -> Option<UnknownReason> {
@@ -285,7 +239,21 @@ pub fn confirmation_label(seen: u32, needed: u32) -> String {
 pub type Streaks = std::collections::BTreeMap<FindingCode, u32>;
 
 /// What was found at the certificate paths, in one word.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum CertStatus {
     /// No certificate probe in the observation (or the site was not fetched).
@@ -310,23 +278,7 @@ pub enum CertStatus {
 
 impl CertStatus {
     pub fn as_str(self) -> &'static str {
-        match self {
-            CertStatus::NotProbed => "not_probed",
-            CertStatus::Unreachable => "unreachable",
-            CertStatus::NotVerified => "not_verified",
-            CertStatus::Missing => "missing",
-            CertStatus::Misplaced => "misplaced",
-            CertStatus::Malformed => "malformed",
-            CertStatus::BadSignature => "bad_signature",
-            CertStatus::UnknownKey => "unknown_key",
-            CertStatus::CompromisedKey => "compromised_key",
-            CertStatus::DomainNotCovered => "domain_not_covered",
-            CertStatus::Superseded => "superseded",
-            CertStatus::Expired => "expired",
-            CertStatus::FilingRevoked => "filing_revoked",
-            CertStatus::FilingUnknown => "filing_unknown",
-            CertStatus::Valid => "valid",
-        }
+        self.into()
     }
 }
 

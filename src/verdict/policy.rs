@@ -19,7 +19,21 @@ use sha2::{Digest, Sha256};
 use super::FindingCode;
 
 /// How serious a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Info,
@@ -30,22 +44,10 @@ pub enum Severity {
 }
 
 impl Severity {
-    pub const ALL: [Severity; 5] = [
-        Severity::Info,
-        Severity::Low,
-        Severity::Medium,
-        Severity::High,
-        Severity::Critical,
-    ];
+    pub const ALL: &'static [Severity] = <Severity as strum::VariantArray>::VARIANTS;
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
+        self.into()
     }
 }
 
@@ -56,7 +58,19 @@ impl fmt::Display for Severity {
 }
 
 /// Which filing number a site must show in its footer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum RequiredNumber {
     /// The service number (`京ICP备12345678号-1`).
@@ -69,11 +83,7 @@ pub enum RequiredNumber {
 
 impl RequiredNumber {
     pub fn as_str(self) -> &'static str {
-        match self {
-            RequiredNumber::Service => "service",
-            RequiredNumber::Subject => "subject",
-            RequiredNumber::Either => "either",
-        }
+        self.into()
     }
 }
 
@@ -350,7 +360,7 @@ impl Policy {
             });
         }
         let mut rules = Vec::with_capacity(FindingCode::ALL.len());
-        for code in FindingCode::ALL {
+        for &code in FindingCode::ALL {
             let r = raw.findings.get(code).ok_or(PolicyError::MissingCode {
                 path: path.to_string(),
                 code: code.as_str(),
@@ -412,7 +422,7 @@ impl Policy {
         if let Some(b) = raw.policy.accept_legacy_link_hosts {
             p.accept_legacy_link_hosts = b;
         }
-        for code in FindingCode::ALL {
+        for &code in FindingCode::ALL {
             let Some(o) = raw.findings.get(code) else {
                 continue;
             };
@@ -552,7 +562,7 @@ mod tests {
         assert_eq!(n.required_number, RequiredNumber::Either);
         assert!(n.accept_legacy_link_hosts);
         assert_eq!(n.sha256, sha256_hex(NATIONAL_TEXT.as_bytes()));
-        for code in FindingCode::ALL {
+        for &code in FindingCode::ALL {
             let r = n.rule(code);
             assert!(
                 !r.legal_basis.is_empty() && !r.action.is_empty(),

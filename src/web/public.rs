@@ -210,7 +210,8 @@ pub async fn announcements(
         .as_deref()
         .and_then(announcements::AnnouncementCategory::parse);
     let categories = announcements::AnnouncementCategory::ALL
-        .into_iter()
+        .iter()
+        .copied()
         .map(|k| {
             let label = if c.lang.is_en() {
                 k.label_en()
