@@ -515,6 +515,11 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<Shared>)> {
         ),
         (
             "get",
+            "/api/public/subjects",
+            get(public::subject_search),
+        ),
+        (
+            "get",
             "/api/public/false-information",
             get(public::false_information),
         ),
