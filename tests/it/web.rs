@@ -975,3 +975,210 @@ async fn workspace_flow_in_a_browser() {
     chrome.close().await;
     s.stop().await;
 }
+
+/// Create a user through the API's handler as `by`.
+async fn create_user(
+    st: &beian::api::Shared,
+    by: &str,
+    username: &str,
+    password: &str,
+    role: beian::accounts::Role,
+    province: Option<&str>,
+    name: Option<&str>,
+) {
+    use axum::extract::State;
+    use beian::api::{auth, ApiJson};
+    auth::create_user(
+        State(st.clone()),
+        caller(st, by),
+        ApiJson(auth::NewUserBody {
+            username: username.into(),
+            password: Some(password.into()),
+            role,
+            province: province.map(Into::into),
+            name: name.map(Into::into),
+            email: None,
+            mobile: None,
+        }),
+    )
+    .await
+    .unwrap();
+}
+
+/// Every role's work in the workspace: the pre-approval user confirms a news document, the
+/// special-content user approves the bulletin-board filing, the bureau returns the filing with
+/// a reason and the filer reads it; on another, active filing the filer requests a
+/// cancellation, changes its reason and deletes it, and asks for a change of domains.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workspace_reviews_checks_and_cancellations_in_a_browser() {
+    let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
+    use axum::extract::State;
+    use beian::accounts::Role;
+    use beian::api::error::ApiPath;
+    use beian::api::{workflow, ApiJson};
+    let now = chrono::Utc::now().timestamp();
+    let dir = tempfile::tempdir().unwrap();
+    let (registry, _) = Registry::init(dir.path(), now - 60).unwrap();
+    let s = Served::start(Arc::new(registry), Config::default()).await;
+    let st = &s.state;
+    create_user(st, "miit", "bureau_jing", "bureau-pw1", Role::Bureau, Some("京"), None).await;
+    create_user(st, "miit", "pre_a", "pre-pw123", Role::PreApproval, None, None).await;
+    create_user(st, "miit", "special_a", "special-pw1", Role::SpecialContent, None, None).await;
+    create_user(st, "bureau_jing", "isp_a", "isp-pw12", Role::Isp, None, Some("示例接入商")).await;
+    let reg = beian::accounts::service::Registration {
+        username: "zhang_san".into(),
+        password: "secret-pw1".into(),
+        mobile: "13800000001".into(),
+        email: "zs@example.com".into(),
+    };
+    let msgs = st.accounts.register(st.registry.store(), &reg, now).unwrap();
+    st.deliver(msgs).await.unwrap();
+    let sms = six_digits(&outbox(st, "13800000001"));
+    let mail = six_digits(&outbox(st, "zs@example.com"));
+    st.accounts
+        .activate(st.registry.store(), "zhang_san", &sms, &mail, now)
+        .unwrap();
+    // A news site with a bulletin board (its document and special filing to check), and a
+    // plain one that is approved at once.
+    let mut news: serde_json::Value = serde_json::from_str(&filing_line(
+        "news-bj.cn",
+        "北京示例科技有限公司",
+        "京",
+        "91110108MA01ABCD2H",
+    ))
+    .unwrap();
+    news["website"]["categories"] =
+        serde_json::json!([{"category": "新闻", "document": "京网信新闻〔2026〕18号"}]);
+    news["website"]["bulletin_board"] = serde_json::json!(true);
+    let plain: serde_json::Value = serde_json::from_str(&filing_line(
+        FILED,
+        "北京示例科技有限公司",
+        "京",
+        "91110108MA01ABCD2H",
+    ))
+    .unwrap();
+    for body in [news, plain] {
+        workflow::submit(State(st.clone()), caller(st, "zhang_san"), ApiJson(body))
+            .await
+            .unwrap();
+    }
+    let id_of = |d: &str| {
+        st.registry
+            .filing_view(&FilingKey::Domain(d.into()))
+            .unwrap()
+            .id
+    };
+    let (news_id, plain_id) = (id_of("news-bj.cn"), id_of(FILED));
+    for id in [news_id, plain_id] {
+        workflow::verify_access(State(st.clone()), caller(st, "isp_a"), ApiPath(id.to_string()))
+            .await
+            .unwrap();
+    }
+    workflow::approve(
+        State(st.clone()),
+        caller(st, "bureau_jing"),
+        ApiPath(plain_id.to_string()),
+        ApiJson(workflow::ApproveBody { number: None }),
+    )
+    .await
+    .unwrap();
+
+    let chrome = Chromium::launch().await;
+    let page = chrome.page(&s.url("/login")).await;
+
+    // The pre-approval user confirms the news document.
+    sign_in(&page, &s, "pre_a", "pre-pw123", "user:pre_a").await;
+    let t = text(&page).await;
+    assert!(
+        t.contains("待核查的前置审批文件 (1)")
+            && t.contains("京网信新闻〔2026〕18号")
+            && t.contains("news-bj.cn"),
+        "{t}"
+    );
+    screenshot(&page, "app-pre-approval").await;
+    submit(
+        &page,
+        "document.querySelector('#documents form.check-document button[value=confirm]').click()",
+    )
+    .await;
+    let t = text(&page).await;
+    assert!(t.contains("check-document") && t.contains("没有待核查的文件"), "{t}");
+    let v = st.registry.filing_view(&FilingKey::Id(news_id)).unwrap();
+    let check = v.categories[0].check.as_ref().expect("checked");
+    assert!(check.refused.is_none(), "{check:?}");
+    sign_out(&page).await;
+
+    // The special-content user: a refusal needs a reason; then approves.
+    sign_in(&page, &s, "special_a", "special-pw1", "user:special_a").await;
+    let t = text(&page).await;
+    assert!(t.contains("待审核的电子公告专项备案 (1)") && t.contains("news-bj.cn"), "{t}");
+    screenshot(&page, "app-special-content").await;
+    submit(
+        &page,
+        "document.querySelector('#boards form.bulletin-review button[value=refuse]').click()",
+    )
+    .await;
+    assert!(text(&page).await.contains("reason"), "{}", text(&page).await);
+    page.goto(s.url("/app")).await.unwrap();
+    submit(
+        &page,
+        "document.querySelector('#boards form.bulletin-review button[value=confirm]').click()",
+    )
+    .await;
+    assert!(text(&page).await.contains("bulletin-review"));
+    sign_out(&page).await;
+
+    // The bureau returns it with a reason.
+    sign_in(&page, &s, "bureau_jing", "bureau-pw1", "user:bureau_jing").await;
+    let t = text(&page).await;
+    assert!(t.contains("待审核 (1)") && t.contains("news-bj.cn"), "{t}");
+    submit(
+        &page,
+        &format!("document.getElementById('why-{news_id}').value = '网站名称与内容不符'; document.querySelector('#filing-{news_id} form.reject').submit()"),
+    )
+    .await;
+    let t = text(&page).await;
+    assert!(t.contains("reject") && t.contains("没有待审核的备案"), "{t}");
+    sign_out(&page).await;
+
+    // The filer sees the reason; requests a cancellation of the other, changes its reason,
+    // deletes the request; asks for a change of domains.
+    sign_in(&page, &s, "zhang_san", "secret-pw1", "zs@example.com").await;
+    let t = text(&page).await;
+    assert!(
+        t.contains("已退回") && t.contains("退回原因: 网站名称与内容不符"),
+        "{t}"
+    );
+    screenshot(&page, "app-filer-returned").await;
+    submit(
+        &page,
+        &format!("document.getElementById('reason-{plain_id}').value = '网站关闭'; document.querySelector('#filing-{plain_id} form.cancel').submit()"),
+    )
+    .await;
+    let t = text(&page).await;
+    assert!(t.contains("注销申请中") && t.contains("注销原因: 网站关闭"), "{t}");
+    submit(
+        &page,
+        &format!("document.getElementById('newreason-{plain_id}').value = '主体注销'; document.querySelector('#filing-{plain_id} form.cancel-modify').submit()"),
+    )
+    .await;
+    let t = text(&page).await;
+    assert!(t.contains("注销原因: 主体注销"), "{t}");
+    screenshot(&page, "app-filer-cancelling").await;
+    submit(
+        &page,
+        &format!("document.querySelector('#filing-{plain_id} form.cancel-delete').submit()"),
+    )
+    .await;
+    let v = st.registry.filing_view(&FilingKey::Id(plain_id)).unwrap();
+    assert!(v.cancellation.is_none() && v.status == "active", "{v:?}");
+    submit(
+        &page,
+        &format!("document.getElementById('add-{plain_id}').value = 'www-bj-new.cn'; document.querySelector('#filing-{plain_id} form.change').submit()"),
+    )
+    .await;
+    let t = text(&page).await;
+    assert!(t.contains("变更审核中") && t.contains("www-bj-new.cn"), "{t}");
+    chrome.close().await;
+    s.stop().await;
+}
