@@ -272,6 +272,46 @@ async fn public_pages_in_a_browser() {
     }
     screenshot(&page, "query-filed").await;
 
+    // Part of the subject's name finds its filings; an unknown name is said so plainly.
+    page.goto(s.url(&format!("/?q={}", urlencode("示例科技"))))
+        .await
+        .unwrap();
+    let t = text(&page).await;
+    assert!(
+        t.contains("主办单位名称包含") && t.contains("北京示例科技有限公司") && t.contains(&number) && t.contains(FILED),
+        "{t}"
+    );
+    screenshot(&page, "query-subject").await;
+    page.goto(s.url(&format!("/?q={}", urlencode("不存在的单位"))))
+        .await
+        .unwrap();
+    let t = text(&page).await;
+    assert!(
+        t.contains("未找到") && t.contains("没有名称包含 不存在的单位 的主办单位有有效备案"),
+        "{t}"
+    );
+    screenshot(&page, "query-subject-none").await;
+    page.goto(s.url(&format!("/?q={}", urlencode("示"))))
+        .await
+        .unwrap();
+    assert!(text(&page).await.contains("至少两个字"));
+    // The same search in the JSON API.
+    let body = reqwest::get(s.url(&format!(
+        "/api/public/subjects?name={}",
+        urlencode("示例 科技")
+    )))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["filings"][0]["service_number"], number.as_str(), "{v}");
+    assert_eq!(v["filings"][0]["subject_name"], "北京示例科技有限公司");
+    assert!(v["filings"][0].get("owner").is_none() && v["more"] == false, "{v}");
+    let r = reqwest::get(s.url("/api/public/subjects?name=x")).await.unwrap();
+    assert_eq!(r.status(), 400);
+
     // An unfiled domain is said so plainly.
     page.goto(s.url("/?q=unfiled-example.cn")).await.unwrap();
     let t = text(&page).await;
@@ -367,7 +407,23 @@ async fn public_pages_in_a_browser() {
         format!("<a href=\"https://beian.miit.gov.cn/\" target=\"_blank\">{number}</a>")
     );
     assert!(t.contains("法律依据"), "{t}");
+    // The legal basis and action in the page's language (the policy's Chinese text).
+    assert!(
+        t.contains("《互联网信息服务管理办法》") && t.contains("责令网站在首页底部显示备案编号"),
+        "{t}"
+    );
+    assert!(!t.contains("Order the operator"), "{t}");
     screenshot(&page, "check-result").await;
+    let url = page.url().await.unwrap().unwrap();
+    page.goto(format!("{url}?lang=en")).await.unwrap();
+    let t = text(&page).await;
+    assert!(
+        t.contains("Order the operator to show its filing number") && t.contains("292 Art.12"),
+        "{t}"
+    );
+    assert!(!t.contains("责令网站在首页底部"), "{t}");
+    screenshot(&page, "check-result-en").await;
+    page.goto(s.url("/?lang=zh")).await.unwrap();
 
     // A form posted without its token is refused.
     let r = reqwest::Client::new()
@@ -654,6 +710,17 @@ async fn html_report_of_a_1000_site_scan_in_a_browser() {
         .await
         .unwrap();
     assert_eq!(rows(&page).await, 1);
+    // The action in Chinese first, the English below it.
+    let cells: String = page
+        .evaluate("document.getElementById('rows').innerText")
+        .await
+        .unwrap()
+        .into_value()
+        .unwrap();
+    assert!(
+        cells.contains("责令网站在首页底部显示备案编号") && cells.contains("Order the operator"),
+        "{cells}"
+    );
     screenshot(&page, "report-filtered").await;
     chrome.close().await;
     drop(fleet);
@@ -1181,4 +1248,176 @@ async fn workspace_reviews_checks_and_cancellations_in_a_browser() {
     assert!(t.contains("变更审核中") && t.contains("www-bj-new.cn"), "{t}");
     chrome.close().await;
     s.stop().await;
+}
+
+/// A scan the service ran, as its report page `/scans/{id}`: MIIT opens it in Chromium (charts,
+/// the table filters, Chinese actions); without a session the page asks for a login and shows
+/// nothing of the report, and a filer gets 403.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_scan_report_in_a_browser() {
+    let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
+    use axum::extract::State;
+    use axum::response::IntoResponse;
+    use beian::api::error::{ApiBytes, ApiPath};
+    let now = chrono::Utc::now().timestamp();
+    let dir = tempfile::tempdir().unwrap();
+    let (registry, miit_password) = filed_registry(dir.path(), now);
+    let registry = Arc::new(registry);
+    let cert = registry.certificate_for(FILED).unwrap().text;
+    let unfiled = ["unfiled-one.test", "unfiled-two.test", "unfiled-three.test"];
+    let mut sites = vec![LabSite::new(FILED)
+        .route("/", LabResponse::html(site_page("")))
+        .route("/cert/bazs.cert", LabResponse::text(cert.into_bytes()))];
+    for h in unfiled {
+        sites.push(LabSite::new(h).route("/", LabResponse::html(site_page(""))));
+    }
+    let fleet = Fleet::start("127.0.0.1:0".parse().unwrap(), sites)
+        .await
+        .unwrap();
+    let mut hosts = vec![FILED];
+    hosts.extend(unfiled);
+    let config = Config {
+        scan: lab_scan_config(fleet.addr.port(), &hosts),
+        ..Default::default()
+    };
+    let s = Served::start(registry.clone(), config).await;
+    let st = &s.state;
+    // MIIT scans the four sites through the API's handler; the service records the scan.
+    let body = serde_json::json!({ "targets": hosts }).to_string();
+    let resp = beian::api::scans::start(
+        State(st.clone()),
+        caller(st, "miit"),
+        ApiBytes(body.into_bytes().into()),
+    )
+    .await
+    .unwrap()
+    .into_response();
+    let b = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+    let job: serde_json::Value = serde_json::from_slice(&b).unwrap();
+    let job_id = job["id"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let scan_id = loop {
+        let status = beian::api::scans::show(
+            State(st.clone()),
+            caller(st, "miit"),
+            ApiPath(job_id.clone()),
+        )
+        .await
+        .unwrap()
+        .0;
+        let v = serde_json::to_value(&status).unwrap();
+        let state = v["job"]["state"].as_str().unwrap_or("").to_string();
+        if state != "queued" && state != "running" && v["scan"]["ended_at"].is_i64() {
+            break v["scan"]["id"].as_str().unwrap().to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "scan not done: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+
+    // Anonymous: no report, the login page (and no redirect-following client sees it either).
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(s.url(&format!("/scans/{scan_id}")))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let body = r.text().await.unwrap();
+    assert!(status == 303 || status == 403, "{status}");
+    assert!(!body.contains("unfiled-one.test"), "{body}");
+    let chrome = Chromium::launch().await;
+    let page = chrome.page(&s.url(&format!("/scans/{scan_id}"))).await;
+    assert!(page.url().await.unwrap().unwrap().ends_with("/login"));
+    assert!(!text(&page).await.contains("unfiled-one.test"));
+
+    // MIIT: the report, linked from the workspace.
+    sign_in(&page, &s, "miit", &miit_password, "user:miit").await;
+    let href: String = page
+        .evaluate("document.querySelector('#scans a').getAttribute('href')")
+        .await
+        .unwrap()
+        .into_value()
+        .unwrap();
+    assert_eq!(href, format!("/scans/{scan_id}"));
+    page.goto(s.url(&href)).await.unwrap();
+    let ready = std::time::Instant::now();
+    loop {
+        let done = page
+            .evaluate("document.documentElement.getAttribute('data-ready') === '1'")
+            .await
+            .unwrap()
+            .into_value::<bool>()
+            .unwrap();
+        if done {
+            break;
+        }
+        assert!(ready.elapsed() < Duration::from_secs(30), "not ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    screenshot(&page, "scan-report-service").await;
+    for id in ["chart-verdicts", "chart-provinces"] {
+        let n: u32 = page
+            .evaluate(format!("document.querySelectorAll('#{id} rect').length"))
+            .await
+            .unwrap()
+            .into_value()
+            .unwrap();
+        assert!(n >= 1, "{id}: {n} bars");
+    }
+    let rows = |page: &Page| {
+        let page = page.clone();
+        async move {
+            page.evaluate("document.querySelectorAll('#rows tr').length")
+                .await
+                .unwrap()
+                .into_value::<u32>()
+                .unwrap()
+        }
+    };
+    assert_eq!(rows(&page).await, 4);
+    let t = text(&page).await;
+    assert!(t.contains(FILED) && t.contains("unfiled-two.test"), "{t}");
+    assert!(t.contains("责令网站在首页底部显示备案编号"), "{t}");
+    // Filter: the noncompliant site only, then one host by name.
+    page.evaluate("var s = document.getElementById('f-verdict'); s.value = '1'; s.dispatchEvent(new Event('change'))")
+        .await
+        .unwrap();
+    assert_eq!(rows(&page).await, 1);
+    let t = text(&page).await;
+    assert!(t.contains(FILED) && !t.contains("unfiled-two.test"), "{t}");
+    page.evaluate("var s = document.getElementById('f-verdict'); s.value = ''; s.dispatchEvent(new Event('change')); var q = document.getElementById('f-text'); q.value = 'unfiled-three'; q.dispatchEvent(new Event('input'))")
+        .await
+        .unwrap();
+    assert_eq!(rows(&page).await, 1);
+    screenshot(&page, "scan-report-service-filtered").await;
+    page.goto(s.url("/app")).await.unwrap();
+    sign_out(&page).await;
+    chrome.close().await;
+
+    // A filer is refused (403), with no report in the answer.
+    let caller_icp = {
+        let reg = beian::accounts::service::Registration {
+            username: "li_si".into(),
+            password: "secret-pw1".into(),
+            mobile: "13800000002".into(),
+            email: "ls@example.com".into(),
+        };
+        let msgs = st.accounts.register(st.registry.store(), &reg, now).unwrap();
+        st.deliver(msgs).await.unwrap();
+        let sms = six_digits(&outbox(st, "13800000002"));
+        let mail = six_digits(&outbox(st, "ls@example.com"));
+        st.accounts
+            .activate(st.registry.store(), "li_si", &sms, &mail, now)
+            .unwrap();
+        caller(st, "li_si")
+    };
+    let err = beian::api::scans::show(State(st.clone()), caller_icp, ApiPath(scan_id.clone()))
+        .await
+        .err()
+        .expect("a filer may not see scans");
+    assert!(matches!(err, beian::api::ApiError::Forbidden { .. }), "{err:?}");
+    s.stop().await;
+    drop(fleet);
 }
