@@ -22,8 +22,7 @@ use super::model::*;
 use super::snapshot::{Snapshot, SnapshotFiling};
 use super::store::sled::SledStore;
 use super::store::{
-    audit, AuditMeta, AuditReport, RegistryRead, RegistryStore, RegistryTxn,
-    Sequence, StoreError,
+    audit, AuditMeta, AuditReport, RegistryRead, RegistryStore, RegistryTxn, Sequence, StoreError,
 };
 use super::workflow::{self, DomainHolder, Effect, Event, ReviewMode, State, WorkflowError};
 
@@ -1072,16 +1071,17 @@ impl<S: RegistryStore> Registry<S> {
             Ok(true)
         };
         let mut more = false;
-        self.store.subjects_by_name(fragment, &mut |s| match add(&s) {
-            Ok(go_on) => {
-                more = !go_on;
-                go_on
-            }
-            Err(e) => {
-                failed = Some(e);
-                false
-            }
-        })?;
+        self.store
+            .subjects_by_name(fragment, &mut |s| match add(&s) {
+                Ok(go_on) => {
+                    more = !go_on;
+                    go_on
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
+            })?;
         if let Some(e) = failed {
             return Err(e.into());
         }

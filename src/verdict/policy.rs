@@ -587,7 +587,9 @@ mod tests {
     fn every_embedded_rule_has_its_chinese_text_and_an_english_override_drops_it() {
         let set = PolicySet::embedded().unwrap();
         for p in std::iter::once(set.for_province(None)).chain(
-            ['京', '沪', '粤'].iter().map(|c| set.for_province(Some(*c))),
+            ['京', '沪', '粤']
+                .iter()
+                .map(|c| set.for_province(Some(*c))),
         ) {
             for code in FindingCode::ALL {
                 let r = p.rule(code);
@@ -605,12 +607,18 @@ mod tests {
                 assert_eq!(r.action_in(false), r.action);
             }
         }
-        let gd = set.for_province(Some('粤')).rule(FindingCode::NumberMismatch);
+        let gd = set
+            .for_province(Some('粤'))
+            .rule(FindingCode::NumberMismatch);
         assert!(gd.action_in(true).starts_with("广东要求"));
         // An override changing the English action alone falls back to English in Chinese.
-        let over = "[policy]\nprovince = \"沪\"\n[findings.number_missing]\naction = \"Show it.\"\n";
+        let over =
+            "[policy]\nprovince = \"沪\"\n[findings.number_missing]\naction = \"Show it.\"\n";
         let p = Policy::merged("n", NATIONAL_TEXT, "o", over).unwrap();
-        assert_eq!(p.rule(FindingCode::NumberMissing).action_in(true), "Show it.");
+        assert_eq!(
+            p.rule(FindingCode::NumberMissing).action_in(true),
+            "Show it."
+        );
         assert!(p
             .rule(FindingCode::NumberMissing)
             .legal_basis_in(true)

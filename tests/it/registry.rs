@@ -1050,9 +1050,7 @@ fn subjects_are_found_by_part_of_their_name_through_the_name_index() {
     // Two subjects share 有限公司.
     assert!(names("有限公司").len() >= 3, "{:?}", names("有限公司"));
 
-    let (found, more) = reg
-        .active_filings_by_subject_name("云端信息", 50)
-        .unwrap();
+    let (found, more) = reg.active_filings_by_subject_name("云端信息", 50).unwrap();
     assert!(!more);
     let mut sites: Vec<String> = found.iter().map(|(f, _)| f.name.clone()).collect();
     sites.sort();

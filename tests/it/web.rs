@@ -278,7 +278,10 @@ async fn public_pages_in_a_browser() {
         .unwrap();
     let t = text(&page).await;
     assert!(
-        t.contains("主办单位名称包含") && t.contains("北京示例科技有限公司") && t.contains(&number) && t.contains(FILED),
+        t.contains("主办单位名称包含")
+            && t.contains("北京示例科技有限公司")
+            && t.contains(&number)
+            && t.contains(FILED),
         "{t}"
     );
     screenshot(&page, "query-subject").await;
@@ -308,8 +311,13 @@ async fn public_pages_in_a_browser() {
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["filings"][0]["service_number"], number.as_str(), "{v}");
     assert_eq!(v["filings"][0]["subject_name"], "北京示例科技有限公司");
-    assert!(v["filings"][0].get("owner").is_none() && v["more"] == false, "{v}");
-    let r = reqwest::get(s.url("/api/public/subjects?name=x")).await.unwrap();
+    assert!(
+        v["filings"][0].get("owner").is_none() && v["more"] == false,
+        "{v}"
+    );
+    let r = reqwest::get(s.url("/api/public/subjects?name=x"))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
 
     // An unfiled domain is said so plainly.
@@ -1088,17 +1096,56 @@ async fn workspace_reviews_checks_and_cancellations_in_a_browser() {
     let (registry, _) = Registry::init(dir.path(), now - 60).unwrap();
     let s = Served::start(Arc::new(registry), Config::default()).await;
     let st = &s.state;
-    create_user(st, "miit", "bureau_jing", "bureau-pw1", Role::Bureau, Some("京"), None).await;
-    create_user(st, "miit", "pre_a", "pre-pw123", Role::PreApproval, None, None).await;
-    create_user(st, "miit", "special_a", "special-pw1", Role::SpecialContent, None, None).await;
-    create_user(st, "bureau_jing", "isp_a", "isp-pw12", Role::Isp, None, Some("示例接入商")).await;
+    create_user(
+        st,
+        "miit",
+        "bureau_jing",
+        "bureau-pw1",
+        Role::Bureau,
+        Some("京"),
+        None,
+    )
+    .await;
+    create_user(
+        st,
+        "miit",
+        "pre_a",
+        "pre-pw123",
+        Role::PreApproval,
+        None,
+        None,
+    )
+    .await;
+    create_user(
+        st,
+        "miit",
+        "special_a",
+        "special-pw1",
+        Role::SpecialContent,
+        None,
+        None,
+    )
+    .await;
+    create_user(
+        st,
+        "bureau_jing",
+        "isp_a",
+        "isp-pw12",
+        Role::Isp,
+        None,
+        Some("示例接入商"),
+    )
+    .await;
     let reg = beian::accounts::service::Registration {
         username: "zhang_san".into(),
         password: "secret-pw1".into(),
         mobile: "13800000001".into(),
         email: "zs@example.com".into(),
     };
-    let msgs = st.accounts.register(st.registry.store(), &reg, now).unwrap();
+    let msgs = st
+        .accounts
+        .register(st.registry.store(), &reg, now)
+        .unwrap();
     st.deliver(msgs).await.unwrap();
     let sms = six_digits(&outbox(st, "13800000001"));
     let mail = six_digits(&outbox(st, "zs@example.com"));
@@ -1137,9 +1184,13 @@ async fn workspace_reviews_checks_and_cancellations_in_a_browser() {
     };
     let (news_id, plain_id) = (id_of("news-bj.cn"), id_of(FILED));
     for id in [news_id, plain_id] {
-        workflow::verify_access(State(st.clone()), caller(st, "isp_a"), ApiPath(id.to_string()))
-            .await
-            .unwrap();
+        workflow::verify_access(
+            State(st.clone()),
+            caller(st, "isp_a"),
+            ApiPath(id.to_string()),
+        )
+        .await
+        .unwrap();
     }
     workflow::approve(
         State(st.clone()),
@@ -1169,7 +1220,10 @@ async fn workspace_reviews_checks_and_cancellations_in_a_browser() {
     )
     .await;
     let t = text(&page).await;
-    assert!(t.contains("check-document") && t.contains("没有待核查的文件"), "{t}");
+    assert!(
+        t.contains("check-document") && t.contains("没有待核查的文件"),
+        "{t}"
+    );
     let v = st.registry.filing_view(&FilingKey::Id(news_id)).unwrap();
     let check = v.categories[0].check.as_ref().expect("checked");
     assert!(check.refused.is_none(), "{check:?}");
@@ -1178,14 +1232,21 @@ async fn workspace_reviews_checks_and_cancellations_in_a_browser() {
     // The special-content user: a refusal needs a reason; then approves.
     sign_in(&page, &s, "special_a", "special-pw1", "user:special_a").await;
     let t = text(&page).await;
-    assert!(t.contains("待审核的电子公告专项备案 (1)") && t.contains("news-bj.cn"), "{t}");
+    assert!(
+        t.contains("待审核的电子公告专项备案 (1)") && t.contains("news-bj.cn"),
+        "{t}"
+    );
     screenshot(&page, "app-special-content").await;
     submit(
         &page,
         "document.querySelector('#boards form.bulletin-review button[value=refuse]').click()",
     )
     .await;
-    assert!(text(&page).await.contains("reason"), "{}", text(&page).await);
+    assert!(
+        text(&page).await.contains("reason"),
+        "{}",
+        text(&page).await
+    );
     page.goto(s.url("/app")).await.unwrap();
     submit(
         &page,
@@ -1205,7 +1266,10 @@ async fn workspace_reviews_checks_and_cancellations_in_a_browser() {
     )
     .await;
     let t = text(&page).await;
-    assert!(t.contains("reject") && t.contains("没有待审核的备案"), "{t}");
+    assert!(
+        t.contains("reject") && t.contains("没有待审核的备案"),
+        "{t}"
+    );
     sign_out(&page).await;
 
     // The filer sees the reason; requests a cancellation of the other, changes its reason,
@@ -1223,7 +1287,10 @@ async fn workspace_reviews_checks_and_cancellations_in_a_browser() {
     )
     .await;
     let t = text(&page).await;
-    assert!(t.contains("注销申请中") && t.contains("注销原因: 网站关闭"), "{t}");
+    assert!(
+        t.contains("注销申请中") && t.contains("注销原因: 网站关闭"),
+        "{t}"
+    );
     submit(
         &page,
         &format!("document.getElementById('newreason-{plain_id}').value = '主体注销'; document.querySelector('#filing-{plain_id} form.cancel-modify').submit()"),
@@ -1245,7 +1312,10 @@ async fn workspace_reviews_checks_and_cancellations_in_a_browser() {
     )
     .await;
     let t = text(&page).await;
-    assert!(t.contains("变更审核中") && t.contains("www-bj-new.cn"), "{t}");
+    assert!(
+        t.contains("变更审核中") && t.contains("www-bj-new.cn"),
+        "{t}"
+    );
     chrome.close().await;
     s.stop().await;
 }
@@ -1292,7 +1362,9 @@ async fn service_scan_report_in_a_browser() {
     .await
     .unwrap()
     .into_response();
-    let b = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+    let b = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
     let job: serde_json::Value = serde_json::from_slice(&b).unwrap();
     let job_id = job["id"].as_str().unwrap().to_string();
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
@@ -1404,7 +1476,10 @@ async fn service_scan_report_in_a_browser() {
             mobile: "13800000002".into(),
             email: "ls@example.com".into(),
         };
-        let msgs = st.accounts.register(st.registry.store(), &reg, now).unwrap();
+        let msgs = st
+            .accounts
+            .register(st.registry.store(), &reg, now)
+            .unwrap();
         st.deliver(msgs).await.unwrap();
         let sms = six_digits(&outbox(st, "13800000002"));
         let mail = six_digits(&outbox(st, "ls@example.com"));
@@ -1413,11 +1488,15 @@ async fn service_scan_report_in_a_browser() {
             .unwrap();
         caller(st, "li_si")
     };
-    let err = beian::api::scans::show(State(st.clone()), caller_icp, ApiPath(scan_id.clone()))
-        .await
-        .err()
-        .expect("a filer may not see scans");
-    assert!(matches!(err, beian::api::ApiError::Forbidden { .. }), "{err:?}");
+    let Err(err) =
+        beian::api::scans::show(State(st.clone()), caller_icp, ApiPath(scan_id.clone())).await
+    else {
+        panic!("a filer may not see scans");
+    };
+    assert!(
+        matches!(err, beian::api::ApiError::Forbidden { .. }),
+        "{err:?}"
+    );
     s.stop().await;
     drop(fleet);
 }
