@@ -235,3 +235,21 @@ pub trait IpFilingWrite: IpFilingRead {
     /// not exist is a no-op.
     fn delete_ip_filing(&mut self, meta: &AuditMeta, id: IpFilingId) -> Result<(), StoreError>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_indexed_by_two_character_windows_of_their_normalised_form() {
+        assert_eq!(normalise_name(" 北京 示例\tTech "), "北京示例tech");
+        let g: Vec<String> = name_grams("示例 AB").into_iter().collect();
+        let mut want = vec!["示例", "例a", "ab"];
+        want.sort();
+        assert_eq!(g, want);
+        assert_eq!(name_grams("京").into_iter().collect::<Vec<_>>(), ["京"]);
+        assert!(name_grams(" ").is_empty());
+        // A repeated window is one entry.
+        assert_eq!(name_grams("哈哈哈").len(), 1);
+    }
+}
