@@ -39,6 +39,14 @@
   function lines(td, items) {
     items.forEach(function (s) { var d = document.createElement("div"); d.textContent = s; td.appendChild(d); });
   }
+  // Chinese first (when the policy gave it), the English below it.
+  function both(td, items) {
+    items.forEach(function (p) {
+      var d = document.createElement("div"); d.textContent = p[0] || p[1] || "—";
+      if (p[0] && p[1]) { var e = document.createElement("div"); e.className = "muted small"; e.textContent = p[1]; d.appendChild(e); }
+      td.appendChild(d);
+    });
+  }
   function draw() {
     var pages = Math.max(1, Math.ceil(view.length / PAGE));
     if (page >= pages) page = pages - 1;
@@ -52,8 +60,8 @@
       cell(tr, r[2] || "—"); cell(tr, r[3] || "—");
       var fs = r[5].map(function (k) { return F[k]; });
       lines(cell(tr, null, "f"), fs.map(function (f) { return f[0] + " · " + f[1] + (f[4] && f[4] !== "confirmed" ? " (" + f[4] + ")" : ""); }));
-      lines(cell(tr, null), fs.map(function (f) { return f[2] || "—"; }));
-      lines(cell(tr, null), fs.map(function (f) { return f[3] || "—"; }));
+      both(cell(tr, null), fs.map(function (f) { return [f[5], f[2]]; }));
+      both(cell(tr, null), fs.map(function (f) { return [f[6], f[3]]; }));
       frag.appendChild(tr);
     });
     tbody.textContent = ""; tbody.appendChild(frag);

@@ -43,6 +43,7 @@ pub fn classify(method: &Method, path: &str) -> Option<RouteClass> {
             "/api/openapi.json"
             | "/api/filed"
             | "/api/public/filings/:key"
+            | "/api/public/subjects"
             | "/api/public/false-information"
             | "/api/codes"
             | "/api/codes/regions"
@@ -145,6 +146,7 @@ mod tests {
             "/api/openapi.json",
             "/api/filed",
             "/api/public/filings/:key",
+            "/api/public/subjects",
             "/api/public/false-information",
             "/api/codes",
             "/api/codes/regions",

@@ -513,6 +513,7 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<Shared>)> {
             "/api/public/filings/:key",
             get(public::public_filing),
         ),
+        ("get", "/api/public/subjects", get(public::subject_search)),
         (
             "get",
             "/api/public/false-information",

@@ -12,7 +12,7 @@ use super::{announcements, auth, health, ipfilings, operator, public, scans, wor
     info(title = "beian API", description = "ICP filing registry: public queries, accounts, the filing workflow, self-check and probe."),
     paths(
         document, health::healthz, health::readyz,
-        public::filed, public::public_filing, public::false_information, public::codes, public::regions, public::keyring, public::check, public::probe,
+        public::filed, public::public_filing, public::subject_search, public::false_information, public::codes, public::regions, public::keyring, public::check, public::probe,
         auth::register, auth::activate, auth::login, auth::login_verify, auth::logout, auth::me,
         auth::reset_request, auth::reset_confirm, auth::list_users, auth::create_user,
         auth::import_authorisation, auth::register_resend, auth::change_password,

@@ -140,6 +140,78 @@ pub async fn public_filing(
         })
 }
 
+/// Filings listed by a subject-name search at most.
+pub const SUBJECT_SEARCH_LIMIT: usize = 50;
+/// The longest subject-name fragment searched for (characters).
+pub const SUBJECT_NAME_MAX: usize = 100;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectQuery {
+    /// Part of the subject's (主办单位) name.
+    pub name: String,
+}
+
+/// The active filings of the subjects whose name contains the fragment.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SubjectSearch {
+    /// The fragment as searched for (trimmed).
+    pub name: String,
+    /// Public fields only, in subject order, at most `limit`.
+    pub filings: Vec<PublicFiling>,
+    pub limit: usize,
+    /// Whether more filings match than are listed (narrow the name).
+    pub more: bool,
+}
+
+/// Check a subject-name fragment: trimmed, at least
+/// [`crate::registry::store::MIN_NAME_FRAGMENT`] characters, at most [`SUBJECT_NAME_MAX`].
+pub fn valid_subject_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    let n = crate::registry::store::normalise_name(name).chars().count();
+    if n < crate::registry::store::MIN_NAME_FRAGMENT {
+        return Err(ApiError::invalid_field(
+            "name",
+            format!(
+                "at least {} characters of the subject's name",
+                crate::registry::store::MIN_NAME_FRAGMENT
+            ),
+        ));
+    }
+    if name.chars().count() > SUBJECT_NAME_MAX {
+        return Err(ApiError::invalid_field(
+            "name",
+            format!("at most {SUBJECT_NAME_MAX} characters"),
+        ));
+    }
+    Ok(name.to_string())
+}
+
+#[utoipa::path(get, path = "/api/public/subjects", tag = "public",
+    params(("name" = String, Query, description = "part of the subject's (主办单位) name, at least 2 characters; case and spaces are ignored")),
+    responses((status = 200, description = "the active filings of the subjects whose name contains it (public fields only), at most 50, and whether more match"), (status = 400)))]
+pub async fn subject_search(
+    State(state): State<Shared>,
+    ApiQuery(q): ApiQuery<SubjectQuery>,
+) -> Result<ApiJson<SubjectSearch>, ApiError> {
+    let name = valid_subject_name(&q.name)?;
+    super::blocking(move || {
+        let (found, more) = state
+            .registry
+            .active_filings_by_subject_name(&name, SUBJECT_SEARCH_LIMIT)?;
+        Ok(ApiJson(SubjectSearch {
+            filings: found
+                .iter()
+                .filter_map(|(f, s)| PublicFiling::new(f, s))
+                .collect(),
+            name,
+            limit: SUBJECT_SEARCH_LIMIT,
+            more,
+        }))
+    })
+    .await
+}
+
 /// The code tables as served: the embedded tables and the registry's ISP list.
 #[derive(Debug, Serialize)]
 pub struct CodesView {

@@ -669,6 +669,17 @@ pub struct FilingSummary {
     pub name: String,
     pub domains: Vec<String>,
     pub province: String,
+    /// Pre-approval documents attached and not yet checked (what `/api/pre-approvals` lists
+    /// them for: the category to name in `pre-approval/check`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub documents: Vec<DocumentToCheck>,
+}
+
+/// A pre-approval document waiting for a pre-approval user's check.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DocumentToCheck {
+    pub category: String,
+    pub document: String,
 }
 
 fn summaries(
@@ -692,6 +703,17 @@ fn summaries(
             name: f.name.clone(),
             domains: f.domains.iter().map(|d| d.to_string()).collect(),
             province: s.province.to_string(),
+            documents: f
+                .categories
+                .iter()
+                .filter(|c| c.pre_approval && c.check.is_none())
+                .filter_map(|c| {
+                    Some(DocumentToCheck {
+                        category: c.category.clone(),
+                        document: c.document.clone()?,
+                    })
+                })
+                .collect(),
         });
     }
     Ok(out)

@@ -41,6 +41,9 @@ struct FindingKey {
     legal_basis: String,
     action: String,
     confirmation: String,
+    /// The policy's Chinese text (empty: none; the English is shown alone).
+    legal_basis_zh: String,
+    action_zh: String,
 }
 
 /// One site: `[host, verdict index, province, filing, reason, [finding indexes]]`.
@@ -94,7 +97,24 @@ pub struct ServerRow {
     pub verdict: &'static str,
     pub province: String,
     pub filing: String,
-    pub findings: Vec<(String, String, String)>,
+    /// (code, legal basis, action).
+    pub findings: Vec<(String, Bilingual, Bilingual)>,
+}
+
+/// A text in Chinese (when the policy gave it) and English.
+pub struct Bilingual {
+    /// Empty: none.
+    pub zh: String,
+    pub en: String,
+}
+
+impl Bilingual {
+    fn of(zh: &str, en: &str) -> Bilingual {
+        Bilingual {
+            zh: zh.to_string(),
+            en: en.to_string(),
+        }
+    }
 }
 
 #[derive(Template)]
@@ -179,6 +199,8 @@ impl HtmlReport {
                 legal_basis: f.legal_basis.clone(),
                 action: f.action.clone(),
                 confirmation: f.confirmation.clone(),
+                legal_basis_zh: f.legal_basis_zh.clone(),
+                action_zh: f.action_zh.clone(),
             };
             let i = match self.finding_index.get(&key) {
                 Some(i) => *i,
@@ -356,13 +378,20 @@ impl HtmlReport {
                     .5
                     .iter()
                     .filter_map(|i| self.findings.get(*i as usize))
-                    .map(|f| (f.code.clone(), f.legal_basis.clone(), f.action.clone()))
+                    .map(|f| {
+                        (
+                            f.code.clone(),
+                            Bilingual::of(&f.legal_basis_zh, &f.legal_basis),
+                            Bilingual::of(&f.action_zh, &f.action),
+                        )
+                    })
                     .collect(),
             })
             .collect();
         #[derive(Serialize)]
         struct Data<'a> {
-            f: Vec<[&'a str; 5]>,
+            /// `[code, severity, basis, action, confirmation, basis_zh, action_zh]`.
+            f: Vec<[&'a str; 7]>,
             r: &'a [Row],
         }
         let data = Data {
@@ -376,6 +405,8 @@ impl HtmlReport {
                         f.legal_basis.as_str(),
                         f.action.as_str(),
                         f.confirmation.as_str(),
+                        f.legal_basis_zh.as_str(),
+                        f.action_zh.as_str(),
                     ]
                 })
                 .collect(),

@@ -22,6 +22,12 @@ pub struct RecordFinding {
     pub legal_basis: String,
     #[serde(default)]
     pub action: String,
+    /// The legal basis and action in Chinese, when the policy gives them (records written
+    /// before they existed have none).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub legal_basis_zh: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub action_zh: String,
     /// The fine range and/or text, when the policy gives one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fine: Option<Fine>,
@@ -218,6 +224,8 @@ impl ScanRecord {
                     severity: f.severity.as_str().to_string(),
                     legal_basis: f.legal_basis.clone(),
                     action: f.action.clone(),
+                    legal_basis_zh: f.legal_basis_zh.clone(),
+                    action_zh: f.action_zh.clone(),
                     fine: (f.fine != Fine::default()).then(|| f.fine.clone()),
                     confirmation: f.confirmation(),
                     seen: f.seen,

@@ -241,6 +241,8 @@ fn make_finding(policy: &Policy, code: FindingCode, message: String) -> Finding 
         severity: rule.severity,
         legal_basis: rule.legal_basis.clone(),
         action: rule.action.clone(),
+        legal_basis_zh: rule.legal_basis_zh.clone().unwrap_or_default(),
+        action_zh: rule.action_zh.clone().unwrap_or_default(),
         fine: rule.fine.clone(),
         confirmations: rule.confirmations,
         seen: 1,

@@ -202,6 +202,9 @@ pub struct Finding {
     pub severity: Severity,
     pub legal_basis: String,
     pub action: String,
+    /// The policy's Chinese legal basis and action (empty when it gives none).
+    pub legal_basis_zh: String,
+    pub action_zh: String,
     pub fine: Fine,
     /// Consecutive scans needed before this finding alerts.
     pub confirmations: u32,

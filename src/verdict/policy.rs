@@ -126,9 +126,33 @@ pub struct FindingRule {
     /// E.g. `292 Art.19; 33 Art.22` (292 = State Council Order 292, 33 = MII Order 33).
     pub legal_basis: String,
     pub action: String,
+    /// The legal basis and action in Chinese (`legal_basis_zh`, `action_zh`), for pages and
+    /// reports read in Chinese; `None`: only the English text exists (a province override
+    /// that changed `action` without giving `action_zh` drops the national Chinese text, so
+    /// the two never disagree).
+    pub legal_basis_zh: Option<String>,
+    pub action_zh: Option<String>,
     pub fine: Fine,
     /// Consecutive scans showing the finding before it alerts (at least 1).
     pub confirmations: u32,
+}
+
+impl FindingRule {
+    /// The legal basis in `zh` (Chinese when given) or English.
+    pub fn legal_basis_in(&self, zh: bool) -> &str {
+        match &self.legal_basis_zh {
+            Some(t) if zh => t,
+            _ => &self.legal_basis,
+        }
+    }
+
+    /// The action in `zh` (Chinese when given) or English.
+    pub fn action_in(&self, zh: bool) -> &str {
+        match &self.action_zh {
+            Some(t) if zh => t,
+            _ => &self.action,
+        }
+    }
 }
 
 /// One policy file that went into a [`Policy`].
@@ -218,6 +242,10 @@ struct RawRule {
     severity: Option<Severity>,
     legal_basis: Option<String>,
     action: Option<String>,
+    #[serde(default)]
+    legal_basis_zh: Option<String>,
+    #[serde(default)]
+    action_zh: Option<String>,
     fine: Option<Fine>,
     confirmations: Option<u32>,
 }
@@ -378,6 +406,8 @@ impl Policy {
                     .clone()
                     .ok_or_else(|| missing("legal_basis"))?,
                 action: r.action.clone().ok_or_else(|| missing("action"))?,
+                legal_basis_zh: r.legal_basis_zh.clone(),
+                action_zh: r.action_zh.clone(),
                 fine: r.fine.clone().ok_or_else(|| missing("fine"))?,
                 confirmations: r.confirmations.unwrap_or(1),
             });
@@ -433,9 +463,17 @@ impl Policy {
             }
             if let Some(s) = &o.legal_basis {
                 rule.legal_basis = s.clone();
+                rule.legal_basis_zh = None;
             }
             if let Some(s) = &o.action {
                 rule.action = s.clone();
+                rule.action_zh = None;
+            }
+            if let Some(s) = &o.legal_basis_zh {
+                rule.legal_basis_zh = Some(s.clone());
+            }
+            if let Some(s) = &o.action_zh {
+                rule.action_zh = Some(s.clone());
             }
             if let Some(f) = &o.fine {
                 rule.fine = f.clone();
@@ -554,6 +592,48 @@ impl PolicySet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_embedded_rule_has_its_chinese_text_and_an_english_override_drops_it() {
+        let set = PolicySet::embedded().unwrap();
+        for p in std::iter::once(set.for_province(None)).chain(
+            ['京', '沪', '粤']
+                .iter()
+                .map(|c| set.for_province(Some(*c))),
+        ) {
+            for &code in FindingCode::ALL {
+                let r = p.rule(code);
+                let (b, a) = (r.legal_basis_in(true), r.action_in(true));
+                assert!(
+                    b.contains('《') || b.contains('；') || b.contains('条'),
+                    "{:?} {code:?}: {b}",
+                    p.province
+                );
+                assert!(
+                    a.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)) && a != r.action,
+                    "{:?} {code:?}: {a}",
+                    p.province
+                );
+                assert_eq!(r.action_in(false), r.action);
+            }
+        }
+        let gd = set
+            .for_province(Some('粤'))
+            .rule(FindingCode::NumberMismatch);
+        assert!(gd.action_in(true).starts_with("广东要求"));
+        // An override changing the English action alone falls back to English in Chinese.
+        let over =
+            "[policy]\nprovince = \"沪\"\n[findings.number_missing]\naction = \"Show it.\"\n";
+        let p = Policy::merged("n", NATIONAL_TEXT, "o", over).unwrap();
+        assert_eq!(
+            p.rule(FindingCode::NumberMissing).action_in(true),
+            "Show it."
+        );
+        assert!(p
+            .rule(FindingCode::NumberMissing)
+            .legal_basis_in(true)
+            .contains("第十二条"));
+    }
 
     #[test]
     fn embedded_policies_load_and_cover_every_code() {

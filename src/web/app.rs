@@ -4,11 +4,15 @@
 //! what the JSON API lets it: every list and action calls the API handler with the session's
 //! caller, so permissions and provinces are checked in one place.
 //!
-//! - ICP user: its filings and their state, the certificate download, a change of domains, a
-//!   cancellation request.
-//! - Access provider: the filings waiting for its access verification.
+//! - ICP user: its filings and their state (a returned filing with the bureau's reason), the
+//!   certificate download, a change of domains (add / remove), a cancellation request, and
+//!   once requested its new reason or its deletion.
+//! - Access provider: the filings waiting for its access verification, the template upload.
 //! - Bureau: the review queue of its province (approve, with a typed or generated number, or
 //!   reject with a reason), empty shells and overdue annual reviews, its scan reports.
+//! - Pre-approval user: the documents waiting for a check (confirm, or refuse with a reason).
+//! - Special-content user: the bulletin-board (电子公告) special filings waiting for review
+//!   (approve, or refuse with a reason).
 //! - MIIT: users (create), key rotation, scan reports.
 
 use askama::Template;
@@ -21,7 +25,10 @@ use crate::accounts::Actor;
 use crate::api::auth::{self, LoginBody, LoginVerifyBody, NewUserBody, UserView};
 use crate::api::error::{ApiBytes, ApiPath, ApiQuery};
 use crate::api::scans::ScanView;
-use crate::api::workflow::{self, AnnualQuery, ApproveBody, ChangeBody, FilingSummary, ReasonBody};
+use crate::api::workflow::{
+    self, AnnualQuery, ApproveBody, BulletinReviewBody, ChangeBody, DocumentCheckBody,
+    FilingSummary, ReasonBody,
+};
 use crate::api::{blocking, ApiError, ApiJson};
 use crate::registry::store::RegistryScan;
 use crate::registry::FilingView;
@@ -155,6 +162,18 @@ pub struct Row {
     pub status: String,
     pub active: bool,
     pub note: String,
+    /// A cancellation request is pending (its requester may change its reason or delete it).
+    pub cancelling: bool,
+}
+
+/// One pre-approval document waiting for its check.
+pub struct DocumentRow {
+    pub id: u64,
+    pub name: String,
+    pub domains: String,
+    pub province: String,
+    pub category: String,
+    pub document: String,
 }
 
 impl Row {
@@ -190,6 +209,7 @@ impl Row {
                         | "annual_review_overdue"
                 ),
             note,
+            cancelling: v.cancellation.is_some(),
         }
     }
 
@@ -203,6 +223,7 @@ impl Row {
             status: status_text(c.lang, &f.status),
             active: f.status == "active",
             note: String::new(),
+            cancelling: f.status == "cancellation_requested",
         }
     }
 }
@@ -259,6 +280,8 @@ struct AppPage<'a> {
     queue: Vec<Row>,
     shells: Vec<Row>,
     annual: Vec<Row>,
+    documents: Vec<DocumentRow>,
+    boards: Vec<Row>,
     users: Vec<UserRow>,
     scans: Vec<ScanRow>,
     keyring: String,
@@ -324,6 +347,8 @@ pub async fn home(
         queue: Vec::new(),
         shells: Vec::new(),
         annual: Vec::new(),
+        documents: Vec::new(),
+        boards: Vec::new(),
         users: Vec::new(),
         scans: Vec::new(),
         keyring: String::new(),
@@ -407,6 +432,34 @@ pub async fn home(
             .0;
             page.scans = scans.scans.iter().map(ScanRow::from).collect();
         }
+        Actor::PreApproval => {
+            page.role = "pre_approval";
+            let q = workflow::pre_approvals(State(api.clone()), user.caller())
+                .await
+                .map_err(err)?
+                .0;
+            page.documents = q
+                .iter()
+                .flat_map(|f| {
+                    f.documents.iter().map(|d| DocumentRow {
+                        id: f.id,
+                        name: f.name.clone(),
+                        domains: f.domains.join(", "),
+                        province: f.province.clone(),
+                        category: d.category.clone(),
+                        document: d.document.clone(),
+                    })
+                })
+                .collect();
+        }
+        Actor::SpecialContent => {
+            page.role = "special_content";
+            let q = workflow::bulletin_boards(State(api.clone()), user.caller())
+                .await
+                .map_err(err)?
+                .0;
+            page.boards = q.iter().map(|f| Row::of_summary(f, &c)).collect();
+        }
         _ => page.role = "other",
     }
     Ok(c.page(page.render()))
@@ -437,6 +490,31 @@ pub struct ActForm {
     pub add_domains: Option<String>,
     #[serde(default)]
     pub remove_domains: Option<String>,
+    /// The content category whose pre-approval document is checked.
+    #[serde(default)]
+    pub category: Option<String>,
+    /// `confirm` or `refuse` (a pre-approval document, a bulletin-board filing).
+    #[serde(default)]
+    pub decision: Option<String>,
+}
+
+/// A check's outcome from the form: `None` confirmed, `Some(reason)` refused (a reason is
+/// needed).
+fn decision(f: &ActForm) -> Result<Option<String>, ApiError> {
+    match f.decision.as_deref() {
+        Some("confirm") => Ok(None),
+        Some("refuse") => {
+            let why = f.reason.as_deref().unwrap_or("").trim();
+            if why.is_empty() {
+                return Err(ApiError::invalid_field(
+                    "reason",
+                    "a refusal needs a reason (退回须填写原因)",
+                ));
+            }
+            Ok(Some(why.to_string()))
+        }
+        _ => Err(ApiError::invalid_field("decision", "confirm or refuse")),
+    }
 }
 
 fn domains(s: Option<&str>) -> Vec<String> {
@@ -472,6 +550,27 @@ pub async fn act(
         }
         "reject" => workflow::reject(api, user.caller(), key, ApiJson(reason())).await,
         "cancel" => workflow::cancel(api, user.caller(), key, ApiJson(reason())).await,
+        "cancel-modify" => {
+            workflow::cancel_modify(api, user.caller(), key, ApiJson(reason())).await
+        }
+        "cancel-delete" => workflow::cancel_delete(api, user.caller(), key).await,
+        "check-document" => match decision(&f) {
+            Ok(refused) => {
+                let body = DocumentCheckBody {
+                    category: f.category.clone().unwrap_or_default(),
+                    refused,
+                };
+                workflow::check_document(api, user.caller(), key, ApiJson(body)).await
+            }
+            Err(e) => Err(e),
+        },
+        "bulletin-review" => match decision(&f) {
+            Ok(refused) => {
+                let body = BulletinReviewBody { refused };
+                workflow::review_bulletin_board(api, user.caller(), key, ApiJson(body)).await
+            }
+            Err(e) => Err(e),
+        },
         "renew" => workflow::renew(api, user.caller(), key).await,
         "change" => {
             let body = ChangeBody {

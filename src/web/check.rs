@@ -86,6 +86,11 @@ impl CheckJobs {
     }
 }
 
+/// The policy's Chinese text, or the English when it gives none.
+fn or_english(zh: &str, en: &str) -> String {
+    if zh.is_empty() { en } else { zh }.to_string()
+}
+
 /// One problem as the page shows it.
 pub struct Problem {
     pub code: String,
@@ -96,6 +101,10 @@ pub struct Problem {
     pub fix_en: String,
     pub legal_basis: String,
     pub action: String,
+    /// The same in Chinese (the English when the policy gives no Chinese text); the page
+    /// shows the one of its language.
+    pub legal_basis_zh: String,
+    pub action_zh: String,
     /// The footer HTML to paste (number problems).
     pub snippet: Option<String>,
     /// A certificate problem: say where it goes and how to get it.
@@ -143,6 +152,8 @@ impl CheckOutcome {
                     fix_en: adv.fix_en,
                     legal_basis: f.legal_basis.clone(),
                     action: f.action.clone(),
+                    legal_basis_zh: or_english(&f.legal_basis_zh, &f.legal_basis),
+                    action_zh: or_english(&f.action_zh, &f.action),
                     snippet: f
                         .code
                         .starts_with("number_")

@@ -1,5 +1,7 @@
 //! The anonymous pages: the public query (`/`: a domain or filing number → the filing's public
-//! fields, or a plain "not filed"), the code tables and the announcements with their
+//! fields, or a plain "not filed"; anything else is part of a subject's (主办单位) name → the
+//! active filings of the subjects whose name contains it, at most
+//! [`crate::api::public::SUBJECT_SEARCH_LIMIT`], through the subject-name index), the code tables and the announcements with their
 //! attachments. Each calls the JSON API's handler for the same data, so the fields shown, the
 //! lookups and the quotas are the API's.
 
@@ -10,7 +12,7 @@ use serde::Deserialize;
 
 use super::{date, status_text, Chrome, WebError, WebState};
 use crate::api::announcements::{self, Announcement};
-use crate::api::error::ApiPath;
+use crate::api::error::{ApiPath, ApiQuery};
 use crate::api::public::PublicFiling;
 use crate::api::ApiError;
 use crate::codes::CodeTables;
@@ -34,6 +36,19 @@ pub enum Outcome {
     Invalid {
         message: String,
     },
+    /// A subject-name search: the active filings found (maybe none), and whether more match.
+    Subjects {
+        name: String,
+        rows: Vec<FilingRows>,
+        more: bool,
+        limit: usize,
+    },
+}
+
+/// Whether a query names a subject rather than a domain or filing number: it parses as no
+/// filing number and holds no dot (every domain has one; a subject's name has none).
+pub fn is_subject_name(q: &str) -> bool {
+    crate::number::FilingNumber::parse(q).is_err() && !q.contains(['.', '。', '．'])
 }
 
 /// A public filing prepared for display.
@@ -43,6 +58,18 @@ pub struct FilingRows {
     pub active: bool,
     pub approved: String,
     pub expires: String,
+}
+
+impl FilingRows {
+    fn new(c: &Chrome, f: PublicFiling) -> Self {
+        FilingRows {
+            status: status_text(c.lang, &f.status),
+            active: f.status == "active",
+            approved: date(f.approved_at),
+            expires: date(f.expires_at),
+            f,
+        }
+    }
 }
 
 #[derive(Template)]
@@ -84,21 +111,38 @@ pub async fn index(
         Outcome::Invalid {
             message: c.t("输入过长。", "The query is too long.").to_string(),
         }
+    } else if is_subject_name(&key) {
+        let q = crate::api::public::SubjectQuery { name: key.clone() };
+        match crate::api::public::subject_search(State(state.api.clone()), ApiQuery(q)).await {
+            Ok(found) => {
+                let found = found.0;
+                Outcome::Subjects {
+                    name: found.name,
+                    rows: found
+                        .filings
+                        .into_iter()
+                        .map(|f| FilingRows::new(&c, f))
+                        .collect(),
+                    more: found.more,
+                    limit: found.limit,
+                }
+            }
+            Err(ApiError::BadRequest { .. }) => Outcome::Invalid {
+                message: c
+                    .t(
+                        "请输入主办单位名称中至少两个字。",
+                        "Enter at least two characters of the subject's name.",
+                    )
+                    .to_string(),
+            },
+            Err(e) => return WebError::new(c.lang, e).into_response_page(),
+        }
     } else {
         let is_number = crate::number::FilingNumber::parse(&key).is_ok();
         match crate::api::public::public_filing(State(state.api.clone()), ApiPath(key.clone()))
             .await
         {
-            Ok(f) => {
-                let f = f.0;
-                Outcome::Found(Box::new(FilingRows {
-                    status: status_text(c.lang, &f.status),
-                    active: f.status == "active",
-                    approved: date(f.approved_at),
-                    expires: date(f.expires_at),
-                    f,
-                }))
-            }
+            Ok(f) => Outcome::Found(Box::new(FilingRows::new(&c, f.0))),
             Err(ApiError::NotFound { .. }) => Outcome::NotFiled {
                 what: key.clone(),
                 domain: !is_number,
@@ -315,6 +359,16 @@ mod tests {
             normalise_query("京ICP备12345678号-1"),
             "京ICP备12345678号-1"
         );
+    }
+
+    #[test]
+    fn subject_names_are_told_from_domains_and_numbers() {
+        assert!(is_subject_name("北京示例科技"));
+        assert!(is_subject_name("示例 Tech"));
+        assert!(!is_subject_name("example-bj.com"));
+        assert!(!is_subject_name("例子.中国"));
+        assert!(!is_subject_name("京ICP备12345678号-1"));
+        assert!(!is_subject_name("京ICP备12345678号"));
     }
 
     #[test]

@@ -2155,6 +2155,11 @@ async fn faq_pre_approval_with_a_document_attached_late() {
     let r = s.call("GET", "/api/pre-approvals", Some(&pa), None).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json()[0]["id"], id);
+    // Each listed filing names the documents to check.
+    assert_eq!(
+        r.json()[0]["documents"],
+        json!([{"category": "新闻", "document": "京新闻审[2024]7号"}])
+    );
     assert_eq!(
         s.call("GET", "/api/pre-approvals", Some(&c.bureau_jing), None)
             .await

@@ -1122,3 +1122,64 @@ fn the_in_memory_domain_index_follows_transactions_reopen_and_concurrent_readers
         );
     }
 }
+
+/// The public query by subject name: any two consecutive characters of the name (case and
+/// spaces ignored) find the subject's active filings through the name index, bounded, and the
+/// index survives a reopen.
+#[test]
+fn subjects_are_found_by_part_of_their_name_through_the_name_index() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
+        import(&reg, "filings.jsonl");
+        approve_all(&reg);
+    }
+    let reg = Registry::open(dir.path()).unwrap();
+    let names = |fragment: &str| {
+        let mut out = Vec::new();
+        reg.store()
+            .subjects_by_name(fragment, &mut |s| {
+                out.push(s.name);
+                true
+            })
+            .unwrap();
+        out
+    };
+    assert_eq!(names("云端信息"), ["上海云端信息技术有限公司"]);
+    assert_eq!(names("南山 示范"), ["深圳市南山示范网络有限公司"]);
+    // Every window present, but not in this order: not a match.
+    assert!(names("示范南山").is_empty());
+    assert!(names("不存在的公司").is_empty());
+    // One character is too little to search for.
+    assert!(names("云").is_empty());
+    // Two subjects share 有限公司.
+    assert!(names("有限公司").len() >= 3, "{:?}", names("有限公司"));
+
+    let (found, more) = reg.active_filings_by_subject_name("云端信息", 50).unwrap();
+    assert!(!more);
+    let mut sites: Vec<String> = found.iter().map(|(f, _)| f.name.clone()).collect();
+    sites.sort();
+    let want_active = {
+        let mut v = Vec::new();
+        reg.store()
+            .scan_filings(&mut |f| {
+                if f.status == beian::registry::model::Status::Active
+                    && reg.store().subject(f.subject_id).unwrap().unwrap().name
+                        == "上海云端信息技术有限公司"
+                {
+                    v.push(f.name);
+                }
+                true
+            })
+            .unwrap();
+        v.sort();
+        v
+    };
+    assert!(!want_active.is_empty());
+    assert_eq!(sites, want_active);
+    assert!(found.iter().all(|(f, _)| f.number.is_some()));
+    // Bounded: one result, and it says more match.
+    let (found, more) = reg.active_filings_by_subject_name("有限公司", 1).unwrap();
+    assert_eq!(found.len(), 1);
+    assert!(more);
+}

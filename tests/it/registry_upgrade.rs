@@ -107,6 +107,16 @@ fn a_store_of_the_previous_release_opens_and_reads_the_same() {
             "{formats:?}"
         );
         assert!(formats.values().sum::<u64>() >= 13, "{formats:?}");
+        // The subject-name index was built on the first open (the old store had none).
+        use beian::registry::store::RegistryScan;
+        let mut names = Vec::new();
+        store
+            .subjects_by_name("云端信息", &mut |s| {
+                names.push(s.name);
+                true
+            })
+            .unwrap();
+        assert_eq!(names, ["上海云端信息技术有限公司"]);
     }
     // The migrated store takes new writes (the MIIT user's contact survived too).
     let out = beian(

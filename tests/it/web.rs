@@ -279,6 +279,54 @@ async fn public_pages_in_a_browser() {
     }
     screenshot(&page, "query-filed").await;
 
+    // Part of the subject's name finds its filings; an unknown name is said so plainly.
+    page.goto(s.url(&format!("/?q={}", urlencode("示例科技"))))
+        .await
+        .unwrap();
+    let t = text(&page).await;
+    assert!(
+        t.contains("主办单位名称包含")
+            && t.contains("北京示例科技有限公司")
+            && t.contains(&number)
+            && t.contains(FILED),
+        "{t}"
+    );
+    screenshot(&page, "query-subject").await;
+    page.goto(s.url(&format!("/?q={}", urlencode("不存在的单位"))))
+        .await
+        .unwrap();
+    let t = text(&page).await;
+    assert!(
+        t.contains("未找到") && t.contains("没有名称包含 不存在的单位 的主办单位有有效备案"),
+        "{t}"
+    );
+    screenshot(&page, "query-subject-none").await;
+    page.goto(s.url(&format!("/?q={}", urlencode("示"))))
+        .await
+        .unwrap();
+    assert!(text(&page).await.contains("至少两个字"));
+    // The same search in the JSON API.
+    let body = reqwest::get(s.url(&format!(
+        "/api/public/subjects?name={}",
+        urlencode("示例 科技")
+    )))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["filings"][0]["service_number"], number.as_str(), "{v}");
+    assert_eq!(v["filings"][0]["subject_name"], "北京示例科技有限公司");
+    assert!(
+        v["filings"][0].get("owner").is_none() && v["more"] == false,
+        "{v}"
+    );
+    let r = reqwest::get(s.url("/api/public/subjects?name=x"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
     // An unfiled domain is said so plainly.
     page.goto(s.url("/?q=unfiled-example.cn")).await.unwrap();
     let t = text(&page).await;
@@ -374,7 +422,23 @@ async fn public_pages_in_a_browser() {
         format!("<a href=\"https://beian.miit.gov.cn/\" target=\"_blank\">{number}</a>")
     );
     assert!(t.contains("法律依据"), "{t}");
+    // The legal basis and action in the page's language (the policy's Chinese text).
+    assert!(
+        t.contains("《互联网信息服务管理办法》") && t.contains("责令网站在首页底部显示备案编号"),
+        "{t}"
+    );
+    assert!(!t.contains("Order the operator"), "{t}");
     screenshot(&page, "check-result").await;
+    let url = page.url().await.unwrap().unwrap();
+    page.goto(format!("{url}?lang=en")).await.unwrap();
+    let t = text(&page).await;
+    assert!(
+        t.contains("Order the operator to show its filing number") && t.contains("292 Art.12"),
+        "{t}"
+    );
+    assert!(!t.contains("责令网站在首页底部"), "{t}");
+    screenshot(&page, "check-result-en").await;
+    page.goto(s.url("/?lang=zh")).await.unwrap();
 
     // A form posted without its token is refused.
     let r = reqwest::Client::new()
@@ -661,6 +725,17 @@ async fn html_report_of_a_1000_site_scan_in_a_browser() {
         .await
         .unwrap();
     assert_eq!(rows(&page).await, 1);
+    // The action in Chinese first, the English below it.
+    let cells: String = page
+        .evaluate("document.getElementById('rows').innerText")
+        .await
+        .unwrap()
+        .into_value()
+        .unwrap();
+    assert!(
+        cells.contains("责令网站在首页底部显示备案编号") && cells.contains("Order the operator"),
+        "{cells}"
+    );
     screenshot(&page, "report-filtered").await;
     chrome.close().await;
     drop(fleet);
@@ -981,4 +1056,454 @@ async fn workspace_flow_in_a_browser() {
     );
     chrome.close().await;
     s.stop().await;
+}
+
+/// Create a user through the API's handler as `by`.
+async fn create_user(
+    st: &beian::api::Shared,
+    by: &str,
+    username: &str,
+    password: &str,
+    role: beian::accounts::Role,
+    province: Option<&str>,
+    name: Option<&str>,
+) {
+    use axum::extract::State;
+    use beian::api::{auth, ApiJson};
+    auth::create_user(
+        State(st.clone()),
+        caller(st, by),
+        ApiJson(auth::NewUserBody {
+            username: username.into(),
+            password: Some(password.into()),
+            role,
+            province: province.map(Into::into),
+            name: name.map(Into::into),
+            email: None,
+            mobile: None,
+        }),
+    )
+    .await
+    .unwrap();
+}
+
+/// Every role's work in the workspace: the pre-approval user confirms a news document, the
+/// special-content user approves the bulletin-board filing, the bureau returns the filing with
+/// a reason and the filer reads it; on another, active filing the filer requests a
+/// cancellation, changes its reason and deletes it, and asks for a change of domains.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workspace_reviews_checks_and_cancellations_in_a_browser() {
+    let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
+    use axum::extract::State;
+    use beian::accounts::Role;
+    use beian::api::error::ApiPath;
+    use beian::api::{workflow, ApiJson};
+    let now = chrono::Utc::now().timestamp();
+    let dir = tempfile::tempdir().unwrap();
+    let (registry, _) = Registry::init(dir.path(), now - 60).unwrap();
+    let s = Served::start(Arc::new(registry), Config::default()).await;
+    let st = &s.state;
+    create_user(
+        st,
+        "miit",
+        "bureau_jing",
+        "bureau-pw1",
+        Role::Bureau,
+        Some("京"),
+        None,
+    )
+    .await;
+    create_user(
+        st,
+        "miit",
+        "pre_a",
+        "pre-pw123",
+        Role::PreApproval,
+        None,
+        None,
+    )
+    .await;
+    create_user(
+        st,
+        "miit",
+        "special_a",
+        "special-pw1",
+        Role::SpecialContent,
+        None,
+        None,
+    )
+    .await;
+    create_user(
+        st,
+        "bureau_jing",
+        "isp_a",
+        "isp-pw12",
+        Role::Isp,
+        None,
+        Some("示例接入商"),
+    )
+    .await;
+    let reg = beian::accounts::service::Registration {
+        username: "zhang_san".into(),
+        password: "secret-pw1".into(),
+        mobile: "13800000001".into(),
+        email: "zs@example.com".into(),
+    };
+    let msgs = st
+        .accounts
+        .register(st.registry.store(), &reg, now)
+        .unwrap();
+    st.deliver(msgs).await.unwrap();
+    let sms = six_digits(&outbox(st, "13800000001"));
+    let mail = six_digits(&outbox(st, "zs@example.com"));
+    st.accounts
+        .activate(st.registry.store(), "zhang_san", &sms, &mail, now)
+        .unwrap();
+    // A news site with a bulletin board (its document and special filing to check), and a
+    // plain one that is approved at once.
+    let mut news: serde_json::Value = serde_json::from_str(&filing_line(
+        "news-bj.cn",
+        "北京示例科技有限公司",
+        "京",
+        "91110108MA01ABCD2H",
+    ))
+    .unwrap();
+    news["website"]["categories"] =
+        serde_json::json!([{"category": "新闻", "document": "京网信新闻〔2026〕18号"}]);
+    news["website"]["bulletin_board"] = serde_json::json!(true);
+    let plain: serde_json::Value = serde_json::from_str(&filing_line(
+        FILED,
+        "北京示例科技有限公司",
+        "京",
+        "91110108MA01ABCD2H",
+    ))
+    .unwrap();
+    for body in [news, plain] {
+        workflow::submit(State(st.clone()), caller(st, "zhang_san"), ApiJson(body))
+            .await
+            .unwrap();
+    }
+    let id_of = |d: &str| {
+        st.registry
+            .filing_view(&FilingKey::Domain(d.into()))
+            .unwrap()
+            .id
+    };
+    let (news_id, plain_id) = (id_of("news-bj.cn"), id_of(FILED));
+    for id in [news_id, plain_id] {
+        workflow::verify_access(
+            State(st.clone()),
+            caller(st, "isp_a"),
+            ApiPath(id.to_string()),
+        )
+        .await
+        .unwrap();
+    }
+    workflow::approve(
+        State(st.clone()),
+        caller(st, "bureau_jing"),
+        ApiPath(plain_id.to_string()),
+        ApiJson(workflow::ApproveBody { number: None }),
+    )
+    .await
+    .unwrap();
+
+    let chrome = Chromium::launch().await;
+    let page = chrome.page(&s.url("/login")).await;
+
+    // The pre-approval user confirms the news document.
+    sign_in(&page, &s, "pre_a", "pre-pw123", "user:pre_a").await;
+    let t = text(&page).await;
+    assert!(
+        t.contains("待核查的前置审批文件 (1)")
+            && t.contains("京网信新闻〔2026〕18号")
+            && t.contains("news-bj.cn"),
+        "{t}"
+    );
+    screenshot(&page, "app-pre-approval").await;
+    submit(
+        &page,
+        "document.querySelector('#documents form.check-document button[value=confirm]').click()",
+    )
+    .await;
+    let t = text(&page).await;
+    assert!(
+        t.contains("check-document") && t.contains("没有待核查的文件"),
+        "{t}"
+    );
+    let v = st.registry.filing_view(&FilingKey::Id(news_id)).unwrap();
+    let check = v.categories[0].check.as_ref().expect("checked");
+    assert!(check.refused.is_none(), "{check:?}");
+    sign_out(&page).await;
+
+    // The special-content user: a refusal needs a reason; then approves.
+    sign_in(&page, &s, "special_a", "special-pw1", "user:special_a").await;
+    let t = text(&page).await;
+    assert!(
+        t.contains("待审核的电子公告专项备案 (1)") && t.contains("news-bj.cn"),
+        "{t}"
+    );
+    screenshot(&page, "app-special-content").await;
+    submit(
+        &page,
+        "document.querySelector('#boards form.bulletin-review button[value=refuse]').click()",
+    )
+    .await;
+    assert!(
+        text(&page).await.contains("reason"),
+        "{}",
+        text(&page).await
+    );
+    page.goto(s.url("/app")).await.unwrap();
+    submit(
+        &page,
+        "document.querySelector('#boards form.bulletin-review button[value=confirm]').click()",
+    )
+    .await;
+    assert!(text(&page).await.contains("bulletin-review"));
+    sign_out(&page).await;
+
+    // The bureau returns it with a reason.
+    sign_in(&page, &s, "bureau_jing", "bureau-pw1", "user:bureau_jing").await;
+    let t = text(&page).await;
+    assert!(t.contains("待审核 (1)") && t.contains("news-bj.cn"), "{t}");
+    submit(
+        &page,
+        &format!("document.getElementById('why-{news_id}').value = '网站名称与内容不符'; document.querySelector('#filing-{news_id} form.reject').submit()"),
+    )
+    .await;
+    let t = text(&page).await;
+    assert!(
+        t.contains("reject") && t.contains("没有待审核的备案"),
+        "{t}"
+    );
+    sign_out(&page).await;
+
+    // The filer sees the reason; requests a cancellation of the other, changes its reason,
+    // deletes the request; asks for a change of domains.
+    sign_in(&page, &s, "zhang_san", "secret-pw1", "zs@example.com").await;
+    let t = text(&page).await;
+    assert!(
+        t.contains("已退回") && t.contains("退回原因: 网站名称与内容不符"),
+        "{t}"
+    );
+    screenshot(&page, "app-filer-returned").await;
+    submit(
+        &page,
+        &format!("document.getElementById('reason-{plain_id}').value = '网站关闭'; document.querySelector('#filing-{plain_id} form.cancel').submit()"),
+    )
+    .await;
+    let t = text(&page).await;
+    assert!(
+        t.contains("注销申请中") && t.contains("注销原因: 网站关闭"),
+        "{t}"
+    );
+    submit(
+        &page,
+        &format!("document.getElementById('newreason-{plain_id}').value = '主体注销'; document.querySelector('#filing-{plain_id} form.cancel-modify').submit()"),
+    )
+    .await;
+    let t = text(&page).await;
+    assert!(t.contains("注销原因: 主体注销"), "{t}");
+    screenshot(&page, "app-filer-cancelling").await;
+    submit(
+        &page,
+        &format!("document.querySelector('#filing-{plain_id} form.cancel-delete').submit()"),
+    )
+    .await;
+    let v = st.registry.filing_view(&FilingKey::Id(plain_id)).unwrap();
+    assert!(v.cancellation.is_none() && v.status == "active", "{v:?}");
+    submit(
+        &page,
+        &format!("document.getElementById('add-{plain_id}').value = 'www-bj-new.cn'; document.querySelector('#filing-{plain_id} form.change').submit()"),
+    )
+    .await;
+    let t = text(&page).await;
+    assert!(
+        t.contains("变更审核中") && t.contains("www-bj-new.cn"),
+        "{t}"
+    );
+    chrome.close().await;
+    s.stop().await;
+}
+
+/// A scan the service ran, as its report page `/scans/{id}`: MIIT opens it in Chromium (charts,
+/// the table filters, Chinese actions); without a session the page asks for a login and shows
+/// nothing of the report, and a filer gets 403.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_scan_report_in_a_browser() {
+    let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
+    use axum::extract::State;
+    use axum::response::IntoResponse;
+    use beian::api::error::{ApiBytes, ApiPath};
+    let now = chrono::Utc::now().timestamp();
+    let dir = tempfile::tempdir().unwrap();
+    let (registry, miit_password) = filed_registry(dir.path(), now);
+    let registry = Arc::new(registry);
+    let cert = registry.certificate_for(FILED).unwrap().text;
+    let unfiled = ["unfiled-one.test", "unfiled-two.test", "unfiled-three.test"];
+    let mut sites = vec![LabSite::new(FILED)
+        .route("/", LabResponse::html(site_page("")))
+        .route("/cert/bazs.cert", LabResponse::text(cert.into_bytes()))];
+    for h in unfiled {
+        sites.push(LabSite::new(h).route("/", LabResponse::html(site_page(""))));
+    }
+    let fleet = Fleet::start("127.0.0.1:0".parse().unwrap(), sites)
+        .await
+        .unwrap();
+    let mut hosts = vec![FILED];
+    hosts.extend(unfiled);
+    let config = Config {
+        scan: lab_scan_config(fleet.addr.port(), &hosts),
+        ..Default::default()
+    };
+    let s = Served::start(registry.clone(), config).await;
+    let st = &s.state;
+    // MIIT scans the four sites through the API's handler; the service records the scan.
+    let body = serde_json::json!({ "targets": hosts }).to_string();
+    let resp = beian::api::scans::start(
+        State(st.clone()),
+        caller(st, "miit"),
+        ApiBytes(body.into_bytes().into()),
+    )
+    .await
+    .unwrap()
+    .into_response();
+    let b = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let job: serde_json::Value = serde_json::from_slice(&b).unwrap();
+    let job_id = job["id"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let scan_id = loop {
+        let status = beian::api::scans::show(
+            State(st.clone()),
+            caller(st, "miit"),
+            ApiPath(job_id.clone()),
+        )
+        .await
+        .unwrap()
+        .0;
+        let v = serde_json::to_value(&status).unwrap();
+        let state = v["job"]["state"].as_str().unwrap_or("").to_string();
+        if state != "queued" && state != "running" && v["scan"]["ended_at"].is_i64() {
+            break v["scan"]["id"].as_str().unwrap().to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "scan not done: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+
+    // Anonymous: no report, the login page (and no redirect-following client sees it either).
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(s.url(&format!("/scans/{scan_id}")))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let body = r.text().await.unwrap();
+    assert!(status == 303 || status == 403, "{status}");
+    assert!(!body.contains("unfiled-one.test"), "{body}");
+    let chrome = Chromium::launch().await;
+    let page = chrome.page(&s.url(&format!("/scans/{scan_id}"))).await;
+    assert!(page.url().await.unwrap().unwrap().ends_with("/login"));
+    assert!(!text(&page).await.contains("unfiled-one.test"));
+
+    // MIIT: the report, linked from the workspace.
+    sign_in(&page, &s, "miit", &miit_password, "user:miit").await;
+    let href: String = page
+        .evaluate("document.querySelector('#scans a').getAttribute('href')")
+        .await
+        .unwrap()
+        .into_value()
+        .unwrap();
+    assert_eq!(href, format!("/scans/{scan_id}"));
+    page.goto(s.url(&href)).await.unwrap();
+    let ready = std::time::Instant::now();
+    loop {
+        let done = page
+            .evaluate("document.documentElement.getAttribute('data-ready') === '1'")
+            .await
+            .unwrap()
+            .into_value::<bool>()
+            .unwrap();
+        if done {
+            break;
+        }
+        assert!(ready.elapsed() < Duration::from_secs(30), "not ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    screenshot(&page, "scan-report-service").await;
+    for id in ["chart-verdicts", "chart-provinces"] {
+        let n: u32 = page
+            .evaluate(format!("document.querySelectorAll('#{id} rect').length"))
+            .await
+            .unwrap()
+            .into_value()
+            .unwrap();
+        assert!(n >= 1, "{id}: {n} bars");
+    }
+    let rows = |page: &Page| {
+        let page = page.clone();
+        async move {
+            page.evaluate("document.querySelectorAll('#rows tr').length")
+                .await
+                .unwrap()
+                .into_value::<u32>()
+                .unwrap()
+        }
+    };
+    assert_eq!(rows(&page).await, 4);
+    let t = text(&page).await;
+    assert!(t.contains(FILED) && t.contains("unfiled-two.test"), "{t}");
+    assert!(t.contains("责令网站在首页底部显示备案编号"), "{t}");
+    // Filter: the noncompliant site only, then one host by name.
+    page.evaluate("var s = document.getElementById('f-verdict'); s.value = '1'; s.dispatchEvent(new Event('change'))")
+        .await
+        .unwrap();
+    assert_eq!(rows(&page).await, 1);
+    let t = text(&page).await;
+    assert!(t.contains(FILED) && !t.contains("unfiled-two.test"), "{t}");
+    page.evaluate("var s = document.getElementById('f-verdict'); s.value = ''; s.dispatchEvent(new Event('change')); var q = document.getElementById('f-text'); q.value = 'unfiled-three'; q.dispatchEvent(new Event('input'))")
+        .await
+        .unwrap();
+    assert_eq!(rows(&page).await, 1);
+    screenshot(&page, "scan-report-service-filtered").await;
+    page.goto(s.url("/app")).await.unwrap();
+    sign_out(&page).await;
+    chrome.close().await;
+
+    // A filer is refused (403), with no report in the answer.
+    let caller_icp = {
+        let reg = beian::accounts::service::Registration {
+            username: "li_si".into(),
+            password: "secret-pw1".into(),
+            mobile: "13800000002".into(),
+            email: "ls@example.com".into(),
+        };
+        let msgs = st
+            .accounts
+            .register(st.registry.store(), &reg, now)
+            .unwrap();
+        st.deliver(msgs).await.unwrap();
+        let sms = six_digits(&outbox(st, "13800000002"));
+        let mail = six_digits(&outbox(st, "ls@example.com"));
+        st.accounts
+            .activate(st.registry.store(), "li_si", &sms, &mail, now)
+            .unwrap();
+        caller(st, "li_si")
+    };
+    let Err(err) =
+        beian::api::scans::show(State(st.clone()), caller_icp, ApiPath(scan_id.clone())).await
+    else {
+        panic!("a filer may not see scans");
+    };
+    assert!(
+        matches!(err, beian::api::ApiError::Forbidden { .. }),
+        "{err:?}"
+    );
+    s.stop().await;
+    drop(fleet);
 }

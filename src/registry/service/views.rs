@@ -151,6 +151,53 @@ impl<S: RegistryStore> Registry<S> {
         Ok((f, s))
     }
 
+    /// The active filings of the subjects whose name contains `fragment` (the subject-name
+    /// index, see [`RegistryScan::subjects_by_name`]), in subject order: at most `limit`, and
+    /// whether more exist. Each subject's filings come from the service-number index under
+    /// its subject number, so neither all subjects nor all filings are read.
+    pub fn active_filings_by_subject_name(
+        &self,
+        fragment: &str,
+        limit: usize,
+    ) -> Result<(Vec<(Filing, Subject)>, bool), RegistryError> {
+        let mut out = Vec::new();
+        let mut failed = None;
+        let store = &self.store;
+        let mut add = |s: &Subject| -> Result<bool, StoreError> {
+            let Some(n) = &s.number else {
+                return Ok(true);
+            };
+            for id in store.filings_under_subject_number(n)? {
+                match store.filing(id)? {
+                    Some(f) if f.status == Status::Active && f.subject_id == s.id => {
+                        if out.len() == limit {
+                            return Ok(false);
+                        }
+                        out.push((f, s.clone()));
+                    }
+                    _ => {}
+                }
+            }
+            Ok(true)
+        };
+        let mut more = false;
+        self.store
+            .subjects_by_name(fragment, &mut |s| match add(&s) {
+                Ok(go_on) => {
+                    more = !go_on;
+                    go_on
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
+            })?;
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
+        Ok((out, more))
+    }
+
     pub fn filing_view(&self, key: &FilingKey) -> Result<FilingView, RegistryError> {
         let (f, s) = self.filing(key)?;
         Ok(FilingView::new(&f, &s))

@@ -118,10 +118,51 @@ pub trait RegistryScan {
     /// Every user, in username order.
     fn scan_users(&self, visit: &mut dyn FnMut(UserRecord) -> bool) -> Result<(), StoreError>;
 
+    /// The filings numbered under a subject number (`京ICP备12345678号-1`, `-2A`, …; the
+    /// service-number index read by prefix), in index key order.
+    fn filings_under_subject_number(
+        &self,
+        subject_number: &FilingNumber,
+    ) -> Result<Vec<FilingId>, StoreError>;
+
+    /// The subjects whose name contains `fragment` (compared as [`normalise_name`] writes
+    /// both), in id order, found through the subject-name index (every [`name_grams`] window
+    /// of each name → the subject): only subjects holding every window of the fragment are
+    /// read, not every subject. A fragment shorter than [`MIN_NAME_FRAGMENT`] finds nothing.
+    /// The visitor returns `false` to stop.
+    fn subjects_by_name(
+        &self,
+        fragment: &str,
+        visit: &mut dyn FnMut(Subject) -> bool,
+    ) -> Result<(), StoreError>;
+
     /// Every stored state record — subjects, filings, users, IP filings and generic records —
     /// as the audit entity it belongs to (`filing:12`, `session:<key>`, …) and its stored
     /// bytes, for checking the state against the audit log.
     fn scan_state(&self, visit: &mut dyn FnMut(&str, &[u8]) -> bool) -> Result<(), StoreError>;
+}
+
+/// The fewest characters (after [`normalise_name`]) a subject-name search takes: one
+/// character would match most of the registry.
+pub const MIN_NAME_FRAGMENT: usize = 2;
+
+/// A subject name as the name index compares it: lower case, without white space or control
+/// characters (`北京 示例 Tech` → `北京示例tech`).
+pub fn normalise_name(name: &str) -> String {
+    name.chars()
+        .filter(|c| !c.is_whitespace() && !c.is_control())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// The windows the subject-name index holds for a name: every two consecutive characters of
+/// its normalised form (a one-character name: that character; an empty one: none).
+pub fn name_grams(name: &str) -> std::collections::BTreeSet<String> {
+    let chars: Vec<char> = normalise_name(name).chars().collect();
+    if chars.len() == 1 {
+        return chars.iter().map(|c| c.to_string()).collect();
+    }
+    chars.windows(2).map(|w| w.iter().collect()).collect()
 }
 
 /// A read-write store: opens transactions.
@@ -193,4 +234,22 @@ pub trait IpFilingWrite: IpFilingRead {
     /// Remove an IP filing (and its index entry) and audit the removal. Removing one that does
     /// not exist is a no-op.
     fn delete_ip_filing(&mut self, meta: &AuditMeta, id: IpFilingId) -> Result<(), StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_indexed_by_two_character_windows_of_their_normalised_form() {
+        assert_eq!(normalise_name(" 北京 示例\tTech "), "北京示例tech");
+        let g: Vec<String> = name_grams("示例 AB").into_iter().collect();
+        let mut want = vec!["示例", "例a", "ab"];
+        want.sort();
+        assert_eq!(g, want);
+        assert_eq!(name_grams("京").into_iter().collect::<Vec<_>>(), ["京"]);
+        assert!(name_grams(" ").is_empty());
+        // A repeated window is one entry.
+        assert_eq!(name_grams("哈哈哈").len(), 1);
+    }
 }

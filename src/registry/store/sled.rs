@@ -9,8 +9,17 @@
 //! Keys: `s/<id>` subject, `x/<id number>` → subject, `N/<subject number>` → subject,
 //! `f/<id>` filing, `d/<domain>` → filing (stored without the `d/` in `domains`),
 //! `n/<service number>` → filing, `i/<ip>/<id>` IP index, `p/<id>` IP filing,
-//! `P/<network>/<id>` its network index, `u/<username>` user, `a/<seq>` audit record, `m/…`
-//! counters and the audit head. Ids and sequence numbers are big-endian u64.
+//! `P/<network>/<id>` its network index, `g/<gram>\0<id>` the subject-name index (every
+//! two-character window of the subject's normalised name, see `name_grams`), `u/<username>`
+//! user, `a/<seq>` audit record, `m/…` counters and the audit head. Ids and sequence numbers
+//! are big-endian u64.
+//!
+//! A name search intersects the posting lists of the fragment's windows by leapfrogging
+//! (each list is sorted by subject id, and each step is one ordered seek), then reads only the
+//! subjects every window agrees on and checks the name really contains the fragment: the cost
+//! follows the shortest list, not the number of subjects. The name index is kept by
+//! `put_subject`; a store written before it existed gets it built once on open (marker
+//! `m/subject_name_index`).
 //!
 //! The domain index can also be held in memory (domain → filing id), derived from the
 //! `domains` tree: built from it by `warm_lookups` (long-running processes; on 1M filings the
@@ -82,7 +91,7 @@ fn route(k: &[u8]) -> (Slot, &[u8]) {
     match k.get(..2) {
         Some(b"d/") => (Slot::Domains, &k[2..]),
         Some(b"a/") => (Slot::Audit, k),
-        Some(b"x/" | b"N/" | b"n/" | b"i/" | b"P/") => (Slot::Index, k),
+        Some(b"x/" | b"N/" | b"n/" | b"i/" | b"P/" | b"g/") => (Slot::Index, k),
         _ if k == HEAD_KEY => (Slot::Audit, k),
         _ => (Slot::Records, k),
     }
@@ -236,6 +245,22 @@ fn ip_prefix(ip: IpAddr) -> Vec<u8> {
 }
 
 const HEAD_KEY: &[u8] = b"m/audit_head";
+/// Present once every stored subject is in the subject-name index.
+const NAME_INDEX_KEY: &[u8] = b"m/subject_name_index";
+
+/// The subject-name index's posting list of one window: `g/<gram>\0`.
+fn gram_prefix(gram: &str) -> Vec<u8> {
+    let mut k = key("g/", gram.as_bytes());
+    k.push(0);
+    k
+}
+
+/// The subject-name index entry of `gram` for subject `id`.
+fn gram_key(gram: &str, id: SubjectId) -> Vec<u8> {
+    let mut k = gram_prefix(gram);
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
 /// The record format of the store (u16 little-endian; absent: format 0).
 const FORMAT_KEY: &[u8] = b"m/format";
 
@@ -459,7 +484,62 @@ impl SledStore {
             domain_index: RwLock::new(None),
         };
         store.upgrade(path)?;
+        store.build_name_index()?;
         Ok(store)
+    }
+
+    /// Index every stored subject's name, once (see the module docs): a store written before
+    /// the name index existed. Idempotent, so a crash midway redoes it on the next open.
+    fn build_name_index(&self) -> Result<(), StoreError> {
+        if self
+            .tree
+            .records
+            .get(NAME_INDEX_KEY)
+            .map_err(io("name index"))?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let mut n = 0u64;
+        for kv in self.tree.records.scan_prefix(b"s/") {
+            let (k, v) = kv.map_err(io("name index"))?;
+            // A subject that does not decode is left out: reading it reports it.
+            let Ok(s) = decode::<Subject>(&k, &v) else {
+                continue;
+            };
+            for g in name_grams(&s.name) {
+                self.tree
+                    .index
+                    .insert(gram_key(&g, s.id), &[][..])
+                    .map_err(io("name index"))?;
+            }
+            n += 1;
+        }
+        self.tree
+            .records
+            .insert(NAME_INDEX_KEY, &[1u8][..])
+            .map_err(io("name index"))?;
+        self.db.flush().map_err(io("flush"))?;
+        if n > 0 {
+            tracing::info!(subjects = n, "subject-name index built");
+        }
+        Ok(())
+    }
+
+    /// The first subject id at or after `from` in the posting list `prefix`.
+    fn next_in_postings(&self, prefix: &[u8], from: u64) -> Result<Option<u64>, StoreError> {
+        let mut start = prefix.to_vec();
+        start.extend_from_slice(&from.to_be_bytes());
+        match self.tree.index.range(start..).next() {
+            None => Ok(None),
+            Some(kv) => {
+                let (k, _) = kv.map_err(io("name index"))?;
+                if !k.starts_with(prefix) {
+                    return Ok(None);
+                }
+                decode_id(&k, &k[prefix.len()..]).map(Some)
+            }
+        }
     }
 
     /// Bring every record to the current record format (see [`codec`]): a store written by an
@@ -711,6 +791,64 @@ impl RegistryScan for SledStore {
     fn scan_users(&self, visit: &mut dyn FnMut(UserRecord) -> bool) -> Result<(), StoreError> {
         self.scan_decoded("u/", visit)
     }
+
+    fn filings_under_subject_number(
+        &self,
+        subject_number: &FilingNumber,
+    ) -> Result<Vec<FilingId>, StoreError> {
+        let mut prefix = number_key("n/", &subject_number.subject_number());
+        prefix.push(b'-');
+        let mut out = Vec::new();
+        for kv in self.tree.index.scan_prefix(&prefix) {
+            let (k, v) = kv.map_err(io("number index"))?;
+            out.push(decode_id(&k, &v)?);
+        }
+        Ok(out)
+    }
+
+    fn subjects_by_name(
+        &self,
+        fragment: &str,
+        visit: &mut dyn FnMut(Subject) -> bool,
+    ) -> Result<(), StoreError> {
+        let wanted = normalise_name(fragment);
+        if wanted.chars().count() < MIN_NAME_FRAGMENT {
+            return Ok(());
+        }
+        let lists: Vec<Vec<u8>> = name_grams(fragment)
+            .iter()
+            .map(|g| gram_prefix(g))
+            .collect();
+        // Leapfrog: move the candidate to the largest next id any list holds, until every
+        // list holds it.
+        let mut candidate = 0u64;
+        loop {
+            let mut agreed = true;
+            for list in &lists {
+                match self.next_in_postings(list, candidate)? {
+                    None => return Ok(()),
+                    Some(id) if id > candidate => {
+                        candidate = id;
+                        agreed = false;
+                        break;
+                    }
+                    Some(_) => {}
+                }
+            }
+            if !agreed {
+                continue;
+            }
+            if let Some(s) = read_impl(self).subject(candidate)? {
+                if normalise_name(&s.name).contains(&wanted) && !visit(s) {
+                    return Ok(());
+                }
+            }
+            candidate = match candidate.checked_add(1) {
+                Some(c) => c,
+                None => return Ok(()),
+            };
+        }
+    }
 }
 
 fn record_key(kind: &str, key: &str) -> Vec<u8> {
@@ -846,10 +984,17 @@ impl RegistryTxn for SledTxn<'_> {
 
     fn put_subject(&mut self, meta: &AuditMeta, s: &Subject) -> Result<(), StoreError> {
         let before = read_impl(self).subject(s.id)?;
+        let grams = name_grams(&s.name);
         if let Some(b) = &before {
             if b.id_number != s.id_number {
                 self.del(key("x/", b.id_number.as_bytes()));
             }
+            for g in name_grams(&b.name).difference(&grams) {
+                self.del(gram_key(g, s.id));
+            }
+        }
+        for g in &grams {
+            self.put(gram_key(g, s.id), Vec::new());
         }
         self.put(
             key("x/", s.id_number.as_bytes()),
