@@ -102,6 +102,23 @@ impl Fetcher {
 
     /// GET `url`, following redirects by hand. Never fails: problems are in the record.
     pub async fn fetch(&self, url: Url, cap: BodyCap, deadline: &mut Deadline) -> Fetched {
+        self.fetch_with(url, cap, deadline, false).await
+    }
+
+    /// [`Fetcher::fetch`] for a site's last request: it asks the server to close the
+    /// connection after the response (`Connection: close`), so no idle connection is pooled
+    /// for a host the scan will not ask again.
+    pub async fn fetch_last(&self, url: Url, cap: BodyCap, deadline: &mut Deadline) -> Fetched {
+        self.fetch_with(url, cap, deadline, true).await
+    }
+
+    async fn fetch_with(
+        &self,
+        url: Url,
+        cap: BodyCap,
+        deadline: &mut Deadline,
+        close: bool,
+    ) -> Fetched {
         let start = Instant::now();
         let mut record = FetchRecord {
             url: url.to_string(),
@@ -114,7 +131,7 @@ impl Fetcher {
             retry_after: None,
             truncated: false,
         };
-        let body = match self.run(&mut record, url, cap, deadline).await {
+        let body = match self.run(&mut record, url, cap, deadline, close).await {
             Ok(body) => body,
             Err(e) => {
                 record.error = Some(e);
@@ -131,6 +148,7 @@ impl Fetcher {
         mut url: Url,
         cap: BodyCap,
         deadline: &mut Deadline,
+        close: bool,
     ) -> Result<Option<Vec<u8>>, FetchError> {
         // Every URL redirected from, in order (its length is the number of redirects).
         let mut visited: Vec<Url> = Vec::new();
@@ -153,7 +171,11 @@ impl Fetcher {
             record.content_type = None;
             record.retry_after = None;
 
-            let sent = tokio::time::timeout_at(deadline.at(), self.client.get(url.clone()).send());
+            let mut request = self.client.get(url.clone());
+            if close {
+                request = request.header(reqwest::header::CONNECTION, "close");
+            }
+            let sent = tokio::time::timeout_at(deadline.at(), request.send());
             let response = match sent.await {
                 Err(_) => return Err(deadline_error()),
                 Ok(Err(e)) => {

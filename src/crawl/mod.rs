@@ -55,6 +55,10 @@ use resolve::elapsed_ms;
 
 /// Path of the certificate a filer serves.
 pub const CERT_PATH: &str = "/cert/bazs.cert";
+
+/// Homepages up to this size are extracted on the async worker that fetched them; larger
+/// ones go to a blocking thread (one per core at a time).
+pub const INLINE_EXTRACT_MAX: usize = 64 * 1024;
 /// The misspelt path probed when [`CERT_PATH`] is missing.
 pub const MISPLACED_CERT_PATH: &str = "/cert/bazx.cert";
 
@@ -351,7 +355,8 @@ impl Scanner {
         url.set_path(path);
         url.set_query(None);
         url.set_fragment(None);
-        let fetched = self.fetcher.fetch(url, cap, deadline).await;
+        // The certificate is the site's last request: its connection is not kept.
+        let fetched = self.fetcher.fetch_last(url, cap, deadline).await;
         CertFetch {
             path: path.to_string(),
             fetch: fetched.record,
@@ -359,10 +364,19 @@ impl Scanner {
         }
     }
 
-    /// Decode and extract off the async workers; a panic in extraction leaves `page` empty.
+    /// Decode and extract: a small page on this worker (handing it to a blocking thread would
+    /// cost more than parsing it), a large one off the async workers. A panic in extraction
+    /// leaves `page` empty.
     async fn extract(&self, body: Vec<u8>, content_type: Option<String>, obs: &mut Observation) {
+        let inline = body.len() <= INLINE_EXTRACT_MAX;
         let job = move || crate::extract::extract_document(&body, content_type.as_deref());
-        match self.off_thread(job).await {
+        let outcome = if inline {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(job))
+                .map_err(|_| "extraction panicked".to_string())
+        } else {
+            self.off_thread(job).await.map_err(|e| e.to_string())
+        };
+        match outcome {
             Ok(document) => {
                 obs.charset = Some(document.charset);
                 obs.page = Some(document.extraction);

@@ -77,7 +77,8 @@ impl Resolver {
         };
         opts.timeout = config.dns_timeout();
         opts.attempts = 2;
-        opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+        // AAAA is asked only when there is no A record: one query for most names.
+        opts.ip_strategy = LookupIpStrategy::Ipv4thenIpv6;
         opts.cache_size = config.dns_cache_size;
         let overrides = config
             .overrides

@@ -627,6 +627,18 @@ async fn the_misspelt_path_is_probed_only_when_the_certificate_is_missing() {
     assert!(good.cert_misplaced.is_none());
     let later: Vec<String> = site.paths()[before..].to_vec();
     assert_eq!(later, vec!["/".to_string(), "/cert/bazs.cert".to_string()]);
+    // The certificate is a site's last request: it asks for its connection to be closed, so
+    // no idle connection is pooled per scanned host; the homepage leaves that to the server.
+    let requests = site.requests.lock().unwrap().clone();
+    let connection = |path: &str| {
+        requests
+            .iter()
+            .rfind(|r| r.path == path)
+            .and_then(|r| r.headers.get("connection").cloned())
+    };
+    assert_eq!(connection("/cert/bazs.cert").as_deref(), Some("close"));
+    assert_eq!(connection("/cert/bazx.cert").as_deref(), Some("close"));
+    assert_eq!(connection("/"), None);
 }
 
 #[tokio::test]
