@@ -5,6 +5,7 @@ mod beside;
 mod cli_registry;
 mod crawl;
 mod dashboards;
+mod deploy;
 mod extract;
 mod hostile;
 mod lab;
