@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use beian::accounts::Actor;
 use beian::domain::Domain;
+use beian::registry::store::any::AnyStore;
 use beian::registry::store::RegistryRead;
 use beian::registry::{Registry, Submitter};
 
@@ -138,10 +139,9 @@ fn main() {
         let tree_first = i % 2 == 0;
         for tree in [tree_first, !tree_first] {
             let t = Instant::now();
-            let id = if tree {
-                store.filing_by_domain_from_tree(d)
-            } else {
-                store.filing_by_domain(d)
+            let id = match store {
+                AnyStore::Sled(s) if tree => s.filing_by_domain_from_tree(d),
+                _ => store.filing_by_domain(d),
             }
             .expect("lookup")
             .expect("present");

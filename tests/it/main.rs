@@ -1,5 +1,8 @@
 //! Integration tests: one binary, one module per area.
 
+#[macro_use]
+mod pg;
+
 mod api;
 mod beside;
 mod cli_registry;
