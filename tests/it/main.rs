@@ -13,6 +13,7 @@ mod hostile;
 mod lab;
 mod listener;
 mod monitoring;
+mod pg_serve;
 mod readme;
 mod registry;
 mod registry_ip;
