@@ -43,11 +43,10 @@ pub struct Cli {
     /// Configuration file (strict TOML; default: DIR/beian.toml when it exists).
     #[arg(long, global = true, env = "BEIAN_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// The registry's PostgreSQL database (`postgres://USER:PASSWORD@HOST:PORT/DB`), instead
-    /// of the one DIR/database.url names (written by `registry init --postgres`); a registry
-    /// without either keeps its store in DIR/store (sled).
+    /// The registry's PostgreSQL database, `postgres://USER:PASSWORD@HOST:PORT/DB` (default:
+    /// DIR/database.url, written by `registry init --postgres`; else sled in DIR/store).
     #[arg(
-        long,
+        long = "database",
         global = true,
         env = "BEIAN_DATABASE_URL",
         value_name = "URL",
@@ -109,7 +108,7 @@ pub struct Globals {
     pub registry: Option<PathBuf>,
     pub act_as: Option<beian::accounts::Actor>,
     pub config: Option<PathBuf>,
-    /// `--database-url` or `BEIAN_DATABASE_URL`.
+    /// `--database` or `BEIAN_DATABASE_URL`.
     pub database_url: Option<String>,
 }
 

@@ -20,7 +20,7 @@ pub enum RegistryCmd {
         #[arg(long, value_name = "NUMBER")]
         miit_mobile: Option<String>,
         /// Keep the store in this PostgreSQL database (`postgres://USER:PASSWORD@HOST:PORT/DB`;
-        /// default: --database-url / BEIAN_DATABASE_URL, else sled in DIR/store). Its schema is
+        /// default: --database / BEIAN_DATABASE_URL, else sled in DIR/store). Its schema is
         /// created; DIR keeps the keys and the URL (DIR/database.url, mode 0600). Several
         /// `serve` processes may share the database (each with a copy of DIR).
         #[arg(long, value_name = "URL")]
