@@ -149,3 +149,45 @@ fn two_serve_processes_on_one_database_take_concurrent_conflicting_imports() {
     let check = reg.check().unwrap();
     assert!(check.problems.is_empty(), "{:?}", check.problems);
 }
+
+/// The schema is migrated on open and versioned: a second open applies nothing, and a
+/// database whose schema is newer than this build's is refused with a message saying so.
+#[test]
+fn a_database_of_a_newer_schema_is_refused() {
+    use beian::registry::store::postgres::{schema_version, PgStore};
+    let url = crate::pg::fresh_database();
+    let tmp = tempfile::tempdir().unwrap();
+    let backend = beian::registry::Backend::Postgres { url: url.clone() };
+    drop(Registry::init_on(&tmp.path().join("reg"), &backend, 1_750_000_000).unwrap());
+    drop(PgStore::open(&url).unwrap());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let versions: Vec<i32> = client
+            .query("SELECT version FROM beian_schema ORDER BY version", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(versions, (1..=schema_version()).collect::<Vec<_>>());
+        client
+            .execute(
+                "INSERT INTO beian_schema (version) VALUES ($1)",
+                &[&(schema_version() + 1)],
+            )
+            .await
+            .unwrap();
+    });
+    let err = match PgStore::open(&url) {
+        Ok(_) => panic!("a newer schema was accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("newer than this beian"), "{err}");
+}
