@@ -8,14 +8,19 @@
 //!    domain tree (the path before the in-memory domain index), alternating in the same run.
 //!
 //! Sizes: `BEIAN_BENCH_IMPORT` and `BEIAN_BENCH_LOOKUP` (filings).
+//!
+//! Backend: `BEIAN_BENCH_BACKEND=postgres` with `BEIAN_BENCH_DATABASE_URL` naming a server's
+//! maintenance database (`postgres://postgres@127.0.0.1:5432/postgres`): the bench (re)creates
+//! the databases `beian_bench_import` and `beian_bench_lookup` there. Default: sled.
 
 use std::io::Cursor;
 use std::time::Instant;
 
 use beian::accounts::Actor;
 use beian::domain::Domain;
+use beian::registry::store::any::AnyStore;
 use beian::registry::store::RegistryRead;
-use beian::registry::{Registry, Submitter};
+use beian::registry::{Backend, Registry, Submitter};
 
 const NOW: i64 = 1_750_000_000;
 
@@ -44,13 +49,50 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// Where the bench's registry `name` keeps its store (see the module docs).
+fn backend(name: &str) -> Backend {
+    if std::env::var("BEIAN_BENCH_BACKEND").as_deref() != Ok("postgres") {
+        return Backend::Sled;
+    }
+    let base = std::env::var("BEIAN_BENCH_DATABASE_URL").expect("BEIAN_BENCH_DATABASE_URL");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(conn);
+        let db = format!("beian_bench_{name}");
+        client
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))
+            .await
+            .expect("drop");
+        client
+            .batch_execute(&format!("CREATE DATABASE {db}"))
+            .await
+            .expect("create");
+        let mut url = url::Url::parse(&base).expect("url");
+        url.set_path(&format!("/{db}"));
+        Backend::Postgres {
+            url: url.to_string(),
+        }
+    })
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; ignore arguments.
     let n_import = env_usize("BEIAN_BENCH_IMPORT", 100_000);
     let n_lookup = env_usize("BEIAN_BENCH_LOOKUP", 1_000_000);
     let dir = tempfile::tempdir().expect("temp dir");
 
-    let (reg, _) = Registry::init(&dir.path().join("reg"), NOW).expect("init");
+    println!(
+        "backend: {}",
+        std::env::var("BEIAN_BENCH_BACKEND").unwrap_or_else(|_| "sled".into())
+    );
+    let (reg, _) =
+        Registry::init_on(&dir.path().join("reg"), &backend("import"), NOW).expect("init");
     let text = jsonl(0, n_import);
     let t = Instant::now();
     let report = reg
@@ -91,7 +133,8 @@ fn main() {
     drop(reg);
 
     // Lookup store: import up to n_lookup filings (submissions only: lookups need the index).
-    let (reg, _) = Registry::init(&dir.path().join("big"), NOW).expect("init");
+    let (reg, _) =
+        Registry::init_on(&dir.path().join("big"), &backend("lookup"), NOW).expect("init");
     let t = Instant::now();
     let step = 100_000;
     let mut from = 0;
@@ -138,10 +181,9 @@ fn main() {
         let tree_first = i % 2 == 0;
         for tree in [tree_first, !tree_first] {
             let t = Instant::now();
-            let id = if tree {
-                store.filing_by_domain_from_tree(d)
-            } else {
-                store.filing_by_domain(d)
+            let id = match store {
+                AnyStore::Sled(s) if tree => s.filing_by_domain_from_tree(d),
+                _ => store.filing_by_domain(d),
             }
             .expect("lookup")
             .expect("present");
@@ -169,6 +211,9 @@ fn main() {
         if p99 < 50.0 { "met" } else { "not met" }
     );
     println!("  of which the domain → id step: p50 {i50:.2} µs, p99 {i99:.2} µs");
+    if !matches!(store, AnyStore::Sled(_)) {
+        return;
+    }
     println!(
         "same lookups through the sled domain tree (the earlier path): p50 {t50:.1} µs, p99 {t99:.1} µs; ratios this/earlier p50 {:.2}, p99 {:.2}",
         p50 / t50,

@@ -229,14 +229,28 @@ impl From<crate::registry::RegistryError> for ApiError {
                 message: e.to_string(),
                 field: None,
             },
+            R::Store(e) => e.into(),
             other => ApiError::internal(other),
         }
     }
 }
 
 impl From<crate::registry::store::StoreError> for ApiError {
+    /// A concurrent write refused by the database is a 409 the client may retry (its details
+    /// stay in the log); every other store failure is internal.
     fn from(e: crate::registry::store::StoreError) -> Self {
-        ApiError::internal(e)
+        match e {
+            crate::registry::store::StoreError::Conflict { context } => {
+                tracing::info!(%context, "a write conflicted with a concurrent one");
+                ApiError::Conflict {
+                    code: "write_conflict",
+                    message:
+                        "a concurrent request changed the same data; nothing was written, retry"
+                            .into(),
+                }
+            }
+            e => ApiError::internal(e),
+        }
     }
 }
 
@@ -269,7 +283,7 @@ impl From<crate::accounts::service::AccountError> for ApiError {
             A::Forbidden(message) => ApiError::Forbidden { message },
             A::NotFound(what) => ApiError::NotFound { what },
             A::RateLimited { retry_after_secs } => ApiError::RateLimited { retry_after_secs },
-            A::Store(s) => ApiError::internal(s),
+            A::Store(s) => s.into(),
         }
     }
 }

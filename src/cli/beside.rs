@@ -47,7 +47,7 @@ fn dir(g: &Globals) -> anyhow::Result<&std::path::Path> {
 /// Open the registry to write: while `serve` holds it, one clear line naming it.
 pub fn open_for_write(g: &Globals) -> anyhow::Result<Registry> {
     let dir = dir(g)?;
-    match Registry::open(dir) {
+    match Registry::open_on(dir, g.database_url.as_deref()) {
         Ok(r) => Ok(r),
         Err(RegistryError::Store(StoreError::Locked { .. })) if held_by_serve(dir).is_some() => {
             let info = held_by_serve(dir).context("serve.json")?;
@@ -69,7 +69,7 @@ fn held_by_serve(dir: &std::path::Path) -> Option<ServeInfo> {
 /// Open the registry to read: directly, or while `serve` holds it, through its API.
 pub fn open_for_read(g: &Globals) -> anyhow::Result<Access> {
     let dir = dir(g)?;
-    match Registry::open(dir) {
+    match Registry::open_on(dir, g.database_url.as_deref()) {
         Ok(r) => Ok(Access::Direct(Box::new(r))),
         Err(RegistryError::Store(StoreError::Locked { holder, path })) => {
             let Some(info) = ServeInfo::read(dir)? else {

@@ -69,10 +69,10 @@ fn registry_keyring(dir: &Path) -> anyhow::Result<beian::cert::Keyring> {
 
 /// A fresh snapshot of the registry in `dir`; while `beian serve` holds its store, the
 /// snapshot `serve` keeps fresh there (verified against the registry's keyring).
-fn registry_snapshot(dir: &Path, now: i64) -> anyhow::Result<Snapshot> {
+fn registry_snapshot(dir: &Path, database_url: Option<&str>, now: i64) -> anyhow::Result<Snapshot> {
     use beian::registry::store::StoreError;
     use beian::registry::RegistryError;
-    match beian::registry::Registry::open(dir) {
+    match beian::registry::Registry::open_on(dir, database_url) {
         Ok(reg) => Ok(reg.snapshot(now)?),
         Err(RegistryError::Store(StoreError::Locked { holder, .. })) => {
             let path = dir.join(beian::registry::snapshot::SERVE_SNAPSHOT_FILE);
@@ -103,7 +103,7 @@ pub fn load_snapshot(
         return load_snapshot_file(p, pinned.as_ref());
     }
     match &global.registry {
-        Some(dir) => registry_snapshot(dir, now),
+        Some(dir) => registry_snapshot(dir, global.database_url.as_deref(), now),
         None => anyhow::bail!(
             "no registry view: pass --registry DIR (or BEIAN_REGISTRY) or --snapshot FILE"
         ),

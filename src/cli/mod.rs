@@ -43,6 +43,16 @@ pub struct Cli {
     /// Configuration file (strict TOML; default: DIR/beian.toml when it exists).
     #[arg(long, global = true, env = "BEIAN_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// The registry's PostgreSQL database, `postgres://USER:PASSWORD@HOST:PORT/DB` (default:
+    /// DIR/database.url, written by `registry init --postgres`; else sled in DIR/store).
+    #[arg(
+        long = "database",
+        global = true,
+        env = "BEIAN_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -98,6 +108,8 @@ pub struct Globals {
     pub registry: Option<PathBuf>,
     pub act_as: Option<beian::accounts::Actor>,
     pub config: Option<PathBuf>,
+    /// `--database` or `BEIAN_DATABASE_URL`.
+    pub database_url: Option<String>,
 }
 
 impl Globals {
@@ -144,13 +156,14 @@ pub fn main() -> i32 {
         registry: cli.registry,
         act_as: cli.act_as,
         config: cli.config,
+        database_url: cli.database_url,
     };
     let result = match cli.command {
         Command::Demo(a) => demo::run(a),
         Command::Scan(a) => scan::run(&g, a),
         Command::Check(a) => check::run(&g, a),
         Command::Extract(a) => extract::run(a),
-        Command::Registry(c) => registry::run(c),
+        Command::Registry(c) => registry::run(c, &g),
         Command::Filing(c) => filing::run(c, &g),
         Command::IpFiling(c) => ipfiling::run(c, &g),
         Command::Template(a) => template::run(a),

@@ -1,4 +1,5 @@
-//! `beian registry init DIR`: create a registry (store, first signing key, MIIT user).
+//! `beian registry init DIR [--postgres URL]`: create a registry (store, first signing key,
+//! MIIT user), its store in DIR (sled) or in a PostgreSQL database.
 //! `beian registry check DIR`: report what in a registry's store is damaged.
 
 use std::path::PathBuf;
@@ -18,6 +19,12 @@ pub enum RegistryCmd {
         /// The MIIT user's mobile number (login codes go there through [sms] webhook_url).
         #[arg(long, value_name = "NUMBER")]
         miit_mobile: Option<String>,
+        /// Keep the store in this PostgreSQL database (`postgres://USER:PASSWORD@HOST:PORT/DB`;
+        /// default: --database / BEIAN_DATABASE_URL, else sled in DIR/store). Its schema is
+        /// created; DIR keeps the keys and the URL (DIR/database.url, mode 0600). Several
+        /// `serve` processes may share the database (each with a copy of DIR).
+        #[arg(long, value_name = "URL")]
+        postgres: Option<String>,
     },
     /// Check a registry's store for damage: records that do not decode, index entries that
     /// lead elsewhere, a broken audit chain. Exit 0 when sound, 1 when damaged, 2 when it
@@ -28,12 +35,13 @@ pub enum RegistryCmd {
     },
 }
 
-pub fn run(cmd: RegistryCmd) -> anyhow::Result<i32> {
+pub fn run(cmd: RegistryCmd, g: &super::Globals) -> anyhow::Result<i32> {
     match cmd {
         RegistryCmd::Init {
             dir,
             miit_email,
             miit_mobile,
+            postgres,
         } => {
             use beian::accounts::service::{validate_email, validate_mobile, Accounts};
             // Checked before anything is created.
@@ -44,7 +52,11 @@ pub fn run(cmd: RegistryCmd) -> anyhow::Result<i32> {
                 validate_mobile(m).context("--miit-mobile")?;
             }
             let now = super::now();
-            let (reg, report) = beian::registry::Registry::init(&dir, now)
+            let backend = match postgres.or_else(|| g.database_url.clone()) {
+                Some(url) => beian::registry::Backend::Postgres { url },
+                None => beian::registry::Backend::Sled,
+            };
+            let (reg, report) = beian::registry::Registry::init_on(&dir, &backend, now)
                 .with_context(|| format!("registry init {}", dir.display()))?;
             if miit_email.is_some() || miit_mobile.is_some() {
                 Accounts::set_contact(
@@ -57,6 +69,12 @@ pub fn run(cmd: RegistryCmd) -> anyhow::Result<i32> {
                 )?;
             }
             println!("registry created: {}", dir.display());
+            if let beian::registry::Backend::Postgres { url } = &backend {
+                println!(
+                    "store: PostgreSQL {}",
+                    beian::registry::store::postgres::redacted(url)
+                );
+            }
             println!("signing key: {}", report.key_id);
             println!("MIIT user: {}", report.miit_username);
             if miit_email.is_some() || miit_mobile.is_some() {
@@ -70,7 +88,7 @@ pub fn run(cmd: RegistryCmd) -> anyhow::Result<i32> {
             Ok(0)
         }
         RegistryCmd::Check { dir } => {
-            let reg = beian::registry::Registry::open(&dir)
+            let reg = beian::registry::Registry::open_on(&dir, g.database_url.as_deref())
                 .with_context(|| format!("registry check {}", dir.display()))?;
             let report = reg.check()?;
             println!(

@@ -14,6 +14,7 @@ pub mod workflow;
 pub use service::{
     DefaultRole, FilingKey, FilingView, ImportProgress, ImportReport, InitReport,
     PublishedRevocation, Registry, RegistryError, ReviewReport, StoreCheck, Submitter,
-    MAX_IMPORT_LINE,
+    DATABASE_URL_FILE, MAX_IMPORT_LINE,
 };
 pub use service::{IpImportReport, IpUnit, IpUnitBlock};
+pub use store::any::Backend;

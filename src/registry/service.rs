@@ -21,6 +21,8 @@ use super::import::LineError;
 use super::issuance::{IssuanceError, Issuer, Rotation};
 use super::model::*;
 use super::snapshot::{Snapshot, SnapshotFiling};
+use super::store::any::{AnyStore, Backend};
+use super::store::postgres::PgStore;
 use super::store::sled::SledStore;
 use super::store::{
     audit, AuditMeta, AuditReport, RegistryRead, RegistryStore, RegistryTxn, Sequence, StoreError,
@@ -159,8 +161,9 @@ impl std::fmt::Display for FilingKey {
     }
 }
 
-/// A registry: its store and its key directory.
-pub struct Registry<S: RegistryStore = SledStore> {
+/// A registry: its store and its key directory. The store is sled (in `DIR/store`) or a
+/// PostgreSQL database (named by `DIR/database.url`, or by the caller); see [`Backend`].
+pub struct Registry<S: RegistryStore = AnyStore> {
     dir: PathBuf,
     store: S,
     issuer: Mutex<Issuer>,
@@ -170,21 +173,66 @@ fn store_dir(dir: &Path) -> PathBuf {
     dir.join("store")
 }
 
-impl Registry<SledStore> {
-    /// Create a registry in `dir`: the store, a first signing key, and the initial MIIT user
-    /// (username `miit`, a generated password returned once).
+/// The file in a registry directory naming its PostgreSQL database (written by `registry
+/// init` on PostgreSQL, mode 0600: the URL may carry a password).
+pub const DATABASE_URL_FILE: &str = "database.url";
+
+/// Longest database URL file read.
+const MAX_URL_FILE: u64 = 4096;
+
+impl Registry<AnyStore> {
+    /// Create a registry in `dir` on the embedded store: see [`Registry::init_on`].
     pub fn init(dir: &Path, now: i64) -> Result<(Self, InitReport), RegistryError> {
-        if Issuer::keys_dir(dir).join("keyring.json").exists() || store_dir(dir).exists() {
+        Self::init_on(dir, &Backend::Sled, now)
+    }
+
+    /// Create a registry in `dir` with its store on `backend`: the store, a first signing key,
+    /// and the initial MIIT user (username `miit`, a generated password returned once). On
+    /// PostgreSQL, the database (its schema migrated first) must not hold a registry yet, and
+    /// `dir` records its URL in [`DATABASE_URL_FILE`].
+    pub fn init_on(
+        dir: &Path,
+        backend: &Backend,
+        now: i64,
+    ) -> Result<(Self, InitReport), RegistryError> {
+        if Issuer::keys_dir(dir).join("keyring.json").exists()
+            || store_dir(dir).exists()
+            || dir.join(DATABASE_URL_FILE).exists()
+        {
             return Err(RegistryError::AlreadyInitialised {
                 path: dir.display().to_string(),
             });
         }
+        // The database is checked before anything is created in `dir`.
+        let pg = match backend {
+            Backend::Sled => None,
+            Backend::Postgres { url } => {
+                let pg = PgStore::open(url)?;
+                if pg.holds_registry()? {
+                    return Err(RegistryError::AlreadyInitialised {
+                        path: pg.display_url(),
+                    });
+                }
+                Some((pg, url))
+            }
+        };
         std::fs::create_dir_all(dir).map_err(|e| RegistryError::Io {
             path: dir.display().to_string(),
             reason: e.to_string(),
         })?;
         let issuer = Issuer::create(dir, now)?;
-        let store = SledStore::open(&store_dir(dir))?;
+        let store = match pg {
+            None => AnyStore::Sled(SledStore::open(&store_dir(dir))?),
+            Some((pg, url)) => {
+                let path = dir.join(DATABASE_URL_FILE);
+                crate::fsutil::write_atomic(&path, format!("{url}\n").as_bytes(), Some(0o600))
+                    .map_err(|e| RegistryError::Io {
+                        path: path.display().to_string(),
+                        reason: e.to_string(),
+                    })?;
+                AnyStore::Postgres(pg)
+            }
+        };
         let password = crate::accounts::generate_password();
         let user = UserRecord::new("miit", &password, Actor::Miit, "registry init", now)
             .map_err(|e| input("miit user", e.to_string()))?;
@@ -214,15 +262,54 @@ impl Registry<SledStore> {
         ))
     }
 
-    /// Open an initialised registry.
+    /// Open an initialised registry on the store `dir` names (see [`Registry::backend_of`]).
     pub fn open(dir: &Path) -> Result<Self, RegistryError> {
-        if !store_dir(dir).exists() || !Issuer::keys_dir(dir).exists() {
-            return Err(RegistryError::NotInitialised {
-                path: dir.display().to_string(),
+        Self::open_on(dir, None)
+    }
+
+    /// Where the store of the registry in `dir` lives: the PostgreSQL database `database_url`
+    /// when given (the caller's flag or environment), else the one `dir` records in
+    /// [`DATABASE_URL_FILE`], else the embedded store in `dir`.
+    pub fn backend_of(dir: &Path, database_url: Option<&str>) -> Result<Backend, RegistryError> {
+        if let Some(url) = database_url {
+            return Ok(Backend::Postgres {
+                url: url.to_string(),
             });
         }
+        let path = dir.join(DATABASE_URL_FILE);
+        if !path.exists() {
+            return Ok(Backend::Sled);
+        }
+        let text = crate::fsutil::read_bounded_string(&path, MAX_URL_FILE).map_err(|e| {
+            RegistryError::Io {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            }
+        })?;
+        Ok(Backend::Postgres {
+            url: text.trim().to_string(),
+        })
+    }
+
+    /// Open an initialised registry; `database_url` as in [`Registry::backend_of`].
+    pub fn open_on(dir: &Path, database_url: Option<&str>) -> Result<Self, RegistryError> {
+        let backend = Self::backend_of(dir, database_url)?;
+        let not_initialised = |path: String| RegistryError::NotInitialised { path };
+        if !Issuer::keys_dir(dir).exists() || (backend == Backend::Sled && !store_dir(dir).exists())
+        {
+            return Err(not_initialised(dir.display().to_string()));
+        }
         let issuer = Issuer::open(dir)?;
-        let store = SledStore::open(&store_dir(dir))?;
+        let store = match &backend {
+            Backend::Sled => AnyStore::Sled(SledStore::open(&store_dir(dir))?),
+            Backend::Postgres { url } => {
+                let pg = PgStore::open(url)?;
+                if !pg.holds_registry()? {
+                    return Err(not_initialised(pg.display_url()));
+                }
+                AnyStore::Postgres(pg)
+            }
+        };
         Ok(Registry {
             dir: dir.to_path_buf(),
             store,

@@ -31,13 +31,13 @@ fn init(reg: &Path, extra: &[&str]) -> String {
 }
 
 /// A running `beian serve` on free loopback ports.
-struct Serve {
+pub(crate) struct Serve {
     child: Child,
-    api: SocketAddr,
+    pub(crate) api: SocketAddr,
 }
 
 impl Serve {
-    fn start(reg: &Path) -> Serve {
+    pub(crate) fn start(reg: &Path) -> Serve {
         let mut child = Command::new(bin())
             .arg("--registry")
             .arg(reg)
@@ -66,7 +66,7 @@ impl Serve {
     }
 
     /// SIGTERM by pid; wait for the graceful stop.
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         let _ = Command::new("kill")
             .arg(self.child.id().to_string())
             .status()

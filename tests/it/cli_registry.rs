@@ -50,9 +50,15 @@ fn show(reg: &Path, by: &str, what: &str) -> serde_json::Value {
 
 /// `beian registry init DIR`, which must succeed.
 pub(crate) fn init_registry(reg: &Path) {
+    init_registry_on(reg, &crate::pg::TestBackend::Sled)
+}
+
+/// `beian registry init DIR [--postgres URL]`, which must succeed.
+pub(crate) fn init_registry_on(reg: &Path, tb: &crate::pg::TestBackend) {
     let o = Command::new(bin())
         .args(["registry", "init"])
         .arg(reg)
+        .args(tb.init_args())
         .output()
         .unwrap();
     assert!(o.status.success(), "{o:?}");
@@ -62,13 +68,14 @@ pub(crate) fn demo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("seeds/demo/filings.jsonl")
 }
 
-#[test]
-fn full_registry_workflow_through_the_cli() {
+both! {
+fn full_registry_workflow_through_the_cli(tb) {
     let tmp = tempfile::tempdir().unwrap();
     let reg = tmp.path().join("reg");
     let o = Command::new(bin())
         .args(["registry", "init"])
         .arg(&reg)
+        .args(tb.init_args())
         .output()
         .unwrap();
     assert!(o.status.success());
@@ -355,7 +362,7 @@ fn full_registry_workflow_through_the_cli() {
         .output()
         .unwrap();
     assert!(o.status.success());
-}
+}}
 
 fn generated_line(i: usize) -> String {
     format!(
@@ -550,11 +557,11 @@ fn a_damaged_store_is_reported_never_a_panic() {
     }
 }
 
-#[test]
-fn cert_verify_works_offline_from_an_exported_keyring_or_snapshot() {
+both! {
+fn cert_verify_works_offline_from_an_exported_keyring_or_snapshot(tb) {
     let tmp = tempfile::tempdir().unwrap();
     let reg = tmp.path().join("reg");
-    init_registry(&reg);
+    init_registry_on(&reg, &tb);
     ok(&reg, &["filing", "import", demo().to_str().unwrap()]);
     for p in ["示例接入商", "华北云", "华东数据", "华南互联"] {
         ok(&reg, &["filing", "verify-access", "--provider", p, "--all"]);
@@ -693,4 +700,4 @@ fn cert_verify_works_offline_from_an_exported_keyring_or_snapshot() {
     let outbox = ok(&reg, &["outbox"]);
     assert!(outbox.contains("certificate re-issued"), "{outbox}");
     assert!(outbox.contains("filing approved"), "{outbox}");
-}
+}}

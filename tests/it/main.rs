@@ -1,5 +1,8 @@
 //! Integration tests: one binary, one module per area.
 
+#[macro_use]
+mod pg;
+
 mod api;
 mod beside;
 mod cli_registry;
@@ -11,6 +14,7 @@ mod hostile;
 mod lab;
 mod listener;
 mod monitoring;
+mod pg_serve;
 mod readme;
 mod registry;
 mod registry_ip;

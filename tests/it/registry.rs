@@ -59,10 +59,10 @@ fn approve_all(reg: &Registry) {
     reg.review_auto_by_each_bureau(NOW).unwrap();
 }
 
-#[test]
-fn batch_import_keeps_good_rows_and_reports_conflicts() {
+both! {
+fn batch_import_keeps_good_rows_and_reports_conflicts(tb) {
     let dir = tempfile::tempdir().unwrap();
-    let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
+    let (reg, _) = tb.init(dir.path(), NOW).unwrap();
     let r = import(&reg, "conflicts.jsonl");
     let lines: Vec<usize> = r.accepted.iter().map(|(l, _)| *l).collect();
     assert_eq!(lines, vec![1, 4]);
@@ -98,12 +98,12 @@ fn batch_import_keeps_good_rows_and_reports_conflicts() {
     assert!(reg
         .filing_view(&FilingKey::Domain("yi.com".into()))
         .is_err());
-}
+}}
 
-#[test]
-fn indexes_find_filings_by_domain_number_and_ip() {
+both! {
+fn indexes_find_filings_by_domain_number_and_ip(tb) {
     let dir = tempfile::tempdir().unwrap();
-    let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
+    let (reg, _) = tb.init(dir.path(), NOW).unwrap();
     let r = import(&reg, "filings.jsonl");
     assert_eq!(r.accepted.len(), 10);
     approve_all(&reg);
@@ -154,12 +154,12 @@ fn indexes_find_filings_by_domain_number_and_ip() {
     assert!(reg
         .filing_view(&FilingKey::Domain("nanshan-demo.cn".into()))
         .is_ok());
-}
+}}
 
-#[test]
-fn audit_chain_detects_tampering_and_names_the_record() {
+both! {
+fn audit_chain_detects_tampering_and_names_the_record(tb) {
     let dir = tempfile::tempdir().unwrap();
-    let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
+    let (reg, _) = tb.init(dir.path(), NOW).unwrap();
     import(&reg, "filings.jsonl");
     approve_all(&reg);
     let ok = reg.verify_audit().unwrap();
@@ -178,13 +178,13 @@ fn audit_chain_detects_tampering_and_names_the_record() {
     // Restoring the record restores the chain.
     store.overwrite_audit_record_for_tests(7, &raw).unwrap();
     assert!(reg.verify_audit().unwrap().ok());
-}
+}}
 
-#[test]
-fn records_edited_added_or_removed_outside_the_log_are_reported() {
+both! {
+fn records_edited_added_or_removed_outside_the_log_are_reported(tb) {
     use beian::registry::store::codec;
     let dir = tempfile::tempdir().unwrap();
-    let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
+    let (reg, _) = tb.init(dir.path(), NOW).unwrap();
     import(&reg, "filings.jsonl");
     approve_all(&reg);
     let ok = reg.verify_audit().unwrap();
@@ -269,12 +269,12 @@ fn records_edited_added_or_removed_outside_the_log_are_reported() {
             .unwrap();
     }
     assert!(reg.verify_audit().unwrap().ok());
-}
+}}
 
-#[test]
-fn every_mutation_is_audited_with_before_and_after() {
+both! {
+fn every_mutation_is_audited_with_before_and_after(tb) {
     let dir = tempfile::tempdir().unwrap();
-    let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
+    let (reg, _) = tb.init(dir.path(), NOW).unwrap();
     import(&reg, "conflicts.jsonl");
     let before = reg.verify_audit().unwrap().records;
     reg.verify_access(&Actor::isp("接入甲"), "接入甲", None, NOW)
@@ -293,12 +293,12 @@ fn every_mutation_is_audited_with_before_and_after() {
     assert_eq!(last.action, "verify_access");
     assert!(last.before.is_some() && last.after.is_some());
     assert_ne!(last.before, last.after);
-}
+}}
 
-#[test]
-fn snapshot_holds_approved_filings_and_verifies_lookup() {
+both! {
+fn snapshot_holds_approved_filings_and_verifies_lookup(tb) {
     let dir = tempfile::tempdir().unwrap();
-    let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
+    let (reg, _) = tb.init(dir.path(), NOW).unwrap();
     import(&reg, "filings.jsonl");
     // Only 示例接入商 verifies: filings that also need another provider stay unapproved.
     reg.verify_access(&Actor::isp("示例接入商"), "示例接入商", None, NOW)
@@ -344,14 +344,14 @@ fn snapshot_holds_approved_filings_and_verifies_lookup() {
     assert!(back.lookup_host("shop-bj.cn").is_none());
     assert_eq!(back.keyring, reg.keyring());
     assert!(reg.lookup().filing_facts(&live.service_number).is_some());
-}
+}}
 
-#[test]
-fn rotation_signs_new_certificates_with_the_new_key_and_survives_reopen() {
+both! {
+fn rotation_signs_new_certificates_with_the_new_key_and_survives_reopen(tb) {
     let dir = tempfile::tempdir().unwrap();
     let first_key;
     {
-        let (reg, init) = Registry::init(dir.path(), NOW).unwrap();
+        let (reg, init) = tb.init(dir.path(), NOW).unwrap();
         first_key = init.key_id.clone();
         import(&reg, "conflicts.jsonl");
         approve_all(&reg);
@@ -398,16 +398,16 @@ fn rotation_signs_new_certificates_with_the_new_key_and_survives_reopen() {
         );
     }
     // A second init of the same directory is refused.
-    assert!(Registry::init(dir.path(), NOW).is_err());
+    assert!(tb.init(dir.path(), NOW).is_err());
     // Store transactions see their own writes before commit.
     let txn = reg.store().begin().unwrap();
     drop(txn);
-}
+}}
 
-#[test]
-fn an_import_line_that_is_not_utf8_is_that_lines_error_and_a_bom_is_accepted() {
+both! {
+fn an_import_line_that_is_not_utf8_is_that_lines_error_and_a_bom_is_accepted(tb) {
     let dir = tempfile::tempdir().unwrap();
-    let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
+    let (reg, _) = tb.init(dir.path(), NOW).unwrap();
     let text = std::fs::read_to_string(data("filings.jsonl")).unwrap();
     let good: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     assert!(good.len() >= 2);
@@ -448,12 +448,12 @@ fn an_import_line_that_is_not_utf8_is_that_lines_error_and_a_bom_is_accepted() {
     let accepted: Vec<usize> = r.accepted.iter().map(|(l, _)| *l).collect();
     assert_eq!(accepted[0], 1, "the BOM line is accepted");
     assert_eq!(accepted.len(), good.len(), "every good line is kept");
-}
+}}
 
-#[test]
-fn an_ip_only_filing_is_numbered_without_a_certificate_and_never_stops_a_batch() {
+both! {
+fn an_ip_only_filing_is_numbered_without_a_certificate_and_never_stops_a_batch(tb) {
     let dir = tempfile::tempdir().unwrap();
-    let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
+    let (reg, _) = tb.init(dir.path(), NOW).unwrap();
     let text = std::fs::read_to_string(data("filings.jsonl")).unwrap();
     let first = text.lines().next().unwrap();
     let mut v: serde_json::Value = serde_json::from_str(first).unwrap();
@@ -500,12 +500,12 @@ fn an_ip_only_filing_is_numbered_without_a_certificate_and_never_stops_a_batch()
     assert!(view.domains.is_empty());
     assert!(view.cert_key_id.is_none(), "no certificate: {view:?}");
     assert_eq!(view.service_number.as_deref(), Some(ip_only.1.as_str()));
-}
+}}
 
-#[test]
-fn faq_apps_and_mini_programs_are_numbered_a_and_x_under_their_subject_without_certificates() {
+both! {
+fn faq_apps_and_mini_programs_are_numbered_a_and_x_under_their_subject_without_certificates(tb) {
     let dir = tempfile::tempdir().unwrap();
-    let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
+    let (reg, _) = tb.init(dir.path(), NOW).unwrap();
     let text = std::fs::read_to_string(data("filings.jsonl")).unwrap();
     let website: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     let service = |kind: &str, name: &str, app_id: Option<&str>, domains: &[&str]| {
@@ -603,14 +603,14 @@ fn faq_apps_and_mini_programs_are_numbered_a_and_x_under_their_subject_without_c
         .accepted
         .iter()
         .all(|(_, id)| reg.filing_view(&FilingKey::Id(*id)).unwrap().status == "active"));
-}
+}}
 
-#[test]
-fn certificates_verify_offline_and_a_compromised_key_gets_them_reissued() {
+both! {
+fn certificates_verify_offline_and_a_compromised_key_gets_them_reissued(tb) {
     use beian::accounts::service::Accounts;
     use beian::cert::{verify, verify_offline, CertVerdict, Keyring};
     let dir = tempfile::tempdir().unwrap();
-    let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
+    let (reg, _) = tb.init(dir.path(), NOW).unwrap();
     import(&reg, "filings.jsonl");
     approve_all(&reg);
     let mut active = Vec::new();
@@ -684,15 +684,15 @@ fn certificates_verify_offline_and_a_compromised_key_gets_them_reissued() {
         "{after:?}"
     );
     assert!(reg.verify_audit().unwrap().ok());
-}
+}}
 
+both! {
 /// FAQ: "Who may cancel a filing, and who acts on the request?" Every path: the ICP user
 /// requests, changes and deletes its own request; the bureau executes or declines it; a
 /// bureau's own request is executed only by MIIT; nobody acts on their own request.
-#[test]
-fn faq_who_acts_on_a_cancellation_request() {
+fn faq_who_acts_on_a_cancellation_request(tb) {
     let dir = tempfile::tempdir().unwrap();
-    let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
+    let (reg, _) = tb.init(dir.path(), NOW).unwrap();
     import(&reg, "filings.jsonl");
     approve_all(&reg);
     let bj = FilingKey::Domain("example-bj.com".into());
@@ -769,14 +769,14 @@ fn faq_who_acts_on_a_cancellation_request() {
     .unwrap();
     assert_eq!(status(&shop), "cancelled");
     assert!(reg.verify_audit().unwrap().ok());
-}
+}}
 
+both! {
 /// FAQ: "What happens when the access provider cancels access?" The filing goes to the
 /// bureau as an empty shell; the bureau may reject it; with a new provider it comes back.
-#[test]
-fn faq_access_cancelled_goes_to_the_bureau_which_may_reject_it() {
+fn faq_access_cancelled_goes_to_the_bureau_which_may_reject_it(tb) {
     let dir = tempfile::tempdir().unwrap();
-    let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
+    let (reg, _) = tb.init(dir.path(), NOW).unwrap();
     import(&reg, "filings.jsonl");
     approve_all(&reg);
     let bj = FilingKey::Domain("example-bj.com".into());
@@ -850,12 +850,12 @@ fn faq_access_cancelled_goes_to_the_bureau_which_may_reject_it() {
     let v = reg.filing_view(&bj).unwrap();
     assert_eq!(v.status, "active");
     assert!(reg.certificate_for("example-bj.com").unwrap().serial > cert.serial);
-}
+}}
 
-#[test]
-fn an_identity_number_under_another_name_is_that_lines_error() {
+both! {
+fn an_identity_number_under_another_name_is_that_lines_error(tb) {
     let dir = tempfile::tempdir().unwrap();
-    let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
+    let (reg, _) = tb.init(dir.path(), NOW).unwrap();
     let line = |name: &str, domain: &str| {
         format!(
             r#"{{"subject":{{"name":"{name}","nature":"企业","id_type":"统一社会信用代码","id_number":"91110108MA01ABCD2H","province":"京","address":"北京","contact":{{"name":"张三"}}}},"website":{{"name":"站","homepage":"https://{domain}/","domains":["{domain}"],"ips":[],"providers":["示例接入商"],"access_method":"虚拟主机","categories":[],"operating_licence":null}}}}"#
@@ -881,16 +881,16 @@ fn an_identity_number_under_another_name_is_that_lines_error() {
     assert_eq!(r.errors[0].line, 3);
     assert_eq!(r.errors[0].field, "subject.name");
     assert!(r.errors[0].reason.contains("另一家公司"), "{r:?}");
-}
+}}
 
+both! {
 /// FAQ: "When is the annual review, and what if it is missed?" Due one calendar year after
 /// approval; listed as due, then overdue (and the certificate no longer verifies); the filer
 /// asks, the bureau confirms, a new certificate is issued and the next review is a year on.
-#[test]
-fn faq_the_annual_review_cycle() {
+fn faq_the_annual_review_cycle(tb) {
     use beian::registry::model::one_year_after;
     let dir = tempfile::tempdir().unwrap();
-    let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
+    let (reg, _) = tb.init(dir.path(), NOW).unwrap();
     import(&reg, "filings.jsonl");
     approve_all(&reg);
     let bj = FilingKey::Domain("example-bj.com".into());
@@ -953,14 +953,14 @@ fn faq_the_annual_review_cycle() {
         .iter()
         .any(|m| m.body.contains(&format!("serial {}", new.serial))));
     assert!(reg.verify_audit().unwrap().ok());
-}
+}}
 
+both! {
 /// FAQ: "What happens to a filing whose data is false?" It is revoked and published on the
 /// public list; an ordinary revocation is not.
-#[test]
-fn faq_filings_revoked_for_false_information_are_published() {
+fn faq_filings_revoked_for_false_information_are_published(tb) {
     let dir = tempfile::tempdir().unwrap();
-    let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
+    let (reg, _) = tb.init(dir.path(), NOW).unwrap();
     import(&reg, "filings.jsonl");
     approve_all(&reg);
     let bj = FilingKey::Domain("example-bj.com".into());
@@ -995,13 +995,13 @@ fn faq_filings_revoked_for_false_information_are_published() {
         .unwrap()
         .starts_with("京ICP备"));
     assert_eq!(reg.filing_view(&bj).unwrap().status, "revoked");
-}
+}}
 
-#[test]
-fn the_in_memory_domain_index_follows_transactions_reopen_and_concurrent_readers() {
+both! {
+fn the_in_memory_domain_index_follows_transactions_reopen_and_concurrent_readers(tb) {
     use beian::registry::store::{AuditMeta, RegistryTxn};
     let dir = tempfile::tempdir().unwrap();
-    let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
+    let (reg, _) = tb.init(dir.path(), NOW).unwrap();
     let d = |s: &str| Domain::parse(s).unwrap();
     // Before the index is built lookups read the tree; built (empty) before any filing,
     // later commits keep it current.
@@ -1121,16 +1121,16 @@ fn the_in_memory_domain_index_follows_transactions_reopen_and_concurrent_readers
             "{dom:?}"
         );
     }
-}
+}}
 
+both! {
 /// The public query by subject name: any two consecutive characters of the name (case and
 /// spaces ignored) find the subject's active filings through the name index, bounded, and the
 /// index survives a reopen.
-#[test]
-fn subjects_are_found_by_part_of_their_name_through_the_name_index() {
+fn subjects_are_found_by_part_of_their_name_through_the_name_index(tb) {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
+        let (reg, _) = tb.init(dir.path(), NOW).unwrap();
         import(&reg, "filings.jsonl");
         approve_all(&reg);
     }
@@ -1182,4 +1182,4 @@ fn subjects_are_found_by_part_of_their_name_through_the_name_index() {
     let (found, more) = reg.active_filings_by_subject_name("有限公司", 1).unwrap();
     assert_eq!(found.len(), 1);
     assert!(more);
-}
+}}

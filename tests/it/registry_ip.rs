@@ -33,10 +33,10 @@ fn seed() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("seeds/demo/ip_filings.jsonl")
 }
 
-#[test]
-fn ip_filings_persist_and_are_audited() {
+both! {
+fn ip_filings_persist_and_are_audited(tb) {
     let dir = tempfile::tempdir().unwrap();
-    let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
+    let (reg, _) = tb.init(dir.path(), NOW).unwrap();
     let f = reg
         .record_ip_block(&Actor::isp("华北云"), "华北云", net("203.0.113.0/24"), NOW)
         .unwrap();
@@ -75,12 +75,12 @@ fn ip_filings_persist_and_are_audited() {
         "second record carries the before state"
     );
     assert!(reg.verify_audit().unwrap().ok());
-}
+}}
 
-#[test]
-fn snapshot_attributes_blocks_to_the_hosting_provider() {
+both! {
+fn snapshot_attributes_blocks_to_the_hosting_provider(tb) {
     let dir = tempfile::tempdir().unwrap();
-    let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
+    let (reg, _) = tb.init(dir.path(), NOW).unwrap();
     reg.record_ip_block(&Actor::isp("华北云"), "华北云", net("203.0.113.0/24"), NOW)
         .unwrap();
     // A more specific block refines the /24: re-allocated to another ISP.
@@ -108,12 +108,12 @@ fn snapshot_attributes_blocks_to_the_hosting_provider() {
     assert_eq!(snap.provider_of(ip("198.51.100.1")), None);
     // The identical /25 from both sides of the re-allocation is one block.
     assert_eq!(snap.ip_blocks.len(), 2);
-}
+}}
 
-#[test]
-fn only_isps_for_themselves_reporters_bureaus_and_miit_may_report() {
+both! {
+fn only_isps_for_themselves_reporters_bureaus_and_miit_may_report(tb) {
     let dir = tempfile::tempdir().unwrap();
-    let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
+    let (reg, _) = tb.init(dir.path(), NOW).unwrap();
     let n = net("198.51.100.0/24");
     let refused = |r: Result<_, RegistryError>| match r {
         Err(RegistryError::Workflow { refusal, .. }) => refusal.to_string(),
@@ -141,12 +141,12 @@ fn only_isps_for_themselves_reporters_bureaus_and_miit_may_report() {
         other => panic!("expected a conflict, got {other:?}"),
     }
     assert_eq!(reg.ip_filings().unwrap().len(), 3);
-}
+}}
 
-#[test]
-fn import_keeps_good_lines_and_reports_bad_ones() {
+both! {
+fn import_keeps_good_lines_and_reports_bad_ones(tb) {
     let dir = tempfile::tempdir().unwrap();
-    let (reg, _) = Registry::init(dir.path(), NOW).unwrap();
+    let (reg, _) = tb.init(dir.path(), NOW).unwrap();
     let mut text = std::fs::read_to_string(seed()).unwrap();
     text.push_str("not json\n");
     text.push_str(r#"{"provider":"华北云","network":"203.0.113.7/24"}"#);
@@ -182,7 +182,7 @@ fn import_keeps_good_lines_and_reports_bad_ones() {
         .unwrap();
     assert!(r.accepted.is_empty());
     assert_eq!(r.errors[0].field, "provider");
-}
+}}
 
 fn beian(reg: &Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_beian"))
@@ -193,13 +193,14 @@ fn beian(reg: &Path, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-#[test]
-fn cli_add_import_list() {
+both! {
+fn cli_add_import_list(tb) {
     let dir = tempfile::tempdir().unwrap();
     let reg = dir.path().join("reg");
-    assert!(beian(&reg, &["registry", "init", reg.to_str().unwrap()])
-        .status
-        .success());
+    let mut init = vec!["registry".to_string(), "init".into(), reg.display().to_string()];
+    init.extend(tb.init_args());
+    let init: Vec<&str> = init.iter().map(String::as_str).collect();
+    assert!(beian(&reg, &init).status.success());
     let seed = seed();
     let o = beian(&reg, &["ip-filing", "import", seed.to_str().unwrap()]);
     assert!(o.status.success(), "{o:?}");
@@ -239,4 +240,4 @@ fn cli_add_import_list() {
     assert_eq!(rows.len(), 5);
     assert_eq!(rows[4]["network"], "2001:db8::/32");
     assert_eq!(rows[4]["status"], "allocated");
-}
+}}

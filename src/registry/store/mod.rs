@@ -4,12 +4,15 @@
 //! record (who, what, when, before/after) to the hash-chained log; `commit` returns only once
 //! the writes are durable (fsync), so an acknowledged write survives `kill -9`.
 //!
-//! The traits name no backend: `sled` (the embedded default) lives in [`sled`], and a
-//! PostgreSQL backend would implement the same traits with one SQL transaction per
-//! [`RegistryTxn`] (the audit head row locked `FOR UPDATE`).
+//! The traits name no backend: `sled` (the embedded default, one process) lives in [`sled`],
+//! PostgreSQL (several processes on one database) in [`postgres`], with one `SERIALIZABLE`
+//! SQL transaction per [`RegistryTxn`]; [`any::AnyStore`] is either, chosen when a registry is
+//! opened, so the rest of the program is written once.
 
+pub mod any;
 pub mod audit;
 pub mod codec;
+pub mod postgres;
 pub mod sled;
 
 use std::net::IpAddr;
@@ -41,6 +44,11 @@ pub enum StoreError {
     Io { context: String, reason: String },
     #[error("registry store record {key} is corrupt: {reason}")]
     Corrupt { key: String, reason: String },
+    /// A concurrent writer changed the same data (the database refused the transaction:
+    /// serialization failure, deadlock, unique violation). Nothing was written; retrying the
+    /// operation sees the other writer's result.
+    #[error("registry store conflict ({context}): a concurrent write changed the same data; nothing was written")]
+    Conflict { context: String },
 }
 
 /// The file in a registry directory where a running `beian serve` records its pid, so that
