@@ -198,6 +198,17 @@ impl AppState {
             config.schedule.as_ref(),
         )
         .map_err(|e| ServeError::Config(format!("[schedule]: {e}")))?;
+        // A long-running server answers lookups from memory: the domain index is built (and
+        // the filing records read once) before the first request, not on it.
+        let started = Instant::now();
+        match registry.store().warm_lookups() {
+            Ok(n) => tracing::info!(
+                entries = n,
+                ms = started.elapsed().as_millis() as u64,
+                "lookups warmed"
+            ),
+            Err(e) => tracing::warn!(error = %e, "warming the lookups failed; reading the store"),
+        }
         let snapshot = registry.snapshot(unix_now())?;
         save_serve_snapshot(&registry, &snapshot);
         let quota =

@@ -1939,7 +1939,8 @@ async fn template_uploads_and_ip_filings_over_the_api() {
     );
 
     // A CSV in the filing template: the import-authorised ISP files its customers' rows;
-    // rows of other providers' sites are refused at the providers column.
+    // rows of other providers' sites, and rows naming a provider that is not on the ISP list
+    // (this registry has one ISP user), are refused at the providers column.
     let csv = std::fs::read(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/templates/filings.csv"),
     )
@@ -1955,9 +1956,15 @@ async fn template_uploads_and_ip_filings_over_the_api() {
     assert_eq!(r.status, 200, "{}", r.text);
     let v = r.json();
     assert_eq!(v["format"], "csv");
-    assert_eq!(v["accepted"].as_array().unwrap().len(), 5, "{v}");
+    assert_eq!(v["accepted"].as_array().unwrap().len(), 4, "{v}");
     let errors = v["errors"].as_array().unwrap();
-    assert_eq!(errors.len(), 5, "{v}");
+    assert_eq!(errors.len(), 6, "{v}");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e["line"] == 11 && e["reason"].as_str().unwrap().contains("ISP list")),
+        "{v}"
+    );
     assert!(
         errors.iter().all(|e| e["column"] == "O (接入服务单位)"),
         "{v}"

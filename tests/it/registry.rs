@@ -850,6 +850,21 @@ fn faq_access_cancelled_goes_to_the_bureau_which_may_reject_it(tb) {
     let v = reg.filing_view(&bj).unwrap();
     assert_eq!(v.status, "active");
     assert!(reg.certificate_for("example-bj.com").unwrap().serial > cert.serial);
+    // Once the registry has ISP users, an imported row may only name providers on the list.
+    let row = |domain: &str, provider: &str| {
+        format!(
+            r#"{{"subject":{{"name":"北京示例科技有限公司","nature":"企业","id_type":"统一社会信用代码","id_number":"91110108MA01ABCD2H","province":"京","address":"北京","contact":{{"name":"张三"}}}},"website":{{"name":"站","homepage":"https://{domain}/","domains":["{domain}"],"ips":[],"providers":["{provider}"],"access_method":"虚拟主机","categories":[],"operating_licence":null}}}}"#
+        )
+    };
+    let text = [row("listed-isp.cn", "华北云"), row("unlisted-isp.cn", "无名接入商")].join("\n");
+    let r = reg
+        .import_jsonl(Cursor::new(text), Submitter::RowProvider, NOW, 10, &mut |_| {})
+        .unwrap();
+    assert_eq!(r.accepted.len(), 1, "{:?}", r.errors);
+    assert_eq!(r.errors.len(), 1);
+    assert_eq!(r.errors[0].line, 2);
+    assert_eq!(r.errors[0].field, "website.providers");
+    assert!(r.errors[0].reason.contains("ISP list"), "{}", r.errors[0].reason);
 }}
 
 both! {

@@ -113,9 +113,8 @@ fn handled_filing<R: RegistryRead + ?Sized>(
 
 impl<S: RegistryStore> Registry<S> {
     /// Import JSON Lines (one website filing per line). Each line is submitted as `submitter`
-    /// says. Good lines are
-    /// kept; bad lines are reported with line number, field and reason. Every `chunk` lines
-    /// are committed durably, then `on_ack` is called.
+    /// says. Good lines are kept; bad lines are reported with line number, field and reason.
+    /// Every `chunk` lines are committed durably, then `on_ack` is called.
     pub fn import_jsonl(
         &self,
         mut reader: impl BufRead,
@@ -129,6 +128,7 @@ impl<S: RegistryStore> Registry<S> {
             format: UploadFormat::JsonLines.as_str().into(),
             ..ImportReport::default()
         };
+        let isps = self.isp_list()?;
         let mut txn = self.store.begin()?;
         let mut in_txn = 0usize;
         let mut lines_read = 0usize;
@@ -147,7 +147,7 @@ impl<S: RegistryStore> Registry<S> {
             if text.trim().is_empty() {
                 continue;
             }
-            match self.import_one(&mut txn, lineno, text, submitter, now)? {
+            match self.import_one(&mut txn, lineno, text, submitter, &isps, now)? {
                 Ok((what, notes)) => {
                     report.record(lineno, what);
                     report
@@ -214,12 +214,13 @@ impl<S: RegistryStore> Registry<S> {
             notes: table.notes,
             ..ImportReport::default()
         };
+        let isps = self.isp_list()?;
         let mut txn = self.store.begin()?;
         let mut in_txn = 0usize;
         let mut rows_read = 0usize;
         for row in &table.rows {
             rows_read += 1;
-            match self.import_one(&mut txn, row.row, &row.json, submitter, now)? {
+            match self.import_one(&mut txn, row.row, &row.json, submitter, &isps, now)? {
                 Ok((what, notes)) => {
                     report.record(row.row, what);
                     let place = row.place();
@@ -338,12 +339,32 @@ impl<S: RegistryStore> Registry<S> {
         lineno: usize,
         text: &str,
         submitter: Submitter<'_>,
+        isps: &[String],
         now: i64,
     ) -> Result<Result<(Imported, Vec<String>), LineError>, RegistryError> {
         let v = match parse_line(lineno, text) {
             Ok(v) => v,
             Err(e) => return Ok(Err(e)),
         };
+        // Once a bureau has created access providers (ISP users), they are the ISP list and
+        // every provider a row names must be on it. A registry with no ISP users yet (a lab,
+        // a first bulk load on the registry's host) takes the rows' names as they are.
+        if !isps.is_empty() {
+            if let Some(p) = v
+                .submission
+                .providers
+                .iter()
+                .find(|p| !isps.iter().any(|i| i == p.trim()))
+            {
+                return Ok(Err(LineError::new(
+                    lineno,
+                    "website.providers",
+                    format!(
+                        "{p:?} is not on the ISP list (access providers are ISP users a bureau creates; GET /api/codes lists them)"
+                    ),
+                )));
+            }
+        }
         let line_err = |field: &str, reason: String| LineError::new(lineno, field, reason);
         let existing = match txn.subject_by_id_number(&v.subject.id_number)? {
             Some(id) => txn.subject(id)?,
