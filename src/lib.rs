@@ -24,6 +24,7 @@
 //! - [`fsutil`]: durable atomic file replacement (temp file, fsync, rename, directory fsync).
 //! - [`metrics`]: every Prometheus metric, defined once.
 //! - [`api`]: the HTTP API (axum), auth, one error→response mapping.
+//! - [`replica`]: a read-only replica's follower of its primary's change feed (`serve --replica-of`).
 //! - [`web`]: the HTML pages `serve` renders (public query, self-check, scan reports, workspace).
 //!
 //! The `beian` binary (`src/main.rs`, `src/cli/`) is a thin layer over this library.
@@ -45,6 +46,7 @@ pub mod names;
 pub mod number;
 pub mod observation;
 pub mod registry;
+pub mod replica;
 pub mod report;
 pub mod scan;
 pub mod schedule;

@@ -38,6 +38,12 @@ pub const METRIC_NAMES: &[&str] = &[
     "beian_registry_audit_chain_length",
     "beian_http_requests_total",
     "beian_http_request_duration_seconds",
+    "beian_replica_applied_seq",
+    "beian_replica_primary_seq",
+    "beian_replica_lag_records",
+    "beian_replica_lag_seconds",
+    "beian_replica_errors_total",
+    "beian_replica_digest_mismatches_total",
 ];
 
 /// Map a province character to a label value: the primary abbreviation, or `none`.
@@ -88,6 +94,13 @@ pub struct Metrics {
     pub registry_audit_length: IntGauge,
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
+    /// Exported only by a replica (see [`Metrics::enable_replica`]).
+    pub replica_applied: IntGauge,
+    pub replica_primary: IntGauge,
+    pub replica_lag_records: IntGauge,
+    pub replica_lag_seconds: Gauge,
+    pub replica_errors: IntCounterVec,
+    pub replica_digest_mismatches: IntCounter,
 }
 
 impl Default for Metrics {
@@ -159,8 +172,30 @@ impl Metrics {
             registry_audit_length: reg!(r, int_gauge("beian_registry_audit_chain_length", "Records in the hash-chained audit log.")),
             http_requests: reg!(r, counter_vec("beian_http_requests_total", "HTTP API requests, by route template and status class.", &["route", "status"])),
             http_duration: reg!(r, histogram_vec("beian_http_request_duration_seconds", "HTTP API request duration, by route template.", &["route"], HTTP_BUCKETS)),
+            replica_applied: int_gauge("beian_replica_applied_seq", "Sequence number of the last audit record this replica applied (-1: none)."),
+            replica_primary: int_gauge("beian_replica_primary_seq", "The primary's last audit record, as of this replica's last fetch (-1: none)."),
+            replica_lag_records: int_gauge("beian_replica_lag_records", "Changes the primary holds that this replica has not applied yet, as of its last fetch."),
+            replica_lag_seconds: gauge("beian_replica_lag_seconds", "Age of this replica's view: seconds since the last change it applied was made, while the primary holds newer ones (0 when caught up)."),
+            replica_errors: counter_vec("beian_replica_errors_total", "Replication failures, by kind (fetch, apply, diverged).", &["kind"]),
+            replica_digest_mismatches: IntCounter::new("beian_replica_digest_mismatches_total", "Replicated records whose rebuilt state does not hash to the primary's stored bytes (records of an older format there).").unwrap_or_else(|e| panic!("{e}")),
             registry: r,
         }
+    }
+
+    /// Register the replica's metrics (a primary does not export them).
+    pub fn enable_replica(&self) {
+        self.replica_applied.set(-1);
+        self.replica_primary.set(-1);
+        for kind in ["fetch", "apply", "diverged"] {
+            self.replica_errors.with_label_values(&[kind]);
+        }
+        let r = &self.registry;
+        let _ = r.register(Box::new(self.replica_applied.clone()));
+        let _ = r.register(Box::new(self.replica_primary.clone()));
+        let _ = r.register(Box::new(self.replica_lag_records.clone()));
+        let _ = r.register(Box::new(self.replica_lag_seconds.clone()));
+        let _ = r.register(Box::new(self.replica_errors.clone()));
+        let _ = r.register(Box::new(self.replica_digest_mismatches.clone()));
     }
 
     /// Count one finished target.
@@ -259,6 +294,8 @@ mod tests {
         m.set_last_completion(1_700_000_000, 3.0);
         m.set_last_completion(1_700_000_100, 4.0);
         m.set_schedule(3600, 1_700_003_600);
+        assert!(!m.encode().contains("beian_replica_"));
+        m.enable_replica();
         let text = m.encode();
         assert!(text.contains("beian_scan_last_completion_timestamp_seconds 1700000100"));
         for name in METRIC_NAMES {

@@ -19,6 +19,7 @@ pub mod listener;
 pub mod openapi;
 pub mod operator;
 pub mod public;
+pub mod replication;
 pub mod scans;
 pub mod workflow;
 
@@ -86,6 +87,10 @@ pub struct AppState {
     pub limits: limits::ClientLimits,
     /// The operator token of `serve.json`, once enabled.
     pub operator: operator::OperatorKey,
+    /// The replication token replicas present, when `serve` was given one.
+    pub replication: operator::OperatorKey,
+    /// What this server follows, when it is a read-only replica (`serve --replica-of`).
+    pub replica_of: Option<String>,
 }
 
 /// An SMTP transport and the sender address.
@@ -175,6 +180,24 @@ pub fn unix_now() -> i64 {
 impl AppState {
     /// Build the state (inside a tokio runtime: the scanner needs one).
     pub fn new(registry: Arc<Registry>, config: Config) -> Result<Shared, ServeError> {
+        Self::build(registry, config, None)
+    }
+
+    /// The state of a read-only replica following `source` (see [`crate::replica`]): no
+    /// scheduled scans, no notices, no serve snapshot (it holds no signing key).
+    pub fn new_replica(
+        registry: Arc<Registry>,
+        config: Config,
+        source: String,
+    ) -> Result<Shared, ServeError> {
+        Self::build(registry, config, Some(source))
+    }
+
+    fn build(
+        registry: Arc<Registry>,
+        config: Config,
+        replica_of: Option<String>,
+    ) -> Result<Shared, ServeError> {
         let mailer = smtp_mailer(&config.mail)?;
         let mut scan = config.scan.clone();
         // Never from a request, never from configuration: the API scanner keeps the guard.
@@ -195,7 +218,8 @@ impl AppState {
             Arc::new(Scanner::new(scan_config.clone())?),
             policies.clone(),
             scan_config.concurrency,
-            config.schedule.as_ref(),
+            // A replica runs no scheduled scans: its primary does.
+            config.schedule.as_ref().filter(|_| replica_of.is_none()),
         )
         .map_err(|e| ServeError::Config(format!("[schedule]: {e}")))?;
         // A long-running server answers lookups from memory: the domain index is built (and
@@ -210,7 +234,9 @@ impl AppState {
             Err(e) => tracing::warn!(error = %e, "warming the lookups failed; reading the store"),
         }
         let snapshot = registry.snapshot(unix_now())?;
-        save_serve_snapshot(&registry, &snapshot);
+        if replica_of.is_none() {
+            save_serve_snapshot(&registry, &snapshot);
+        }
         let quota =
             Quota::per_minute(NonZeroU32::new(CHECKS_PER_MINUTE).unwrap_or(NonZeroU32::MIN));
         let config_limits = (
@@ -239,6 +265,8 @@ impl AppState {
             scans,
             limits: limits::ClientLimits::new(config_limits.0, config_limits.1),
             operator: operator::OperatorKey::default(),
+            replication: operator::OperatorKey::default(),
+            replica_of,
         };
         state.refresh_gauges()?;
         Ok(Arc::new(state))
@@ -294,7 +322,9 @@ impl AppState {
             return Ok(());
         }
         let snap = self.registry.snapshot(unix_now())?;
-        save_serve_snapshot(&self.registry, &snap);
+        if self.replica_of.is_none() {
+            save_serve_snapshot(&self.registry, &snap);
+        }
         *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snap);
         Ok(())
     }
@@ -677,23 +707,41 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<Shared>)> {
         ("get", "/api/outbox", get(operator::outbox)),
         ("get", "/api/audit/verify", get(operator::audit_verify)),
         ("get", "/api/snapshot", get(operator::snapshot)),
+        ("get", "/api/replication/feed", get(replication::feed)),
     ]
 }
 
-/// The API router (everything but `/metrics`).
+/// Whether a read-only replica serves a route: the anonymous public queries and pages, the
+/// self-check and probe, and the health checks; nothing that writes or needs an account.
+pub fn replica_serves(method: &str, path: &str) -> bool {
+    let m = axum::http::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+        .unwrap_or(axum::http::Method::GET);
+    (limits::classify(&m, path) == Some(limits::RouteClass::Public) && path != "/login")
+        || matches!(
+            (method, path),
+            ("get", "/healthz" | "/readyz" | "/api/check" | "/probe") | ("post", "/check")
+        )
+}
+
+/// The API router (everything but `/metrics`); a replica's has only the routes
+/// [`replica_serves`] names.
 pub fn api_router(state: Shared) -> Router {
+    let replica = state.replica_of.is_some();
     let mut router: Router<Shared> = Router::new();
-    for (_, path, handler) in routes() {
-        router = router.route(path, handler);
+    for (method, path, handler) in routes() {
+        if !replica || replica_serves(method, path) {
+            router = router.route(path, handler);
+        }
     }
     let limit = state.config.serve.body_limit;
+    let what = if replica {
+        "route on this read-only replica (it serves the public query and the self-check; file and review on the primary)"
+    } else {
+        "route"
+    };
     router
-        .merge(crate::web::router(state.clone()))
-        .fallback(|| async {
-            ApiError::NotFound {
-                what: "route".into(),
-            }
-        })
+        .merge(crate::web::router(state.clone(), replica))
+        .fallback(move || async move { ApiError::NotFound { what: what.into() } })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             limits::limit_anonymous,
@@ -761,7 +809,30 @@ pub async fn serve(
     metrics: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_inner(state, None, api, metrics, shutdown).await
+}
+
+/// Serve a read-only replica (state from [`AppState::new_replica`]) as [`serve`] does, with
+/// `follower` applying the primary's changes until shutdown.
+pub async fn serve_replica(
+    state: Shared,
+    follower: crate::replica::Follower,
+    api: tokio::net::TcpListener,
+    metrics: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_inner(state, Some(follower), api, metrics, shutdown).await
+}
+
+async fn serve_inner(
+    state: Shared,
+    follower: Option<crate::replica::Follower>,
+    api: tokio::net::TcpListener,
+    metrics: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let (tx, rx) = tokio::sync::watch::channel(false);
+    let following = follower.map(|f| tokio::spawn(f.run(rx.clone())));
     let refresher = {
         let state = state.clone();
         let mut rx = rx.clone();
@@ -777,15 +848,20 @@ pub async fn serve(
                 let s = state.clone();
                 let started = Instant::now();
                 let outcome = tokio::task::spawn_blocking(move || {
-                    if let Err(e) = s.housekeeping(unix_now()) {
-                        tracing::warn!(error = %e, "housekeeping failed");
+                    // A replica writes nothing but its primary's changes.
+                    if s.replica_of.is_none() {
+                        if let Err(e) = s.housekeeping(unix_now()) {
+                            tracing::warn!(error = %e, "housekeeping failed");
+                        }
                     }
                     s.refresh()
                 })
                 .await;
                 pause = REFRESH_INTERVAL.max(started.elapsed() * 4);
-                if let Err(e) = state.deliver_notices().await {
-                    tracing::warn!(error = ?e, "notice delivery failed");
+                if state.replica_of.is_none() {
+                    if let Err(e) = state.deliver_notices().await {
+                        tracing::warn!(error = ?e, "notice delivery failed");
+                    }
                 }
                 match outcome {
                     Ok(Err(e)) => tracing::warn!(error = %e, "registry refresh failed"),
@@ -821,6 +897,10 @@ pub async fn serve(
     });
     let (a, b) = tokio::join!(api_srv, met_srv);
     refresher.abort();
+    if let Some(f) = following {
+        // A page being applied commits or not as a whole; waiting is only politeness.
+        let _ = tokio::time::timeout(Duration::from_secs(5), f).await;
+    }
     // The running scan has seen the stop signal; its history entry stays unfinished.
     let _ = tokio::time::timeout(Duration::from_secs(5), scanner_task).await;
     a?;

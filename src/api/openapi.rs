@@ -5,7 +5,9 @@
 use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi;
 
-use super::{announcements, auth, health, ipfilings, operator, public, scans, workflow};
+use super::{
+    announcements, auth, health, ipfilings, operator, public, replication, scans, workflow,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -29,7 +31,7 @@ use super::{announcements, auth, health, ipfilings, operator, public, scans, wor
         announcements::list, announcements::create, announcements::show, announcements::remove,
         announcements::upload, announcements::download, announcements::remove_attachment,
         scans::list, scans::start, scans::show, scans::records,
-        operator::outbox, operator::audit_verify, operator::snapshot,
+        operator::outbox, operator::audit_verify, operator::snapshot, replication::feed,
     ),
     modifiers(&BearerAuth)
 )]

@@ -1,5 +1,6 @@
 //! `beian serve`: the HTTP API on one address and `/metrics` on another, until SIGTERM or
-//! ctrl-c (in-flight requests finish). Settings: flags > environment > config file > defaults.
+//! ctrl-c (in-flight requests finish); with `--replica-of`, a read-only replica of another
+//! registry (see `beian::replica`). Settings: flags > environment > config file > defaults.
 //! While it runs, `DIR/serve.pid` and `DIR/serve.json` (pid, API URL, operator token; mode
 //! 0600) let the commands run beside it name it and read through its API.
 
@@ -20,6 +21,20 @@ pub struct ServeArgs {
     /// Largest accepted request body, in bytes (default: [serve].body_limit, else 1 MiB).
     #[arg(long, env = "BEIAN_BODY_LIMIT", value_name = "BYTES")]
     pub body_limit: Option<usize>,
+    /// Serve a read-only replica of this primary (its URL, or its registry directory on this
+    /// machine) from --registry DIR, created empty on first start: the public query and the
+    /// self-check, kept current from the primary's change feed.
+    #[arg(long, env = "BEIAN_REPLICA_OF", value_name = "URL|DIR")]
+    pub replica_of: Option<String>,
+    /// The token replicas present to read the change feed: a primary accepts it, a replica
+    /// sends it to its primary's URL.
+    #[arg(
+        long,
+        env = "BEIAN_REPLICATION_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub replication_token: Option<String>,
 }
 
 pub fn run(global: &Global, args: ServeArgs) -> anyhow::Result<i32> {
@@ -33,7 +48,20 @@ pub fn run(global: &Global, args: ServeArgs) -> anyhow::Result<i32> {
     if let Some(b) = args.body_limit {
         config.serve.body_limit = b;
     }
-    let registry = Arc::new(global.open()?);
+    let source = args
+        .replica_of
+        .as_deref()
+        .map(|s| beian::replica::Source::parse(s, args.replication_token.clone()));
+    let registry = Arc::new(match &source {
+        None => global.open()?,
+        Some(src) => {
+            let dir = global
+                .registry
+                .as_deref()
+                .context("a replica keeps its copy in --registry DIR (or BEIAN_REGISTRY)")?;
+            beian::registry::Registry::open_or_init_replica(dir, &src.describe())?
+        }
+    });
     let dir = registry.dir().to_path_buf();
     // Other commands name this process when they find the registry held.
     let pid_file = registry.dir().join(beian::registry::store::SERVE_PID_FILE);
@@ -54,7 +82,22 @@ pub fn run(global: &Global, args: ServeArgs) -> anyhow::Result<i32> {
             .await
             .with_context(|| format!("listen on {}", config.serve.metrics_listen))?;
         // Ready (state built, serve snapshot written) before saying where it listens.
-        let state = beian::api::AppState::new(registry, config)?;
+        let (state, follower) = match source {
+            None => (beian::api::AppState::new(registry, config)?, None),
+            Some(src) => {
+                let state =
+                    beian::api::AppState::new_replica(registry.clone(), config, src.describe())?;
+                let follower = beian::replica::Follower::new(registry, src, state.metrics.clone());
+                (state, Some(follower))
+            }
+        };
+        if let Some(t) = args
+            .replication_token
+            .as_deref()
+            .filter(|_| follower.is_none())
+        {
+            state.replication.enable(t.trim());
+        }
         // Read-only commands run beside serve reach it through serve.json (mode 0600).
         let info = beian::api::operator::ServeInfo {
             pid: std::process::id(),
@@ -73,7 +116,10 @@ pub fn run(global: &Global, args: ServeArgs) -> anyhow::Result<i32> {
             api.local_addr()?,
             metrics.local_addr()?
         );
-        beian::api::serve(state, api, metrics, shutdown).await?;
+        match follower {
+            None => beian::api::serve(state, api, metrics, shutdown).await?,
+            Some(f) => beian::api::serve_replica(state, f, api, metrics, shutdown).await?,
+        }
         eprintln!("beian serve: stopped");
         anyhow::Ok(())
     });

@@ -118,6 +118,37 @@ impl Issuer {
         })
     }
 
+    /// Open the public half of a key directory: a replica's, which holds the keyring it
+    /// follows and never a secret or a current key. A missing directory is an empty keyring.
+    pub fn open_public(registry_dir: &Path) -> Result<Issuer, IssuanceError> {
+        let dir = Self::keys_dir(registry_dir);
+        let ring_path = dir.join("keyring.json");
+        let keyring = if ring_path.exists() {
+            let text = crate::fsutil::read_bounded_string(&ring_path, crate::fsutil::MAX_TEXT_FILE)
+                .map_err(|e| io_err(&ring_path, e))?;
+            Keyring::from_json(&text).map_err(|e| IssuanceError::Corrupt {
+                path: ring_path.display().to_string(),
+                reason: e.to_string(),
+            })?
+        } else {
+            Keyring::default()
+        };
+        Ok(Issuer {
+            dir,
+            keyring,
+            current: KeyId::new(),
+            signing: None,
+        })
+    }
+
+    /// Replace the public keyring (a replica following its primary's `keyring` records),
+    /// durably.
+    pub fn set_public_keyring(&mut self, keyring: Keyring) -> Result<(), IssuanceError> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| io_err(&self.dir, e))?;
+        self.keyring = keyring;
+        self.save_keyring()
+    }
+
     pub fn keyring(&self) -> &Keyring {
         &self.keyring
     }

@@ -12,6 +12,9 @@ pub mod store;
 pub mod workflow;
 
 pub use service::{
+    Applied, Change, FeedPage, ReplicaInfo, MAX_FEED_PAGE, PUBLIC_RECORD_KINDS, REPLICA_FILE,
+};
+pub use service::{
     DefaultRole, FilingKey, FilingView, ImportProgress, ImportReport, InitReport,
     PublishedRevocation, Registry, RegistryError, ReviewReport, StoreCheck, Submitter,
     DATABASE_URL_FILE, MAX_IMPORT_LINE,

@@ -33,10 +33,14 @@ mod filings;
 mod imports;
 mod integrity;
 mod ip;
+mod replication;
 mod review;
 mod views;
 
 pub use ip::{IpImportReport, IpUnit, IpUnitBlock};
+pub use replication::{
+    Applied, Change, FeedPage, ReplicaInfo, MAX_FEED_PAGE, PUBLIC_RECORD_KINDS, REPLICA_FILE,
+};
 pub use views::{FilingView, StoreLookup};
 
 /// Batch operations commit (durably) every this many filings.
@@ -66,6 +70,9 @@ pub enum RegistryError {
     Io { path: String, reason: String },
     #[error("upload: {0}")]
     Upload(#[from] crate::tabular::TabularError),
+    /// The directory is a read-only replica: it follows its primary and takes no writes.
+    #[error("{path}: a read-only replica of {primary}; serve it with `beian serve --replica-of {primary}`, and file and review on the primary")]
+    Replica { path: String, primary: String },
 }
 
 fn input(field: &str, reason: impl Into<String>) -> RegistryError {
@@ -293,6 +300,12 @@ impl Registry<AnyStore> {
 
     /// Open an initialised registry; `database_url` as in [`Registry::backend_of`].
     pub fn open_on(dir: &Path, database_url: Option<&str>) -> Result<Self, RegistryError> {
+        if let Some(info) = ReplicaInfo::read(dir)? {
+            return Err(RegistryError::Replica {
+                path: dir.display().to_string(),
+                primary: info.source,
+            });
+        }
         let backend = Self::backend_of(dir, database_url)?;
         let not_initialised = |path: String| RegistryError::NotInitialised { path };
         if !Issuer::keys_dir(dir).exists() || (backend == Backend::Sled && !store_dir(dir).exists())

@@ -515,14 +515,17 @@ pub fn routes() -> Vec<(&'static str, &'static str, bool, MethodRouter<WebState>
 
 /// The pages' router, to merge into the API router (its layers — quotas, metrics, body
 /// limit — apply to the pages too).
-pub fn router(api: Shared) -> Router<Shared> {
+/// On a read-only replica (`replica`), only the pages [`crate::api::replica_serves`] names.
+pub fn router(api: Shared, replica: bool) -> Router<Shared> {
     let state = WebState {
         api,
         checks: Arc::new(check::CheckJobs::default()),
     };
     let mut router: Router<WebState> = Router::new();
-    for (_, path, _, handler) in routes() {
-        router = router.route(path, handler);
+    for (method, path, _, handler) in routes() {
+        if !replica || crate::api::replica_serves(method, path) {
+            router = router.route(path, handler);
+        }
     }
     router.with_state(state)
 }

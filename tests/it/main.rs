@@ -20,6 +20,7 @@ mod registry;
 mod registry_ip;
 mod registry_upgrade;
 mod render;
+mod replica;
 mod report;
 mod scan;
 mod shard;

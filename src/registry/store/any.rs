@@ -142,11 +142,12 @@ impl RegistryScan for AnyStore {
     fn scan_subjects(&self, visit: &mut dyn FnMut(Subject) -> bool) -> Result<(), StoreError> {
         each!(self, s => s.scan_subjects(visit))
     }
-    fn scan_audit(
+    fn scan_audit_from(
         &self,
+        from: u64,
         visit: &mut dyn FnMut(u64, Result<AuditRecord, String>) -> bool,
     ) -> Result<(), StoreError> {
-        each!(self, s => s.scan_audit(visit))
+        each!(self, s => s.scan_audit_from(from, visit))
     }
     fn audit_head(&self) -> Result<Option<(u64, [u8; 32])>, StoreError> {
         each!(self, s => s.audit_head())
@@ -261,6 +262,12 @@ impl RegistryTxn for AnyTxn<'_> {
     }
     fn commit(self) -> Result<u64, StoreError> {
         each_txn!(self, t => t.commit())
+    }
+    fn replay_next(&mut self, record: AuditRecord) {
+        each_txn!(self, t => t.replay_next(record))
+    }
+    fn replay_pending(&self) -> bool {
+        each_txn!(self, t => t.replay_pending())
     }
     fn put_record(
         &mut self,

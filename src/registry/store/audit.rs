@@ -101,6 +101,43 @@ impl AuditRecord {
     }
 }
 
+/// Check a replayed record (a replica following its primary) against this store's chain:
+/// it must be record `next_seq`, follow `prev`, name `entity` and carry its own right hash.
+/// Returns the bytes to store and the new head hash.
+pub fn replayed_bytes(
+    record: &AuditRecord,
+    next_seq: u64,
+    prev: &[u8; 32],
+    entity: &str,
+) -> Result<(Vec<u8>, [u8; 32]), super::StoreError> {
+    let diverged = |reason: String| super::StoreError::Diverged {
+        seq: record.seq,
+        reason,
+    };
+    if record.seq != next_seq {
+        return Err(diverged(format!("this store's next record is {next_seq}")));
+    }
+    if record.prev_hash != hex::encode(prev) {
+        return Err(diverged(format!(
+            "it follows {}, this store's head is {}",
+            record.prev_hash,
+            hex::encode(prev)
+        )));
+    }
+    if record.entity != entity {
+        return Err(diverged(format!(
+            "it names {}, the replayed write is of {entity}",
+            record.entity
+        )));
+    }
+    let h = record.compute_hash(prev);
+    if record.hash != hex::encode(h) {
+        return Err(diverged("its hash does not match its content".into()));
+    }
+    let bytes = serde_json::to_vec(record).map_err(|e| diverged(e.to_string()))?;
+    Ok((bytes, h))
+}
+
 #[derive(Serialize)]
 struct CanonicalRef<'a> {
     seq: u64,

@@ -49,6 +49,11 @@ pub enum StoreError {
     /// operation sees the other writer's result.
     #[error("registry store conflict ({context}): a concurrent write changed the same data; nothing was written")]
     Conflict { context: String },
+    /// A replayed audit record (a replica following its primary) does not continue this
+    /// store's chain: a gap, a repeat, another registry's log, or a record whose hash is
+    /// wrong. Nothing was written.
+    #[error("replayed audit record {seq} does not continue this store's chain: {reason}")]
+    Diverged { seq: u64, reason: String },
 }
 
 /// The file in a registry directory where a running `beian serve` records its pid, so that
@@ -107,6 +112,15 @@ pub trait RegistryScan {
     /// Audit records in chain order, raw: a record that does not decode is passed as `Err`.
     fn scan_audit(
         &self,
+        visit: &mut dyn FnMut(u64, Result<AuditRecord, String>) -> bool,
+    ) -> Result<(), StoreError> {
+        self.scan_audit_from(0, visit)
+    }
+    /// Audit records from sequence number `from` on, in chain order (what a replica's
+    /// change feed reads).
+    fn scan_audit_from(
+        &self,
+        from: u64,
         visit: &mut dyn FnMut(u64, Result<AuditRecord, String>) -> bool,
     ) -> Result<(), StoreError>;
     /// The sequence number and hash of the last audit record, as recorded by commits.
@@ -202,6 +216,15 @@ pub trait RegistryTxn: RegistryRead {
     /// Make every write durable (fsync) and visible; returns the number of audit records
     /// written.
     fn commit(self) -> Result<u64, StoreError>;
+
+    /// Replication: the next audited write of this transaction appends `record` itself
+    /// instead of a record of its own. The record must continue the chain (its `seq` is the
+    /// next one, its `prev_hash` the current head's, its own hash right, its entity the
+    /// write's), else that write fails with [`StoreError::Diverged`]. A replica calls this
+    /// before each write it replays, so its log is the primary's, record for record.
+    fn replay_next(&mut self, record: AuditRecord);
+    /// Whether a record given to [`RegistryTxn::replay_next`] still waits for its write.
+    fn replay_pending(&self) -> bool;
 
     // --- Generic records (accounts, sessions, outbox, announcements; used by the API). ---
 

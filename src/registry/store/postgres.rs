@@ -434,7 +434,16 @@ impl PgStore {
         sql: &'static str,
         visit: &mut dyn FnMut(i64, Vec<u8>) -> Result<bool, StoreError>,
     ) -> Result<(), StoreError> {
-        let mut after = i64::MIN;
+        self.scan_by_id_after(i64::MIN, sql, visit)
+    }
+
+    /// As [`PgStore::scan_by_id`], from the first key after `after`.
+    fn scan_by_id_after(
+        &self,
+        mut after: i64,
+        sql: &'static str,
+        visit: &mut dyn FnMut(i64, Vec<u8>) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
         loop {
             let rows = self.query(sql, params![after, PAGE])?;
             for r in &rows {
@@ -705,11 +714,13 @@ impl RegistryScan for PgStore {
             &mut |id, b| Ok(visit(decode(&format!("subject:{id}"), &b)?)),
         )
     }
-    fn scan_audit(
+    fn scan_audit_from(
         &self,
+        from: u64,
         visit: &mut dyn FnMut(u64, Result<AuditRecord, String>) -> bool,
     ) -> Result<(), StoreError> {
-        self.scan_by_id(
+        self.scan_by_id_after(
+            sql_id(from).saturating_sub(1),
             "SELECT seq, body FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2",
             &mut |seq, b| {
                 Ok(visit(
@@ -923,6 +934,7 @@ impl RegistryStore for PgStore {
             prev_hash: GENESIS,
             audited: 0,
             wrote: false,
+            replay: None,
         };
         let head = read_head(&txn)?;
         txn.next_seq = head.map(|(s, _)| s + 1).unwrap_or(0);
@@ -941,6 +953,8 @@ pub struct PgTxn<'a> {
     prev_hash: [u8; 32],
     audited: u64,
     wrote: bool,
+    /// A replayed record waiting for its write ([`RegistryTxn::replay_next`]).
+    replay: Option<AuditRecord>,
 }
 
 impl Query for PgTxn<'_> {
@@ -1005,18 +1019,23 @@ impl PgTxn<'_> {
         stored: Option<&[u8]>,
     ) -> Result<(), StoreError> {
         use sha2::Digest;
-        let record_sha256 = stored.map(|b| hex::encode(sha2::Sha256::digest(b)));
-        let (bytes, h) = super::audit::chained_bytes(
-            self.next_seq,
-            meta.at,
-            &meta.actor.to_string(),
-            &meta.action,
-            &entity,
-            before.as_ref(),
-            after.as_ref(),
-            record_sha256.as_deref(),
-            &self.prev_hash,
-        );
+        let (bytes, h) = match self.replay.take() {
+            Some(r) => super::audit::replayed_bytes(&r, self.next_seq, &self.prev_hash, &entity)?,
+            None => {
+                let record_sha256 = stored.map(|b| hex::encode(sha2::Sha256::digest(b)));
+                super::audit::chained_bytes(
+                    self.next_seq,
+                    meta.at,
+                    &meta.actor.to_string(),
+                    &meta.action,
+                    &entity,
+                    before.as_ref(),
+                    after.as_ref(),
+                    record_sha256.as_deref(),
+                    &self.prev_hash,
+                )
+            }
+        };
         self.exec(
             "INSERT INTO audit_log (seq, body) VALUES ($1, $2)",
             params![sql_id(self.next_seq), bytes],
@@ -1189,6 +1208,14 @@ impl RegistryTxn for PgTxn<'_> {
         after: Option<serde_json::Value>,
     ) -> Result<(), StoreError> {
         self.append_audit(meta, entity.to_string(), before, after, None)
+    }
+
+    fn replay_next(&mut self, record: AuditRecord) {
+        self.replay = Some(record);
+    }
+
+    fn replay_pending(&self) -> bool {
+        self.replay.is_some()
     }
 
     fn commit(mut self) -> Result<u64, StoreError> {

@@ -713,11 +713,17 @@ impl RegistryScan for SledStore {
     fn scan_subjects(&self, visit: &mut dyn FnMut(Subject) -> bool) -> Result<(), StoreError> {
         self.scan_decoded("s/", visit)
     }
-    fn scan_audit(
+    fn scan_audit_from(
         &self,
+        from: u64,
         visit: &mut dyn FnMut(u64, Result<AuditRecord, String>) -> bool,
     ) -> Result<(), StoreError> {
-        for kv in self.tree.scan_prefix(b"a/") {
+        let start = id_key("a/", from);
+        for kv in self.tree.audit.range(start..).take_while(|kv| {
+            kv.as_ref()
+                .map(|(k, _)| k.starts_with(b"a/"))
+                .unwrap_or(true)
+        }) {
             let (k, v) = kv.map_err(io("scan audit"))?;
             let seq = decode_id(&k, &k[2..])?;
             let rec = serde_json::from_slice(&v).map_err(|e| e.to_string());
@@ -889,6 +895,7 @@ impl RegistryStore for SledStore {
             next_seq: head.map(|(s, _)| s + 1).unwrap_or(0),
             prev_hash: head.map(|(_, h)| h).unwrap_or(GENESIS),
             audited: 0,
+            replay: None,
         })
     }
 }
@@ -901,6 +908,8 @@ pub struct SledTxn<'a> {
     next_seq: u64,
     prev_hash: [u8; 32],
     audited: u64,
+    /// A replayed record waiting for its write ([`RegistryTxn::replay_next`]).
+    replay: Option<AuditRecord>,
 }
 
 impl KvGet for SledTxn<'_> {
@@ -942,24 +951,30 @@ impl SledTxn<'_> {
         before: Option<serde_json::Value>,
         after: Option<serde_json::Value>,
         stored: Option<&[u8]>,
-    ) {
+    ) -> Result<(), StoreError> {
         use sha2::Digest;
-        let record_sha256 = stored.map(|b| hex::encode(sha2::Sha256::digest(b)));
-        let (bytes, h) = super::audit::chained_bytes(
-            self.next_seq,
-            meta.at,
-            &meta.actor.to_string(),
-            &meta.action,
-            &entity,
-            before.as_ref(),
-            after.as_ref(),
-            record_sha256.as_deref(),
-            &self.prev_hash,
-        );
+        let (bytes, h) = match self.replay.take() {
+            Some(r) => super::audit::replayed_bytes(&r, self.next_seq, &self.prev_hash, &entity)?,
+            None => {
+                let record_sha256 = stored.map(|b| hex::encode(sha2::Sha256::digest(b)));
+                super::audit::chained_bytes(
+                    self.next_seq,
+                    meta.at,
+                    &meta.actor.to_string(),
+                    &meta.action,
+                    &entity,
+                    before.as_ref(),
+                    after.as_ref(),
+                    record_sha256.as_deref(),
+                    &self.prev_hash,
+                )
+            }
+        };
         self.put(id_key("a/", self.next_seq), bytes);
         self.prev_hash = h;
         self.next_seq += 1;
         self.audited += 1;
+        Ok(())
     }
 }
 
@@ -1010,7 +1025,7 @@ impl RegistryTxn for SledTxn<'_> {
             before.as_ref().and_then(json),
             json(s),
             Some(&bytes),
-        );
+        )?;
         self.put(id_key("s/", s.id), bytes);
         Ok(())
     }
@@ -1053,7 +1068,7 @@ impl RegistryTxn for SledTxn<'_> {
             before.as_ref().and_then(json),
             json(f),
             Some(&bytes),
-        );
+        )?;
         self.put(id_key("f/", f.id), bytes);
         Ok(())
     }
@@ -1072,7 +1087,7 @@ impl RegistryTxn for SledTxn<'_> {
             before.as_ref().map(redact),
             Some(redact(u)),
             Some(&bytes),
-        );
+        )?;
         self.put(key("u/", u.username.as_bytes()), bytes);
         Ok(())
     }
@@ -1084,8 +1099,16 @@ impl RegistryTxn for SledTxn<'_> {
         before: Option<serde_json::Value>,
         after: Option<serde_json::Value>,
     ) -> Result<(), StoreError> {
-        self.append_audit(meta, entity.to_string(), before, after, None);
+        self.append_audit(meta, entity.to_string(), before, after, None)?;
         Ok(())
+    }
+
+    fn replay_next(&mut self, record: AuditRecord) {
+        self.replay = Some(record);
+    }
+
+    fn replay_pending(&self) -> bool {
+        self.replay.is_some()
     }
 
     fn commit(mut self) -> Result<u64, StoreError> {
@@ -1168,7 +1191,7 @@ impl RegistryTxn for SledTxn<'_> {
         let k = record_key(kind, key);
         let before = self.kv_get(&k)?.map(|b| record_digest(&b));
         let after = value.map(record_digest);
-        self.append_audit(meta, format!("{kind}:{key}"), before, after, value);
+        self.append_audit(meta, format!("{kind}:{key}"), before, after, value)?;
         match value {
             Some(v) => self.put(k, v.to_vec()),
             None => self.del(k),
@@ -1307,7 +1330,7 @@ impl IpFilingWrite for SledTxn<'_> {
             before.as_ref().and_then(json),
             json(f),
             Some(&bytes),
-        );
+        )?;
         self.put(id_key("p/", f.id), bytes);
         Ok(())
     }
@@ -1319,7 +1342,7 @@ impl IpFilingWrite for SledTxn<'_> {
         let mut k = network_prefix(&before.network);
         k.extend_from_slice(&id.to_be_bytes());
         self.del(k);
-        self.append_audit(meta, format!("ip_filing:{id}"), json(&before), None, None);
+        self.append_audit(meta, format!("ip_filing:{id}"), json(&before), None, None)?;
         self.del(id_key("p/", id));
         Ok(())
     }
