@@ -475,3 +475,18 @@ pub async fn remove_attachment(
     })
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announcements_and_attachments_are_replicated() {
+        for kind in [KIND_ANNOUNCEMENT, KIND_ATTACHMENT] {
+            assert!(
+                crate::registry::PUBLIC_RECORD_KINDS.contains(&kind),
+                "{kind}"
+            );
+        }
+    }
+}

@@ -78,7 +78,7 @@ fn find<'a>(all: &'a [(String, Value)], kind: &str, name_part: &str) -> &'a Valu
         .1
 }
 
-/// The pod spec of a workload (Deployment, Job, CronJob).
+/// The pod spec of a workload (Deployment, StatefulSet, Job, CronJob).
 fn pod_spec(d: &Value) -> &Value {
     match d["kind"].as_str() {
         Some("CronJob") => &d["spec"]["jobTemplate"]["spec"]["template"]["spec"],
@@ -148,7 +148,10 @@ fn every_workload_runs_non_root_with_resources() {
     let uid = image_uid();
     let mut workloads = 0;
     for (file, d) in &all {
-        if !matches!(d["kind"].as_str(), Some("Deployment" | "Job" | "CronJob")) {
+        if !matches!(
+            d["kind"].as_str(),
+            Some("Deployment" | "StatefulSet" | "Job" | "CronJob")
+        ) {
             continue;
         }
         workloads += 1;
@@ -183,7 +186,10 @@ fn every_workload_runs_non_root_with_resources() {
             );
         }
     }
-    assert_eq!(workloads, 3, "serve Deployment, scan CronJob, shard Job");
+    assert_eq!(
+        workloads, 4,
+        "serve Deployment, replica StatefulSet, scan CronJob, shard Job"
+    );
 }
 
 #[test]
@@ -234,6 +240,60 @@ fn serve_probes_ports_and_database_agree() {
     {
         assert_eq!(&service["spec"]["selector"][k], v);
     }
+}
+
+/// The public replicas follow the primary's Service with the token the primary accepts,
+/// keep their copy on their own volume, and are probed like the primary.
+#[test]
+fn replicas_follow_the_serve_service_with_its_token() {
+    let all = manifests();
+    let set = find(&all, "StatefulSet", "replica");
+    let pod = pod_spec(set);
+    let c = &pod["containers"][0];
+    assert_eq!(c["args"][0], "serve");
+    let source = env(c, "BEIAN_REPLICA_OF").unwrap()["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let service = find(&all, "Service", "beian");
+    let name = service["metadata"]["name"].as_str().unwrap();
+    let port = service["spec"]["ports"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "http")
+        .unwrap()["port"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(source, format!("http://{name}:{port}"));
+    // The same Secret on both sides, never a literal.
+    let primary = &pod_spec(find(&all, "Deployment", "serve"))["containers"][0];
+    let theirs = &env(c, "BEIAN_REPLICATION_TOKEN").unwrap()["valueFrom"]["secretKeyRef"];
+    let ours = &env(primary, "BEIAN_REPLICATION_TOKEN").unwrap()["valueFrom"]["secretKeyRef"];
+    assert!(theirs["name"].is_string());
+    assert_eq!(theirs["name"], ours["name"]);
+    assert_eq!(theirs["key"], ours["key"]);
+    // The registry directory is the claimed volume.
+    let dir = env(c, "BEIAN_REGISTRY").unwrap()["value"].as_str().unwrap();
+    let mount = c["volumeMounts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|m| m["mountPath"] == dir)
+        .expect("the registry directory is mounted");
+    let claims = set["spec"]["volumeClaimTemplates"].as_sequence().unwrap();
+    assert!(claims
+        .iter()
+        .any(|t| t["metadata"]["name"] == mount["name"]));
+    for (probe, path) in [("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")] {
+        assert_eq!(c[probe]["httpGet"]["path"], path, "{probe}");
+    }
+    // Its own Service, so public traffic never reaches the primary.
+    let public = find(&all, "Service", "public");
+    assert_eq!(
+        public["spec"]["selector"]["app.kubernetes.io/component"],
+        "replica"
+    );
 }
 
 #[test]
@@ -325,7 +385,10 @@ fn beian_commands(all: &[(String, Value)]) -> Vec<(Vec<String>, Vec<String>)> {
         out.push((path, flags));
     };
     for (_, d) in all {
-        if !matches!(d["kind"].as_str(), Some("Deployment" | "Job" | "CronJob")) {
+        if !matches!(
+            d["kind"].as_str(),
+            Some("Deployment" | "StatefulSet" | "Job" | "CronJob")
+        ) {
             continue;
         }
         for c in containers(pod_spec(d)) {
@@ -406,9 +469,15 @@ fn every_beian_command_in_the_manifests_is_one_the_binary_accepts() {
             .stdout,
     )
     .to_string();
+    // clap wraps long lines: compare with white space runs collapsed.
+    let collapse = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    let (scan_help, serve_help) = (collapse(&scan_help), collapse(&serve_help));
     let read_by_shard_code = ["JOB_COMPLETION_INDEX", "BEIAN_SHARD_COUNT"];
     for (_, d) in &all {
-        if !matches!(d["kind"].as_str(), Some("Deployment" | "Job" | "CronJob")) {
+        if !matches!(
+            d["kind"].as_str(),
+            Some("Deployment" | "StatefulSet" | "Job" | "CronJob")
+        ) {
             continue;
         }
         for c in containers(pod_spec(d)) {

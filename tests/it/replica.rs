@@ -539,3 +539,152 @@ fn a_replica_killed_with_its_primary_at_random_points_ends_identical() {
         kills.1
     );
 }
+
+/// A replica on another host names its primary by URL and presents the replication token;
+/// the feed refuses anonymous callers, a wrong token and roles other than MIIT. Public
+/// records (announcements) reach the replica with their content; private ones (sessions,
+/// users) do not.
+#[test]
+fn a_replica_follows_a_url_with_the_replication_token() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (pdir, rdir) = (tmp.path().join("primary"), tmp.path().join("replica"));
+    let o = Command::new(bin())
+        .args(["registry", "init"])
+        .arg(&pdir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let primary = Proc::start(&pdir, &["--replication-token", "s3cret-token"]);
+    let api = primary.api.clone();
+    let http = Http::new();
+    let token = operator_token(&pdir);
+    let feed = |headers: &[(&str, &str)]| {
+        let (status, _) = http
+            .send(|c| {
+                let mut r = c.get(format!("{api}/api/replication/feed"));
+                for (k, v) in headers {
+                    r = r.header(*k, *v);
+                }
+                r
+            })
+            .unwrap();
+        status
+    };
+    assert_eq!(feed(&[]), 401);
+    assert_eq!(feed(&[("x-beian-replication-token", "wrong")]), 401);
+    assert_eq!(
+        feed(&[("x-beian-operator", &token), ("x-beian-as", "isp:某接入商")]),
+        403
+    );
+    assert_eq!(feed(&[("x-beian-replication-token", "s3cret-token")]), 200);
+
+    let body: String = (0..30).map(|i| filing_line(i) + "\n").collect();
+    let (status, text) = http
+        .send(|c| {
+            c.post(format!("{api}/api/filings/import"))
+                .header("x-beian-operator", &token)
+                .header("x-beian-as", format!("isp:{PROVIDER}"))
+                .body(body)
+        })
+        .unwrap();
+    assert_eq!(status, 200, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let id = v["accepted"][3][1].as_u64().unwrap();
+    let (status, text) = http
+        .send(|c| {
+            c.post(format!("{api}/api/filings/{id}/verify-access"))
+                .header("x-beian-operator", &token)
+                .header("x-beian-as", format!("isp:{PROVIDER}"))
+        })
+        .unwrap();
+    assert_eq!(status, 200, "{text}");
+    let (status, text) = http
+        .send(|c| {
+            c.post(format!("{api}/api/review/auto"))
+                .header("x-beian-operator", &token)
+                .header("x-beian-as", "bureau:京")
+        })
+        .unwrap();
+    assert_eq!(status, 200, "{text}");
+    let (status, text) = http
+        .send(|c| {
+            c.post(format!("{api}/api/announcements"))
+                .header("x-beian-operator", &token)
+                .header("x-beian-as", "miit")
+                .header("content-type", "application/json")
+                .body(
+                    serde_json::json!({"title": "复制公告", "body": "正文", "category": "law"})
+                        .to_string(),
+                )
+        })
+        .unwrap();
+    assert_eq!(status, 201, "{text}");
+
+    // Without the token the primary refuses the replica, which keeps trying.
+    let replica = Proc::start(&rdir, &["--replica-of", &api]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let url = replica.metrics.clone();
+    let (_, text) = http.send(|c| c.get(url.clone())).unwrap();
+    assert_eq!(
+        metric(&text, "beian_replica_applied_seq"),
+        Some(-1.0),
+        "{text}"
+    );
+    assert!(metric(&text, "beian_replica_errors_total{kind=\"fetch\"}").unwrap_or(0.0) >= 1.0);
+    replica.stop();
+
+    let replica = Proc::start(
+        &rdir,
+        &["--replica-of", &api, "--replication-token", "s3cret-token"],
+    );
+    let (rapi, url) = (replica.api.clone(), replica.metrics.clone());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, text) = http.send(|c| c.get(url.clone())).unwrap();
+        if metric(&text, "beian_replica_lag_records") == Some(0.0)
+            && metric(&text, "beian_replica_applied_seq").unwrap_or(-1.0) > 30.0
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{text}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (status, text) = http
+        .send(|c| c.get(format!("{rapi}/api/announcements")))
+        .unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("复制公告"), "{text}");
+    let (_, page) = http
+        .send(|c| c.get(format!("{rapi}/announcements")))
+        .unwrap();
+    assert!(page.contains("复制公告"), "the replica's page lists it");
+    let (status, page) = http.send(|c| c.get(format!("{rapi}/?q=rep3.com"))).unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("class=\"number\">京ICP备"),
+        "the replica shows the filing approved on the primary: {page}"
+    );
+    // No accounts on a replica: login is not served.
+    let (status, _) = http
+        .send(|c| {
+            c.post(format!("{rapi}/api/login"))
+                .header("content-type", "application/json")
+                .body("{}")
+        })
+        .unwrap();
+    assert_eq!(status, 404);
+    primary.stop();
+    replica.stop();
+
+    let p = Registry::open(&pdir).unwrap();
+    let r = Registry::open_or_init_replica(&rdir, &api).unwrap();
+    assert_eq!(public_state(&r), public_state(&p));
+    let mut users = 0;
+    r.store()
+        .scan_users(&mut |_| {
+            users += 1;
+            true
+        })
+        .unwrap();
+    assert_eq!(users, 0, "no accounts are replicated");
+}
