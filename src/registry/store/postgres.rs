@@ -935,6 +935,7 @@ impl RegistryStore for PgStore {
             audited: 0,
             wrote: false,
             replay: None,
+            pending: std::sync::Mutex::new(Vec::new()),
         };
         let head = read_head(&txn)?;
         txn.next_seq = head.map(|(s, _)| s + 1).unwrap_or(0);
@@ -955,17 +956,86 @@ pub struct PgTxn<'a> {
     wrote: bool,
     /// A replayed record waiting for its write ([`RegistryTxn::replay_next`]).
     replay: Option<AuditRecord>,
+    /// Writes not sent yet: they go to the server together, pipelined in order, before the
+    /// next read or the commit (one round trip for many statements).
+    pending: std::sync::Mutex<Vec<(&'static str, Vec<Param>)>>,
+}
+
+/// Writes queued before they are sent in one pipeline.
+const MAX_PENDING: usize = 512;
+
+/// Run `writes` in order on `conn`, pipelined: every statement is prepared first (cached per
+/// connection), then each query is polled once in order — its first poll sends it — so the
+/// server receives them in that order on the one connection, and only then are the answers
+/// awaited. The first failure is returned (the transaction is then aborted server-side).
+async fn pipeline(
+    conn: &deadpool_postgres::ClientWrapper,
+    writes: &[(&'static str, Vec<Param>)],
+) -> Result<(), StoreError> {
+    use futures::FutureExt;
+    let mut stmts = Vec::with_capacity(writes.len());
+    for (sql, _) in writes {
+        stmts.push(conn.prepare_cached(sql).await.map_err(db_err(sql))?);
+    }
+    let mut sent = Vec::with_capacity(writes.len());
+    for ((sql, params), stmt) in writes.iter().zip(&stmts) {
+        let refs: Vec<&(dyn ToSql + Sync)> = params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        let mut fut = Box::pin(conn.execute_raw(stmt, refs));
+        // The first poll encodes the statement and hands it to the connection.
+        let early = (&mut fut).now_or_never();
+        sent.push((*sql, early, fut));
+    }
+    let mut first_err = None;
+    for (sql, early, fut) in sent {
+        let outcome = match early {
+            Some(r) => r,
+            None => fut.await,
+        };
+        if let Err(e) = outcome {
+            first_err.get_or_insert_with(|| db_err(sql)(e));
+        }
+    }
+    first_err.map_or(Ok(()), Err)
+}
+
+impl PgTxn<'_> {
+    fn conn(&self) -> Result<Arc<Object>, StoreError> {
+        self.conn.clone().ok_or_else(|| StoreError::Io {
+            context: "postgres".into(),
+            reason: "the transaction has ended".into(),
+        })
+    }
+
+    fn take_pending(&self) -> Vec<(&'static str, Vec<Param>)> {
+        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Send the queued writes now.
+    fn flush(&self) -> Result<(), StoreError> {
+        let writes = self.take_pending();
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let conn = self.conn()?;
+        run(async move { pipeline(&conn, &writes).await })
+    }
 }
 
 impl Query for PgTxn<'_> {
+    /// A read: the queued writes go first (in the same round of the runtime), so the read
+    /// sees them.
     fn query(&self, sql: &'static str, params: Vec<Param>) -> Result<Vec<Row>, StoreError> {
-        let Some(conn) = self.conn.clone() else {
-            return Err(StoreError::Io {
-                context: "postgres".into(),
-                reason: "the transaction has ended".into(),
-            });
-        };
-        run(async move { query_on(&conn, sql, &params).await })
+        let conn = self.conn()?;
+        let writes = self.take_pending();
+        run(async move {
+            if !writes.is_empty() {
+                pipeline(&conn, &writes).await?;
+            }
+            query_on(&conn, sql, &params).await
+        })
     }
 }
 
@@ -1005,9 +1075,18 @@ fn record_digest(v: &[u8]) -> serde_json::Value {
 }
 
 impl PgTxn<'_> {
+    /// Queue a write (see [`PgTxn::pending`]).
     fn exec(&mut self, sql: &'static str, params: Vec<Param>) -> Result<(), StoreError> {
         self.wrote = true;
-        self.query(sql, params).map(|_| ())
+        let full = {
+            let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            p.push((sql, params));
+            p.len() >= MAX_PENDING
+        };
+        if full {
+            self.flush()?;
+        }
+        Ok(())
     }
 
     fn append_audit(
@@ -1220,11 +1299,13 @@ impl RegistryTxn for PgTxn<'_> {
 
     fn commit(mut self) -> Result<u64, StoreError> {
         if self.wrote && self.audited > 0 {
-            self.query(
+            self.exec(
                 "INSERT INTO audit_head (one, seq, hash) VALUES (true, $1, $2) ON CONFLICT (one) DO UPDATE SET seq = EXCLUDED.seq, hash = EXCLUDED.hash",
                 params![sql_id(self.next_seq - 1), self.prev_hash.to_vec()],
             )?;
         }
+        // A failed write fails the commit (and the drop rolls the transaction back).
+        self.flush()?;
         let Some(conn) = self.conn.take() else {
             return Ok(0);
         };
