@@ -936,6 +936,8 @@ impl RegistryStore for PgStore {
             wrote: false,
             replay: None,
             pending: std::sync::Mutex::new(Vec::new()),
+            counters: Default::default(),
+            fresh: Default::default(),
         };
         let head = read_head(&txn)?;
         txn.next_seq = head.map(|(s, _)| s + 1).unwrap_or(0);
@@ -959,6 +961,10 @@ pub struct PgTxn<'a> {
     /// Writes not sent yet: they go to the server together, pipelined in order, before the
     /// next read or the commit (one round trip for many statements).
     pending: std::sync::Mutex<Vec<(&'static str, Vec<Param>)>>,
+    /// Id sequences as this transaction counted them (written back at the commit).
+    counters: std::collections::HashMap<&'static str, i64>,
+    /// Ids this transaction allocated and has not stored yet: nothing to read before them.
+    fresh: std::collections::HashSet<(&'static str, u64)>,
 }
 
 /// Writes queued before they are sent in one pipeline.
@@ -1128,25 +1134,43 @@ impl PgTxn<'_> {
 
 impl RegistryTxn for PgTxn<'_> {
     fn next_id(&mut self, seq: Sequence) -> Result<u64, StoreError> {
-        let (name, start): (&str, i64) = match seq {
+        let (name, start): (&'static str, i64) = match seq {
             Sequence::Subject => ("subject", 0),
             Sequence::Filing => ("filing", 0),
             Sequence::SubjectNumber => ("subject_number", 20_000_000),
             Sequence::IpFiling => ("ip_filing", 0),
         };
         self.wrote = true;
-        self.one_id(
-            "INSERT INTO counters (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value",
-            params![name.to_string(), start + 1],
-        )?
-        .ok_or_else(|| StoreError::Io {
-            context: "next id".into(),
-            reason: "no value returned".into(),
-        })
+        // Read once per transaction, counted here, written back at the commit: the writer
+        // lock keeps every other transaction out until then.
+        let cur = match self.counters.get(name) {
+            Some(v) => *v,
+            None => self
+                .one_id(
+                    "SELECT value FROM counters WHERE name = $1",
+                    params![name.to_string()],
+                )?
+                .map(|v| v as i64)
+                .unwrap_or(start),
+        };
+        let next = cur + 1;
+        self.counters.insert(name, next);
+        let id = next as u64;
+        // A record under a fresh id has no earlier version to read.
+        match seq {
+            Sequence::Subject | Sequence::Filing | Sequence::IpFiling => {
+                self.fresh.insert((name, id));
+            }
+            Sequence::SubjectNumber => {}
+        }
+        Ok(id)
     }
 
     fn put_subject(&mut self, meta: &AuditMeta, s: &Subject) -> Result<(), StoreError> {
-        let before = subject(self, s.id)?;
+        let before = match self.fresh.remove(&("subject", s.id)) {
+            true => None,
+            false => subject(self, s.id)?,
+        };
         let grams = name_grams(&s.name);
         let id = sql_id(s.id);
         if let Some(b) = &before {
@@ -1193,7 +1217,10 @@ impl RegistryTxn for PgTxn<'_> {
     }
 
     fn put_filing(&mut self, meta: &AuditMeta, f: &Filing) -> Result<(), StoreError> {
-        let before = filing(self, f.id)?;
+        let before = match self.fresh.remove(&("filing", f.id)) {
+            true => None,
+            false => filing(self, f.id)?,
+        };
         let id = sql_id(f.id);
         if let Some(b) = &before {
             let gone: Vec<String> = b
@@ -1298,6 +1325,12 @@ impl RegistryTxn for PgTxn<'_> {
     }
 
     fn commit(mut self) -> Result<u64, StoreError> {
+        for (name, value) in std::mem::take(&mut self.counters) {
+            self.exec(
+                "INSERT INTO counters (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
+                params![name.to_string(), value],
+            )?;
+        }
         if self.wrote && self.audited > 0 {
             self.exec(
                 "INSERT INTO audit_head (one, seq, hash) VALUES (true, $1, $2) ON CONFLICT (one) DO UPDATE SET seq = EXCLUDED.seq, hash = EXCLUDED.hash",
@@ -1342,7 +1375,10 @@ impl RegistryTxn for PgTxn<'_> {
 
 impl IpFilingWrite for PgTxn<'_> {
     fn put_ip_filing(&mut self, meta: &AuditMeta, f: &IpFiling) -> Result<(), StoreError> {
-        let before = ip_filing(self, f.id)?;
+        let before = match self.fresh.remove(&("ip_filing", f.id)) {
+            true => None,
+            false => ip_filing(self, f.id)?,
+        };
         let bytes = encode(f)?;
         self.append_audit(
             meta,
