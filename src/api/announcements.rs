@@ -1,7 +1,7 @@
 //! Announcements with attachments: anyone lists, reads and downloads; MIIT and bureaus publish;
 //! the author (or MIIT) deletes and manages attachments. Attachments are size-limited
 //! ([`super::ATTACHMENT_LIMIT`]) and stored as audited records (the audit log keeps only their
-//! size and SHA-256).
+//! size and SHA-256). Both are typed store records ([`Announcements`], [`Attachments`]).
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -12,10 +12,64 @@ use sha2::Digest;
 use super::error::{ApiBytes, ApiPath, ApiQuery};
 use super::{blocking, unix_now, ApiError, ApiJson, Caller, Shared, ATTACHMENT_LIMIT};
 use crate::accounts::Actor;
-use crate::registry::store::{AuditMeta, RegistryScan, RegistryStore, RegistryTxn};
+use crate::registry::store::records::{JsonKind, RecordKind, TypedRecords, TypedRecordsTxn};
+use crate::registry::store::{AuditMeta, RegistryScan, RegistryStore, RegistryTxn, StoreError};
 
 const KIND_ANNOUNCEMENT: &str = "announcement";
 const KIND_ATTACHMENT: &str = "attachment";
+
+/// Announcements, under their id.
+pub struct Announcements;
+impl JsonKind for Announcements {
+    const KIND: &'static str = KIND_ANNOUNCEMENT;
+    type Value = Announcement;
+}
+
+/// Attachments' bytes, under `<announcement id>/<attachment id>`. The payload is the file
+/// itself, in every format (format 0: the bare bytes earlier releases stored).
+pub struct Attachments;
+impl RecordKind for Attachments {
+    const KIND: &'static str = KIND_ATTACHMENT;
+    type Value = Vec<u8>;
+    fn to_payload(value: &Vec<u8>) -> Result<Vec<u8>, String> {
+        Ok(value.clone())
+    }
+    fn from_payload(_format: u16, payload: &[u8]) -> Result<Vec<u8>, String> {
+        Ok(payload.to_vec())
+    }
+}
+
+fn attachment_key(a: &Announcement, m: &AttachmentMeta) -> String {
+    format!("{}/{}", a.id, m.id)
+}
+
+/// An attachment's bytes, checked against its metadata. A bare attachment of an earlier
+/// release whose first bytes happen to be the record envelope's magic is told by its
+/// SHA-256: the stored bytes as they are, when they are the file.
+fn attachment_bytes<S: RegistryScan>(
+    store: &S,
+    a: &Announcement,
+    m: &AttachmentMeta,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let key = attachment_key(a, m);
+    let Some(stored) = store.record(KIND_ATTACHMENT, &key)? else {
+        return Ok(None);
+    };
+    let matches = |b: &[u8]| hex::encode(sha2::Sha256::digest(b)) == m.sha256;
+    if matches(&stored) {
+        return Ok(Some(stored));
+    }
+    let body = crate::registry::store::records::decode::<Attachments>(&stored)
+        .map_err(|e| crate::registry::store::records::corrupt::<Attachments>(&key, e))?;
+    if matches(&body) {
+        Ok(Some(body))
+    } else {
+        Err(StoreError::Corrupt {
+            key: format!("{KIND_ATTACHMENT}:{key}"),
+            reason: "the bytes are not the attachment's (its SHA-256 differs)".into(),
+        })
+    }
+}
 
 /// An attachment's metadata.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -119,14 +173,13 @@ fn valid_id(id: &str) -> Result<(), ApiError> {
 
 fn load(state: &Shared, id: &str) -> Result<Announcement, ApiError> {
     valid_id(id)?;
-    let b = state
+    state
         .registry
         .store()
-        .record(KIND_ANNOUNCEMENT, id)?
+        .load_record::<Announcements>(id)?
         .ok_or_else(|| ApiError::NotFound {
             what: format!("announcement {id}"),
-        })?;
-    serde_json::from_slice(&b).map_err(ApiError::internal)
+        })
 }
 
 fn save(
@@ -138,13 +191,7 @@ fn save(
 ) -> Result<(), ApiError> {
     let store = state.registry.store();
     let mut txn = store.begin()?;
-    let bytes = serde_json::to_vec(a).map_err(ApiError::internal)?;
-    txn.put_record(
-        &AuditMeta::new(actor, action, now),
-        KIND_ANNOUNCEMENT,
-        &a.id,
-        Some(&bytes),
-    )?;
+    txn.store_record::<Announcements>(&AuditMeta::new(actor, action, now), &a.id, a)?;
     txn.commit()?;
     Ok(())
 }
@@ -191,26 +238,13 @@ pub async fn list(
     };
     blocking(move || {
         let mut out = Vec::new();
-        let mut bad = None;
         state
             .registry
             .store()
-            .scan_records(
-                KIND_ANNOUNCEMENT,
-                &mut |k, v| match serde_json::from_slice(v) {
-                    Ok(a) => {
-                        out.push(a);
-                        true
-                    }
-                    Err(e) => {
-                        bad = Some(format!("announcement {k}: {e}"));
-                        false
-                    }
-                },
-            )?;
-        if let Some(b) = bad {
-            return Err(ApiError::internal(b));
-        }
+            .scan_kind::<Announcements>(&mut |_, a| {
+                out.push(a);
+                true
+            })?;
         out.reverse();
         out.retain(|a: &Announcement| only.is_none_or(|c| a.category == c));
         Ok(ApiJson(out))
@@ -287,14 +321,9 @@ pub async fn remove(
         let mut txn = store.begin()?;
         let meta = AuditMeta::new(caller.actor(), "delete announcement", now);
         for att in &a.attachments {
-            txn.put_record(
-                &meta,
-                KIND_ATTACHMENT,
-                &format!("{}/{}", a.id, att.id),
-                None,
-            )?;
+            txn.delete_record::<Attachments>(&meta, &attachment_key(&a, att))?;
         }
-        txn.put_record(&meta, KIND_ANNOUNCEMENT, &a.id, None)?;
+        txn.delete_record::<Announcements>(&meta, &a.id)?;
         txn.commit()?;
         Ok(StatusCode::NO_CONTENT)
     })
@@ -377,14 +406,8 @@ pub async fn upload(
         let store = state.registry.store();
         let mut txn = store.begin()?;
         let am = AuditMeta::new(caller.actor(), "attach", now);
-        txn.put_record(
-            &am,
-            KIND_ATTACHMENT,
-            &format!("{}/{}", a.id, meta.id),
-            Some(&body),
-        )?;
-        let bytes = serde_json::to_vec(&a).map_err(ApiError::internal)?;
-        txn.put_record(&am, KIND_ANNOUNCEMENT, &a.id, Some(&bytes))?;
+        txn.store_record::<Attachments>(&am, &attachment_key(&a, &meta), &body.to_vec())?;
+        txn.store_record::<Announcements>(&am, &a.id, &a)?;
         txn.commit()?;
         Ok((StatusCode::CREATED, axum::Json(meta)).into_response())
     })
@@ -423,13 +446,11 @@ pub async fn download(
     blocking(move || {
         let a = load(&state, &id)?;
         let m = find_attachment(&a, &att)?;
-        let bytes = state
-            .registry
-            .store()
-            .record(KIND_ATTACHMENT, &format!("{}/{}", a.id, m.id))?
-            .ok_or_else(|| ApiError::NotFound {
+        let bytes = attachment_bytes(state.registry.store(), &a, &m)?.ok_or_else(|| {
+            ApiError::NotFound {
                 what: format!("attachment {att}"),
-            })?;
+            }
+        })?;
         let mut resp = bytes.into_response();
         let h = resp.headers_mut();
         if let Ok(v) = HeaderValue::from_str(&m.content_type) {
@@ -467,9 +488,8 @@ pub async fn remove_attachment(
         let store = state.registry.store();
         let mut txn = store.begin()?;
         let am = AuditMeta::new(caller.actor(), "detach", now);
-        txn.put_record(&am, KIND_ATTACHMENT, &format!("{}/{}", a.id, m.id), None)?;
-        let bytes = serde_json::to_vec(&a).map_err(ApiError::internal)?;
-        txn.put_record(&am, KIND_ANNOUNCEMENT, &a.id, Some(&bytes))?;
+        txn.delete_record::<Attachments>(&am, &attachment_key(&a, &m))?;
+        txn.store_record::<Announcements>(&am, &a.id, &a)?;
         txn.commit()?;
         Ok(StatusCode::NO_CONTENT)
     })
