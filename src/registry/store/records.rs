@@ -87,6 +87,11 @@ fn decode_at<K: RecordKind>(key: &str, bytes: &[u8]) -> Result<K::Value, StoreEr
     decode::<K>(bytes).map_err(|e| corrupt::<K>(key, e))
 }
 
+/// What [`TypedRecords::scan_kind_each`] calls with each record: its key and its value or why
+/// it does not decode; `false` stops.
+pub type EachVisitor<'a, K> =
+    dyn FnMut(&str, Result<<K as RecordKind>::Value, StoreError>) -> bool + 'a;
+
 /// Typed reads of generic records, for every store.
 pub trait TypedRecords: RegistryScan {
     /// The `K` record under `key`; one that does not decode is [`StoreError::Corrupt`].
@@ -123,7 +128,7 @@ pub trait TypedRecords: RegistryScan {
     /// callers that pass over a damaged record (housekeeping) instead of failing.
     fn scan_kind_each<K: RecordKind>(
         &self,
-        visit: &mut dyn FnMut(&str, Result<K::Value, StoreError>) -> bool,
+        visit: &mut EachVisitor<'_, K>,
     ) -> Result<(), StoreError> {
         self.scan_records(K::KIND, &mut |k, v| visit(k, decode_at::<K>(k, v)))
     }
