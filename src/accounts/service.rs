@@ -1036,7 +1036,7 @@ impl Accounts {
     ) -> Result<UserRecord, AccountError> {
         let key = token_key(token);
         // A session that does not decode is no session (as before typed records): the token
-        // is refused, and the damage logged for the operator (`registry check` lists it too).
+        // is refused (401, not 500), and the damaged record is logged with its kind and key.
         let s = match store.load_record::<Sessions>(&key) {
             Ok(Some(s)) => s,
             Ok(None) => return Err(AccountError::Unauthorized),
@@ -1063,7 +1063,7 @@ impl Accounts {
     /// periodically; expired records are refused on access anyway.
     pub fn purge_expired<S: RegistryStore>(store: &S, now: i64) -> Result<usize, AccountError> {
         // Housekeeping passes over a record that does not decode (as it always has): it is
-        // left for `registry check` to report, and the others are still purged.
+        // left in place and logged with its kind and key, and the others are still purged.
         fn expired<K: RecordKind, S: RegistryStore>(
             store: &S,
             now: i64,

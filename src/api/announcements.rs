@@ -43,32 +43,16 @@ fn attachment_key(a: &Announcement, m: &AttachmentMeta) -> String {
     format!("{}/{}", a.id, m.id)
 }
 
-/// An attachment's bytes, checked against its metadata. A bare attachment of an earlier
-/// release whose first bytes happen to be the record envelope's magic is told by its
-/// SHA-256: the stored bytes as they are, when they are the file.
+/// An attachment's bytes, checked against its metadata's SHA-256 (which also tells a bare
+/// attachment of an earlier release that happens to begin like the record envelope).
 fn attachment_bytes<S: RegistryScan>(
     store: &S,
     a: &Announcement,
     m: &AttachmentMeta,
 ) -> Result<Option<Vec<u8>>, StoreError> {
-    let key = attachment_key(a, m);
-    let Some(stored) = store.record(KIND_ATTACHMENT, &key)? else {
-        return Ok(None);
-    };
-    let matches = |b: &[u8]| hex::encode(sha2::Sha256::digest(b)) == m.sha256;
-    if matches(&stored) {
-        return Ok(Some(stored));
-    }
-    let body = crate::registry::store::records::decode::<Attachments>(&stored)
-        .map_err(|e| crate::registry::store::records::corrupt::<Attachments>(&key, e))?;
-    if matches(&body) {
-        Ok(Some(body))
-    } else {
-        Err(StoreError::Corrupt {
-            key: format!("{KIND_ATTACHMENT}:{key}"),
-            reason: "the bytes are not the attachment's (its SHA-256 differs)".into(),
-        })
-    }
+    store.load_record_checked::<Attachments>(&attachment_key(a, m), &|b| {
+        hex::encode(sha2::Sha256::digest(b)) == m.sha256
+    })
 }
 
 /// An attachment's metadata.

@@ -101,6 +101,41 @@ pub trait TypedRecords: RegistryScan {
             .transpose()
     }
 
+    /// The `K` record under `key`, which `valid` must accept (e.g. against a digest kept
+    /// elsewhere): one it refuses is [`StoreError::Corrupt`]. For kinds whose format 0 is any
+    /// bytes (attachments), a bare record of an earlier release that happens to begin with the
+    /// envelope's magic reads as enveloped; when that reading is refused and the bare one is
+    /// accepted, the bare one is the record.
+    fn load_record_checked<K: RecordKind>(
+        &self,
+        key: &str,
+        valid: &dyn Fn(&K::Value) -> bool,
+    ) -> Result<Option<K::Value>, StoreError> {
+        let Some(bytes) = self.record(K::KIND, key)? else {
+            return Ok(None);
+        };
+        let enveloped = decode::<K>(&bytes);
+        if let Ok(v) = enveloped.as_ref() {
+            if valid(v) {
+                return enveloped.map(Some).map_err(|e| corrupt::<K>(key, e));
+            }
+        }
+        if bytes.starts_with(&codec::MAGIC) {
+            if let Ok(bare) = K::from_payload(0, &bytes) {
+                if valid(&bare) {
+                    return Ok(Some(bare));
+                }
+            }
+        }
+        Err(match enveloped {
+            Err(e) => corrupt::<K>(key, e),
+            Ok(_) => StoreError::Corrupt {
+                key: format!("{}:{key}", K::KIND),
+                reason: "it is not what refers to it says (its check failed, e.g. a digest)".into(),
+            },
+        })
+    }
+
     /// Whether a `K` record is stored under `key` (not decoded: for kinds whose presence is
     /// their meaning).
     fn has_record<K: RecordKind>(&self, key: &str) -> Result<bool, StoreError> {
@@ -423,6 +458,48 @@ mod tests {
         txn.delete_record::<Sessions>(&meta(), "a").unwrap();
         txn.commit().unwrap();
         assert!(!store.has_record::<Sessions>("a").unwrap());
+    }
+
+    #[test]
+    fn a_checked_read_tells_a_bare_attachment_that_looks_enveloped() {
+        let (_dir, store) = store();
+        let digest = |b: &[u8]| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b));
+        // A file an earlier release stored bare, which begins with the envelope's magic and
+        // this build's format.
+        let mut odd = codec::MAGIC.to_vec();
+        odd.extend_from_slice(&codec::FORMAT.to_le_bytes());
+        odd.extend_from_slice(b"rest of the file");
+        let normal: Vec<u8> = b"%PDF-1.7 a file".to_vec();
+        let mut txn = store.begin().unwrap();
+        txn.put_record(
+            &meta(),
+            <Attachments as RecordKind>::KIND,
+            "a/odd",
+            Some(&odd),
+        )
+        .unwrap();
+        txn.store_record::<Attachments>(&meta(), "a/new", &normal)
+            .unwrap();
+        txn.put_record(
+            &meta(),
+            <Attachments as RecordKind>::KIND,
+            "a/old",
+            Some(&normal),
+        )
+        .unwrap();
+        txn.commit().unwrap();
+        let read = |key: &str, want: &[u8]| {
+            let want = digest(want);
+            store.load_record_checked::<Attachments>(key, &|b| digest(b) == want)
+        };
+        assert_eq!(read("a/odd", &odd).unwrap(), Some(odd.clone()));
+        assert_eq!(read("a/new", &normal).unwrap(), Some(normal.clone()));
+        assert_eq!(read("a/old", &normal).unwrap(), Some(normal.clone()));
+        assert_eq!(read("a/none", &normal).unwrap(), None);
+        match read("a/new", b"another file") {
+            Err(StoreError::Corrupt { key, .. }) => assert_eq!(key, "attachment:a/new"),
+            other => panic!("{other:?}"),
+        }
     }
 
     proptest! {
