@@ -1,5 +1,5 @@
 //! Registry library: import, indexes, numbering, batch conflicts, audit-chain tamper
-//! detection, snapshots, key rotation, persistence across reopen.
+//! detection, snapshots, key rotation, persistence across reopen, typed generic records.
 
 use std::io::Cursor;
 use std::path::PathBuf;
@@ -1198,3 +1198,66 @@ fn subjects_are_found_by_part_of_their_name_through_the_name_index(tb) {
     assert_eq!(found.len(), 1);
     assert!(more);
 }}
+
+both! {
+fn generic_records_are_typed_enveloped_and_read_their_bare_form(tb) {
+    use beian::accounts::service::{
+        Accounts, Channel, Message, OutboxMessages, Session, Sessions, KIND_OUTBOX,
+        KIND_SESSION,
+    };
+    use beian::registry::store::codec::MAGIC;
+    use beian::registry::store::records::{TypedRecords, TypedRecordsTxn};
+    use beian::registry::store::{AuditMeta, RegistryTxn, StoreError};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (reg, _) = tb.init(dir.path(), NOW).unwrap();
+    let store = reg.store();
+    let meta = AuditMeta::new(&Actor::Miit, "test", NOW);
+    let session = Session {
+        username: "miit".into(),
+        created_at: NOW,
+        expires_at: NOW + 60,
+    };
+    let message = Message::notice(Channel::Email, "a@example.cn", "主题", "正文".into(), NOW);
+    let mut txn = store.begin().unwrap();
+    txn.store_record::<Sessions>(&meta, "new", &session).unwrap();
+    // As the release before typed records wrote them: bare JSON.
+    let bare = serde_json::to_vec(&session).unwrap();
+    txn.put_record(&meta, KIND_SESSION, "old", Some(&bare)).unwrap();
+    let bare = serde_json::to_vec(&message).unwrap();
+    txn.put_record(&meta, KIND_OUTBOX, &message.id, Some(&bare))
+        .unwrap();
+    txn.commit().unwrap();
+    assert!(store
+        .record(KIND_SESSION, "new")
+        .unwrap()
+        .unwrap()
+        .starts_with(&MAGIC));
+    for key in ["new", "old"] {
+        assert_eq!(store.load_record::<Sessions>(key).unwrap(), Some(session.clone()));
+    }
+    assert_eq!(
+        store.load_record::<OutboxMessages>(&message.id).unwrap(),
+        Some(message.clone())
+    );
+    assert_eq!(Accounts::outbox(store).unwrap(), std::slice::from_ref(&message));
+    // A record that does not decode names its kind and key.
+    let mut txn = store.begin().unwrap();
+    txn.put_record(&meta, KIND_OUTBOX, "zz", Some(b"{not json"))
+        .unwrap();
+    txn.put_record(&meta, KIND_SESSION, "zz", Some(b"\xff\x00"))
+        .unwrap();
+    txn.commit().unwrap();
+    match Accounts::outbox(store) {
+        Err(beian::accounts::service::AccountError::Store(StoreError::Corrupt { key, .. })) => {
+            assert_eq!(key, "outbox:zz")
+        }
+        other => panic!("{other:?}"),
+    }
+    // Expiry purges pass over it and purge the rest, bare or enveloped.
+    assert_eq!(Accounts::purge_expired(store, NOW + 60).unwrap(), 2);
+    assert!(!store.has_record::<Sessions>("old").unwrap());
+    assert!(store.has_record::<Sessions>("zz").unwrap(), "left for the operator");
+    assert!(reg.verify_audit().unwrap().ok());
+}
+}
