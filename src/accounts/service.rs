@@ -9,7 +9,8 @@
 //! contacts, the outbox, and — each with its expiry, refused once expired and purged lazily
 //! on access and by [`Accounts::purge_expired`] — sessions, pending registrations, login
 //! challenges and reset tokens. Only the brute-force failure counters live in memory. Time is
-//! passed in as unix seconds.
+//! passed in as unix seconds. Each kind of record is declared here as a typed store record
+//! (`Sessions`, `OutboxMessages`, `Notices`, …; see [`crate::registry::store::records`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
