@@ -114,12 +114,10 @@ pub trait TypedRecords: RegistryScan {
         let Some(bytes) = self.record(K::KIND, key)? else {
             return Ok(None);
         };
-        let enveloped = decode::<K>(&bytes);
-        if let Ok(v) = enveloped.as_ref() {
-            if valid(v) {
-                return enveloped.map(Some).map_err(|e| corrupt::<K>(key, e));
-            }
-        }
+        let enveloped = match decode::<K>(&bytes) {
+            Ok(v) if valid(&v) => return Ok(Some(v)),
+            other => other,
+        };
         if bytes.starts_with(&codec::MAGIC) {
             if let Ok(bare) = K::from_payload(0, &bytes) {
                 if valid(&bare) {
