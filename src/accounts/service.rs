@@ -1109,6 +1109,23 @@ impl Accounts {
         Ok(n)
     }
 
+    /// Every account record (of each kind above) that does not decode, as `kind:key: why`,
+    /// for `registry check`: the ones housekeeping passes over included.
+    pub fn damaged_records<S: RegistryStore>(store: &S) -> Result<Vec<String>, AccountError> {
+        use crate::registry::store::records::find_damaged;
+        let mut out = Vec::new();
+        find_damaged::<Sessions, _>(store, &mut out)?;
+        find_damaged::<LoginChallenges, _>(store, &mut out)?;
+        find_damaged::<PendingRegistrations, _>(store, &mut out)?;
+        find_damaged::<ResetTokens, _>(store, &mut out)?;
+        find_damaged::<Contacts, _>(store, &mut out)?;
+        find_damaged::<ContactChanges, _>(store, &mut out)?;
+        find_damaged::<ImportAuthorisations, _>(store, &mut out)?;
+        find_damaged::<OutboxMessages, _>(store, &mut out)?;
+        find_damaged::<Notices, _>(store, &mut out)?;
+        Ok(out)
+    }
+
     /// The user with its import authorisation as granted by its bureau (ISP users only).
     pub fn effective<S: RegistryStore>(
         store: &S,

@@ -55,6 +55,34 @@ fn attachment_bytes<S: RegistryScan>(
     })
 }
 
+/// Every announcement that does not decode and every attachment that is not what its
+/// announcement says (missing, or other bytes), as `kind:key: why`, for `registry check`.
+pub fn damaged_records<S: RegistryScan>(store: &S) -> Result<Vec<String>, StoreError> {
+    let mut out = Vec::new();
+    crate::registry::store::records::find_damaged::<Announcements, _>(store, &mut out)?;
+    let mut announcements = Vec::new();
+    store.scan_kind_each::<Announcements>(&mut |_, a| {
+        if let Ok(a) = a {
+            announcements.push(a);
+        }
+        true
+    })?;
+    for a in &announcements {
+        for m in &a.attachments {
+            match attachment_bytes(store, a, m) {
+                Ok(Some(_)) => {}
+                Ok(None) => out.push(format!(
+                    "{KIND_ATTACHMENT}:{}: announcement {} lists it, but it is not stored",
+                    attachment_key(a, m),
+                    a.id
+                )),
+                Err(e) => out.push(e.to_string()),
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// An attachment's metadata.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AttachmentMeta {

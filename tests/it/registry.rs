@@ -1258,6 +1258,39 @@ fn generic_records_are_typed_enveloped_and_read_their_bare_form(tb) {
     assert_eq!(Accounts::purge_expired(store, NOW + 60).unwrap(), 2);
     assert!(!store.has_record::<Sessions>("old").unwrap());
     assert!(store.has_record::<Sessions>("zz").unwrap(), "left for the operator");
+    // `registry check` lists both damaged records.
+    let damaged = Accounts::damaged_records(store).unwrap();
+    assert_eq!(damaged.len(), 2, "{damaged:?}");
+    assert!(damaged[0].starts_with("session:zz: session record (format 0)"), "{damaged:?}");
+    assert!(damaged[1].starts_with("outbox:zz: outbox record (format 0)"), "{damaged:?}");
+    // An announcement whose attachment is missing, or is other bytes.
+    use beian::api::announcements::{Announcement, Announcements, AttachmentMeta, Attachments};
+    let a = Announcement {
+        id: "a1".into(),
+        category: Default::default(),
+        title: "t".into(),
+        body: "b".into(),
+        author: "miit".into(),
+        created_at: NOW,
+        attachments: ["x1", "x2"]
+            .map(|id| AttachmentMeta {
+                id: id.into(),
+                filename: "f".into(),
+                content_type: "text/plain".into(),
+                size: 3,
+                sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"abc")),
+            })
+            .to_vec(),
+    };
+    let mut txn = store.begin().unwrap();
+    txn.store_record::<Announcements>(&meta, "a1", &a).unwrap();
+    txn.store_record::<Attachments>(&meta, "a1/x1", &b"abd".to_vec())
+        .unwrap();
+    txn.commit().unwrap();
+    let damaged = beian::api::announcements::damaged_records(store).unwrap();
+    assert_eq!(damaged.len(), 2, "{damaged:?}");
+    assert!(damaged[0].contains("attachment:a1/x1"), "{damaged:?}");
+    assert!(damaged[1].starts_with("attachment:a1/x2: announcement a1 lists it"), "{damaged:?}");
     assert!(reg.verify_audit().unwrap().ok());
 }
 }

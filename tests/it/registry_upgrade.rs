@@ -298,6 +298,14 @@ async fn generic_records_of_the_release_before_typed_records_still_serve() {
     assert!(audit.ok(), "{audit:?}");
     let check = reg.check().unwrap();
     assert!(check.problems.is_empty(), "{:?}", check.problems);
+    assert_eq!(
+        Accounts::damaged_records(store).unwrap(),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        beian::api::announcements::damaged_records(store).unwrap(),
+        Vec::<String>::new()
+    );
 
     // The announcement and its attachment, through the API.
     let registry = std::sync::Arc::new(reg);

@@ -169,6 +169,20 @@ pub trait TypedRecords: RegistryScan {
 
 impl<S: RegistryScan + ?Sized> TypedRecords for S {}
 
+/// Add a line (`kind:key: why`) to `out` for each `K` record that does not decode: what
+/// `registry check` reports, including the records housekeeping passes over.
+pub fn find_damaged<K: RecordKind, S: RegistryScan + ?Sized>(
+    store: &S,
+    out: &mut Vec<String>,
+) -> Result<(), StoreError> {
+    store.scan_records(K::KIND, &mut |k, v| {
+        if let Err(e) = decode::<K>(v) {
+            out.push(format!("{}:{k}: {e}", K::KIND));
+        }
+        true
+    })
+}
+
 /// Typed writes of generic records, in a transaction (audited by the primitive: size and
 /// SHA-256 of the stored bytes, never the content).
 pub trait TypedRecordsTxn: RegistryTxn {
