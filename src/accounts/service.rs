@@ -1037,7 +1037,8 @@ impl Accounts {
     ) -> Result<UserRecord, AccountError> {
         let key = token_key(token);
         // A session that does not decode is no session (as before typed records): the token
-        // is refused (401, not 500), and the damaged record is logged with its kind and key.
+        // is refused (401, not 500), and the damaged record is logged with its kind and key
+        // (`registry check` lists it).
         let s = match store.load_record::<Sessions>(&key) {
             Ok(Some(s)) => s,
             Ok(None) => return Err(AccountError::Unauthorized),
@@ -1064,7 +1065,8 @@ impl Accounts {
     /// periodically; expired records are refused on access anyway.
     pub fn purge_expired<S: RegistryStore>(store: &S, now: i64) -> Result<usize, AccountError> {
         // Housekeeping passes over a record that does not decode (as it always has): it is
-        // left in place and logged with its kind and key, and the others are still purged.
+        // left in place, logged with its kind and key and listed by `registry check`
+        // ([`Accounts::damaged_records`]), and the others are still purged.
         fn expired<K: RecordKind, S: RegistryStore>(
             store: &S,
             now: i64,
