@@ -9,7 +9,8 @@
 //! contacts, the outbox, and — each with its expiry, refused once expired and purged lazily
 //! on access and by [`Accounts::purge_expired`] — sessions, pending registrations, login
 //! challenges and reset tokens. Only the brute-force failure counters live in memory. Time is
-//! passed in as unix seconds.
+//! passed in as unix seconds. Each kind of record is declared here as a typed store record
+//! (`Sessions`, `OutboxMessages`, `Notices`, …; see [`crate::registry::store::records`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -22,6 +23,7 @@ use super::{
     challenge_valid, generate_password, hash_password, validate_password, validate_username,
     verify_password, Actor, CredentialError, Role, UserRecord, CHALLENGE_TTL_SECS,
 };
+use crate::registry::store::records::{JsonKind, RecordKind, TypedRecords, TypedRecordsTxn};
 use crate::registry::store::{AuditMeta, RegistryRead, RegistryStore, RegistryTxn, StoreError};
 
 /// Record kinds in the store.
@@ -253,13 +255,6 @@ struct Reset {
     expires_at: i64,
 }
 
-/// The part every expiring record shares (pending registrations, challenges, resets,
-/// sessions).
-#[derive(Deserialize)]
-struct Expiry {
-    expires_at: i64,
-}
-
 /// The record kinds that expire, purged by [`Accounts::purge_expired`].
 pub const EXPIRING_KINDS: [&str; 5] = [
     KIND_PENDING,
@@ -280,40 +275,113 @@ struct ContactChange {
     attempts: u32,
 }
 
+// ---- The record kinds of accounts (typed store records, see `registry::store::records`) ----
+
+/// Sessions, under the SHA-256 of their token ([`token_key`]).
+pub struct Sessions;
+impl JsonKind for Sessions {
+    const KIND: &'static str = KIND_SESSION;
+    type Value = Session;
+}
+
+/// Messages kept in the outbox, under their id.
+pub struct OutboxMessages;
+impl JsonKind for OutboxMessages {
+    const KIND: &'static str = KIND_OUTBOX;
+    type Value = Message;
+}
+
+/// Notices to filers waiting for delivery, under their id.
+pub struct Notices;
+impl JsonKind for Notices {
+    const KIND: &'static str = KIND_NOTICE;
+    type Value = Message;
+}
+
+/// Users' contacts, under the username.
+pub struct Contacts;
+impl JsonKind for Contacts {
+    const KIND: &'static str = KIND_CONTACT;
+    type Value = Contact;
+}
+
+/// An ISP user's import authorisation, under the username: present while authorised.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportAuthorisation {
+    /// Who granted it and when (unknown for records written before typed records).
+    #[serde(default)]
+    pub granted_by: Option<String>,
+    #[serde(default)]
+    pub granted_at: Option<i64>,
+}
+
+/// Import authorisations. Format 0 is the flag `1` earlier releases stored.
+pub struct ImportAuthorisations;
+impl RecordKind for ImportAuthorisations {
+    const KIND: &'static str = KIND_IMPORT_AUTH;
+    type Value = ImportAuthorisation;
+    fn to_payload(value: &ImportAuthorisation) -> Result<Vec<u8>, String> {
+        serde_json::to_vec(value).map_err(|e| e.to_string())
+    }
+    fn from_payload(format: u16, payload: &[u8]) -> Result<ImportAuthorisation, String> {
+        match format {
+            0 if payload == b"1" => Ok(ImportAuthorisation::default()),
+            0 => Err("an import authorisation flag is `1`".into()),
+            _ => serde_json::from_slice(payload).map_err(|e| e.to_string()),
+        }
+    }
+}
+
+struct PendingRegistrations;
+impl JsonKind for PendingRegistrations {
+    const KIND: &'static str = KIND_PENDING;
+    type Value = Pending;
+}
+
+struct LoginChallenges;
+impl JsonKind for LoginChallenges {
+    const KIND: &'static str = KIND_CHALLENGE;
+    type Value = Challenge;
+}
+
+struct ResetTokens;
+impl JsonKind for ResetTokens {
+    const KIND: &'static str = KIND_RESET;
+    type Value = Reset;
+}
+
+struct ContactChanges;
+impl JsonKind for ContactChanges {
+    const KIND: &'static str = KIND_CONTACT_CHANGE;
+    type Value = ContactChange;
+}
+
 #[derive(Default)]
 struct Memory {
     account_failures: FailureCounter,
     client_failures: FailureCounter,
 }
 
-/// Read one stored record of `kind`.
-fn load<T: serde::de::DeserializeOwned, S: RegistryStore>(
+/// Read one stored record of kind `K` (one that does not decode is `StoreError::Corrupt`).
+fn load<K: RecordKind, S: RegistryStore>(
     store: &S,
-    kind: &str,
     key: &str,
-) -> Result<Option<T>, AccountError> {
-    match store.record(kind, key)? {
-        Some(b) => Ok(Some(serde_json::from_slice(&b).map_err(|e| {
-            StoreError::Corrupt {
-                key: format!("{kind}:{key}"),
-                reason: e.to_string(),
-            }
-        })?)),
-        None => Ok(None),
-    }
+) -> Result<Option<K::Value>, AccountError> {
+    Ok(store.load_record::<K>(key)?)
 }
 
-/// Store (`Some`) or delete (`None`) one record of `kind`, durably, in its own transaction.
-fn save<T: Serialize, S: RegistryStore>(
+/// Store (`Some`) or delete (`None`) one record of kind `K`, durably, in its own transaction.
+fn save<K: RecordKind, S: RegistryStore>(
     store: &S,
     meta: &AuditMeta,
-    kind: &str,
     key: &str,
-    value: Option<&T>,
+    value: Option<&K::Value>,
 ) -> Result<(), AccountError> {
     let mut txn = store.begin()?;
-    let bytes = value.map(|v| serde_json::to_vec(v).unwrap_or_default());
-    txn.put_record(meta, kind, key, bytes.as_deref())?;
+    match value {
+        Some(v) => txn.store_record::<K>(meta, key, v)?,
+        None => txn.delete_record::<K>(meta, key)?,
+    }
     txn.commit()?;
     Ok(())
 }
@@ -411,8 +479,7 @@ impl Accounts {
         let mut txn = store.begin()?;
         for m in messages {
             let meta = AuditMeta::new(&system(), "outbox", m.created_at);
-            let bytes = serde_json::to_vec(m).unwrap_or_default();
-            txn.put_record(&meta, KIND_OUTBOX, &m.id, Some(&bytes))?;
+            txn.store_record::<OutboxMessages>(&meta, &m.id, m)?;
         }
         txn.commit()?;
         Ok(())
@@ -421,15 +488,15 @@ impl Accounts {
     /// Every undelivered message, oldest first: the outbox and the notices not yet handed to
     /// a channel.
     pub fn outbox<S: RegistryStore>(store: &S) -> Result<Vec<Message>, AccountError> {
-        let mut out = Self::messages(store, KIND_OUTBOX)?;
-        out.extend(Self::messages(store, KIND_NOTICE)?);
+        let mut out = Self::messages::<OutboxMessages, _>(store)?;
+        out.extend(Self::messages::<Notices, _>(store)?);
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
     }
 
     /// The notices waiting for delivery, oldest first.
     pub fn notices<S: RegistryStore>(store: &S) -> Result<Vec<Message>, AccountError> {
-        Self::messages(store, KIND_NOTICE)
+        Self::messages::<Notices, _>(store)
     }
 
     /// Settle delivered notices: `sent` ones are removed, `kept` ones move to the outbox.
@@ -445,49 +512,29 @@ impl Accounts {
         let mut txn = store.begin()?;
         let meta = AuditMeta::new(&system(), "deliver_notice", now);
         for m in sent.iter().chain(kept) {
-            txn.put_record(&meta, KIND_NOTICE, &m.id, None)?;
+            txn.delete_record::<Notices>(&meta, &m.id)?;
         }
         for m in kept {
-            let bytes = serde_json::to_vec(m).map_err(|e| StoreError::Io {
-                context: "outbox".into(),
-                reason: e.to_string(),
-            })?;
-            txn.put_record(&meta, KIND_OUTBOX, &m.id, Some(&bytes))?;
+            txn.store_record::<OutboxMessages>(&meta, &m.id, m)?;
         }
         txn.commit()?;
         Ok(())
     }
 
-    fn messages<S: RegistryStore>(store: &S, kind: &str) -> Result<Vec<Message>, AccountError> {
+    /// Every message of kind `K`, in id order; one that does not decode is an error.
+    fn messages<K: RecordKind<Value = Message>, S: RegistryStore>(
+        store: &S,
+    ) -> Result<Vec<Message>, AccountError> {
         let mut out = Vec::new();
-        let mut bad = None;
-        store.scan_records(kind, &mut |k, v| match serde_json::from_slice(v) {
-            Ok(m) => {
-                out.push(m);
-                true
-            }
-            Err(e) => {
-                bad = Some(StoreError::Corrupt {
-                    key: format!("{kind}:{k}"),
-                    reason: e.to_string(),
-                });
-                false
-            }
+        store.scan_kind::<K>(&mut |_, m| {
+            out.push(m);
+            true
         })?;
-        match bad {
-            Some(e) => Err(e.into()),
-            None => Ok(out),
-        }
+        Ok(out)
     }
 
     pub fn contact<S: RegistryStore>(store: &S, username: &str) -> Result<Contact, AccountError> {
-        Ok(match store.record(KIND_CONTACT, username)? {
-            Some(b) => serde_json::from_slice(&b).map_err(|e| StoreError::Corrupt {
-                key: format!("contact:{username}"),
-                reason: e.to_string(),
-            })?,
-            None => Contact::default(),
-        })
+        Ok(store.load_record::<Contacts>(username)?.unwrap_or_default())
     }
 
     /// Set (or replace) the contact of `username`: an email address and/or a mobile number,
@@ -528,10 +575,9 @@ impl Accounts {
         if let Some(m) = mobile {
             c.mobile = Some(m.to_string());
         }
-        save(
+        save::<Contacts, _>(
             store,
             &AuditMeta::new(actor, "set contact", now),
-            KIND_CONTACT,
             username,
             Some(&c),
         )?;
@@ -564,7 +610,7 @@ impl Accounts {
             now,
         )?;
         let _held = self.mem();
-        if let Some(p) = load::<Pending, _>(store, KIND_PENDING, &r.username)? {
+        if let Some(p) = load::<PendingRegistrations, _>(store, &r.username)? {
             if now < p.expires_at {
                 return Err(AccountError::Taken {
                     username: r.username.clone(),
@@ -604,7 +650,7 @@ impl Accounts {
             ),
         ];
         let meta = AuditMeta::new(&p.user.actor, "registration pending", now);
-        save(store, &meta, KIND_PENDING, &r.username, Some(&p))?;
+        save::<PendingRegistrations, _>(store, &meta, &r.username, Some(&p))?;
         Ok(msgs)
     }
 
@@ -619,7 +665,7 @@ impl Accounts {
         now: i64,
     ) -> Result<Vec<Message>, AccountError> {
         let _held = self.mem();
-        let Some(mut p) = load::<Pending, _>(store, KIND_PENDING, username)? else {
+        let Some(mut p) = load::<PendingRegistrations, _>(store, username)? else {
             return Ok(Vec::new());
         };
         if now >= p.expires_at || p.resends >= MAX_REGISTRATION_RESENDS {
@@ -656,7 +702,7 @@ impl Accounts {
             ));
         }
         let meta = AuditMeta::new(&p.user.actor, "registration codes sent again", now);
-        save(store, &meta, KIND_PENDING, username, Some(&p))?;
+        save::<PendingRegistrations, _>(store, &meta, username, Some(&p))?;
         Ok(msgs)
     }
 
@@ -758,7 +804,7 @@ impl Accounts {
             }
         }
         let meta = AuditMeta::new(&user.actor, "contact change requested", now);
-        save(store, &meta, KIND_CONTACT_CHANGE, username, Some(&change))?;
+        save::<ContactChanges, _>(store, &meta, username, Some(&change))?;
         Ok(msgs)
     }
 
@@ -772,7 +818,7 @@ impl Accounts {
         now: i64,
     ) -> Result<Contact, AccountError> {
         let _held = self.mem();
-        let Some(mut c) = load::<ContactChange, _>(store, KIND_CONTACT_CHANGE, username)? else {
+        let Some(mut c) = load::<ContactChanges, _>(store, username)? else {
             return Err(AccountError::InvalidCode);
         };
         let user = store
@@ -780,7 +826,7 @@ impl Accounts {
             .ok_or_else(|| AccountError::NotFound(format!("user {username}")))?;
         let meta = AuditMeta::new(&user.actor, "contact changed", now);
         if now >= c.expires_at {
-            save::<ContactChange, _>(store, &meta, KIND_CONTACT_CHANGE, username, None)?;
+            save::<ContactChanges, _>(store, &meta, username, None)?;
             return Err(AccountError::InvalidCode);
         }
         let matches = |want: &Option<String>, got: Option<&str>| match want {
@@ -790,7 +836,7 @@ impl Accounts {
         if !(matches(&c.email_code, email_code) && matches(&c.sms_code, sms_code)) {
             c.attempts += 1;
             let keep = (c.attempts < MAX_CODE_ATTEMPTS).then_some(&c);
-            save(store, &meta, KIND_CONTACT_CHANGE, username, keep)?;
+            save::<ContactChanges, _>(store, &meta, username, keep)?;
             return Err(AccountError::InvalidCode);
         }
         let mut contact = Self::contact(store, username)?;
@@ -800,10 +846,9 @@ impl Accounts {
         if c.mobile.is_some() {
             contact.mobile = c.mobile.clone();
         }
-        let bytes = serde_json::to_vec(&contact).map_err(|e| input("contact", e.to_string()))?;
         let mut txn = store.begin()?;
-        txn.put_record(&meta, KIND_CONTACT, username, Some(&bytes))?;
-        txn.put_record(&meta, KIND_CONTACT_CHANGE, username, None)?;
+        txn.store_record::<Contacts>(&meta, username, &contact)?;
+        txn.delete_record::<ContactChanges>(&meta, username)?;
         txn.commit()?;
         Ok(contact)
     }
@@ -819,18 +864,18 @@ impl Accounts {
         now: i64,
     ) -> Result<UserRecord, AccountError> {
         let _held = self.mem();
-        let Some(mut p) = load::<Pending, _>(store, KIND_PENDING, username)? else {
+        let Some(mut p) = load::<PendingRegistrations, _>(store, username)? else {
             return Err(AccountError::InvalidCode);
         };
         let meta = AuditMeta::new(&p.user.actor, "register", now);
         if now >= p.expires_at {
-            save::<Pending, _>(store, &meta, KIND_PENDING, username, None)?;
+            save::<PendingRegistrations, _>(store, &meta, username, None)?;
             return Err(AccountError::InvalidCode);
         }
         if !(eq_ct(&p.sms_code, sms_code) && eq_ct(&p.email_code, email_code)) {
             p.attempts += 1;
             let keep = (p.attempts < MAX_CODE_ATTEMPTS).then_some(&p);
-            save(store, &meta, KIND_PENDING, username, keep)?;
+            save::<PendingRegistrations, _>(store, &meta, username, keep)?;
             return Err(AccountError::InvalidCode);
         }
         let mut txn = store.begin()?;
@@ -840,9 +885,8 @@ impl Accounts {
             });
         }
         txn.put_user(&meta, &p.user)?;
-        let c = serde_json::to_vec(&p.contact).unwrap_or_default();
-        txn.put_record(&meta, KIND_CONTACT, username, Some(&c))?;
-        txn.put_record(&meta, KIND_PENDING, username, None)?;
+        txn.store_record::<Contacts>(&meta, username, &p.contact)?;
+        txn.delete_record::<PendingRegistrations>(&meta, username)?;
         txn.commit()?;
         Ok(p.user)
     }
@@ -900,13 +944,7 @@ impl Accounts {
             attempts: 0,
         };
         let meta = AuditMeta::new(&user.actor, "login challenge", now);
-        save(
-            store,
-            &meta,
-            KIND_CHALLENGE,
-            &token_key(&challenge_id),
-            Some(&challenge),
-        )?;
+        save::<LoginChallenges, _>(store, &meta, &token_key(&challenge_id), Some(&challenge))?;
         let contact = Self::contact(store, &user.username)?;
         let message = |channel, to: &str| {
             Message::new(
@@ -954,7 +992,7 @@ impl Accounts {
             return Err(AccountError::RateLimited { retry_after_secs });
         }
         let key = token_key(challenge_id);
-        let Some(mut c) = load::<Challenge, _>(store, KIND_CHALLENGE, &key)? else {
+        let Some(mut c) = load::<LoginChallenges, _>(store, &key)? else {
             mem.client_failures.fail(client, now);
             return Err(AccountError::Unauthorized);
         };
@@ -962,14 +1000,14 @@ impl Accounts {
         let actor = user.as_ref().map_or(system(), |u| u.actor.clone());
         if !challenge_valid(c.issued_at, now) || now >= c.expires_at {
             let meta = AuditMeta::new(&actor, "login challenge expired", now);
-            save::<Challenge, _>(store, &meta, KIND_CHALLENGE, &key, None)?;
+            save::<LoginChallenges, _>(store, &meta, &key, None)?;
             return Err(AccountError::Unauthorized);
         }
         if !eq_ct(&c.code, code) {
             c.attempts += 1;
             let keep = (c.attempts < MAX_CODE_ATTEMPTS).then_some(&c);
             let meta = AuditMeta::new(&actor, "login code wrong", now);
-            save(store, &meta, KIND_CHALLENGE, &key, keep)?;
+            save::<LoginChallenges, _>(store, &meta, &key, keep)?;
             mem.account_failures.fail(&c.username, now);
             mem.client_failures.fail(client, now);
             return Err(AccountError::Unauthorized);
@@ -984,9 +1022,8 @@ impl Accounts {
         };
         let mut txn = store.begin()?;
         let meta = AuditMeta::new(&user.actor, "login", now);
-        let bytes = serde_json::to_vec(&session).unwrap_or_default();
-        txn.put_record(&meta, KIND_CHALLENGE, &key, None)?;
-        txn.put_record(&meta, KIND_SESSION, &token_key(&token), Some(&bytes))?;
+        txn.delete_record::<LoginChallenges>(&meta, &key)?;
+        txn.store_record::<Sessions>(&meta, &token_key(&token), &session)?;
         txn.commit()?;
         Ok((token, session))
     }
@@ -999,14 +1036,22 @@ impl Accounts {
         now: i64,
     ) -> Result<UserRecord, AccountError> {
         let key = token_key(token);
-        let Some(b) = store.record(KIND_SESSION, &key)? else {
-            return Err(AccountError::Unauthorized);
+        // A session that does not decode is no session (as before typed records): the token
+        // is refused (401, not 500), and the damaged record is logged with its kind and key
+        // (`registry check` lists it).
+        let s = match store.load_record::<Sessions>(&key) {
+            Ok(Some(s)) => s,
+            Ok(None) => return Err(AccountError::Unauthorized),
+            Err(e @ StoreError::Corrupt { .. }) => {
+                tracing::warn!(error = %e, "a session record does not decode; refused");
+                return Err(AccountError::Unauthorized);
+            }
+            Err(e) => return Err(e.into()),
         };
-        let s: Session = serde_json::from_slice(&b).map_err(|_| AccountError::Unauthorized)?;
         if now >= s.expires_at {
             let meta = AuditMeta::new(&system(), "session expired", now);
             // Purging is housekeeping: the answer is the same whether or not it succeeds.
-            if let Err(e) = save::<Session, _>(store, &meta, KIND_SESSION, &key, None) {
+            if let Err(e) = save::<Sessions, _>(store, &meta, &key, None) {
                 tracing::warn!(error = %e, "could not purge an expired session");
             }
             return Err(AccountError::Unauthorized);
@@ -1019,27 +1064,68 @@ impl Accounts {
     /// (one durable transaction); returns how many were deleted. The service calls this
     /// periodically; expired records are refused on access anyway.
     pub fn purge_expired<S: RegistryStore>(store: &S, now: i64) -> Result<usize, AccountError> {
-        let mut expired: Vec<(&str, String)> = Vec::new();
-        for kind in EXPIRING_KINDS {
-            store.scan_records(kind, &mut |k, v| {
-                if let Ok(e) = serde_json::from_slice::<Expiry>(v) {
-                    if now >= e.expires_at {
-                        expired.push((kind, k.to_string()));
-                    }
+        // Housekeeping passes over a record that does not decode (as it always has): it is
+        // left in place, logged with its kind and key and listed by `registry check`
+        // ([`Accounts::damaged_records`]), and the others are still purged.
+        fn expired<K: RecordKind, S: RegistryStore>(
+            store: &S,
+            now: i64,
+            expires_at: fn(&K::Value) -> i64,
+        ) -> Result<Vec<String>, StoreError> {
+            let mut out = Vec::new();
+            store.scan_kind_each::<K>(&mut |k, v| {
+                match v {
+                    Ok(v) if now >= expires_at(&v) => out.push(k.to_string()),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "an expiring record does not decode"),
                 }
                 true
             })?;
+            Ok(out)
         }
-        if expired.is_empty() {
+        fn delete<K: RecordKind, T: RegistryTxn>(
+            txn: &mut T,
+            meta: &AuditMeta,
+            keys: &[String],
+        ) -> Result<(), StoreError> {
+            keys.iter()
+                .try_for_each(|k| txn.delete_record::<K>(meta, k))
+        }
+        let pending = expired::<PendingRegistrations, _>(store, now, |p| p.expires_at)?;
+        let challenges = expired::<LoginChallenges, _>(store, now, |c| c.expires_at)?;
+        let resets = expired::<ResetTokens, _>(store, now, |r| r.expires_at)?;
+        let sessions = expired::<Sessions, _>(store, now, |s| s.expires_at)?;
+        let changes = expired::<ContactChanges, _>(store, now, |c| c.expires_at)?;
+        let n = pending.len() + challenges.len() + resets.len() + sessions.len() + changes.len();
+        if n == 0 {
             return Ok(0);
         }
         let mut txn = store.begin()?;
         let meta = AuditMeta::new(&system(), "purge expired", now);
-        for (kind, key) in &expired {
-            txn.put_record(&meta, kind, key, None)?;
-        }
+        delete::<PendingRegistrations, _>(&mut txn, &meta, &pending)?;
+        delete::<LoginChallenges, _>(&mut txn, &meta, &challenges)?;
+        delete::<ResetTokens, _>(&mut txn, &meta, &resets)?;
+        delete::<Sessions, _>(&mut txn, &meta, &sessions)?;
+        delete::<ContactChanges, _>(&mut txn, &meta, &changes)?;
         txn.commit()?;
-        Ok(expired.len())
+        Ok(n)
+    }
+
+    /// Every account record (of each kind above) that does not decode, as `kind:key: why`,
+    /// for `registry check`: the ones housekeeping passes over included.
+    pub fn damaged_records<S: RegistryStore>(store: &S) -> Result<Vec<String>, AccountError> {
+        use crate::registry::store::records::find_damaged;
+        let mut out = Vec::new();
+        find_damaged::<Sessions, _>(store, &mut out)?;
+        find_damaged::<LoginChallenges, _>(store, &mut out)?;
+        find_damaged::<PendingRegistrations, _>(store, &mut out)?;
+        find_damaged::<ResetTokens, _>(store, &mut out)?;
+        find_damaged::<Contacts, _>(store, &mut out)?;
+        find_damaged::<ContactChanges, _>(store, &mut out)?;
+        find_damaged::<ImportAuthorisations, _>(store, &mut out)?;
+        find_damaged::<OutboxMessages, _>(store, &mut out)?;
+        find_damaged::<Notices, _>(store, &mut out)?;
+        Ok(out)
     }
 
     /// The user with its import authorisation as granted by its bureau (ISP users only).
@@ -1048,7 +1134,7 @@ impl Accounts {
         mut user: UserRecord,
     ) -> Result<UserRecord, AccountError> {
         if let Actor::Isp { name, .. } = &user.actor {
-            let authorised = store.record(KIND_IMPORT_AUTH, &user.username)?.is_some();
+            let authorised = store.has_record::<ImportAuthorisations>(&user.username)?;
             user.actor = Actor::Isp {
                 name: name.clone(),
                 import_authorised: authorised,
@@ -1065,16 +1151,11 @@ impl Accounts {
         now: i64,
     ) -> Result<(), AccountError> {
         let k = token_key(token);
-        if store.record(KIND_SESSION, &k)?.is_none() {
+        if !store.has_record::<Sessions>(&k)? {
             return Ok(());
         }
         let mut txn = store.begin()?;
-        txn.put_record(
-            &AuditMeta::new(actor, "logout", now),
-            KIND_SESSION,
-            &k,
-            None,
-        )?;
+        txn.delete_record::<Sessions>(&AuditMeta::new(actor, "logout", now), &k)?;
         txn.commit()?;
         Ok(())
     }
@@ -1087,11 +1168,11 @@ impl Accounts {
         now: i64,
     ) -> Result<usize, AccountError> {
         let mut keys = Vec::new();
-        store.scan_records(KIND_SESSION, &mut |k, v| {
-            if let Ok(s) = serde_json::from_slice::<Session>(v) {
-                if s.username == username {
-                    keys.push(k.to_string());
-                }
+        // A session that does not decode authenticates no one (see `authenticate`): passed
+        // over, as it always was, so the others are still revoked.
+        store.scan_kind_each::<Sessions>(&mut |k, s| {
+            if s.is_ok_and(|s| s.username == username) {
+                keys.push(k.to_string());
             }
             true
         })?;
@@ -1101,7 +1182,7 @@ impl Accounts {
         let mut txn = store.begin()?;
         let meta = AuditMeta::new(actor, "revoke sessions", now);
         for k in &keys {
-            txn.put_record(&meta, KIND_SESSION, k, None)?;
+            txn.delete_record::<Sessions>(&meta, k)?;
         }
         txn.commit()?;
         Ok(keys.len())
@@ -1129,7 +1210,7 @@ impl Accounts {
             expires_at: now + RESET_TTL_SECS,
         };
         let meta = AuditMeta::new(&user.actor, "password reset requested", now);
-        save(store, &meta, KIND_RESET, &token_key(&token), Some(&reset))?;
+        save::<ResetTokens, _>(store, &meta, &token_key(&token), Some(&reset))?;
         Ok(Some(Message::new(
             Channel::Email,
             &email,
@@ -1154,12 +1235,12 @@ impl Accounts {
     ) -> Result<(), AccountError> {
         let _held = self.mem();
         let key = token_key(token);
-        let Some(r) = load::<Reset, _>(store, KIND_RESET, &key)? else {
+        let Some(r) = load::<ResetTokens, _>(store, &key)? else {
             return Err(AccountError::InvalidCode);
         };
         if now >= r.expires_at {
             let meta = AuditMeta::new(&system(), "password reset expired", now);
-            save::<Reset, _>(store, &meta, KIND_RESET, &key, None)?;
+            save::<ResetTokens, _>(store, &meta, &key, None)?;
             return Err(AccountError::InvalidCode);
         }
         let username = r.username;
@@ -1171,7 +1252,7 @@ impl Accounts {
         let mut txn = store.begin()?;
         let meta = AuditMeta::new(&user.actor, "password reset", now);
         txn.put_user(&meta, &user)?;
-        txn.put_record(&meta, KIND_RESET, &key, None)?;
+        txn.delete_record::<ResetTokens>(&meta, &key)?;
         txn.commit()?;
         Self::revoke_sessions(store, &username, &user.actor, now)?;
         Ok(())
@@ -1246,8 +1327,7 @@ impl Accounts {
                 email: req.email.clone(),
                 mobile: req.mobile.clone(),
             };
-            let b = serde_json::to_vec(&c).unwrap_or_default();
-            txn.put_record(&meta, KIND_CONTACT, &req.username, Some(&b))?;
+            txn.store_record::<Contacts>(&meta, &req.username, &c)?;
         }
         txn.commit()?;
         Ok((user, generated))
@@ -1325,13 +1405,15 @@ impl Accounts {
         let mut txn = store.begin()?;
         let meta = AuditMeta::new(actor, "import authorisation", now);
         txn.put_user(&meta, &user)?;
-        let flag: &[u8] = b"1";
-        txn.put_record(
-            &meta,
-            KIND_IMPORT_AUTH,
-            username,
-            authorised.then_some(flag),
-        )?;
+        if authorised {
+            let grant = ImportAuthorisation {
+                granted_by: Some(actor.to_string()),
+                granted_at: Some(now),
+            };
+            txn.store_record::<ImportAuthorisations>(&meta, username, &grant)?;
+        } else {
+            txn.delete_record::<ImportAuthorisations>(&meta, username)?;
+        }
         txn.commit()?;
         Ok(user)
     }
@@ -1434,11 +1516,10 @@ mod tests {
             Accounts::authenticate(reg.store(), &token, late),
             Err(AccountError::Unauthorized)
         ));
-        assert!(reg
+        assert!(!reg
             .store()
-            .record(KIND_SESSION, &token_key(&token))
-            .unwrap()
-            .is_none());
+            .has_record::<Sessions>(&token_key(&token))
+            .unwrap());
 
         // After its expiry a challenge is refused, even with the right code, and purged.
         let (cid, msgs) = accounts
@@ -1454,11 +1535,10 @@ mod tests {
             T0 + CHALLENGE_TTL_SECS,
         );
         assert!(matches!(r, Err(AccountError::Unauthorized)), "{r:?}");
-        assert!(reg
+        assert!(!reg
             .store()
-            .record(KIND_CHALLENGE, &token_key(&cid))
-            .unwrap()
-            .is_none());
+            .has_record::<LoginChallenges>(&token_key(&cid))
+            .unwrap());
     }
 
     #[test]
@@ -1525,11 +1605,10 @@ mod tests {
             Err(AccountError::InvalidCode)
         ));
         assert!(reg.store().user("qian_qi").unwrap().is_none());
-        assert!(reg
+        assert!(!reg
             .store()
-            .record(KIND_PENDING, "qian_qi")
-            .unwrap()
-            .is_none());
+            .has_record::<PendingRegistrations>("qian_qi")
+            .unwrap());
     }
 
     #[test]
@@ -1607,6 +1686,51 @@ mod tests {
             Accounts::set_contact(s, &Actor::Miit, "ghost", None, Some("13800000002"), T0),
             Err(AccountError::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn expiring_records_written_bare_by_earlier_releases_read() {
+        use crate::registry::store::records::{decode, encode};
+        // As the release before typed records stored them: bare JSON.
+        let c = decode::<LoginChallenges>(
+            br#"{"username":"miit","code":"123456","issued_at":1,"expires_at":2,"attempts":1}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (c.code.as_str(), c.expires_at, c.attempts),
+            ("123456", 2, 1)
+        );
+        let again = decode::<LoginChallenges>(&encode::<LoginChallenges>(&c).unwrap()).unwrap();
+        assert_eq!(again.code, "123456");
+        let r =
+            decode::<ResetTokens>(br#"{"username":"miit","issued_at":1,"expires_at":9}"#).unwrap();
+        assert_eq!(r.expires_at, 9);
+        let change = decode::<ContactChanges>(
+            br#"{"email":null,"mobile":"13800000077","email_code":null,"sms_code":"513270","expires_at":5,"attempts":0}"#,
+        )
+        .unwrap();
+        assert_eq!(change.sms_code.as_deref(), Some("513270"));
+        // A pending registration of the release before resends were counted.
+        let user = serde_json::to_string(
+            &UserRecord::new(
+                "wang_wu",
+                "secret-pw1",
+                Actor::icp("wang_wu"),
+                "self-registration",
+                1,
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let p = decode::<PendingRegistrations>(
+            format!(
+                r#"{{"user":{user},"contact":{{"email":"ww@example.com","mobile":"13700000009"}},"sms_code":"1","email_code":"2","created_at":1,"expires_at":3,"attempts":0}}"#
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!((p.user.username.as_str(), p.resends), ("wang_wu", 0));
+        assert!(decode::<PendingRegistrations>(b"{").is_err());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Announcements with attachments: anyone lists, reads and downloads; MIIT and bureaus publish;
 //! the author (or MIIT) deletes and manages attachments. Attachments are size-limited
 //! ([`super::ATTACHMENT_LIMIT`]) and stored as audited records (the audit log keeps only their
-//! size and SHA-256).
+//! size and SHA-256). Both are typed store records ([`Announcements`], [`Attachments`]).
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -12,10 +12,76 @@ use sha2::Digest;
 use super::error::{ApiBytes, ApiPath, ApiQuery};
 use super::{blocking, unix_now, ApiError, ApiJson, Caller, Shared, ATTACHMENT_LIMIT};
 use crate::accounts::Actor;
-use crate::registry::store::{AuditMeta, RegistryScan, RegistryStore, RegistryTxn};
+use crate::registry::store::records::{JsonKind, RecordKind, TypedRecords, TypedRecordsTxn};
+use crate::registry::store::{AuditMeta, RegistryScan, RegistryStore, RegistryTxn, StoreError};
 
 const KIND_ANNOUNCEMENT: &str = "announcement";
 const KIND_ATTACHMENT: &str = "attachment";
+
+/// Announcements, under their id.
+pub struct Announcements;
+impl JsonKind for Announcements {
+    const KIND: &'static str = KIND_ANNOUNCEMENT;
+    type Value = Announcement;
+}
+
+/// Attachments' bytes, under `<announcement id>/<attachment id>`. The payload is the file
+/// itself, in every format (format 0: the bare bytes earlier releases stored).
+pub struct Attachments;
+impl RecordKind for Attachments {
+    const KIND: &'static str = KIND_ATTACHMENT;
+    type Value = Vec<u8>;
+    fn to_payload(value: &Vec<u8>) -> Result<Vec<u8>, String> {
+        Ok(value.clone())
+    }
+    fn from_payload(_format: u16, payload: &[u8]) -> Result<Vec<u8>, String> {
+        Ok(payload.to_vec())
+    }
+}
+
+fn attachment_key(a: &Announcement, m: &AttachmentMeta) -> String {
+    format!("{}/{}", a.id, m.id)
+}
+
+/// An attachment's bytes, checked against its metadata's SHA-256 (which also tells a bare
+/// attachment of an earlier release that happens to begin like the record envelope).
+fn attachment_bytes<S: RegistryScan>(
+    store: &S,
+    a: &Announcement,
+    m: &AttachmentMeta,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    store.load_record_checked::<Attachments>(&attachment_key(a, m), &|b| {
+        hex::encode(sha2::Sha256::digest(b)) == m.sha256
+    })
+}
+
+/// Every announcement that does not decode and every attachment that is not what its
+/// announcement says (missing, or other bytes), as `kind:key: why`, for `registry check`.
+pub fn damaged_records<S: RegistryScan>(store: &S) -> Result<Vec<String>, StoreError> {
+    let mut out = Vec::new();
+    crate::registry::store::records::find_damaged::<Announcements, _>(store, &mut out)?;
+    let mut announcements = Vec::new();
+    store.scan_kind_each::<Announcements>(&mut |_, a| {
+        if let Ok(a) = a {
+            announcements.push(a);
+        }
+        true
+    })?;
+    for a in &announcements {
+        for m in &a.attachments {
+            match attachment_bytes(store, a, m) {
+                Ok(Some(_)) => {}
+                Ok(None) => out.push(format!(
+                    "{KIND_ATTACHMENT}:{}: announcement {} lists it, but it is not stored",
+                    attachment_key(a, m),
+                    a.id
+                )),
+                Err(e) => out.push(e.to_string()),
+            }
+        }
+    }
+    Ok(out)
+}
 
 /// An attachment's metadata.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -119,14 +185,13 @@ fn valid_id(id: &str) -> Result<(), ApiError> {
 
 fn load(state: &Shared, id: &str) -> Result<Announcement, ApiError> {
     valid_id(id)?;
-    let b = state
+    state
         .registry
         .store()
-        .record(KIND_ANNOUNCEMENT, id)?
+        .load_record::<Announcements>(id)?
         .ok_or_else(|| ApiError::NotFound {
             what: format!("announcement {id}"),
-        })?;
-    serde_json::from_slice(&b).map_err(ApiError::internal)
+        })
 }
 
 fn save(
@@ -138,13 +203,7 @@ fn save(
 ) -> Result<(), ApiError> {
     let store = state.registry.store();
     let mut txn = store.begin()?;
-    let bytes = serde_json::to_vec(a).map_err(ApiError::internal)?;
-    txn.put_record(
-        &AuditMeta::new(actor, action, now),
-        KIND_ANNOUNCEMENT,
-        &a.id,
-        Some(&bytes),
-    )?;
+    txn.store_record::<Announcements>(&AuditMeta::new(actor, action, now), &a.id, a)?;
     txn.commit()?;
     Ok(())
 }
@@ -191,26 +250,13 @@ pub async fn list(
     };
     blocking(move || {
         let mut out = Vec::new();
-        let mut bad = None;
         state
             .registry
             .store()
-            .scan_records(
-                KIND_ANNOUNCEMENT,
-                &mut |k, v| match serde_json::from_slice(v) {
-                    Ok(a) => {
-                        out.push(a);
-                        true
-                    }
-                    Err(e) => {
-                        bad = Some(format!("announcement {k}: {e}"));
-                        false
-                    }
-                },
-            )?;
-        if let Some(b) = bad {
-            return Err(ApiError::internal(b));
-        }
+            .scan_kind::<Announcements>(&mut |_, a| {
+                out.push(a);
+                true
+            })?;
         out.reverse();
         out.retain(|a: &Announcement| only.is_none_or(|c| a.category == c));
         Ok(ApiJson(out))
@@ -287,14 +333,9 @@ pub async fn remove(
         let mut txn = store.begin()?;
         let meta = AuditMeta::new(caller.actor(), "delete announcement", now);
         for att in &a.attachments {
-            txn.put_record(
-                &meta,
-                KIND_ATTACHMENT,
-                &format!("{}/{}", a.id, att.id),
-                None,
-            )?;
+            txn.delete_record::<Attachments>(&meta, &attachment_key(&a, att))?;
         }
-        txn.put_record(&meta, KIND_ANNOUNCEMENT, &a.id, None)?;
+        txn.delete_record::<Announcements>(&meta, &a.id)?;
         txn.commit()?;
         Ok(StatusCode::NO_CONTENT)
     })
@@ -377,14 +418,8 @@ pub async fn upload(
         let store = state.registry.store();
         let mut txn = store.begin()?;
         let am = AuditMeta::new(caller.actor(), "attach", now);
-        txn.put_record(
-            &am,
-            KIND_ATTACHMENT,
-            &format!("{}/{}", a.id, meta.id),
-            Some(&body),
-        )?;
-        let bytes = serde_json::to_vec(&a).map_err(ApiError::internal)?;
-        txn.put_record(&am, KIND_ANNOUNCEMENT, &a.id, Some(&bytes))?;
+        txn.store_record::<Attachments>(&am, &attachment_key(&a, &meta), &body.to_vec())?;
+        txn.store_record::<Announcements>(&am, &a.id, &a)?;
         txn.commit()?;
         Ok((StatusCode::CREATED, axum::Json(meta)).into_response())
     })
@@ -423,13 +458,11 @@ pub async fn download(
     blocking(move || {
         let a = load(&state, &id)?;
         let m = find_attachment(&a, &att)?;
-        let bytes = state
-            .registry
-            .store()
-            .record(KIND_ATTACHMENT, &format!("{}/{}", a.id, m.id))?
-            .ok_or_else(|| ApiError::NotFound {
+        let bytes = attachment_bytes(state.registry.store(), &a, &m)?.ok_or_else(|| {
+            ApiError::NotFound {
                 what: format!("attachment {att}"),
-            })?;
+            }
+        })?;
         let mut resp = bytes.into_response();
         let h = resp.headers_mut();
         if let Ok(v) = HeaderValue::from_str(&m.content_type) {
@@ -467,9 +500,8 @@ pub async fn remove_attachment(
         let store = state.registry.store();
         let mut txn = store.begin()?;
         let am = AuditMeta::new(caller.actor(), "detach", now);
-        txn.put_record(&am, KIND_ATTACHMENT, &format!("{}/{}", a.id, m.id), None)?;
-        let bytes = serde_json::to_vec(&a).map_err(ApiError::internal)?;
-        txn.put_record(&am, KIND_ANNOUNCEMENT, &a.id, Some(&bytes))?;
+        txn.delete_record::<Attachments>(&am, &attachment_key(&a, &m))?;
+        txn.store_record::<Announcements>(&am, &a.id, &a)?;
         txn.commit()?;
         Ok(StatusCode::NO_CONTENT)
     })

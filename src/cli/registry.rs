@@ -90,7 +90,15 @@ pub fn run(cmd: RegistryCmd, g: &super::Globals) -> anyhow::Result<i32> {
         RegistryCmd::Check { dir } => {
             let reg = beian::registry::Registry::open_on(&dir, g.database_url.as_deref())
                 .with_context(|| format!("registry check {}", dir.display()))?;
-            let report = reg.check()?;
+            let mut report = reg.check()?;
+            // Generic records of every kind: the registry core does not know them all.
+            let store = reg.store();
+            report
+                .problems
+                .extend(beian::accounts::service::Accounts::damaged_records(store)?);
+            report
+                .problems
+                .extend(beian::api::announcements::damaged_records(store)?);
             println!(
                 "{} subjects, {} filings, {} audit records",
                 report.subjects, report.filings, report.audit_records

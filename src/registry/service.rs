@@ -627,17 +627,9 @@ fn put_notices<T: RegistryTxn>(
     meta: &AuditMeta,
     notices: Vec<crate::accounts::service::Message>,
 ) -> Result<(), RegistryError> {
+    use super::store::records::TypedRecordsTxn;
     for m in notices {
-        let bytes = serde_json::to_vec(&m).map_err(|e| StoreError::Io {
-            context: "notice".into(),
-            reason: e.to_string(),
-        })?;
-        txn.put_record(
-            meta,
-            crate::accounts::service::KIND_NOTICE,
-            &m.id,
-            Some(&bytes),
-        )?;
+        txn.store_record::<crate::accounts::service::Notices>(meta, &m.id, &m)?;
     }
     Ok(())
 }

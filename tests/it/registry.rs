@@ -1,5 +1,5 @@
 //! Registry library: import, indexes, numbering, batch conflicts, audit-chain tamper
-//! detection, snapshots, key rotation, persistence across reopen.
+//! detection, snapshots, key rotation, persistence across reopen, typed generic records.
 
 use std::io::Cursor;
 use std::path::PathBuf;
@@ -1198,3 +1198,99 @@ fn subjects_are_found_by_part_of_their_name_through_the_name_index(tb) {
     assert_eq!(found.len(), 1);
     assert!(more);
 }}
+
+both! {
+fn generic_records_are_typed_enveloped_and_read_their_bare_form(tb) {
+    use beian::accounts::service::{
+        Accounts, Channel, Message, OutboxMessages, Session, Sessions, KIND_OUTBOX,
+        KIND_SESSION,
+    };
+    use beian::registry::store::codec::MAGIC;
+    use beian::registry::store::records::{TypedRecords, TypedRecordsTxn};
+    use beian::registry::store::{AuditMeta, RegistryTxn, StoreError};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (reg, _) = tb.init(dir.path(), NOW).unwrap();
+    let store = reg.store();
+    let meta = AuditMeta::new(&Actor::Miit, "test", NOW);
+    let session = Session {
+        username: "miit".into(),
+        created_at: NOW,
+        expires_at: NOW + 60,
+    };
+    let message = Message::notice(Channel::Email, "a@example.cn", "主题", "正文".into(), NOW);
+    let mut txn = store.begin().unwrap();
+    txn.store_record::<Sessions>(&meta, "new", &session).unwrap();
+    // As the release before typed records wrote them: bare JSON.
+    let bare = serde_json::to_vec(&session).unwrap();
+    txn.put_record(&meta, KIND_SESSION, "old", Some(&bare)).unwrap();
+    let bare = serde_json::to_vec(&message).unwrap();
+    txn.put_record(&meta, KIND_OUTBOX, &message.id, Some(&bare))
+        .unwrap();
+    txn.commit().unwrap();
+    assert!(store
+        .record(KIND_SESSION, "new")
+        .unwrap()
+        .unwrap()
+        .starts_with(&MAGIC));
+    for key in ["new", "old"] {
+        assert_eq!(store.load_record::<Sessions>(key).unwrap(), Some(session.clone()));
+    }
+    assert_eq!(
+        store.load_record::<OutboxMessages>(&message.id).unwrap(),
+        Some(message.clone())
+    );
+    assert_eq!(Accounts::outbox(store).unwrap(), std::slice::from_ref(&message));
+    // A record that does not decode names its kind and key.
+    let mut txn = store.begin().unwrap();
+    txn.put_record(&meta, KIND_OUTBOX, "zz", Some(b"{not json"))
+        .unwrap();
+    txn.put_record(&meta, KIND_SESSION, "zz", Some(b"\xff\x00"))
+        .unwrap();
+    txn.commit().unwrap();
+    match Accounts::outbox(store) {
+        Err(beian::accounts::service::AccountError::Store(StoreError::Corrupt { key, .. })) => {
+            assert_eq!(key, "outbox:zz")
+        }
+        other => panic!("{other:?}"),
+    }
+    // Expiry purges pass over it and purge the rest, bare or enveloped.
+    assert_eq!(Accounts::purge_expired(store, NOW + 60).unwrap(), 2);
+    assert!(!store.has_record::<Sessions>("old").unwrap());
+    assert!(store.has_record::<Sessions>("zz").unwrap(), "left for the operator");
+    // `registry check` lists both damaged records.
+    let damaged = Accounts::damaged_records(store).unwrap();
+    assert_eq!(damaged.len(), 2, "{damaged:?}");
+    assert!(damaged[0].starts_with("session:zz: session record (format 0)"), "{damaged:?}");
+    assert!(damaged[1].starts_with("outbox:zz: outbox record (format 0)"), "{damaged:?}");
+    // An announcement whose attachment is missing, or is other bytes.
+    use beian::api::announcements::{Announcement, Announcements, AttachmentMeta, Attachments};
+    let a = Announcement {
+        id: "a1".into(),
+        category: Default::default(),
+        title: "t".into(),
+        body: "b".into(),
+        author: "miit".into(),
+        created_at: NOW,
+        attachments: ["x1", "x2"]
+            .map(|id| AttachmentMeta {
+                id: id.into(),
+                filename: "f".into(),
+                content_type: "text/plain".into(),
+                size: 3,
+                sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"abc")),
+            })
+            .to_vec(),
+    };
+    let mut txn = store.begin().unwrap();
+    txn.store_record::<Announcements>(&meta, "a1", &a).unwrap();
+    txn.store_record::<Attachments>(&meta, "a1/x1", &b"abd".to_vec())
+        .unwrap();
+    txn.commit().unwrap();
+    let damaged = beian::api::announcements::damaged_records(store).unwrap();
+    assert_eq!(damaged.len(), 2, "{damaged:?}");
+    assert!(damaged[0].contains("attachment:a1/x1"), "{damaged:?}");
+    assert!(damaged[1].starts_with("attachment:a1/x2: announcement a1 lists it"), "{damaged:?}");
+    assert!(reg.verify_audit().unwrap().ok());
+}
+}

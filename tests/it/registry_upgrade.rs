@@ -1,6 +1,10 @@
 //! A store written by the release before the versioned record codec (`tests/data/registry-v0`,
 //! see its README) opens with the current code: its records are migrated in place, and the same
-//! filings, IP filings, users and audit chain come back, through the real binary.
+//! filings, IP filings, users and audit chain come back, through the real binary. A registry
+//! whose generic records were written before typed records (`tests/data/registry-records-v0`:
+//! bare JSON, raw attachments) still logs users in with its sessions, challenges and contacts,
+//! lists its outbox and notices, completes its pending registrations, contact changes and
+//! resets, and serves its announcements and attachments.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -136,4 +140,222 @@ fn a_store_of_the_previous_release_opens_and_reads_the_same() {
         ],
     );
     assert!(out.contains("cancellation requested"), "{out}");
+}
+
+/// The registry of `tests/data/registry-records-v0`, made by the release before typed generic
+/// records (their bare JSON; attachments raw), copied to `to`; and its `fixture.json`.
+fn records_fixture(to: &Path) -> serde_json::Value {
+    let from = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/registry-records-v0");
+    copy_dir(&from.join("reg"), to);
+    std::fs::create_dir_all(to.join("store/blobs")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for e in std::fs::read_dir(to.join("keys")).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "key") {
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+            }
+        }
+    }
+    serde_json::from_str(&std::fs::read_to_string(from.join("fixture.json")).unwrap()).unwrap()
+}
+
+fn records_fixture_file(name: &str) -> Vec<u8> {
+    std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/registry-records-v0")
+            .join(name),
+    )
+    .unwrap()
+}
+
+/// The six-digit code of the last message to `to` whose subject contains `about`.
+fn code_to(outbox: &[beian::accounts::service::Message], to: &str, about: &str) -> String {
+    let m = outbox
+        .iter()
+        .rev()
+        .find(|m| m.to == to && m.subject.contains(about))
+        .unwrap_or_else(|| panic!("no message to {to} about {about}"));
+    let i = m.body.find(|c: char| c.is_ascii_digit()).unwrap();
+    m.body[i..i + 6].to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generic_records_of_the_release_before_typed_records_still_serve() {
+    use beian::accounts::service::{Accounts, Message};
+    use beian::accounts::Actor;
+    use beian::registry::store::records::TypedRecords;
+    use beian::registry::store::{RegistryRead, RegistryScan};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("reg");
+    let fx = records_fixture(&dir);
+    let made_at = fx["made_at"].as_i64().unwrap();
+    let now = made_at + 60;
+    let outbox_then: Vec<Message> = String::from_utf8(records_fixture_file("outbox.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let reg = beian::registry::Registry::open(&dir).unwrap();
+    let store = reg.store();
+
+    // The outbox and the notices read as the release that wrote them listed them.
+    assert_eq!(Accounts::outbox(store).unwrap(), outbox_then);
+    let notices = Accounts::notices(store).unwrap();
+    assert!(
+        !notices.is_empty(),
+        "the approvals' notices wait for delivery"
+    );
+    for n in &notices {
+        assert!(n.subject.contains("备案已通过"), "{n:?}");
+        assert!(outbox_then.contains(n), "{n:?}");
+    }
+
+    // The session written then is still one (with the time it was made).
+    let token = fx["session_token"].as_str().unwrap();
+    assert_eq!(
+        Accounts::authenticate(store, token, now).unwrap().username,
+        "miit"
+    );
+    // The import authorisation (the old flag `1`) still holds.
+    let isp = store.user("isp_one").unwrap().unwrap();
+    assert!(matches!(
+        Accounts::effective(store, isp).unwrap().actor,
+        Actor::Isp {
+            import_authorised: true,
+            ..
+        }
+    ));
+    let accounts = Accounts::new();
+    // The login challenge left pending logs in with the code the outbox holds.
+    let code = code_to(&outbox_then, "miit@example.gov.cn", "login code");
+    let (new_token, _) = accounts
+        .login_verify(store, fx["challenge_id"].as_str().unwrap(), &code, "c", now)
+        .unwrap();
+    assert_eq!(
+        Accounts::authenticate(store, &new_token, now)
+            .unwrap()
+            .username,
+        "miit"
+    );
+    // A new login sends its code to the contact written then.
+    let (_, msgs) = accounts
+        .login_start(
+            store,
+            "miit",
+            fx["miit_password"].as_str().unwrap(),
+            "c",
+            now,
+        )
+        .unwrap();
+    assert_eq!(msgs[0].to, "miit@example.gov.cn");
+    // The pending self-registration activates with its two codes.
+    let sms = code_to(&outbox_then, "13700000009", "registration");
+    let mail = code_to(&outbox_then, "ww@example.com", "registration");
+    accounts
+        .activate(store, "wang_wu", &sms, &mail, now)
+        .unwrap();
+    assert_eq!(
+        Accounts::contact(store, "wang_wu")
+            .unwrap()
+            .email
+            .as_deref(),
+        Some("ww@example.com")
+    );
+    // The pending contact change confirms with the code sent to the new mobile.
+    let sms = code_to(&outbox_then, "13800000077", "contact change");
+    let c = accounts
+        .contact_change_confirm(store, "miit", None, Some(&sms), now)
+        .unwrap();
+    assert_eq!(
+        (c.email.as_deref(), c.mobile.as_deref()),
+        (Some("miit@example.gov.cn"), Some("13800000077"))
+    );
+    // The reset token sent then resets the password, and revokes the old sessions.
+    let reset = outbox_then
+        .iter()
+        .find(|m| m.subject.contains("password reset"))
+        .unwrap();
+    let reset_token = reset.body.split("): ").nth(1).unwrap();
+    let reset_token = reset_token.split('\n').next().unwrap();
+    accounts
+        .reset_confirm(store, reset_token, "new-secret-9", now)
+        .unwrap();
+    assert!(Accounts::authenticate(store, token, now).is_err());
+    // Records written now are in the envelope; the ones of the old release still read.
+    let stored = store.record("contact", "miit").unwrap().unwrap();
+    assert!(stored.starts_with(&beian::registry::store::codec::MAGIC));
+    assert!(store
+        .load_record::<beian::accounts::service::Contacts>("jing_bureau")
+        .unwrap()
+        .is_some());
+    // Expired records of both forms are purged.
+    assert!(Accounts::purge_expired(store, made_at + 30 * 24 * 3600).unwrap() > 0);
+    // The log accounts for every record, old and new.
+    let audit = reg.verify_audit().unwrap();
+    assert!(audit.ok(), "{audit:?}");
+    let check = reg.check().unwrap();
+    assert!(check.problems.is_empty(), "{:?}", check.problems);
+    assert_eq!(
+        Accounts::damaged_records(store).unwrap(),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        beian::api::announcements::damaged_records(store).unwrap(),
+        Vec::<String>::new()
+    );
+
+    // The announcement and its attachment, through the API.
+    let registry = std::sync::Arc::new(reg);
+    let state =
+        beian::api::AppState::new(registry.clone(), beian::config::Config::default()).unwrap();
+    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let met = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", api.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(beian::api::serve(state, api, met, async move {
+        let _ = rx.await;
+    }));
+    let client = reqwest::Client::new();
+    let list: serde_json::Value = serde_json::from_str(
+        &client
+            .get(format!("{base}/api/announcements"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let id = fx["announcement"].as_str().unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["id"], id);
+    assert_eq!(list[0]["title"], "备案系统升级通知");
+    let att = list[0]["attachments"][0]["id"].as_str().unwrap();
+    let r = client
+        .get(format!("{base}/api/announcements/{id}/attachments/{att}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let bytes = r.bytes().await.unwrap();
+    assert_eq!(&bytes[..], &records_fixture_file("attachment.bin")[..]);
+    let page = client
+        .get(format!("{base}/announcements"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("备案系统升级通知"), "{page}");
+    let _ = tx.send(());
+    tokio::time::timeout(std::time::Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }

@@ -7,12 +7,14 @@
 //! The traits name no backend: `sled` (the embedded default, one process) lives in [`sled`],
 //! PostgreSQL (several processes on one database) in [`postgres`], with one `SERIALIZABLE`
 //! SQL transaction per [`RegistryTxn`]; [`any::AnyStore`] is either, chosen when a registry is
-//! opened, so the rest of the program is written once.
+//! opened, so the rest of the program is written once. Generic records (sessions, the outbox,
+//! announcements, …) are read and written typed, through [`records`].
 
 pub mod any;
 pub mod audit;
 pub mod codec;
 pub mod postgres;
+pub mod records;
 pub mod sled;
 
 use std::net::IpAddr;
@@ -126,9 +128,10 @@ pub trait RegistryScan {
     /// The sequence number and hash of the last audit record, as recorded by commits.
     fn audit_head(&self) -> Result<Option<(u64, [u8; 32])>, StoreError>;
 
-    // --- Generic records (accounts, sessions, outbox, announcements; used by the API). ---
+    // --- Generic records: the backends' primitive. The program reads and writes them typed,
+    // through [`records::TypedRecords`]; the raw bytes are for replication only. ---
 
-    /// One generic record of `kind` (e.g. `session`, `outbox`) under `key`.
+    /// One generic record of `kind` (e.g. `session`, `outbox`) under `key`, as stored.
     fn record(&self, kind: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Every record of `kind`, in key order, as (key, value). The visitor returns `false` to
     /// stop.
@@ -226,9 +229,9 @@ pub trait RegistryTxn: RegistryRead {
     /// Whether a record given to [`RegistryTxn::replay_next`] still waits for its write.
     fn replay_pending(&self) -> bool;
 
-    // --- Generic records (accounts, sessions, outbox, announcements; used by the API). ---
+    // --- Generic records: the backends' primitive under [`records::TypedRecordsTxn`]. ---
 
-    /// Store (`Some`) or delete (`None`) a generic record and audit it. The audit record
+    /// Store (`Some`) or delete (`None`) a generic record's bytes and audit it. The audit record
     /// carries only the size and SHA-256 of the value, never its content (sessions, codes).
     fn put_record(
         &mut self,

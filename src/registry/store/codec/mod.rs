@@ -6,6 +6,10 @@
 //! releases before this codec), decoded through the frozen layouts in [`v0`] and migrated.
 //!
 //! Encoding never silently writes nothing: a record that cannot be encoded is an error.
+//!
+//! The envelope itself ([`seal`], [`open`]) is shared with the typed generic records of
+//! [`super::records`] (sessions, the outbox, announcements, …), whose payloads each kind defines
+//! (JSON, or an attachment's raw bytes) and whose format 0 is what earlier releases wrote bare.
 
 pub mod v0;
 
@@ -84,17 +88,46 @@ pub fn format_of(bytes: &[u8]) -> u16 {
     }
 }
 
+/// Wrap a payload in the envelope of the current format.
+pub fn seal(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(MAGIC.len() + 2 + payload.len());
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&FORMAT.to_le_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Open stored bytes of a `kind` record: its format and payload. Bytes without the envelope
+/// are format 0, the whole of them the payload; an envelope of a format this build does not
+/// read is an error (a newer one says to upgrade).
+pub fn open<'a>(kind: &'static str, bytes: &'a [u8]) -> Result<(u16, &'a [u8]), CodecError> {
+    let invalid = |version: u16, reason: &str| CodecError::Invalid {
+        kind,
+        version,
+        reason: reason.into(),
+    };
+    match bytes.strip_prefix(&MAGIC[..]) {
+        None => Ok((0, bytes)),
+        Some(rest) => {
+            let (Some(v), Some(payload)) = (rest.get(..2), rest.get(2..)) else {
+                return Err(invalid(0, "envelope without a version"));
+            };
+            match u16::from_le_bytes([v[0], v[1]]) {
+                FORMAT => Ok((FORMAT, payload)),
+                v if v > FORMAT => Err(CodecError::TooNew { kind, version: v }),
+                v => Err(invalid(v, "no such format")),
+            }
+        }
+    }
+}
+
 /// Encode a record in the current format.
 pub fn encode<T: Persisted>(v: &T) -> Result<Vec<u8>, CodecError> {
     let payload = serde_json::to_vec(v).map_err(|e| CodecError::Encode {
         kind: T::KIND,
         reason: e.to_string(),
     })?;
-    let mut out = Vec::with_capacity(MAGIC.len() + 2 + payload.len());
-    out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&FORMAT.to_le_bytes());
-    out.extend_from_slice(&payload);
-    Ok(out)
+    Ok(seal(&payload))
 }
 
 /// Decode a record of any format this build reads.
@@ -104,21 +137,10 @@ pub fn decode<T: Persisted>(bytes: &[u8]) -> Result<T, CodecError> {
         version,
         reason,
     };
-    match bytes.strip_prefix(&MAGIC[..]) {
-        None => T::from_v0(bytes).map_err(|r| invalid(0, r)),
-        Some(rest) => {
-            let (Some(v), Some(payload)) = (rest.get(..2), rest.get(2..)) else {
-                return Err(invalid(0, "envelope without a version".into()));
-            };
-            let version = u16::from_le_bytes([v[0], v[1]]);
-            match version {
-                1 => serde_json::from_slice(payload).map_err(|e| invalid(1, e.to_string())),
-                v if v > FORMAT => Err(CodecError::TooNew {
-                    kind: T::KIND,
-                    version: v,
-                }),
-                v => Err(invalid(v, "no such format".into())),
-            }
+    match open(T::KIND, bytes)? {
+        (0, payload) => T::from_v0(payload).map_err(|r| invalid(0, r)),
+        (version, payload) => {
+            serde_json::from_slice(payload).map_err(|e| invalid(version, e.to_string()))
         }
     }
 }
