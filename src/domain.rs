@@ -32,7 +32,13 @@ fn is_plain(t: &str) -> bool {
     t.bytes().all(|b| {
         b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.' || b == b'_'
     }) && !t.starts_with("xn--")
-        && !t.contains(".xn--")
+        && !t.as_bytes().windows(5).any(|w| w == b".xn--")
+}
+
+/// Whether `t` could read as an IP address: IPv4 text has only digits and dots, IPv6 text a
+/// colon. Anything else is not parsed (the parse would fail).
+fn may_be_ip(t: &str) -> bool {
+    t.bytes().all(|b| b.is_ascii_digit() || b == b'.') || t.contains(':')
 }
 
 /// The normalisation; `fast` takes plain names as they are instead of through IDNA (the
@@ -60,7 +66,7 @@ fn normalise(text: &str, fast: bool) -> Result<Cow<'_, str>, DomainError> {
     if ascii.is_empty() {
         return Err(err("empty"));
     }
-    if ascii.parse::<std::net::IpAddr>().is_ok() {
+    if may_be_ip(&ascii) && ascii.parse::<std::net::IpAddr>().is_ok() {
         return Err(err("an IP address, not a domain"));
     }
     for label in ascii.split('.') {
@@ -238,6 +244,19 @@ mod tests {
         #[test]
         fn normalise_fast_path_equals_idna_path_on_any_text(text in "\\PC{0,24}") {
             proptest::prop_assert_eq!(normalise(&text, true), normalise(&text, false));
+        }
+
+        /// Text `may_be_ip` passes over never parses as an IP address.
+        #[test]
+        fn may_be_ip_passes_over_no_address(
+            text in "[0-9a-fA-F:.%\\[\\]x]{0,40}"
+        ) {
+            proptest::prop_assert!(may_be_ip(&text) || text.parse::<std::net::IpAddr>().is_err());
+        }
+
+        #[test]
+        fn may_be_ip_takes_every_address(ip in proptest::prelude::any::<std::net::IpAddr>()) {
+            proptest::prop_assert!(may_be_ip(&ip.to_string()));
         }
 
         /// `covers` on a parsed domain's text is `Domain::covers`.

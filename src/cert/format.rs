@@ -141,9 +141,14 @@ pub(super) fn parse_borrowed(bytes: &[u8]) -> Result<Parsed<'_>, CertError> {
         line: line_at(bytes, e.valid_up_to()),
     })?;
 
+    // Lines are checked one by one for control characters (to name the first line with
+    // one) only when the text has one besides its line feeds.
+    let controls = has_control(text);
     let mut lines = Lines::new(text);
     let (line_no, _, header) = lines.next().ok_or(CertError::Empty)?;
-    check_controls(line_no, header)?;
+    if controls {
+        check_controls(line_no, header)?;
+    }
     if header != HEADER_V1 {
         return Err(match header.strip_prefix(VERSION_PREFIX) {
             Some(v) => CertError::UnsupportedVersion {
@@ -160,14 +165,14 @@ pub(super) fn parse_borrowed(bytes: &[u8]) -> Result<Parsed<'_>, CertError> {
     let mut last_line = line_no;
     for (line_no, start, line) in lines.by_ref() {
         last_line = line_no;
-        check_controls(line_no, line)?;
+        if controls {
+            check_controls(line_no, line)?;
+        }
         if let Some(encoded) = line.strip_prefix(SIGNATURE_PREFIX) {
             signature_line = Some((line_no, start, encoded));
             break;
         }
-        let (name, value) = line
-            .split_once(": ")
-            .ok_or(CertError::BadLine { line: line_no })?;
+        let (name, value) = split_field(line).ok_or(CertError::BadLine { line: line_no })?;
         let Some(pos) = FIELDS.iter().position(|f| *f == name) else {
             return Err(CertError::UnknownField {
                 line: line_no,
@@ -456,7 +461,29 @@ fn line_at(bytes: &[u8], at: usize) -> usize {
         + 1
 }
 
+/// `line.split_once(": ")`, looking for the colon byte by byte.
+fn split_field(line: &str) -> Option<(&str, &str)> {
+    let b = line.as_bytes();
+    let at = (0..b.len().saturating_sub(1)).find(|&i| b[i] == b':' && b[i + 1] == b' ')?;
+    // `at` and `at + 2` are next to ASCII bytes, so on character boundaries.
+    Some((line.get(..at)?, line.get(at + 2..)?))
+}
+
+/// Whether `text` has a control character other than `\n` (general category Cc: U+0000–
+/// U+001F, U+007F–U+009F). A branch-free pass over the bytes rules out most text: in UTF-8
+/// the Cc characters above ASCII are `C2 80`–`C2 9F`, and `C2` also starts U+00A0–U+00BF, so
+/// text with a `C2` byte is looked at character by character.
+fn has_control(text: &str) -> bool {
+    let suspect = text.as_bytes().iter().fold(false, |acc, &c| {
+        acc | ((c < 0x20) & (c != b'\n')) | (c == 0x7f) | (c == 0xc2)
+    });
+    suspect && text.chars().any(|c| c.is_control() && c != '\n')
+}
+
 fn check_controls(line: usize, text: &str) -> Result<(), CertError> {
+    if !has_control(text) {
+        return Ok(());
+    }
     match text.chars().find(|c| c.is_control()) {
         Some(c) => Err(CertError::ControlCharacter {
             line,
@@ -1041,6 +1068,18 @@ pub(crate) mod tests {
                 decode_signature_fast(&changed),
                 decode_signature_general(1, &changed).ok()
             );
+        }
+
+        /// The byte-wise line checks equal their character-wise definitions.
+        #[test]
+        fn byte_checks_equal_char_checks(
+            text in "(\\PC|[\u{0}-\u{1f}\u{7f}-\u{a0}\u{bf}\u{100}:: \n]){0,40}"
+        ) {
+            prop_assert_eq!(
+                has_control(&text),
+                text.chars().any(|c| c.is_control() && c != '\n')
+            );
+            prop_assert_eq!(split_field(&text), text.split_once(": "));
         }
 
         #[test]
