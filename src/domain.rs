@@ -1,6 +1,7 @@
 //! Host and domain names: IDNA normalisation to lower-case ASCII, the registrable domain
 //! (public suffix list, via `psl`), and coverage (is a host under a filed domain). Pure.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -16,6 +17,33 @@ pub struct DomainError {
 /// Normalise a host name: trim, strip one trailing dot, IDNA to ASCII (punycode), lower case.
 /// IP literals are refused (use [`std::net::IpAddr`] for those).
 pub fn normalise_host(text: &str) -> Result<String, DomainError> {
+    normalise(text, true).map(Cow::into_owned)
+}
+
+/// [`normalise_host`] borrowing from `text` when it is already normal (plain lower-case
+/// ASCII): no allocation for the common case.
+pub fn normalise_host_cow(text: &str) -> Result<Cow<'_, str>, DomainError> {
+    normalise(text, true)
+}
+
+/// Whether `t` is its own IDNA form: lower-case ASCII letters, digits, `-`, `.`, `_`, and
+/// no punycode label (`xn--…` is checked by IDNA).
+fn is_plain(t: &str) -> bool {
+    t.bytes().all(|b| {
+        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.' || b == b'_'
+    }) && !t.starts_with("xn--")
+        && !t.as_bytes().windows(5).any(|w| w == b".xn--")
+}
+
+/// Whether `t` could read as an IP address: IPv4 text has only digits and dots, IPv6 text a
+/// colon. Anything else is not parsed (the parse would fail).
+fn may_be_ip(t: &str) -> bool {
+    t.bytes().all(|b| b.is_ascii_digit() || b == b'.') || t.contains(':')
+}
+
+/// The normalisation; `fast` takes plain names as they are instead of through IDNA (the
+/// two agree: a property test holds them equal on arbitrary input).
+fn normalise(text: &str, fast: bool) -> Result<Cow<'_, str>, DomainError> {
     let err = |reason| DomainError {
         text: text.to_string(),
         reason,
@@ -30,19 +58,15 @@ pub fn normalise_host(text: &str) -> Result<String, DomainError> {
     }
     // Fast path: plain lower-case ASCII without punycode labels is its own IDNA form (the
     // common case, and every name read back from the store); the label checks below still run.
-    let plain = t.bytes().all(|b| {
-        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.' || b == b'_'
-    }) && !t.starts_with("xn--")
-        && !t.contains(".xn--");
-    let ascii = if plain {
-        t.to_string()
+    let ascii = if fast && is_plain(t) {
+        Cow::Borrowed(t)
     } else {
-        idna::domain_to_ascii(t).map_err(|_| err("not a valid internationalised name"))?
+        Cow::Owned(idna::domain_to_ascii(t).map_err(|_| err("not a valid internationalised name"))?)
     };
     if ascii.is_empty() {
         return Err(err("empty"));
     }
-    if ascii.parse::<std::net::IpAddr>().is_ok() {
+    if may_be_ip(&ascii) && ascii.parse::<std::net::IpAddr>().is_ok() {
         return Err(err("an IP address, not a domain"));
     }
     for label in ascii.split('.') {
@@ -73,7 +97,7 @@ impl Domain {
     /// Parse a registrable domain as filed. `www.example.com` and other subdomains are refused
     /// (file the registrable domain: the filing covers its subdomains), as are public suffixes.
     pub fn parse(text: &str) -> Result<Self, DomainError> {
-        let host = normalise_host(text)?;
+        let host = normalise_host_cow(text)?;
         let reg = registrable(&host).ok_or_else(|| DomainError {
             text: text.to_string(),
             reason: "no registrable domain (is it a public suffix?)",
@@ -84,16 +108,18 @@ impl Domain {
                 reason: "a subdomain; file the registrable domain instead",
             });
         }
-        Ok(Domain(host))
+        Ok(Domain(host.into_owned()))
     }
 
     /// The registrable domain of any host under it (`www.a.example.com.cn` → `example.com.cn`).
     pub fn of_host(text: &str) -> Result<Self, DomainError> {
-        let host = normalise_host(text)?;
-        registrable(&host).map(Domain).ok_or_else(|| DomainError {
-            text: text.to_string(),
-            reason: "no registrable domain (is it a public suffix?)",
-        })
+        let host = normalise_host_cow(text)?;
+        registrable(&host)
+            .map(|d| Domain(d.to_string()))
+            .ok_or_else(|| DomainError {
+                text: text.to_string(),
+                reason: "no registrable domain (is it a public suffix?)",
+            })
     }
 
     pub fn as_str(&self) -> &str {
@@ -102,18 +128,30 @@ impl Domain {
 
     /// Whether `host` (already normalised) is this domain or under it.
     pub fn covers(&self, host: &str) -> bool {
-        host == self.0
-            || (host.len() > self.0.len()
-                && host.ends_with(&self.0)
-                && host.as_bytes()[host.len() - self.0.len() - 1] == b'.')
+        covers(&self.0, host)
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
     }
 }
 
-fn registrable(host: &str) -> Option<String> {
+/// Whether `host` is `domain` or under it (both already normalised): what
+/// [`Domain::covers`] answers, for a domain held as text that [`Domain::parse`] accepted
+/// unchanged (a certificate's domains), without parsing it again.
+pub fn covers(domain: &str, host: &str) -> bool {
+    host == domain
+        || (host.len() > domain.len()
+            && host.ends_with(domain)
+            && host.as_bytes()[host.len() - domain.len() - 1] == b'.')
+}
+
+/// The registrable domain of a normalised host, as a suffix of it.
+fn registrable(host: &str) -> Option<&str> {
     let d = psl::domain(host.as_bytes())?;
     // Only trust known suffixes; an unknown TLD (`.test`, `.example`, `.internal`) is
     // treated as a one-label suffix, which is what the PSL's default rule says.
-    std::str::from_utf8(d.as_bytes()).ok().map(str::to_string)
+    std::str::from_utf8(d.as_bytes()).ok()
 }
 
 impl fmt::Display for Domain {
@@ -191,5 +229,49 @@ mod tests {
         assert!(d.covers("www.example.com"));
         assert!(!d.covers("badexample.com"));
         assert!(!d.covers("example.com.evil.test"));
+    }
+    proptest::proptest! {
+        /// The plain-ASCII fast path of `normalise_host` equals the IDNA path on arbitrary
+        /// host-like text (case, punycode labels, digits, `_`, hyphens, dots, Unicode,
+        /// spaces), errors included.
+        #[test]
+        fn normalise_fast_path_equals_idna_path(
+            text in "[ ]?((xn--|XN--)?[a-zA-Z0-9_\\-éß示例中国İ]{0,8}[.。]?){0,5}[ .]?"
+        ) {
+            proptest::prop_assert_eq!(normalise(&text, true), normalise(&text, false));
+        }
+
+        #[test]
+        fn normalise_fast_path_equals_idna_path_on_any_text(text in "\\PC{0,24}") {
+            proptest::prop_assert_eq!(normalise(&text, true), normalise(&text, false));
+        }
+
+        /// Text `may_be_ip` passes over never parses as an IP address.
+        #[test]
+        fn may_be_ip_passes_over_no_address(
+            text in "[0-9a-fA-F:.%\\[\\]x]{0,40}"
+        ) {
+            proptest::prop_assert!(may_be_ip(&text) || text.parse::<std::net::IpAddr>().is_err());
+        }
+
+        #[test]
+        fn may_be_ip_takes_every_address(ip in proptest::prelude::any::<std::net::IpAddr>()) {
+            proptest::prop_assert!(may_be_ip(&ip.to_string()));
+        }
+
+        /// `covers` on a parsed domain's text is `Domain::covers`.
+        #[test]
+        fn covers_text_equals_covers_parsed(
+            domain in "[a-z0-9]{1,6}\\.(com|cn|com\\.cn|test)",
+            host in "([a-z0-9]{0,4}\\.){0,2}[a-z0-9]{1,6}\\.(com|cn|com\\.cn|test)",
+        ) {
+            if let Ok(d) = Domain::parse(&domain) {
+                proptest::prop_assert_eq!(covers(d.as_str(), &host), d.covers(&host));
+                proptest::prop_assert_eq!(
+                    covers(d.as_str(), &host),
+                    host == d.as_str() || host.ends_with(&format!(".{d}"))
+                );
+            }
+        }
     }
 }

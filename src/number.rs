@@ -234,6 +234,54 @@ impl FilingNumber {
         Ok(n)
     }
 
+    /// Read a number only if `text` is exactly its canonical form (`京ICP备12345678号`,
+    /// `京ICP备12345678号-2A`), without normalising: `Some(n)` exactly when
+    /// [`FilingNumber::parse`] accepts `text` as `n` and `n` displays as `text` (a property
+    /// test holds the two equal). For readers of canonical text (certificates, stored
+    /// records); anything else, `None`, goes through [`FilingNumber::parse`].
+    pub fn parse_canonical(text: &str) -> Option<Self> {
+        let mut chars = text.chars();
+        let province = chars.next().filter(|c| is_province(*c))?;
+        let rest = chars.as_str().strip_prefix("ICP备")?;
+        let digit_len = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if !(6..=10).contains(&digit_len) {
+            return None;
+        }
+        let (digits, rest) = rest.split_at(digit_len);
+        let rest = rest.strip_prefix('号')?;
+        let suffix = if rest.is_empty() {
+            None
+        } else {
+            let s = rest.strip_prefix('-')?;
+            let n = s.bytes().take_while(u8::is_ascii_digit).count();
+            // 1–4 digits, no leading zero (so never 0), as `parse` reads and `Display` writes.
+            if n == 0 || n > 4 || s.starts_with('0') {
+                return None;
+            }
+            let index: u32 = s[..n].parse().ok()?;
+            let kind = match &s[n..] {
+                "" => ServiceKind::Website,
+                "A" => ServiceKind::App,
+                "X" => ServiceKind::MiniProgram,
+                _ => return None,
+            };
+            Some(ServiceSuffix { index, kind })
+        };
+        Some(FilingNumber {
+            province,
+            digits: digits.to_string(),
+            suffix,
+        })
+    }
+
+    /// Whether this is a service number under `subject` (a subject number).
+    pub fn is_service_of(&self, subject: &FilingNumber) -> bool {
+        self.suffix.is_some()
+            && subject.suffix.is_none()
+            && self.province == subject.province
+            && self.digits == subject.digits
+    }
+
     /// Is this a subject number (no service suffix)?
     pub fn is_subject(&self) -> bool {
         self.suffix.is_none()
@@ -1533,7 +1581,73 @@ mod tests {
         }
     }
 
+    /// The general reading of canonical text: `parse`, kept only if it displays as the text.
+    fn canonical_by_parse(text: &str) -> Option<FilingNumber> {
+        FilingNumber::parse(text)
+            .ok()
+            .filter(|n| n.to_string() == text)
+    }
+
+    #[test]
+    fn parse_canonical_reads_only_canonical_text() {
+        for (text, ok) in [
+            ("京ICP备12345678号", true),
+            ("陇ICP备123456号-12X", true),
+            ("粤ICP备1234567890号-9999A", true),
+            ("京ICP备12345678号-0", false),
+            ("京ICP备12345678号-01", false),
+            ("京ICP备12345678号-12345", false),
+            ("京ICP备12345678号-1a", false),
+            ("京ICP备12345678", false),
+            ("京ICP备案12345678号", false),
+            ("京icp备12345678号", false),
+            ("京ICP备１２345678号", false),
+            ("京ICP备12345号", false),
+            ("京ICP备12345678号 ", false),
+            ("X京ICP备12345678号", false),
+        ] {
+            assert_eq!(FilingNumber::parse_canonical(text).is_some(), ok, "{text}");
+            assert_eq!(
+                FilingNumber::parse_canonical(text),
+                canonical_by_parse(text)
+            );
+        }
+    }
+
     proptest::proptest! {
+        /// `parse_canonical` is `parse` restricted to text that displays as itself, on text
+        /// near the canonical form (full-width forms, `备案`, spaces, case, suffix shapes).
+        #[test]
+        fn parse_canonical_equals_parse_then_display(
+            text in "[京陇沪a甘ＩＣ]?(ICP|icp|ＩＣＰ| ICP)?(备|备案|证)?[0-9０-９ ]{0,12}(号|號)?(-|－|—)?[0-9１]{0,6}[AXaxＡ]?(号)?[ \u{3000}]?"
+        ) {
+            proptest::prop_assert_eq!(FilingNumber::parse_canonical(&text), canonical_by_parse(&text));
+        }
+
+        /// Every province abbreviation (primary or alternative) and suffix shape round-trips.
+        #[test]
+        fn parse_canonical_reads_every_displayed_number(
+            province in proptest::sample::select(
+                PROVINCES.iter().map(|(c, _)| *c)
+                    .chain(ALT_PROVINCES.iter().map(|(c, _)| *c))
+                    .collect::<Vec<char>>()
+            ),
+            digits in "[0-9]{6,10}",
+            suffix in proptest::option::of((1u32..10_000, 0usize..3)),
+        ) {
+            let n = FilingNumber {
+                province,
+                digits,
+                suffix: suffix.map(|(index, k)| ServiceSuffix {
+                    index,
+                    kind: [ServiceKind::Website, ServiceKind::App, ServiceKind::MiniProgram][k],
+                }),
+            };
+            let text = n.to_string();
+            proptest::prop_assert_eq!(FilingNumber::parse_canonical(&text), Some(n));
+            proptest::prop_assert_eq!(FilingNumber::parse_canonical(&text), canonical_by_parse(&text));
+        }
+
         /// The quick-check fast path of `ScanText::push_str` gives exactly what normalising
         /// every character gives (mixed scripts, full-width forms, combining marks).
         #[test]

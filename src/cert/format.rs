@@ -111,6 +111,23 @@ pub fn signed_message(payload_bytes: &[u8]) -> Vec<u8> {
 
 /// Parse a certificate file. Strict: see the module documentation.
 pub fn parse(bytes: &[u8]) -> Result<Certificate, CertError> {
+    let parsed = parse_borrowed(bytes)?;
+    Ok(Certificate {
+        payload: parsed.payload,
+        payload_bytes: parsed.payload_bytes.to_vec(),
+        signature: parsed.signature,
+    })
+}
+
+/// A parsed certificate whose payload bytes are borrowed from the file.
+pub(super) struct Parsed<'a> {
+    pub payload: CertPayload,
+    pub payload_bytes: &'a [u8],
+    pub signature: [u8; 64],
+}
+
+/// [`parse`] without copying the payload bytes (verification reads them in place).
+pub(super) fn parse_borrowed(bytes: &[u8]) -> Result<Parsed<'_>, CertError> {
     if bytes.len() > MAX_CERT_BYTES {
         return Err(CertError::TooLarge {
             len: bytes.len(),
@@ -124,9 +141,14 @@ pub fn parse(bytes: &[u8]) -> Result<Certificate, CertError> {
         line: line_at(bytes, e.valid_up_to()),
     })?;
 
+    // Lines are checked one by one for control characters (to name the first line with
+    // one) only when the text has one besides its line feeds.
+    let controls = has_control(text);
     let mut lines = Lines::new(text);
     let (line_no, _, header) = lines.next().ok_or(CertError::Empty)?;
-    check_controls(line_no, header)?;
+    if controls {
+        check_controls(line_no, header)?;
+    }
     if header != HEADER_V1 {
         return Err(match header.strip_prefix(VERSION_PREFIX) {
             Some(v) => CertError::UnsupportedVersion {
@@ -143,14 +165,14 @@ pub fn parse(bytes: &[u8]) -> Result<Certificate, CertError> {
     let mut last_line = line_no;
     for (line_no, start, line) in lines.by_ref() {
         last_line = line_no;
-        check_controls(line_no, line)?;
+        if controls {
+            check_controls(line_no, line)?;
+        }
         if let Some(encoded) = line.strip_prefix(SIGNATURE_PREFIX) {
             signature_line = Some((line_no, start, encoded));
             break;
         }
-        let (name, value) = line
-            .split_once(": ")
-            .ok_or(CertError::BadLine { line: line_no })?;
+        let (name, value) = split_field(line).ok_or(CertError::BadLine { line: line_no })?;
         let Some(pos) = FIELDS.iter().position(|f| *f == name) else {
             return Err(CertError::UnknownField {
                 line: line_no,
@@ -204,9 +226,9 @@ pub fn parse(bytes: &[u8]) -> Result<Certificate, CertError> {
     }
     let signature = decode_signature(sig_line, encoded)?;
     let payload = fields.into_payload(sig_line)?;
-    Ok(Certificate {
+    Ok(Parsed {
         payload,
-        payload_bytes: bytes[..sig_start].to_vec(),
+        payload_bytes: &bytes[..sig_start],
         signature,
     })
 }
@@ -324,6 +346,57 @@ fn format_time(t: i64) -> Option<String> {
 }
 
 fn parse_time(line: usize, field: &'static str, v: &str) -> Result<i64, CertError> {
+    match parse_time_fast(v) {
+        Some(t) => Ok(t),
+        None => parse_time_general(line, field, v),
+    }
+}
+
+/// The canonical form `YYYY-MM-DDTHH:MM:SSZ` read by hand: `Some(t)` exactly when
+/// [`parse_time_general`] gives `Ok(t)` (a property test holds them equal); `None` sends
+/// the text there for its verdict.
+fn parse_time_fast(v: &str) -> Option<i64> {
+    let b: &[u8; 20] = v.as_bytes().try_into().ok()?;
+    let num = |range: std::ops::Range<usize>| -> Option<i64> {
+        b[range].iter().try_fold(0i64, |acc, d| {
+            d.is_ascii_digit().then(|| acc * 10 + i64::from(d - b'0'))
+        })
+    };
+    if b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    if b[19] != b'Z' {
+        return None;
+    }
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if day < 1 || day > month_days || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    Some(days_from_civil(year, month, day) * 86_400 + hour * 3_600 + minute * 60 + second)
+}
+
+/// Days from 1970-01-01 to a proleptic Gregorian date (any year; month 1–12, day valid).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    // Count years from March, so the leap day ends a year; 400-year eras of 146 097 days.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let month_from_march = (month + 9) % 12;
+    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+fn parse_time_general(line: usize, field: &'static str, v: &str) -> Result<i64, CertError> {
     let bad = |reason: &str| CertError::BadValue {
         line,
         field,
@@ -340,6 +413,28 @@ fn parse_time(line: usize, field: &'static str, v: &str) -> Result<i64, CertErro
 }
 
 fn decode_signature(line: usize, encoded: &str) -> Result<[u8; 64], CertError> {
+    match decode_signature_fast(encoded) {
+        Some(sig) => Ok(sig),
+        None => decode_signature_general(line, encoded),
+    }
+}
+
+/// Base64 of 64 bytes is 88 characters; decoded and re-encoded on the stack. `Some` exactly
+/// when [`decode_signature_general`] accepts (a property test holds them equal).
+fn decode_signature_fast(encoded: &str) -> Option<[u8; 64]> {
+    if encoded.len() != 88 {
+        return None;
+    }
+    // Room for what 88 characters can decode to, so only bad input fails.
+    let mut raw = [0u8; 66];
+    let n = BASE64.decode_slice(encoded, &mut raw).ok()?;
+    let sig: [u8; 64] = raw.get(..n)?.try_into().ok()?;
+    let mut again = [0u8; 88];
+    let m = BASE64.encode_slice(sig, &mut again).ok()?;
+    (again.get(..m)? == encoded.as_bytes()).then_some(sig)
+}
+
+fn decode_signature_general(line: usize, encoded: &str) -> Result<[u8; 64], CertError> {
     let bad = |reason: &str| CertError::BadSignatureEncoding {
         line,
         reason: reason.to_string(),
@@ -366,7 +461,29 @@ fn line_at(bytes: &[u8], at: usize) -> usize {
         + 1
 }
 
+/// `line.split_once(": ")`, looking for the colon byte by byte.
+fn split_field(line: &str) -> Option<(&str, &str)> {
+    let b = line.as_bytes();
+    let at = (0..b.len().saturating_sub(1)).find(|&i| b[i] == b':' && b[i + 1] == b' ')?;
+    // `at` and `at + 2` are next to ASCII bytes, so on character boundaries.
+    Some((line.get(..at)?, line.get(at + 2..)?))
+}
+
+/// Whether `text` has a control character other than `\n` (general category Cc: U+0000–
+/// U+001F, U+007F–U+009F). A branch-free pass over the bytes rules out most text: in UTF-8
+/// the Cc characters above ASCII are `C2 80`–`C2 9F`, and `C2` also starts U+00A0–U+00BF, so
+/// text with a `C2` byte is looked at character by character.
+fn has_control(text: &str) -> bool {
+    let suspect = text.as_bytes().iter().fold(false, |acc, &c| {
+        acc | ((c < 0x20) & (c != b'\n')) | (c == 0x7f) | (c == 0xc2)
+    });
+    suspect && text.chars().any(|c| c.is_control() && c != '\n')
+}
+
 fn check_controls(line: usize, text: &str) -> Result<(), CertError> {
+    if !has_control(text) {
+        return Ok(());
+    }
     match text.chars().find(|c| c.is_control()) {
         Some(c) => Err(CertError::ControlCharacter {
             line,
@@ -479,10 +596,18 @@ impl FieldValues {
                 self.serial = Some(v.parse().map_err(|_| bad("too large".into()))?);
             }
             1 | 2 => {
-                let n = FilingNumber::parse(v).map_err(|e| bad(e.to_string()))?;
-                if n.to_string() != v {
-                    return Err(bad(format!("not in canonical form (expected {n})")));
-                }
+                // Canonical text (every certificate `sign` writes) is read directly; anything
+                // else goes through the general reading for its error.
+                let n = match FilingNumber::parse_canonical(v) {
+                    Some(n) => n,
+                    None => {
+                        let n = FilingNumber::parse(v).map_err(|e| bad(e.to_string()))?;
+                        if n.to_string() != v {
+                            return Err(bad(format!("not in canonical form (expected {n})")));
+                        }
+                        n
+                    }
+                };
                 if pos == 1 {
                     if !n.is_subject() {
                         return Err(bad("a subject number has no service suffix".into()));
@@ -492,7 +617,11 @@ impl FieldValues {
                     if n.is_subject() {
                         return Err(bad("a service number has a suffix such as -1".into()));
                     }
-                    if self.subject_number.as_ref() != Some(&n.subject_number()) {
+                    if !self
+                        .subject_number
+                        .as_ref()
+                        .is_some_and(|s| n.is_service_of(s))
+                    {
                         return Err(bad("not a service of the subject number".into()));
                     }
                     self.service_number = Some(n);
@@ -517,7 +646,7 @@ impl FieldValues {
                 if self.domains.iter().any(|x| x == v) {
                     return Err(bad(format!("{v} is listed twice")));
                 }
-                self.domains.push(v.to_string());
+                self.domains.push(d.into_string());
             }
             5 => self.issued_at = Some(parse_time(line, field, v)?),
             6 => {
@@ -891,6 +1020,66 @@ pub(crate) mod tests {
                 bytes[at] = b;
             }
             let _ = parse(&bytes);
+        }
+
+        /// The hand-read canonical time equals chrono's reading and the canonical check, on
+        /// text near the form (any digits, other separators, offsets, fractions).
+        #[test]
+        fn time_fast_path_equals_general_path(
+            text in "[0-9]{4}[-/][0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(Z|z|\\.5Z|\\+08:00|\\+00:00)?"
+        ) {
+            prop_assert_eq!(
+                parse_time_fast(&text),
+                parse_time_general(1, "issued_at", &text).ok()
+            );
+        }
+
+        /// Every representable second (years 0000–9999) reads back through the fast path.
+        #[test]
+        fn time_fast_path_reads_every_formatted_time(t in -62_167_219_200i64..253_402_300_800) {
+            let text = format_time(t).unwrap();
+            prop_assert_eq!(parse_time_fast(&text), Some(t));
+            prop_assert_eq!(parse_time_general(1, "issued_at", &text), Ok(t));
+        }
+
+        /// The stack decoding of the signature equals the general decoding: on every
+        /// signature's encoding, and on arbitrary text of the alphabet.
+        #[test]
+        fn signature_fast_path_equals_general_path(
+            sig in proptest::collection::vec(any::<u8>(), 64),
+            text in "[A-Za-z0-9+/=_-]{86,90}",
+        ) {
+            let encoded = BASE64.encode(&sig);
+            prop_assert_eq!(
+                decode_signature_fast(&encoded),
+                decode_signature_general(1, &encoded).ok()
+            );
+            prop_assert!(decode_signature_fast(&encoded).is_some());
+            prop_assert_eq!(
+                decode_signature_fast(&text),
+                decode_signature_general(1, &text).ok()
+            );
+            // One changed character of a good encoding (trailing bits, padding, alphabet).
+            let mut bytes = encoded.clone().into_bytes();
+            let at = sig[0] as usize % bytes.len();
+            bytes[at] = text.as_bytes()[0];
+            let changed = String::from_utf8(bytes).unwrap();
+            prop_assert_eq!(
+                decode_signature_fast(&changed),
+                decode_signature_general(1, &changed).ok()
+            );
+        }
+
+        /// The byte-wise line checks equal their character-wise definitions.
+        #[test]
+        fn byte_checks_equal_char_checks(
+            text in "(\\PC|[\u{0}-\u{1f}\u{7f}-\u{a0}\u{bf}\u{100}:: \n]){0,40}"
+        ) {
+            prop_assert_eq!(
+                has_control(&text),
+                text.chars().any(|c| c.is_control() && c != '\n')
+            );
+            prop_assert_eq!(split_field(&text), text.split_once(": "));
         }
 
         #[test]

@@ -3,9 +3,9 @@
 
 use ed25519_dalek::Signature;
 
-use super::format::{parse, signed_message};
+use super::format::{parse_borrowed, signed_message, Parsed};
 use super::{CertVerdict, FilingFacts, FilingLookup, FilingState, Keyring};
-use crate::domain::{normalise_host, Domain};
+use crate::domain::{covers, normalise_host_cow};
 use crate::number::FilingNumber;
 
 /// Verify with no registry view: signature, key (unknown or compromised in `keyring`),
@@ -14,18 +14,25 @@ use crate::number::FilingNumber;
 /// host, not expired", nothing more.
 pub fn verify_offline(bytes: &[u8], keyring: &Keyring, host: &str, now: i64) -> CertVerdict {
     /// Takes the certificate's word for the filing's state.
-    struct Own(Option<FilingFacts>);
+    struct Own(FilingFacts);
     impl FilingLookup for Own {
         fn filing_facts(&self, _: &FilingNumber) -> Option<FilingFacts> {
-            self.0.clone()
+            Some(self.0.clone())
         }
     }
-    let own = parse(bytes).ok().map(|c| FilingFacts {
-        state: FilingState::Active,
-        current_serial: c.payload.serial,
-        expires_at: c.payload.expires_at,
-    });
-    verify(bytes, keyring, host, &Own(own), now)
+    match parse_borrowed(bytes) {
+        Ok(cert) => {
+            let own = Own(FilingFacts {
+                state: FilingState::Active,
+                current_serial: cert.payload.serial,
+                expires_at: cert.payload.expires_at,
+            });
+            verify_parsed(cert, keyring, host, &own, now)
+        }
+        Err(e) => CertVerdict::Malformed {
+            reason: e.to_string(),
+        },
+    }
 }
 
 /// Verify the bytes served at `host`'s `/cert/bazs.cert`. Only keys in `keyring` (pinned
@@ -39,40 +46,54 @@ pub fn verify(
     view: &dyn FilingLookup,
     now: i64,
 ) -> CertVerdict {
-    let cert = match parse(bytes) {
-        Ok(c) => c,
-        Err(e) => {
-            return CertVerdict::Malformed {
-                reason: e.to_string(),
-            }
-        }
-    };
-    let key_id = cert.payload.key_id.clone();
-    let Some(entry) = keyring.get(&key_id) else {
-        return CertVerdict::UnknownKey { key_id };
+    match parse_borrowed(bytes) {
+        Ok(cert) => verify_parsed(cert, keyring, host, view, now),
+        Err(e) => CertVerdict::Malformed {
+            reason: e.to_string(),
+        },
+    }
+}
+
+/// Everything after the format check.
+fn verify_parsed(
+    cert: Parsed<'_>,
+    keyring: &Keyring,
+    host: &str,
+    view: &dyn FilingLookup,
+    now: i64,
+) -> CertVerdict {
+    let key_id = &cert.payload.key_id;
+    let Some(entry) = keyring.get(key_id) else {
+        return CertVerdict::UnknownKey {
+            key_id: key_id.clone(),
+        };
     };
     if entry.compromised {
-        return CertVerdict::CompromisedKey { key_id };
+        return CertVerdict::CompromisedKey {
+            key_id: key_id.clone(),
+        };
     }
     // An entry whose public key does not decode verifies nothing.
     let Ok(key) = keyring.decoded_key(entry) else {
-        return CertVerdict::UnknownKey { key_id };
+        return CertVerdict::UnknownKey {
+            key_id: key_id.clone(),
+        };
     };
     let signature = Signature::from_bytes(&cert.signature);
     if key
-        .verify_strict(&signed_message(&cert.payload_bytes), &signature)
+        .verify_strict(&signed_message(cert.payload_bytes), &signature)
         .is_err()
     {
-        return CertVerdict::BadSignature { key_id };
+        return CertVerdict::BadSignature {
+            key_id: key_id.clone(),
+        };
     }
 
     let payload = cert.payload;
-    let covered = normalise_host(host).is_ok_and(|h| {
-        payload
-            .domains
-            .iter()
-            .any(|d| Domain::parse(d).is_ok_and(|d| d.covers(&h)))
-    });
+    // Every domain `parse` returned is one `Domain::parse` accepted unchanged, so coverage
+    // is the text comparison `Domain::covers` makes, without parsing each again.
+    let covered =
+        normalise_host_cow(host).is_ok_and(|h| payload.domains.iter().any(|d| covers(d, &h)));
     if !covered {
         return CertVerdict::DomainNotCovered { payload };
     }
@@ -354,5 +375,25 @@ mod tests {
             ),
             CertVerdict::Malformed { .. }
         ));
+    }
+    proptest::proptest! {
+        /// Coverage by the certificate's domain text equals coverage by each domain parsed
+        /// again (the check before), for arbitrary hosts.
+        #[test]
+        fn coverage_equals_parsing_each_domain(
+            host in "[ ]?([a-zA-Z0-9\\-_]{0,6}\\.){0,3}(example|exampl|xample|示例)?\\.?(com|cn|com\\.cn|test|中国)?\\.?"
+        ) {
+            let f = fixture();
+            let bytes = sample_cert(&f);
+            let p = sample_payload(&f.key_id);
+            let before = crate::domain::normalise_host(&host).is_ok_and(|h| {
+                p.domains
+                    .iter()
+                    .any(|d| crate::domain::Domain::parse(d).is_ok_and(|d| d.covers(&h)))
+            });
+            let v = verify(&bytes, &f.ring, &host, &f.view, NOW);
+            proptest::prop_assert_eq!(matches!(v, CertVerdict::Valid { .. }), before);
+            proptest::prop_assert_eq!(matches!(v, CertVerdict::DomainNotCovered { .. }), !before);
+        }
     }
 }

@@ -35,8 +35,15 @@ pub const DEFAULT_HTTPS_PORT: u16 = 443;
 /// Idle connections kept per host (each host is visited only a few times in a row).
 pub const DEFAULT_POOL_IDLE_PER_HOST: usize = 1;
 pub const DEFAULT_POOL_IDLE_TIMEOUT_MS: u64 = 2_000;
-/// Entries in the DNS cache.
-pub const DEFAULT_DNS_CACHE_SIZE: usize = 1_024;
+/// Entries in the DNS cache (each name's answer is one entry; a target needs its entry from
+/// its first lookup to its last fetch, so this holds several per target in flight).
+pub const DEFAULT_DNS_CACHE_SIZE: usize = 8_192;
+/// A positive DNS answer is reused for at least this many seconds, whatever its TTL: one
+/// target's lookups (the DNS observation, the homepage, redirect hops, the certificate) then
+/// ask once, also when a server answers with TTL 0.
+pub const DEFAULT_DNS_MIN_TTL_S: u64 = 30;
+/// Upper bound for `dns_min_ttl_s`.
+pub const MAX_DNS_MIN_TTL_S: u64 = 3_600;
 /// A registry snapshot older than this (seconds) gets a warning (0: never).
 pub const DEFAULT_SNAPSHOT_MAX_AGE_S: u64 = 86_400;
 /// Whether homepages the static text cannot decide are rendered in headless Chromium.
@@ -120,6 +127,8 @@ pub struct ScanConfig {
     pub dns: Option<SocketAddr>,
     pub dns_timeout_ms: u64,
     pub dns_cache_size: usize,
+    /// Reuse a positive DNS answer for at least this long (0: as long as its TTL says).
+    pub dns_min_ttl_s: u64,
     /// Fixed answers per host name, like curl's `--resolve` (still subject to the guard).
     pub overrides: HashMap<String, Vec<IpAddr>>,
     /// Lift the address guard entirely (labs only).
@@ -169,6 +178,7 @@ impl Default for ScanConfig {
             dns: None,
             dns_timeout_ms: DEFAULT_DNS_TIMEOUT_MS,
             dns_cache_size: DEFAULT_DNS_CACHE_SIZE,
+            dns_min_ttl_s: DEFAULT_DNS_MIN_TTL_S,
             overrides: HashMap::new(),
             allow_private: false,
             allow_nets: Vec::new(),
@@ -223,6 +233,12 @@ impl ScanConfig {
         positive("render_tabs", self.render_tabs as u64)?;
         positive("render_timeout_ms", self.render_timeout_ms)?;
         positive("render_max_requests", u64::from(self.render_max_requests))?;
+        if self.dns_min_ttl_s > MAX_DNS_MIN_TTL_S {
+            return Err(ConfigError {
+                field: "dns_min_ttl_s",
+                reason: format!("at most {MAX_DNS_MIN_TTL_S}"),
+            });
+        }
         if self.render_tabs > MAX_RENDER_TABS {
             return Err(ConfigError {
                 field: "render_tabs",
@@ -275,6 +291,9 @@ impl ScanConfig {
     pub fn dns_timeout(&self) -> Duration {
         Duration::from_millis(self.dns_timeout_ms)
     }
+    pub fn dns_min_ttl(&self) -> Duration {
+        Duration::from_secs(self.dns_min_ttl_s)
+    }
     pub fn max_retry_wait(&self) -> Duration {
         Duration::from_millis(self.max_retry_wait_ms)
     }
@@ -286,6 +305,21 @@ impl ScanConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dns_min_ttl_is_bounded() {
+        let mut c = ScanConfig {
+            dns_min_ttl_s: 0,
+            ..ScanConfig::default()
+        };
+        assert!(c.validate().is_ok());
+        c.dns_min_ttl_s = MAX_DNS_MIN_TTL_S;
+        assert!(c.validate().is_ok());
+        c.dns_min_ttl_s = MAX_DNS_MIN_TTL_S + 1;
+        assert_eq!(c.validate().unwrap_err().field, "dns_min_ttl_s");
+        let c: ScanConfig = toml::from_str("dns_min_ttl_s = 5").unwrap();
+        assert_eq!(c.dns_min_ttl(), Duration::from_secs(5));
+    }
 
     #[test]
     fn empty_toml_gives_defaults() {

@@ -30,6 +30,7 @@
 pub mod config;
 pub mod fetch;
 pub mod guard;
+pub mod labdns;
 pub mod polite;
 pub mod render;
 pub mod resolve;

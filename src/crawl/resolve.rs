@@ -65,7 +65,7 @@ impl Resolver {
     /// Build from the scan configuration. Override names are normalised (invalid ones are
     /// rejected by [`ScanConfig::validate`]).
     pub fn new(config: &ScanConfig) -> Self {
-        let (resolver_config, mut opts) = match config.dns {
+        let (resolver_config, opts) = match config.dns {
             Some(server) => {
                 let mut opts = ResolverOpts::default();
                 opts.use_hosts_file = false;
@@ -75,11 +75,7 @@ impl Resolver {
             }
             None => system_or_default(),
         };
-        opts.timeout = config.dns_timeout();
-        opts.attempts = 2;
-        // AAAA is asked only when there is no A record: one query for most names.
-        opts.ip_strategy = LookupIpStrategy::Ipv4thenIpv6;
-        opts.cache_size = config.dns_cache_size;
+        let opts = scanner_opts(opts, config);
         let overrides = config
             .overrides
             .iter()
@@ -173,6 +169,25 @@ impl Resolver {
             ),
         }
     }
+}
+
+/// The resolver options a scan uses, over the base ones (the system's or hickory's):
+/// - AAAA is asked only when there is no A record: one query for most names;
+/// - the cache holds `dns_cache_size` answers, each reused for at least `dns_min_ttl_s`
+///   (one target's lookups ask once even when the server answers with TTL 0);
+/// - one server is asked at a time (hickory's default asks two at once where the system
+///   names two or more, which doubles the queries and sockets of a scan); a server that
+///   fails or is slow is moved back by hickory's statistics ordering.
+fn scanner_opts(mut opts: ResolverOpts, config: &ScanConfig) -> ResolverOpts {
+    opts.timeout = config.dns_timeout();
+    opts.attempts = 2;
+    opts.ip_strategy = LookupIpStrategy::Ipv4thenIpv6;
+    opts.cache_size = config.dns_cache_size;
+    if config.dns_min_ttl_s > 0 {
+        opts.positive_min_ttl = Some(config.dns_min_ttl());
+    }
+    opts.num_concurrent_reqs = 1;
+    opts
 }
 
 fn system_or_default() -> (ResolverConfig, ResolverOpts) {
@@ -278,5 +293,47 @@ mod tests {
         let r = Resolver::new(&config());
         let res = r.lookup("[::1]").await.unwrap();
         assert_eq!(res.blocked, vec!["::1".parse::<IpAddr>().unwrap()]);
+    }
+    #[test]
+    fn scanner_options() {
+        let mut c = config();
+        c.dns_cache_size = 77;
+        let opts = scanner_opts(ResolverOpts::default(), &c);
+        assert_eq!(opts.ip_strategy, LookupIpStrategy::Ipv4thenIpv6);
+        assert_eq!(opts.cache_size, 77);
+        assert_eq!(opts.positive_min_ttl, Some(c.dns_min_ttl()));
+        assert_eq!(opts.num_concurrent_reqs, 1);
+        assert_eq!(opts.timeout, c.dns_timeout());
+        c.dns_min_ttl_s = 0;
+        assert_eq!(
+            scanner_opts(ResolverOpts::default(), &c).positive_min_ttl,
+            None
+        );
+    }
+
+    /// Lookups of one name against a loopback server answering with TTL 0: one A query for
+    /// a target's lookups with the minimum TTL, one per lookup without it; AAAA never asked
+    /// for a name that has an A record.
+    #[tokio::test]
+    async fn one_query_per_name_even_at_ttl_zero() {
+        use super::super::labdns::LabDns;
+        let dns = LabDns::start(std::net::Ipv4Addr::new(127, 0, 0, 2), 0).unwrap();
+        let mut c = config();
+        c.dns = Some(dns.addr());
+        let r = Resolver::new(&c);
+        for _ in 0..3 {
+            let res = r.lookup("site.bench.test").await.unwrap();
+            assert_eq!(res.allowed, vec!["127.0.0.2".parse::<IpAddr>().unwrap()]);
+        }
+        let s = dns.stats();
+        assert_eq!((s.queries, s.a, s.aaaa), (1, 1, 0));
+
+        c.dns_min_ttl_s = 0;
+        let r = Resolver::new(&c);
+        for _ in 0..3 {
+            r.lookup("other.bench.test").await.unwrap();
+        }
+        let s = dns.stats();
+        assert_eq!((s.queries, s.a, s.aaaa), (4, 4, 0));
     }
 }
