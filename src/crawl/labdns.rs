@@ -113,18 +113,7 @@ impl Drop for LabDns {
 /// queries arriving at once overflow the default one, and a dropped query costs the client
 /// its whole timeout. Best effort: a smaller buffer only makes drops likelier.
 fn grow_receive_buffer(socket: &UdpSocket) {
-    use std::os::fd::AsRawFd;
-    let size: libc::c_int = 4 << 20;
-    // SAFETY: a valid socket descriptor, and a pointer to a c_int with its exact length.
-    let _ = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            std::ptr::addr_of!(size).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
+    let _ = socket2::SockRef::from(socket).set_recv_buffer_size(4 << 20);
 }
 
 fn serve(
