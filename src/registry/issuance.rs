@@ -31,6 +31,10 @@ pub enum IssuanceError {
     Unnumbered(u64),
     #[error("cannot sign the snapshot: {0}")]
     SignSnapshot(String),
+    /// Another process on the same database rotated the keys: this one's key directory is
+    /// out of date, and signing with it could use a compromised key.
+    #[error("the signing keys were rotated by another server (current key {current}); copy DIR/keys from it and restart, then try again")]
+    Rotated { current: KeyId },
 }
 
 fn io_err(path: &Path, e: impl std::fmt::Display) -> IssuanceError {

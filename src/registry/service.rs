@@ -253,6 +253,14 @@ impl Registry<AnyStore> {
             None,
             serde_json::to_value(issuer.keyring()).ok(),
         )?;
+        {
+            use crate::registry::store::records::TypedRecordsTxn;
+            txn.store_record::<integrity::SigningKeysRecord>(
+                &meta,
+                integrity::SIGNING_KEYS_KEY,
+                &integrity::signing_keys_of(&issuer),
+            )?;
+        }
         txn.commit()?;
         let reg = Registry {
             dir: dir.to_path_buf(),
@@ -516,6 +524,7 @@ impl<S: RegistryStore> Registry<S> {
                     continue;
                 }
                 let mut issuer = self.issuer.lock().unwrap_or_else(|p| p.into_inner());
+                self.check_signing_keys(&issuer)?;
                 filing.certificate = Some(issuer.issue(&filing, &t.subject, now)?);
                 // The filer is told, in the same transaction (serve delivers it).
                 put_notices(

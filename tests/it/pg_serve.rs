@@ -191,3 +191,69 @@ fn a_database_of_a_newer_schema_is_refused() {
     };
     assert!(err.contains("newer than this beian"), "{err}");
 }
+
+/// Two servers on one database, each with its copy of the key directory: after one rotates
+/// the keys marking the current key compromised, the other refuses to sign with its stale
+/// copy (saying what to do) instead of issuing certificates under the compromised key; with
+/// the rotated directory copied over, it signs under the new key.
+#[test]
+fn a_server_with_a_stale_key_directory_refuses_to_sign() {
+    use beian::accounts::Actor;
+    let url = crate::pg::fresh_database();
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let o = std::process::Command::new(bin())
+        .args(["registry", "init"])
+        .arg(&a)
+        .args(["--postgres", &url])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    copy_registry(&a, &b);
+    let now = 1_750_000_000;
+    let ra = Registry::open(&a).unwrap();
+    let rb = Registry::open(&b).unwrap();
+    let text: String = (0..3).map(|i| filing(i) + "\n").collect();
+    ra.import_jsonl(
+        std::io::Cursor::new(text),
+        beian::registry::Submitter::RowProvider,
+        now,
+        10,
+        &mut |_| {},
+    )
+    .unwrap();
+    ra.verify_access(&Actor::isp(PROVIDER), PROVIDER, None, now)
+        .unwrap();
+    let old = ra.keyring().keys.keys().next().cloned().unwrap();
+    let rotation = ra.rotate_keys(&Actor::Miit, Some(&old), now).unwrap();
+    // B still holds only the compromised key.
+    let r = rb.review_auto_by_each_bureau(now).unwrap();
+    assert!(r.approved.is_empty(), "{r:?}");
+    assert_eq!(r.refused.len(), 3, "{r:?}");
+    for (_, why) in &r.refused {
+        assert!(why.contains("rotated by another server"), "{why}");
+    }
+    let mut signed_by_old = 0;
+    rb.store()
+        .scan_filings(&mut |f| {
+            signed_by_old += f.certificate.as_ref().is_some_and(|c| c.key_id == old) as usize;
+            true
+        })
+        .unwrap();
+    assert_eq!(signed_by_old, 0, "nothing signed with the compromised key");
+    assert!(rb.rotate_keys(&Actor::Miit, None, now).is_err(), "no fork");
+    drop(rb);
+    copy_registry(&a, &b);
+    let rb = Registry::open(&b).unwrap();
+    let r = rb.review_auto_by_each_bureau(now).unwrap();
+    assert_eq!(r.approved.len(), 3);
+    rb.store()
+        .scan_filings(&mut |f| {
+            assert_eq!(
+                f.certificate.as_ref().map(|c| c.key_id.clone()),
+                Some(rotation.current.clone())
+            );
+            true
+        })
+        .unwrap();
+}

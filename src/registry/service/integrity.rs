@@ -4,7 +4,63 @@
 
 use super::*;
 
+/// Which key signs, and which keys are compromised, as the last rotation (or `registry init`)
+/// recorded it in the store: what every process on one database checks its own key directory
+/// against before it signs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigningKeys {
+    pub current: String,
+    #[serde(default)]
+    pub compromised: Vec<String>,
+}
+
+/// The record kind of [`SigningKeys`] (one record, key [`SIGNING_KEYS_KEY`]).
+pub struct SigningKeysRecord;
+impl crate::registry::store::records::JsonKind for SigningKeysRecord {
+    const KIND: &'static str = "signing_keys";
+    type Value = SigningKeys;
+}
+pub const SIGNING_KEYS_KEY: &str = "current";
+
+/// What `issuer` holds, as a [`SigningKeys`] record.
+pub(super) fn signing_keys_of(issuer: &Issuer) -> SigningKeys {
+    SigningKeys {
+        current: issuer.current_key_id().to_string(),
+        compromised: issuer
+            .keyring()
+            .keys
+            .values()
+            .filter(|e| e.compromised)
+            .map(|e| e.key_id.clone())
+            .collect(),
+    }
+}
+
 impl<S: RegistryStore> Registry<S> {
+    /// Refuse to sign with a key directory another process has rotated past: the store's
+    /// [`SigningKeys`] must name a key this directory knows (the current one, or an older one
+    /// when this directory rotated and the store did not record it), and must not mark this
+    /// directory's current key compromised. (Registries written before the record exists have
+    /// none: nothing to compare.)
+    pub(super) fn check_signing_keys(&self, issuer: &Issuer) -> Result<(), RegistryError> {
+        use crate::registry::store::records::TypedRecords;
+        let Some(stored) = self
+            .store
+            .load_record::<SigningKeysRecord>(SIGNING_KEYS_KEY)?
+        else {
+            return Ok(());
+        };
+        let ours = issuer.current_key_id();
+        let known = issuer.keyring().keys.contains_key(&stored.current);
+        if !known || stored.compromised.iter().any(|k| k == ours) {
+            return Err(IssuanceError::Rotated {
+                current: stored.current,
+            }
+            .into());
+        }
+        Ok(())
+    }
+
     pub fn keyring(&self) -> Keyring {
         self.issuer
             .lock()
@@ -31,10 +87,20 @@ impl<S: RegistryStore> Registry<S> {
             });
         }
         let mut issuer = self.issuer.lock().unwrap_or_else(|p| p.into_inner());
+        // A rotation from an out-of-date key directory would fork the keys.
+        self.check_signing_keys(&issuer)?;
         let before = serde_json::to_value(issuer.keyring()).ok();
         let mut rotation = issuer.rotate(compromised, now)?;
         let after = serde_json::to_value(issuer.keyring()).ok();
         let mut txn = self.store.begin()?;
+        {
+            use crate::registry::store::records::TypedRecordsTxn;
+            txn.store_record::<SigningKeysRecord>(
+                &AuditMeta::new(actor, "rotate_keys", now),
+                SIGNING_KEYS_KEY,
+                &signing_keys_of(&issuer),
+            )?;
+        }
         txn.audit(
             &AuditMeta::new(actor, "rotate_keys", now),
             "keyring",
