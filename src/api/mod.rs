@@ -7,7 +7,10 @@
 //! given listeners (through the hardened [`listener`]) until a shutdown future resolves,
 //! finishing in-flight requests; it keeps the registry's serve snapshot fresh for commands run
 //! beside it, runs the scans of [`crate::schedule`] (and those started through [`scans`]), and
-//! delivers the filers' notices the registry writes ([`AppState::deliver_notices`]).
+//! delivers the filers' notices the registry writes ([`AppState::deliver_notices`]). It serves
+//! the change feed replicas follow ([`replication`]); a read-only replica
+//! ([`AppState::new_replica`], [`serve_replica`]) serves only the routes [`replica_serves`]
+//! names and writes nothing of its own.
 
 pub mod announcements;
 pub mod auth;

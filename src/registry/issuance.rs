@@ -2,7 +2,8 @@
 //! `<registry>/keys/`: `<key id>.key` (secret, hex, file mode 0600), `keyring.json` (the
 //! public keyring offline verifiers pin) and `current` (the id of the key that signs new
 //! certificates and snapshots). Rotation adds a key; old keys keep verifying unless marked
-//! compromised.
+//! compromised. A replica's key directory holds the public keyring only
+//! ([`Issuer::open_public`], [`Issuer::set_public_keyring`]): it never signs.
 
 use std::path::{Path, PathBuf};
 

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use crate::cli_registry::{bin, demo, ok, run};
 
 /// `beian registry init DIR [extra…]`; the MIIT password.
-fn init(reg: &Path, extra: &[&str]) -> String {
+pub(crate) fn init(reg: &Path, extra: &[&str]) -> String {
     let o = Command::new(bin())
         .args(["registry", "init"])
         .arg(reg)
@@ -34,10 +34,16 @@ fn init(reg: &Path, extra: &[&str]) -> String {
 pub(crate) struct Serve {
     child: Child,
     pub(crate) api: SocketAddr,
+    pub(crate) metrics: SocketAddr,
 }
 
 impl Serve {
     pub(crate) fn start(reg: &Path) -> Serve {
+        Self::start_with(reg, &[])
+    }
+
+    /// `beian --registry REG serve` with `extra` arguments (e.g. `--replica-of`).
+    pub(crate) fn start_with(reg: &Path, extra: &[&str]) -> Serve {
         let mut child = Command::new(bin())
             .arg("--registry")
             .arg(reg)
@@ -48,21 +54,52 @@ impl Serve {
                 "--metrics-listen",
                 "127.0.0.1:0",
             ])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let started = lines.next().unwrap().unwrap();
-        let api = started
-            .split_once("API on http://")
-            .and_then(|(_, rest)| rest.split(',').next())
-            .unwrap_or_else(|| panic!("{started}"))
-            .parse()
-            .unwrap();
+        // Log lines may come first; the one naming the addresses says serve is ready.
+        let started = loop {
+            let l = lines.next().unwrap().unwrap();
+            if l.contains("API on http://") {
+                break l;
+            }
+        };
+        let (_, rest) = started.split_once("API on http://").unwrap();
+        let (api, rest) = rest.split_once(", metrics on http://").unwrap();
+        let metrics = rest.trim_end_matches("/metrics");
         // Keep draining stderr so serve never blocks or fails writing to it.
         std::thread::spawn(move || for _ in lines.by_ref() {});
-        Serve { child, api }
+        Serve {
+            child,
+            api: api.parse().unwrap_or_else(|e| panic!("{started}: {e}")),
+            metrics: metrics.parse().unwrap_or_else(|e| panic!("{started}: {e}")),
+        }
+    }
+
+    /// The operator token the running serve wrote to `REG/serve.json`.
+    pub(crate) fn operator_token(reg: &Path) -> String {
+        let v: Value =
+            serde_json::from_slice(&std::fs::read(reg.join("serve.json")).unwrap()).unwrap();
+        v["token"].as_str().unwrap().to_string()
+    }
+
+    /// The API's base URL.
+    pub(crate) fn url(&self) -> String {
+        format!("http://{}", self.api)
+    }
+
+    /// The `/metrics` URL.
+    pub(crate) fn metrics_url(&self) -> String {
+        format!("http://{}/metrics", self.metrics)
+    }
+
+    /// SIGKILL (no graceful anything) and wait.
+    pub(crate) fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// SIGTERM by pid; wait for the graceful stop.

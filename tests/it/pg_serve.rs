@@ -5,7 +5,7 @@
 //! the audit chain the two processes wrote together verifies.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use beian::registry::store::{RegistryRead, RegistryScan};
@@ -13,7 +13,6 @@ use beian::registry::Registry;
 use serde_json::Value;
 
 use crate::beside::Serve;
-use crate::cli_registry::bin;
 
 const DOMAINS: usize = 100;
 const REQUESTS: usize = 1000;
@@ -40,29 +39,25 @@ fn copy_registry(from: &Path, to: &Path) {
     .unwrap();
 }
 
-fn operator_token(reg: &Path) -> String {
-    let v: Value = serde_json::from_slice(&std::fs::read(reg.join("serve.json")).unwrap()).unwrap();
-    v["token"].as_str().unwrap().to_string()
+/// Two hosts' registry directories, `a` and `b`, on one fresh database: `a` initialised on
+/// it, `b` a copy of `a` (what a second host gets).
+fn two_hosts(tmp: &Path) -> (PathBuf, PathBuf) {
+    let url = crate::pg::fresh_database();
+    let (a, b) = (tmp.join("a"), tmp.join("b"));
+    crate::beside::init(&a, &["--postgres", &url]);
+    copy_registry(&a, &b);
+    (a, b)
 }
 
 #[test]
 fn two_serve_processes_on_one_database_take_concurrent_conflicting_imports() {
-    let url = crate::pg::fresh_database();
     let tmp = tempfile::tempdir().unwrap();
-    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
-    let o = std::process::Command::new(bin())
-        .args(["registry", "init"])
-        .arg(&a)
-        .args(["--postgres", &url])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{o:?}");
-    copy_registry(&a, &b);
+    let (a, b) = two_hosts(tmp.path());
     let servers = [Serve::start(&a), Serve::start(&b)];
     let targets: Vec<(String, String)> = servers
         .iter()
         .zip([&a, &b])
-        .map(|(s, dir)| (format!("http://{}", s.api), operator_token(dir)))
+        .map(|(s, dir)| (format!("http://{}", s.api), Serve::operator_token(dir)))
         .collect();
 
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -199,17 +194,8 @@ fn a_database_of_a_newer_schema_is_refused() {
 #[test]
 fn a_server_with_a_stale_key_directory_refuses_to_sign() {
     use beian::accounts::Actor;
-    let url = crate::pg::fresh_database();
     let tmp = tempfile::tempdir().unwrap();
-    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
-    let o = std::process::Command::new(bin())
-        .args(["registry", "init"])
-        .arg(&a)
-        .args(["--postgres", &url])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{o:?}");
-    copy_registry(&a, &b);
+    let (a, b) = two_hosts(tmp.path());
     let now = 1_750_000_000;
     let ra = Registry::open(&a).unwrap();
     let rb = Registry::open(&b).unwrap();

@@ -18,7 +18,7 @@ fn data(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn import(reg: &Registry, file: &str) -> beian::registry::ImportReport {
+pub(crate) fn import(reg: &Registry, file: &str) -> beian::registry::ImportReport {
     let text = std::fs::read_to_string(data(file)).unwrap();
     reg.import_jsonl(
         Cursor::new(text),
@@ -30,7 +30,7 @@ fn import(reg: &Registry, file: &str) -> beian::registry::ImportReport {
     .unwrap()
 }
 
-fn approve_all(reg: &Registry) {
+pub(crate) fn approve_all(reg: &Registry) {
     for p in [
         "接入甲",
         "接入乙",

@@ -4,17 +4,14 @@
 //! 10,000 changes flow, after which the replica's state equals the primary's.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Cursor};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use beian::accounts::Actor;
-use beian::registry::store::{AuditRecord, RegistryScan, RegistryStore, StoreError};
-use beian::registry::{Change, DefaultRole, FilingKey, Registry, RegistryError, Submitter};
+use beian::registry::store::{AuditRecord, IpFilingScan, RegistryScan, StoreError};
+use beian::registry::{Change, Registry, RegistryError};
 use serde_json::Value;
 
-use crate::cli_registry::bin;
+use crate::beside::{init, Serve};
 
 const NOW: i64 = 1_750_000_000;
 
@@ -30,29 +27,21 @@ struct PublicState {
     announcements: BTreeMap<String, Vec<u8>>,
 }
 
-fn public_state<S: RegistryStore>(reg: &Registry<S>) -> PublicState {
+/// Everything a store scan visits, as JSON.
+fn json_of<T: serde::Serialize>(
+    scan: impl FnOnce(&mut dyn FnMut(T) -> bool) -> Result<(), StoreError>,
+) -> Vec<Value> {
+    let mut out = Vec::new();
+    scan(&mut |v| {
+        out.push(serde_json::to_value(&v).unwrap());
+        true
+    })
+    .unwrap();
+    out
+}
+
+fn public_state(reg: &Registry) -> PublicState {
     let store = reg.store();
-    let mut subjects = Vec::new();
-    store
-        .scan_subjects(&mut |s| {
-            subjects.push(serde_json::to_value(&s).unwrap());
-            true
-        })
-        .unwrap();
-    let mut filings = Vec::new();
-    store
-        .scan_filings(&mut |f| {
-            filings.push(serde_json::to_value(&f).unwrap());
-            true
-        })
-        .unwrap();
-    let mut ip_filings = Vec::new();
-    store
-        .scan_ip_filings(&mut |f| {
-            ip_filings.push(serde_json::to_value(&f).unwrap());
-            true
-        })
-        .unwrap();
     let mut audit = Vec::new();
     store
         .scan_audit(&mut |_, r| {
@@ -70,9 +59,9 @@ fn public_state<S: RegistryStore>(reg: &Registry<S>) -> PublicState {
             .unwrap();
     }
     PublicState {
-        subjects,
-        filings,
-        ip_filings,
+        subjects: json_of(|v| store.scan_subjects(v)),
+        filings: json_of(|v| store.scan_filings(v)),
+        ip_filings: json_of(|v| store.scan_ip_filings(v)),
         audit,
         keyring: serde_json::to_value(reg.keyring()).unwrap(),
         announcements,
@@ -81,7 +70,7 @@ fn public_state<S: RegistryStore>(reg: &Registry<S>) -> PublicState {
 
 /// Follow `primary` into `replica` in pages of `page` records until caught up; returns the
 /// pages applied.
-fn follow<S: RegistryStore>(primary: &Registry<S>, replica: &Registry, page: usize) -> usize {
+fn follow(primary: &Registry, replica: &Registry, page: usize) -> usize {
     let mut pages = 0;
     loop {
         let head = replica.store().audit_head().unwrap().map(|(s, _)| s);
@@ -101,45 +90,12 @@ fn follow<S: RegistryStore>(primary: &Registry<S>, replica: &Registry, page: usi
     }
 }
 
-fn lifecycle<S: RegistryStore>(reg: &Registry<S>, round: i64) {
-    let text = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/registry/filings.jsonl"),
-    )
-    .unwrap();
+/// Round 0: the filings fixture imported, verified and approved, two IP blocks filed and one
+/// deleted. Round 1: a key rotation marking the key compromised (certificates re-issued).
+fn lifecycle(reg: &Registry, round: i64) {
     if round == 0 {
-        reg.import_jsonl(
-            Cursor::new(text),
-            Submitter::RowProvider,
-            NOW,
-            3,
-            &mut |_| {},
-        )
-        .unwrap();
-        for p in [
-            "示例接入商",
-            "华北云",
-            "华东数据",
-            "华南互联",
-            "接入甲",
-            "接入乙",
-            "接入丙",
-        ] {
-            let _ = reg.verify_access(&Actor::isp(p), p, None, NOW);
-        }
-        for f in reg.pre_approval_queue().unwrap() {
-            for c in f.categories.iter().filter(|c| c.pre_approval) {
-                reg.check_pre_approval(
-                    &reg.acting_as(&FilingKey::Id(f.id), DefaultRole::PreApproval)
-                        .unwrap(),
-                    &FilingKey::Id(f.id),
-                    &c.category,
-                    None,
-                    NOW,
-                )
-                .unwrap();
-            }
-        }
-        reg.review_auto_by_each_bureau(NOW + 10).unwrap();
+        crate::registry::import(reg, "filings.jsonl");
+        crate::registry::approve_all(reg);
         let net = |s: &str| s.parse::<ipnet::IpNet>().unwrap();
         reg.record_ip_block(&Actor::isp("华北云"), "华北云", net("203.0.113.0/24"), NOW)
             .unwrap();
@@ -259,78 +215,6 @@ fn pages_that_do_not_continue_the_chain_are_refused_whole() {
 
 // ---- processes: a primary and its replica killed at random points ----
 
-/// A `beian serve` child; the API address it printed.
-struct Proc {
-    child: Child,
-    api: String,
-    metrics: String,
-}
-
-impl Proc {
-    fn start(reg: &Path, extra: &[&str]) -> Proc {
-        let mut child = Command::new(bin())
-            .arg("--registry")
-            .arg(reg)
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--metrics-listen",
-                "127.0.0.1:0",
-            ])
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let started = loop {
-            let l = lines.next().unwrap().unwrap();
-            if l.contains("API on http://") {
-                break l;
-            }
-        };
-        let (_, rest) = started.split_once("API on http://").unwrap();
-        let (api, rest) = rest.split_once(", metrics on http://").unwrap();
-        let metrics = rest.trim_end_matches("/metrics").to_string();
-        std::thread::spawn(move || for _ in lines.by_ref() {});
-        Proc {
-            child,
-            api: format!("http://{api}"),
-            metrics: format!("http://{metrics}/metrics"),
-        }
-    }
-
-    /// SIGKILL by pid (no graceful anything).
-    fn kill9(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM by pid and wait.
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn operator_token(reg: &Path) -> String {
-    let v: Value = serde_json::from_slice(&std::fs::read(reg.join("serve.json")).unwrap()).unwrap();
-    v["token"].as_str().unwrap().to_string()
-}
-
 const PROVIDER: &str = "复制接入商";
 
 fn filing_line(i: usize) -> String {
@@ -405,15 +289,10 @@ fn a_replica_killed_with_its_primary_at_random_points_ends_identical() {
     let mut rng = Rng(seed);
     let tmp = tempfile::tempdir().unwrap();
     let (pdir, rdir) = (tmp.path().join("primary"), tmp.path().join("replica"));
-    let o = Command::new(bin())
-        .args(["registry", "init"])
-        .arg(&pdir)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{o:?}");
+    init(&pdir, &[]);
     let replica_args = ["--replica-of", pdir.to_str().unwrap()];
-    let mut primary = Proc::start(&pdir, &[]);
-    let mut replica = Proc::start(&rdir, &replica_args);
+    let mut primary = Serve::start_with(&pdir, &[]);
+    let mut replica = Serve::start_with(&rdir, &replica_args);
     let http = Http::new();
     let (mut next, mut kills) = (0usize, (0, 0));
     let mut head = 0u64;
@@ -422,9 +301,9 @@ fn a_replica_killed_with_its_primary_at_random_points_ends_identical() {
         let n = 20 + rng.below(40) as usize;
         let body: String = (next..next + n).map(|i| filing_line(i) + "\n").collect();
         next += n;
-        let token = operator_token(&pdir);
+        let token = Serve::operator_token(&pdir);
         let isp = format!("isp:{PROVIDER}");
-        let api = primary.api.clone();
+        let api = primary.url();
         if let Ok((status, text)) = http.send(|c| {
             c.post(format!("{api}/api/filings/import"))
                 .header("x-beian-operator", &token)
@@ -451,8 +330,8 @@ fn a_replica_killed_with_its_primary_at_random_points_ends_identical() {
         // Kill at random: the primary about one batch in six, the replica one in four.
         if rng.below(6) == 0 {
             // Sometimes with a request in flight when the process dies.
-            let api = primary.api.clone();
-            let t = operator_token(&pdir);
+            let api = primary.url();
+            let t = Serve::operator_token(&pdir);
             let inflight = std::thread::spawn(move || {
                 let body: String = (1_000_000..1_000_040)
                     .map(|i| filing_line(i) + "\n")
@@ -468,16 +347,16 @@ fn a_replica_killed_with_its_primary_at_random_points_ends_identical() {
             primary.kill9();
             let _ = inflight.join();
             kills.0 += 1;
-            primary = Proc::start(&pdir, &[]);
+            primary = Serve::start_with(&pdir, &[]);
         }
         if rng.below(4) == 0 {
             std::thread::sleep(Duration::from_millis(rng.below(300)));
             replica.kill9();
             kills.1 += 1;
-            replica = Proc::start(&rdir, &replica_args);
+            replica = Serve::start_with(&rdir, &replica_args);
         }
-        let api = primary.api.clone();
-        let token = operator_token(&pdir);
+        let api = primary.url();
+        let token = Serve::operator_token(&pdir);
         let (_, text) = http
             .send(|c| {
                 c.get(format!("{api}/api/replication/feed?limit=1"))
@@ -492,7 +371,7 @@ fn a_replica_killed_with_its_primary_at_random_points_ends_identical() {
     // The replica catches up: its metrics say no lag, at the primary's head.
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let url = replica.metrics.clone();
+        let url = replica.metrics_url();
         let (_, text) = http.send(|c| c.get(url)).unwrap();
         let applied = metric(&text, "beian_replica_applied_seq");
         let lag = metric(&text, "beian_replica_lag_records");
@@ -507,7 +386,7 @@ fn a_replica_killed_with_its_primary_at_random_points_ends_identical() {
         std::thread::sleep(Duration::from_millis(200));
     }
     // The replica answers the public query from its copy, and refuses writes.
-    let api = replica.api.clone();
+    let api = replica.url();
     let (_, text) = http
         .send(|c| c.get(format!("{api}/api/filed?domain=rep0.com")))
         .unwrap();
@@ -548,16 +427,11 @@ fn a_replica_killed_with_its_primary_at_random_points_ends_identical() {
 fn a_replica_follows_a_url_with_the_replication_token() {
     let tmp = tempfile::tempdir().unwrap();
     let (pdir, rdir) = (tmp.path().join("primary"), tmp.path().join("replica"));
-    let o = Command::new(bin())
-        .args(["registry", "init"])
-        .arg(&pdir)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{o:?}");
-    let primary = Proc::start(&pdir, &["--replication-token", "s3cret-token"]);
-    let api = primary.api.clone();
+    init(&pdir, &[]);
+    let primary = Serve::start_with(&pdir, &["--replication-token", "s3cret-token"]);
+    let api = primary.url();
     let http = Http::new();
-    let token = operator_token(&pdir);
+    let token = Serve::operator_token(&pdir);
     let feed = |headers: &[(&str, &str)]| {
         let (status, _) = http
             .send(|c| {
@@ -621,9 +495,9 @@ fn a_replica_follows_a_url_with_the_replication_token() {
     assert_eq!(status, 201, "{text}");
 
     // Without the token the primary refuses the replica, which keeps trying.
-    let replica = Proc::start(&rdir, &["--replica-of", &api]);
+    let replica = Serve::start_with(&rdir, &["--replica-of", &api]);
     std::thread::sleep(Duration::from_millis(1500));
-    let url = replica.metrics.clone();
+    let url = replica.metrics_url();
     let (_, text) = http.send(|c| c.get(url.clone())).unwrap();
     assert_eq!(
         metric(&text, "beian_replica_applied_seq"),
@@ -633,11 +507,11 @@ fn a_replica_follows_a_url_with_the_replication_token() {
     assert!(metric(&text, "beian_replica_errors_total{kind=\"fetch\"}").unwrap_or(0.0) >= 1.0);
     replica.stop();
 
-    let replica = Proc::start(
+    let replica = Serve::start_with(
         &rdir,
         &["--replica-of", &api, "--replication-token", "s3cret-token"],
     );
-    let (rapi, url) = (replica.api.clone(), replica.metrics.clone());
+    let (rapi, url) = (replica.url(), replica.metrics_url());
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (_, text) = http.send(|c| c.get(url.clone())).unwrap();

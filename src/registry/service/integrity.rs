@@ -1,6 +1,8 @@
 //! What keeps the registry trustworthy: the keyring and key rotation (with re-issue of a
-//! compromised key's certificates), the signed snapshot exported for scanners, and the audit
-//! verification of the log and of the stored state.
+//! compromised key's certificates), the signing keys recorded in the store ([`SigningKeys`])
+//! that every process on one database checks its key directory against before it signs or
+//! rotates, the signed snapshot exported for scanners, and the audit verification of the log
+//! and of the stored state.
 
 use super::*;
 

@@ -105,21 +105,22 @@ fn sha256_hex(b: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(b))
 }
 
-/// The state a record carries, decoded from its `after`.
-fn state_of<T: Persisted>(r: &AuditRecord) -> Result<Option<T>, StoreError> {
-    r.after
-        .clone()
-        .map(|v| serde_json::from_value::<T>(v).map_err(|e| corrupt(r.seq, e.to_string())))
-        .transpose()
-}
-
-/// Whether `v` encodes to the bytes the primary stored (by their digest).
-fn same_bytes<T: Persisted>(r: &AuditRecord, v: &T) -> bool {
-    match (&r.record_sha256, codec::encode(v)) {
+/// The state a record carries, decoded from its `after`; a state that does not encode to
+/// the bytes the primary stored (by their digest) is noted in `out`.
+fn rebuilt<T: Persisted>(r: &AuditRecord, out: &mut Applied) -> Result<Option<T>, StoreError> {
+    let Some(after) = r.after.clone() else {
+        return Ok(None);
+    };
+    let v: T = serde_json::from_value(after).map_err(|e| corrupt(r.seq, e.to_string()))?;
+    let same = match (&r.record_sha256, codec::encode(&v)) {
         (Some(want), Ok(bytes)) => *want == sha256_hex(bytes.as_slice()),
         (None, _) => true,
         (Some(_), Err(_)) => false,
+    };
+    if !same {
+        out.digest_mismatches.push(r.entity.clone());
     }
+    Ok(Some(v))
 }
 
 impl Registry<AnyStore> {
@@ -239,31 +240,16 @@ impl<S: RegistryStore> Registry<S> {
             let (kind, key) = r.entity.split_once(':').unwrap_or((r.entity.as_str(), ""));
             txn.replay_next(r.clone());
             match kind {
-                "subject" => match state_of::<Subject>(r)? {
-                    Some(s) => {
-                        if !same_bytes(r, &s) {
-                            out.digest_mismatches.push(r.entity.clone());
-                        }
-                        txn.put_subject(&meta, &s)?
-                    }
+                "subject" => match rebuilt::<Subject>(r, &mut out)? {
+                    Some(s) => txn.put_subject(&meta, &s)?,
                     None => txn.audit(&meta, &r.entity, None, None)?,
                 },
-                "filing" => match state_of::<Filing>(r)? {
-                    Some(f) => {
-                        if !same_bytes(r, &f) {
-                            out.digest_mismatches.push(r.entity.clone());
-                        }
-                        txn.put_filing(&meta, &f)?
-                    }
+                "filing" => match rebuilt::<Filing>(r, &mut out)? {
+                    Some(f) => txn.put_filing(&meta, &f)?,
                     None => txn.audit(&meta, &r.entity, None, None)?,
                 },
-                "ip_filing" => match state_of::<IpFiling>(r)? {
-                    Some(f) => {
-                        if !same_bytes(r, &f) {
-                            out.digest_mismatches.push(r.entity.clone());
-                        }
-                        txn.put_ip_filing(&meta, &f)?
-                    }
+                "ip_filing" => match rebuilt::<IpFiling>(r, &mut out)? {
+                    Some(f) => txn.put_ip_filing(&meta, &f)?,
                     None => {
                         let id = key
                             .parse()

@@ -138,6 +138,38 @@ pub fn replayed_bytes(
     Ok((bytes, h))
 }
 
+/// The stored bytes and hash of the next record of a chain at `next_seq` after `prev`: the
+/// replayed record when a replica hands one ([`replayed_bytes`] checks it continues the
+/// chain), else a new record of this write (`stored`: the bytes the write keeps, whose
+/// SHA-256 the record carries). What every backend's transaction appends.
+#[allow(clippy::too_many_arguments)]
+pub fn next_record_bytes(
+    replay: Option<AuditRecord>,
+    next_seq: u64,
+    prev: &[u8; 32],
+    meta: &super::AuditMeta,
+    entity: &str,
+    before: Option<&serde_json::Value>,
+    after: Option<&serde_json::Value>,
+    stored: Option<&[u8]>,
+) -> Result<(Vec<u8>, [u8; 32]), super::StoreError> {
+    if let Some(r) = replay {
+        return replayed_bytes(&r, next_seq, prev, entity);
+    }
+    let record_sha256 = stored.map(|b| hex::encode(Sha256::digest(b)));
+    Ok(chained_bytes(
+        next_seq,
+        meta.at,
+        &meta.actor.to_string(),
+        &meta.action,
+        entity,
+        before,
+        after,
+        record_sha256.as_deref(),
+        prev,
+    ))
+}
+
 #[derive(Serialize)]
 struct CanonicalRef<'a> {
     seq: u64,

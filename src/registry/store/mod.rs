@@ -2,7 +2,10 @@
 //! (full scans for snapshots and audit verification), and [`RegistryStore`] / [`RegistryTxn`]
 //! for writes. Every write goes through a transaction whose `put_*` methods append an audit
 //! record (who, what, when, before/after) to the hash-chained log; `commit` returns only once
-//! the writes are durable (fsync), so an acknowledged write survives `kill -9`.
+//! the writes are durable (fsync), so an acknowledged write survives `kill -9`. A replica
+//! replays its primary's records instead ([`RegistryTxn::replay_next`]: the store appends the
+//! given record after [`audit::next_record_bytes`] checks it continues the chain), and reads
+//! the primary's log from a sequence number ([`RegistryScan::scan_audit_from`]).
 //!
 //! The traits name no backend: `sled` (the embedded default, one process) lives in [`sled`],
 //! PostgreSQL (several processes on one database) in [`postgres`], with one `SERIALIZABLE`

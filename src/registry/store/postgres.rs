@@ -1103,24 +1103,16 @@ impl PgTxn<'_> {
         after: Option<serde_json::Value>,
         stored: Option<&[u8]>,
     ) -> Result<(), StoreError> {
-        use sha2::Digest;
-        let (bytes, h) = match self.replay.take() {
-            Some(r) => super::audit::replayed_bytes(&r, self.next_seq, &self.prev_hash, &entity)?,
-            None => {
-                let record_sha256 = stored.map(|b| hex::encode(sha2::Sha256::digest(b)));
-                super::audit::chained_bytes(
-                    self.next_seq,
-                    meta.at,
-                    &meta.actor.to_string(),
-                    &meta.action,
-                    &entity,
-                    before.as_ref(),
-                    after.as_ref(),
-                    record_sha256.as_deref(),
-                    &self.prev_hash,
-                )
-            }
-        };
+        let (bytes, h) = super::audit::next_record_bytes(
+            self.replay.take(),
+            self.next_seq,
+            &self.prev_hash,
+            meta,
+            &entity,
+            before.as_ref(),
+            after.as_ref(),
+            stored,
+        )?;
         self.exec(
             "INSERT INTO audit_log (seq, body) VALUES ($1, $2)",
             params![sql_id(self.next_seq), bytes],

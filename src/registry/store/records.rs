@@ -1,6 +1,7 @@
 //! Typed generic records: the one way the program reads and writes the store's generic
 //! records (sessions, login challenges, pending registrations, reset tokens, contacts, contact
-//! changes, import authorisations, the outbox, notices, announcements and their attachments).
+//! changes, import authorisations, the outbox, notices, announcements and their attachments,
+//! the signing keys every server checks before it signs).
 //!
 //! A kind of record is a [`RecordKind`]: its name in the store and the type of its value.
 //! Values are stored in the versioned envelope of [`super::codec`] ([`codec::seal`]); each kind
