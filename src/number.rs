@@ -765,20 +765,50 @@ impl ScanText {
 
     /// Append text: NFKC-normalised, dashes folded, whitespace turned into flags, invisible
     /// format characters (zero-width space, BOM, soft hyphen) dropped.
+    ///
+    /// Normalisation goes segment by segment: a segment starts at a character before which
+    /// NFKC has a boundary (nothing before it composes with it or is reordered across it;
+    /// see [`nfkc_head`]) and runs to the next such character. Most segments are that one
+    /// character, which NFKC leaves as it is (ASCII, CJK ideographs, most punctuation) or maps
+    /// to one ASCII character (full-width forms, the ideographic space); only the others go
+    /// through the normaliser. Normalising segment by segment gives what normalising the whole
+    /// text gives (a property test and an exhaustive test over the BMP hold it).
     pub fn push_str(&mut self, text: &str) {
-        // Most page text (ASCII, CJK ideographs, common punctuation) is already in NFKC: the
-        // quick check proves it and the characters go in as they are; anything else is
-        // normalised. The two paths give the same characters (a property test holds them).
-        if text.is_ascii()
-            || unicode_normalization::is_nfkc_quick(text.chars())
-                == unicode_normalization::IsNormalized::Yes
-        {
-            for c in text.chars() {
-                self.push_char(c);
+        if text.is_ascii() {
+            for b in text.bytes() {
+                self.push_char(char::from(b));
             }
-        } else {
-            for c in text.nfkc() {
-                self.push_char(c);
+            return;
+        }
+        // The current segment: its start (byte offset), and its head when the segment is so
+        // far exactly one boundary character (`None`: it needs the normaliser).
+        let mut start = 0usize;
+        let mut head: Option<char> = None;
+        for (i, c) in text.char_indices() {
+            match nfkc_head(c) {
+                Some(mapped) => {
+                    self.flush_segment(&text[start..i], head);
+                    start = i;
+                    head = Some(mapped);
+                }
+                None => head = None,
+            }
+        }
+        self.flush_segment(&text[start..], head);
+    }
+
+    /// Push one segment of [`ScanText::push_str`]: its head as mapped when the segment is one
+    /// boundary character, else the segment normalised.
+    fn flush_segment(&mut self, segment: &str, head: Option<char>) {
+        if segment.is_empty() {
+            return;
+        }
+        match head {
+            Some(c) => self.push_char(c),
+            None => {
+                for c in segment.nfkc() {
+                    self.push_char(c);
+                }
             }
         }
     }
@@ -830,6 +860,32 @@ impl ScanText {
     pub fn chars(&self) -> &[ScanChar] {
         &self.chars
     }
+}
+
+/// What NFKC makes of `c` when NFKC has a boundary before `c` and maps `c` alone to one
+/// character: `Some(that character)`; `None` when `c` needs the normaliser (it may compose
+/// with or reorder around what precedes it, or it decomposes to several characters).
+///
+/// A boundary before `c` holds when `c` is a starter (canonical combining class 0) that NFKC
+/// leaves as it is (quick check `Yes`: not `Maybe`, so it never composes with a preceding
+/// character), and for the full-width ASCII forms (U+FF01–U+FF5E) and the ideographic space,
+/// which NFKC maps to one ASCII character, and ASCII never composes with what precedes it.
+fn nfkc_head(c: char) -> Option<char> {
+    let u = u32::from(c);
+    if u < 0x80 || (0x4E00..=0x9FFF).contains(&u) {
+        // ASCII; CJK Unified Ideographs (all NFKC-stable starters).
+        return Some(c);
+    }
+    if (0xFF01..=0xFF5E).contains(&u) {
+        return char::from_u32(u - 0xFEE0);
+    }
+    if c == '\u{3000}' {
+        return Some(' ');
+    }
+    let stable = unicode_normalization::char::canonical_combining_class(c) == 0
+        && unicode_normalization::is_nfkc_quick(std::iter::once(c))
+            == unicode_normalization::IsNormalized::Yes;
+    stable.then_some(c)
 }
 
 fn fold_dash(c: char) -> char {
@@ -1614,6 +1670,33 @@ mod tests {
         }
     }
 
+    /// Every BMP character `nfkc_head` maps is what NFKC makes of it alone, and NFKC has a
+    /// boundary before it: after characters that compose or reorder with what follows
+    /// (starters of compositions, Hangul jamo and syllables, a combining mark), normalising
+    /// the pair gives the first normalised followed by the mapped character.
+    #[test]
+    fn nfkc_head_is_exact_over_the_bmp() {
+        let before = [
+            "e", "A", "\u{1100}", "\u{AC00}", "\u{0B47}", "\u{0DD9}", "ｶ", "\u{0F71}", "\u{0300}",
+            "\u{3099}", "\u{304B}",
+        ];
+        let mut mapped = 0usize;
+        for u in 0u32..=0xFFFF {
+            let Some(c) = char::from_u32(u) else { continue };
+            let Some(m) = nfkc_head(c) else { continue };
+            mapped += 1;
+            let alone: String = c.to_string().nfkc().collect();
+            assert_eq!(alone, m.to_string(), "U+{u:04X} alone");
+            for p in before {
+                let pair: String = format!("{p}{c}").nfkc().collect();
+                let split: String = p.nfkc().chain(std::iter::once(m)).collect();
+                assert_eq!(pair, split, "U+{u:04X} after {p:?}");
+            }
+        }
+        // Most of the BMP takes the fast path.
+        assert!(mapped > 50_000, "{mapped}");
+    }
+
     proptest::proptest! {
         /// `parse_canonical` is `parse` restricted to text that displays as itself, on text
         /// near the canonical form (full-width forms, `备案`, spaces, case, suffix shapes).
@@ -1652,7 +1735,7 @@ mod tests {
         /// every character gives (mixed scripts, full-width forms, combining marks).
         #[test]
         fn scan_text_fast_path_equals_full_nfkc(
-            text in "(\\PC|[０-９－—ＩＣＰ备案号\u{0301}\u{3099}\u{fb01}\u{2460}])*"
+            text in "(\\PC|[０-９－—ＩＣＰ备案号：，（）\u{3000}ｶﾞﾟ\u{0301}\u{0323}\u{3099}\u{fb01}\u{2460}\u{1100}\u{1161}\u{11a8}\u{0b47}\u{0b3e}\u{0f73}])*"
         ) {
             let mut slow = ScanText::new();
             for c in text.nfkc() {

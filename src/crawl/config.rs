@@ -34,7 +34,12 @@ pub const DEFAULT_HTTP_PORT: u16 = 80;
 pub const DEFAULT_HTTPS_PORT: u16 = 443;
 /// Idle connections kept per host (each host is visited only a few times in a row).
 pub const DEFAULT_POOL_IDLE_PER_HOST: usize = 1;
-pub const DEFAULT_POOL_IDLE_TIMEOUT_MS: u64 = 2_000;
+/// How long an idle connection is kept. A site's requests follow each other at once (the
+/// homepage, its redirects, the certificate on the homepage's connection), so a connection
+/// idle longer than this is one the scan will not use again; each holds its read buffer, and
+/// at a thousand sites in flight a longer wait kept thousands of them (2 s: 9,000 open
+/// connections and 3× the memory in the fleet bench).
+pub const DEFAULT_POOL_IDLE_TIMEOUT_MS: u64 = 250;
 /// Entries in the DNS cache (each name's answer is one entry; a target needs its entry from
 /// its first lookup to its last fetch, so this holds several per target in flight).
 pub const DEFAULT_DNS_CACHE_SIZE: usize = 8_192;

@@ -273,7 +273,12 @@ impl Scanner {
             }
         }
 
-        // Certificate, on the origin that answered.
+        // Certificate, on the origin that answered. The homepage's connection returns to the
+        // pool on a task of its own once its body is read; yielding first lets that task run,
+        // so the certificate request finds the connection idle and reuses it instead of
+        // opening a second one.
+        tokio::task::yield_now().await;
+        tokio::task::yield_now().await;
         let origin = &target.attempts[index];
         let cert = self.fetch_cert(origin, CERT_PATH, &mut deadline).await;
         let missing = cert.fetch.error.is_none()

@@ -813,3 +813,117 @@ async fn a_redirect_back_to_a_visited_url_is_a_loop() {
     assert_eq!(kind(home), Some(FetchErrorKind::RedirectLoop), "{home:#?}");
     assert_eq!(home.hops.len(), 2, "/a, /b, then back to /a is refused");
 }
+
+/// A keep-alive HTTP/1.1 server: every request gets a `Content-Length` response on the same
+/// connection until the client closes it or asks to. Records (connection number, path,
+/// whether the request said `Connection: close`).
+async fn keep_alive_site() -> (SocketAddr, Arc<Mutex<Vec<(usize, String, bool)>>>) {
+    let listener = TcpListener::bind((LAB_IP, 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    // A homepage of the size of a real one (about 20 KB), whose extraction takes time.
+    let mut page = String::from("<html><body><main>");
+    for i in 0..300 {
+        page.push_str(&format!("<p>段落 {i}：这是一个测试页面的内容。</p>"));
+    }
+    page.push_str("<footer>京ICP备12345678号</footer></main></body></html>");
+    let page: Arc<[u8]> = page.into_bytes().into();
+    tokio::spawn(async move {
+        for conn in 0usize.. {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let (log, page) = (log.clone(), page.clone());
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                    buf.drain(..end + 4);
+                    let path = head.split(' ').nth(1).unwrap_or("").to_string();
+                    let close = head.contains("\r\nconnection: close");
+                    log.lock().unwrap().push((conn, path.clone(), close));
+                    let body: &[u8] = if path == "/" { &page } else { b"CERT" };
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n{}\r\n",
+                        body.len(),
+                        if close { "Connection: close\r\n" } else { "" }
+                    );
+                    if stream.write_all(head.as_bytes()).await.is_err()
+                        || stream.write_all(body).await.is_err()
+                        || close
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// A site's certificate is asked for on the connection that brought its homepage, and that
+/// connection is then closed: one connection per site, none left idle, with many sites in
+/// flight (where the connection's return to the pool races the next request).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_certificate_comes_over_the_homepage_connection() {
+    const SITES: usize = 2000;
+    let (addr, seen) = keep_alive_site().await;
+    let hosts: Vec<String> = (0..SITES).map(|i| format!("site{i}.test")).collect();
+    let names: Vec<&str> = hosts.iter().map(String::as_str).collect();
+    let config = ScanConfig {
+        extract: true,
+        ..lab_config(&names)
+    };
+    let scanner = Arc::new(Scanner::new(config).unwrap());
+    let targets: Vec<String> = hosts
+        .iter()
+        .map(|h| format!("http://{h}:{}/", addr.port()))
+        .collect();
+    let observations: Vec<Observation> = tokio::time::timeout(
+        Duration::from_secs(120),
+        scan_stream(scanner, futures::stream::iter(targets), 1000).collect(),
+    )
+    .await
+    .expect("the scan must finish");
+    assert_eq!(observations.len(), SITES);
+    assert!(observations
+        .iter()
+        .all(|o| o.cert.as_ref().and_then(|c| c.body.as_deref()) == Some(&b"CERT"[..])));
+
+    let seen = seen.lock().unwrap().clone();
+    let homepage_conn: HashMap<usize, usize> = seen
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, path, _))| path == "/")
+        .map(|(i, (conn, _, _))| (*conn, i))
+        .collect();
+    let certs: Vec<&(usize, String, bool)> = seen.iter().filter(|(_, p, _)| p != "/").collect();
+    assert_eq!(certs.len(), SITES);
+    assert!(
+        certs.iter().all(|(_, _, close)| *close),
+        "the last request closes"
+    );
+    let reused = certs
+        .iter()
+        .filter(|(conn, _, _)| homepage_conn.contains_key(conn))
+        .count();
+    let connections = seen
+        .iter()
+        .map(|(c, _, _)| *c)
+        .collect::<HashSet<_>>()
+        .len();
+    eprintln!("certificates on their homepage's connection: {reused} of {SITES}; connections: {connections}");
+    assert!(
+        reused * 10 >= SITES * 9 && connections * 10 <= SITES * 11,
+        "certificates on their homepage's connection: {reused} of {SITES}; connections: {connections}"
+    );
+}
