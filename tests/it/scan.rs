@@ -90,6 +90,108 @@ fn the_demo_finds_exactly_what_it_planted_for_every_finding_code() {
             s.found_verdict
         );
     }
+    the_records_are_the_golden_ones(&outcome.records_jsonl);
+}
+
+/// What a scan checked and concluded for each demo site — verdicts, findings, the numbers
+/// read (linked, in the footer, how), certificate status, fetch statuses and sizes, charsets
+/// — equals `tests/data/fleet/demo-records.jsonl`. Timings, times, addresses and ports (which
+/// vary from run to run) are left out. A change of the scanner that changes what is checked
+/// shows here as a diff; `BEIAN_UPDATE_GOLDEN=1` rewrites the file for a deliberate change.
+fn the_records_are_the_golden_ones(records_jsonl: &str) {
+    let mut records: Vec<String> = records_jsonl
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            stable(&mut v);
+            serde_json::to_string(&v).unwrap()
+        })
+        .collect();
+    records.sort();
+    let got = records.join("\n") + "\n";
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/fleet/demo-records.jsonl");
+    if std::env::var_os("BEIAN_UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &got).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path).unwrap();
+    let want: Vec<&str> = want.lines().collect();
+    let got: Vec<&str> = got.lines().collect();
+    for (w, g) in want.iter().zip(&got) {
+        assert_eq!(
+            g, w,
+            "a demo record changed (BEIAN_UPDATE_GOLDEN=1 rewrites the file)"
+        );
+    }
+    assert_eq!(got.len(), want.len(), "number of demo records");
+}
+
+/// `ed25519:<hex id>` → `ed25519:KEY`.
+fn key_ids_out(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("ed25519:") {
+        out.push_str(&rest[..i + 8]);
+        rest = &rest[i + 8..];
+        let hex = rest.bytes().take_while(u8::is_ascii_hexdigit).count();
+        if hex > 0 {
+            out.push_str("KEY");
+            rest = &rest[hex..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Drop what varies between runs of the same scan: timings, times, addresses, ports.
+fn stable(v: &mut serde_json::Value) {
+    const VARYING: [&str; 7] = [
+        "elapsed_ms",
+        "scanned_at",
+        "snapshot_age_s",
+        "started_at",
+        "address",
+        "answers",
+        "used",
+    ];
+    match v {
+        serde_json::Value::Object(map) => {
+            map.retain(|k, _| !VARYING.contains(&k.as_str()));
+            for x in map.values_mut() {
+                stable(x);
+            }
+        }
+        serde_json::Value::Array(xs) => xs.iter_mut().for_each(stable),
+        serde_json::Value::String(s) => {
+            // `host:PORT` of the loopback fleet; Unix times (ten digits) in messages; the ids
+            // of the demo's fresh keys.
+            let mut out = String::with_capacity(s.len());
+            let keyless = key_ids_out(s);
+            let mut rest = keyless.as_str();
+            let mut after_colon = false;
+            while let Some(c) = rest.chars().next() {
+                let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+                if after_colon && (4..=5).contains(&digits) {
+                    out.push_str("PORT");
+                    rest = &rest[digits..];
+                } else if digits == 10 {
+                    out.push_str("TIME");
+                    rest = &rest[digits..];
+                } else if digits > 0 {
+                    out.push_str(&rest[..digits]);
+                    rest = &rest[digits..];
+                } else {
+                    out.push(c);
+                    rest = &rest[c.len_utf8()..];
+                }
+                after_colon = c == ':' && digits == 0;
+            }
+            *s = out;
+        }
+        _ => {}
+    }
 }
 
 #[test]
