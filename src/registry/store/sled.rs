@@ -896,6 +896,7 @@ impl RegistryStore for SledStore {
             prev_hash: head.map(|(_, h)| h).unwrap_or(GENESIS),
             audited: 0,
             replay: None,
+            fresh: std::collections::HashSet::new(),
         })
     }
 }
@@ -910,6 +911,9 @@ pub struct SledTxn<'a> {
     audited: u64,
     /// A replayed record waiting for its write ([`RegistryTxn::replay_next`]).
     replay: Option<AuditRecord>,
+    /// Subject, filing and IP-filing ids this transaction allocated and has not yet written:
+    /// a record under such an id has no earlier version, so its write reads none.
+    fresh: std::collections::HashSet<(&'static [u8], u64)>,
 }
 
 impl KvGet for SledTxn<'_> {
@@ -986,11 +990,20 @@ impl RegistryTxn for SledTxn<'_> {
         };
         let next = cur + 1;
         self.put(k.to_vec(), next.to_be_bytes().to_vec());
+        match seq {
+            Sequence::Subject | Sequence::Filing | Sequence::IpFiling => {
+                self.fresh.insert((k, next));
+            }
+            Sequence::SubjectNumber => {}
+        }
         Ok(next)
     }
 
     fn put_subject(&mut self, meta: &AuditMeta, s: &Subject) -> Result<(), StoreError> {
-        let before = read_impl(self).subject(s.id)?;
+        let before = match self.fresh.remove(&(seq_key(Sequence::Subject), s.id)) {
+            true => None,
+            false => read_impl(self).subject(s.id)?,
+        };
         let grams = name_grams(&s.name);
         if let Some(b) = &before {
             if b.id_number != s.id_number {
@@ -1023,7 +1036,10 @@ impl RegistryTxn for SledTxn<'_> {
     }
 
     fn put_filing(&mut self, meta: &AuditMeta, f: &Filing) -> Result<(), StoreError> {
-        let before = read_impl(self).filing(f.id)?;
+        let before = match self.fresh.remove(&(seq_key(Sequence::Filing), f.id)) {
+            true => None,
+            false => read_impl(self).filing(f.id)?,
+        };
         let idb = f.id.to_be_bytes().to_vec();
         if let Some(b) = &before {
             for d in &b.domains {
@@ -1304,7 +1320,10 @@ impl IpFilingScan for SledStore {
 
 impl IpFilingWrite for SledTxn<'_> {
     fn put_ip_filing(&mut self, meta: &AuditMeta, f: &IpFiling) -> Result<(), StoreError> {
-        let before = read_impl(self).ip_filing(f.id)?;
+        let before = match self.fresh.remove(&(seq_key(Sequence::IpFiling), f.id)) {
+            true => None,
+            false => read_impl(self).ip_filing(f.id)?,
+        };
         if let Some(b) = &before {
             if b.network != f.network {
                 let mut k = network_prefix(&b.network);
