@@ -57,13 +57,24 @@ pub const ALT_PROVINCES: &[(char, char)] =
 /// The primary abbreviation for a province character, if it is one (alternatives map to
 /// their primary form: `陇` → `甘`).
 pub fn primary_province(c: char) -> Option<char> {
-    if PROVINCES.iter().any(|(p, _)| *p == c) {
-        return Some(c);
+    // Called for every character of a page's text: a binary search over the abbreviations
+    // (primary and alternative) sorted once.
+    static SORTED: std::sync::LazyLock<Vec<(char, char)>> = std::sync::LazyLock::new(|| {
+        let mut all: Vec<(char, char)> = PROVINCES
+            .iter()
+            .map(|(p, _)| (*p, *p))
+            .chain(ALT_PROVINCES.iter().copied())
+            .collect();
+        all.sort_unstable();
+        all
+    });
+    if c.is_ascii() {
+        return None;
     }
-    ALT_PROVINCES
-        .iter()
-        .find(|(alt, _)| *alt == c)
-        .map(|(_, primary)| *primary)
+    SORTED
+        .binary_search_by_key(&c, |(k, _)| *k)
+        .ok()
+        .map(|i| SORTED[i].1)
 }
 
 /// Whether `c` is a province abbreviation (primary or alternative).
@@ -1667,6 +1678,30 @@ mod tests {
                 FilingNumber::parse_canonical(text),
                 canonical_by_parse(text)
             );
+        }
+    }
+
+    #[test]
+    fn primary_province_knows_every_abbreviation_and_nothing_else() {
+        for (p, _) in PROVINCES {
+            assert_eq!(primary_province(*p), Some(*p));
+        }
+        for (alt, p) in ALT_PROVINCES {
+            assert_eq!(primary_province(*alt), Some(*p));
+        }
+        let known: Vec<char> = PROVINCES
+            .iter()
+            .map(|(p, _)| *p)
+            .chain(ALT_PROVINCES.iter().map(|(a, _)| *a))
+            .collect();
+        for u in 0u32..=0xFFFF {
+            if let Some(c) = char::from_u32(u) {
+                assert_eq!(
+                    primary_province(c).is_some(),
+                    known.contains(&c),
+                    "U+{u:04X}"
+                );
+            }
         }
     }
 

@@ -35,7 +35,7 @@ pub fn limit_nesting(html: &str, max_depth: usize) -> Cow<'_, str> {
     let mut copied = 0; // bytes of `html` already copied to `out`
     let mut depth = 0usize;
     let mut i = 0;
-    while let Some(rel) = b[i..].iter().position(|&c| c == b'<') {
+    while let Some(rel) = memchr::memchr(b'<', &b[i..]) {
         let lt = i + rel;
         let rest = &b[lt..];
         if rest.starts_with(b"<!--") {
@@ -46,7 +46,7 @@ pub fn limit_nesting(html: &str, max_depth: usize) -> Cow<'_, str> {
             continue;
         }
         if rest.starts_with(b"<!") || rest.starts_with(b"<?") {
-            i = match b[lt..].iter().position(|&c| c == b'>') {
+            i = match memchr::memchr(b'>', &b[lt..]) {
                 Some(p) => lt + p + 1,
                 None => break,
             };
@@ -66,8 +66,19 @@ pub fn limit_nesting(html: &str, max_depth: usize) -> Cow<'_, str> {
         {
             name_end += 1;
         }
-        let name = b[name_start..name_end].to_ascii_lowercase();
-        let name = std::str::from_utf8(&name).unwrap_or("");
+        // Lower-cased on the stack: every name the lists below hold is shorter than the
+        // buffer, so a longer name is simply another element ("").
+        let mut lower = [0u8; 16];
+        let raw = &b[name_start..name_end];
+        let name = match lower.get_mut(..raw.len()) {
+            Some(buf) => {
+                for (d, s) in buf.iter_mut().zip(raw) {
+                    *d = s.to_ascii_lowercase();
+                }
+                std::str::from_utf8(buf).unwrap_or("")
+            }
+            None => "",
+        };
         let (tag_end, self_closing) = match tag_end(b, name_end) {
             Some(t) => t,
             None => break,
@@ -155,12 +166,31 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     if hay.len() < needle.len() {
         return None;
     }
-    hay.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(hay, needle)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// Tag names are matched without regard to case (lower-cased on the stack, longer
+        /// names are other elements): a page cut with its tag names upper-cased is the page
+        /// cut as it is, upper-cased. Never panics on any text.
+        #[test]
+        fn case_does_not_change_the_cut(
+            tags in proptest::collection::vec(
+                "(<div>|</div>|<p>|<br>|<Script>x<div></script>|<textarea><div></TEXTAREA>|<averyveryverylongelementname>|</averyveryverylongelementname>|<!-- <div> -->|text|<)",
+                0..40,
+            ),
+            depth in 0usize..6,
+        ) {
+            let html: String = tags.concat();
+            let upper = html.to_ascii_uppercase();
+            let cut = limit_nesting(&html, depth).to_ascii_uppercase();
+            proptest::prop_assert_eq!(limit_nesting(&upper, depth).into_owned(), cut);
+        }
+    }
 
     #[test]
     fn ordinary_pages_are_untouched() {
