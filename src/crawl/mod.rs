@@ -276,9 +276,11 @@ impl Scanner {
         // Certificate, on the origin that answered. The homepage's connection returns to the
         // pool on a task of its own once its body is read; yielding first lets that task run,
         // so the certificate request finds the connection idle and reuses it instead of
-        // opening a second one.
-        tokio::task::yield_now().await;
-        tokio::task::yield_now().await;
+        // opening a second one. (Fleet bench, 10,000 sites at 1,000 in flight: none yielding,
+        // 19,972 connections; two, about 11,400; three, about 11,000.)
+        for _ in 0..3 {
+            tokio::task::yield_now().await;
+        }
         let origin = &target.attempts[index];
         let cert = self.fetch_cert(origin, CERT_PATH, &mut deadline).await;
         let missing = cert.fetch.error.is_none()
