@@ -779,7 +779,7 @@ impl ScanText {
     ///
     /// Normalisation goes segment by segment: a segment starts at a character before which
     /// NFKC has a boundary (nothing before it composes with it or is reordered across it;
-    /// see [`nfkc_head`]) and runs to the next such character. Most segments are that one
+    /// see `nfkc_head`) and runs to the next such character. Most segments are that one
     /// character, which NFKC leaves as it is (ASCII, CJK ideographs, most punctuation) or maps
     /// to one ASCII character (full-width forms, the ideographic space); only the others go
     /// through the normaliser. Normalising segment by segment gives what normalising the whole

@@ -14,7 +14,9 @@
 //! - The certificate is fetched from the origin of the homepage attempt that got an HTTP
 //!   response (the target's own scheme, host and port — not wherever its redirects ended),
 //!   since the certificate must be served by the scanned host. When neither homepage attempt
-//!   got any response, no certificate fetch is made (`cert` is `None`).
+//!   got any response, no certificate fetch is made (`cert` is `None`). It is the site's
+//!   last request ([`Fetcher::fetch_last`]): over the homepage's connection when the homepage
+//!   did not redirect away, which it then closes.
 //! - https falls back to http only when the https attempt got no response at all (connect,
 //!   TLS, timeout or protocol failure on the first request); DNS refusals, blocked addresses
 //!   and the deadline do not fall back.
@@ -273,14 +275,8 @@ impl Scanner {
             }
         }
 
-        // Certificate, on the origin that answered. The homepage's connection returns to the
-        // pool on a task of its own once its body is read; yielding first lets that task run,
-        // so the certificate request finds the connection idle and reuses it instead of
-        // opening a second one. (Fleet bench, 10,000 sites at 1,000 in flight: none yielding,
-        // 19,972 connections; two, about 11,400; three, about 11,000.)
-        for _ in 0..3 {
-            tokio::task::yield_now().await;
-        }
+        // Certificate, on the origin that answered (over the homepage's connection: see
+        // `Fetcher::fetch_last`).
         let origin = &target.attempts[index];
         let cert = self.fetch_cert(origin, CERT_PATH, &mut deadline).await;
         let missing = cert.fetch.error.is_none()

@@ -26,6 +26,24 @@ fn fixture() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/registry-v0")
 }
 
+/// Copy a fixture registry from `from` to `to`. Git does not keep modes or empty
+/// directories: restore what the registry expects (the blob directory, keys readable by the
+/// owner only).
+fn restore_registry(from: &Path, to: &Path) {
+    copy_dir(from, to);
+    std::fs::create_dir_all(to.join("store/blobs")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for e in std::fs::read_dir(to.join("keys")).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "key") {
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+            }
+        }
+    }
+}
+
 fn beian(reg: &Path, args: &[&str]) -> String {
     let o = Command::new(env!("CARGO_BIN_EXE_beian"))
         .arg("--registry")
@@ -45,19 +63,7 @@ fn beian(reg: &Path, args: &[&str]) -> String {
 fn a_store_of_the_previous_release_opens_and_reads_the_same() {
     let tmp = tempfile::tempdir().unwrap();
     let reg = tmp.path().join("reg");
-    copy_dir(&fixture().join("reg"), &reg);
-    // Git does not keep modes or empty directories: restore what the registry expects.
-    std::fs::create_dir_all(reg.join("store/blobs")).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        for e in std::fs::read_dir(reg.join("keys")).unwrap() {
-            let p = e.unwrap().path();
-            if p.extension().is_some_and(|x| x == "key") {
-                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
-            }
-        }
-    }
+    restore_registry(&fixture().join("reg"), &reg);
     let expected: Vec<serde_json::Value> = std::fs::read_to_string(fixture().join("filings.jsonl"))
         .unwrap()
         .lines()
@@ -146,18 +152,7 @@ fn a_store_of_the_previous_release_opens_and_reads_the_same() {
 /// records (their bare JSON; attachments raw), copied to `to`; and its `fixture.json`.
 fn records_fixture(to: &Path) -> serde_json::Value {
     let from = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/registry-records-v0");
-    copy_dir(&from.join("reg"), to);
-    std::fs::create_dir_all(to.join("store/blobs")).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        for e in std::fs::read_dir(to.join("keys")).unwrap() {
-            let p = e.unwrap().path();
-            if p.extension().is_some_and(|x| x == "key") {
-                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
-            }
-        }
-    }
+    restore_registry(&from.join("reg"), to);
     serde_json::from_str(&std::fs::read_to_string(from.join("fixture.json")).unwrap()).unwrap()
 }
 

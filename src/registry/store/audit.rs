@@ -1,7 +1,8 @@
 //! The hash-chained audit log: record shape, canonical bytes, chain hashing and verification,
 //! and the check of the stored state against the log ([`LoggedState`], [`StateCheck`],
-//! [`legacy_matches`] for entries written before they carried the stored bytes' hash).
-//! Backend-agnostic; stores persist the records and call [`verify_chain`].
+//! [`legacy_matches`] for entries written before they carried the stored bytes' hash), and
+//! the end of the chain an open transaction appends to ([`Appender`]). Backend-agnostic;
+//! stores persist the bytes the appender makes and call [`verify_chain`].
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -138,36 +139,87 @@ pub fn replayed_bytes(
     Ok((bytes, h))
 }
 
-/// The stored bytes and hash of the next record of a chain at `next_seq` after `prev`: the
-/// replayed record when a replica hands one ([`replayed_bytes`] checks it continues the
-/// chain), else a new record of this write (`stored`: the bytes the write keeps, whose
-/// SHA-256 the record carries). What every backend's transaction appends.
-#[allow(clippy::too_many_arguments)]
-pub fn next_record_bytes(
-    replay: Option<AuditRecord>,
+/// The end of the chain an open transaction appends to: the next sequence number, the hash
+/// of the record before it, how many records this transaction appended, and a replayed
+/// record waiting for its write ([`crate::registry::store::RegistryTxn::replay_next`]). Every
+/// backend's transaction holds one; the backend only stores the bytes [`Appender::append`]
+/// returns under the sequence number it returns, and the new head ([`Appender::head`]) at
+/// its commit.
+#[derive(Debug)]
+pub struct Appender {
     next_seq: u64,
-    prev: &[u8; 32],
-    meta: &super::AuditMeta,
-    entity: &str,
-    before: Option<&serde_json::Value>,
-    after: Option<&serde_json::Value>,
-    stored: Option<&[u8]>,
-) -> Result<(Vec<u8>, [u8; 32]), super::StoreError> {
-    if let Some(r) = replay {
-        return replayed_bytes(&r, next_seq, prev, entity);
+    prev_hash: [u8; 32],
+    appended: u64,
+    replay: Option<AuditRecord>,
+}
+
+impl Appender {
+    /// Continue the chain whose last record is `head` (`None`: an empty log).
+    pub fn after(head: Option<(u64, [u8; 32])>) -> Self {
+        Appender {
+            next_seq: head.map_or(0, |(s, _)| s + 1),
+            prev_hash: head.map_or(GENESIS, |(_, h)| h),
+            appended: 0,
+            replay: None,
+        }
     }
-    let record_sha256 = stored.map(|b| hex::encode(Sha256::digest(b)));
-    Ok(chained_bytes(
-        next_seq,
-        meta.at,
-        &meta.actor.to_string(),
-        &meta.action,
-        entity,
-        before,
-        after,
-        record_sha256.as_deref(),
-        prev,
-    ))
+
+    /// The next record's sequence number and stored bytes, and the chain advanced past it:
+    /// the replayed record when a replica handed one ([`replayed_bytes`] checks it continues
+    /// the chain), else a new record of this write (`stored`: the bytes the write keeps,
+    /// whose SHA-256 the record carries).
+    pub fn append(
+        &mut self,
+        meta: &super::AuditMeta,
+        entity: &str,
+        before: Option<&serde_json::Value>,
+        after: Option<&serde_json::Value>,
+        stored: Option<&[u8]>,
+    ) -> Result<(u64, Vec<u8>), super::StoreError> {
+        let seq = self.next_seq;
+        let (bytes, h) = match self.replay.take() {
+            Some(r) => replayed_bytes(&r, seq, &self.prev_hash, entity)?,
+            None => {
+                let record_sha256 = stored.map(|b| hex::encode(Sha256::digest(b)));
+                chained_bytes(
+                    seq,
+                    meta.at,
+                    &meta.actor.to_string(),
+                    &meta.action,
+                    entity,
+                    before,
+                    after,
+                    record_sha256.as_deref(),
+                    &self.prev_hash,
+                )
+            }
+        };
+        self.prev_hash = h;
+        self.next_seq += 1;
+        self.appended += 1;
+        Ok((seq, bytes))
+    }
+
+    /// Hand the record the next write must append instead of its own.
+    pub fn replay_next(&mut self, record: AuditRecord) {
+        self.replay = Some(record);
+    }
+
+    /// Whether a replayed record is still waiting for its write.
+    pub fn replay_pending(&self) -> bool {
+        self.replay.is_some()
+    }
+
+    /// Records this transaction appended.
+    pub fn appended(&self) -> u64 {
+        self.appended
+    }
+
+    /// The new head (sequence number and hash of the last record) when this transaction
+    /// appended any.
+    pub fn head(&self) -> Option<(u64, [u8; 32])> {
+        (self.appended > 0).then(|| (self.next_seq - 1, self.prev_hash))
+    }
 }
 
 #[derive(Serialize)]

@@ -4,14 +4,15 @@
 //! record (who, what, when, before/after) to the hash-chained log; `commit` returns only once
 //! the writes are durable (fsync), so an acknowledged write survives `kill -9`. A replica
 //! replays its primary's records instead ([`RegistryTxn::replay_next`]: the store appends the
-//! given record after [`audit::next_record_bytes`] checks it continues the chain), and reads
+//! given record after [`audit::Appender::append`] checks it continues the chain), and reads
 //! the primary's log from a sequence number ([`RegistryScan::scan_audit_from`]).
 //!
 //! The traits name no backend: `sled` (the embedded default, one process) lives in [`sled`],
 //! PostgreSQL (several processes on one database) in [`postgres`], with one `SERIALIZABLE`
 //! SQL transaction per [`RegistryTxn`]; [`any::AnyStore`] is either, chosen when a registry is
-//! opened, so the rest of the program is written once. Generic records (sessions, the outbox,
-//! announcements, …) are read and written typed, through [`records`].
+//! opened, so the rest of the program is written once. Both backends' transactions carry the
+//! same chain state ([`audit::Appender`]) and allocated-id set ([`FreshIds`]). Generic records
+//! (sessions, the outbox, announcements, …) are read and written typed, through [`records`].
 
 pub mod any;
 pub mod audit;
@@ -66,7 +67,7 @@ pub enum StoreError {
 pub const SERVE_PID_FILE: &str = "serve.pid";
 
 /// Id sequences handed out by the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Sequence {
     Subject,
     Filing,
@@ -74,6 +75,27 @@ pub enum Sequence {
     SubjectNumber,
     /// IP filing ids.
     IpFiling,
+}
+
+/// Record ids (subjects, filings, IP filings) a transaction allocated and has not stored yet:
+/// nothing was ever stored under them, so their first write reads no earlier version. Every
+/// backend's transaction keeps one.
+#[derive(Debug, Default)]
+pub struct FreshIds(std::collections::HashSet<(Sequence, u64)>);
+
+impl FreshIds {
+    /// `id` was just allocated from `seq` (subject numbers are not record ids: ignored).
+    pub fn allocated(&mut self, seq: Sequence, id: u64) {
+        if seq != Sequence::SubjectNumber {
+            self.0.insert((seq, id));
+        }
+    }
+
+    /// Whether `id` of `seq` is fresh; it is not any more after this (its record is being
+    /// written).
+    pub fn take(&mut self, seq: Sequence, id: u64) -> bool {
+        self.0.remove(&(seq, id))
+    }
 }
 
 /// Who did what, when: the context every audited write carries.

@@ -43,7 +43,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 use super::super::model::{IpFiling, IpFilingId};
-use super::audit::{AuditRecord, GENESIS};
+use super::audit::{Appender, AuditRecord};
 use super::codec::{self, Persisted};
 use super::*;
 
@@ -930,18 +930,13 @@ impl RegistryStore for PgStore {
         let mut txn = PgTxn {
             _guard: guard,
             conn: Some(Arc::new(conn)),
-            next_seq: 0,
-            prev_hash: GENESIS,
-            audited: 0,
+            chain: Appender::after(None),
             wrote: false,
-            replay: None,
             pending: std::sync::Mutex::new(Vec::new()),
             counters: Default::default(),
             fresh: Default::default(),
         };
-        let head = read_head(&txn)?;
-        txn.next_seq = head.map(|(s, _)| s + 1).unwrap_or(0);
-        txn.prev_hash = head.map(|(_, h)| h).unwrap_or(GENESIS);
+        txn.chain = Appender::after(read_head(&txn)?);
         Ok(txn)
     }
 }
@@ -952,19 +947,14 @@ pub struct PgTxn<'a> {
     _guard: MutexGuard<'a, ()>,
     /// `None` once committed or rolled back.
     conn: Option<Arc<Object>>,
-    next_seq: u64,
-    prev_hash: [u8; 32],
-    audited: u64,
+    chain: Appender,
     wrote: bool,
-    /// A replayed record waiting for its write ([`RegistryTxn::replay_next`]).
-    replay: Option<AuditRecord>,
     /// Writes not sent yet: they go to the server together, pipelined in order, before the
     /// next read or the commit (one round trip for many statements).
     pending: std::sync::Mutex<Vec<(&'static str, Vec<Param>)>>,
     /// Id sequences as this transaction counted them (written back at the commit).
     counters: std::collections::HashMap<&'static str, i64>,
-    /// Ids this transaction allocated and has not stored yet: nothing to read before them.
-    fresh: std::collections::HashSet<(&'static str, u64)>,
+    fresh: FreshIds,
 }
 
 /// Writes queued before they are sent in one pipeline.
@@ -1103,23 +1093,13 @@ impl PgTxn<'_> {
         after: Option<serde_json::Value>,
         stored: Option<&[u8]>,
     ) -> Result<(), StoreError> {
-        let (bytes, h) = super::audit::next_record_bytes(
-            self.replay.take(),
-            self.next_seq,
-            &self.prev_hash,
-            meta,
-            &entity,
-            before.as_ref(),
-            after.as_ref(),
-            stored,
-        )?;
+        let (seq, bytes) =
+            self.chain
+                .append(meta, &entity, before.as_ref(), after.as_ref(), stored)?;
         self.exec(
             "INSERT INTO audit_log (seq, body) VALUES ($1, $2)",
-            params![sql_id(self.next_seq), bytes],
+            params![sql_id(seq), bytes],
         )?;
-        self.prev_hash = h;
-        self.next_seq += 1;
-        self.audited += 1;
         Ok(())
     }
 }
@@ -1148,18 +1128,12 @@ impl RegistryTxn for PgTxn<'_> {
         let next = cur + 1;
         self.counters.insert(name, next);
         let id = next as u64;
-        // A record under a fresh id has no earlier version to read.
-        match seq {
-            Sequence::Subject | Sequence::Filing | Sequence::IpFiling => {
-                self.fresh.insert((name, id));
-            }
-            Sequence::SubjectNumber => {}
-        }
+        self.fresh.allocated(seq, id);
         Ok(id)
     }
 
     fn put_subject(&mut self, meta: &AuditMeta, s: &Subject) -> Result<(), StoreError> {
-        let before = match self.fresh.remove(&("subject", s.id)) {
+        let before = match self.fresh.take(Sequence::Subject, s.id) {
             true => None,
             false => subject(self, s.id)?,
         };
@@ -1209,7 +1183,7 @@ impl RegistryTxn for PgTxn<'_> {
     }
 
     fn put_filing(&mut self, meta: &AuditMeta, f: &Filing) -> Result<(), StoreError> {
-        let before = match self.fresh.remove(&("filing", f.id)) {
+        let before = match self.fresh.take(Sequence::Filing, f.id) {
             true => None,
             false => filing(self, f.id)?,
         };
@@ -1309,11 +1283,11 @@ impl RegistryTxn for PgTxn<'_> {
     }
 
     fn replay_next(&mut self, record: AuditRecord) {
-        self.replay = Some(record);
+        self.chain.replay_next(record);
     }
 
     fn replay_pending(&self) -> bool {
-        self.replay.is_some()
+        self.chain.replay_pending()
     }
 
     fn commit(mut self) -> Result<u64, StoreError> {
@@ -1323,10 +1297,10 @@ impl RegistryTxn for PgTxn<'_> {
                 params![name.to_string(), value],
             )?;
         }
-        if self.wrote && self.audited > 0 {
+        if let Some((seq, hash)) = self.chain.head().filter(|_| self.wrote) {
             self.exec(
                 "INSERT INTO audit_head (one, seq, hash) VALUES (true, $1, $2) ON CONFLICT (one) DO UPDATE SET seq = EXCLUDED.seq, hash = EXCLUDED.hash",
-                params![sql_id(self.next_seq - 1), self.prev_hash.to_vec()],
+                params![sql_id(seq), hash.to_vec()],
             )?;
         }
         // A failed write fails the commit (and the drop rolls the transaction back).
@@ -1339,7 +1313,7 @@ impl RegistryTxn for PgTxn<'_> {
             return Ok(0);
         }
         finish(conn, "COMMIT")?;
-        Ok(self.audited)
+        Ok(self.chain.appended())
     }
 
     fn put_record(
@@ -1367,7 +1341,7 @@ impl RegistryTxn for PgTxn<'_> {
 
 impl IpFilingWrite for PgTxn<'_> {
     fn put_ip_filing(&mut self, meta: &AuditMeta, f: &IpFiling) -> Result<(), StoreError> {
-        let before = match self.fresh.remove(&("ip_filing", f.id)) {
+        let before = match self.fresh.take(Sequence::IpFiling, f.id) {
             true => None,
             false => ip_filing(self, f.id)?,
         };

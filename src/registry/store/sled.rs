@@ -38,7 +38,7 @@ use std::sync::{Mutex, MutexGuard, RwLock, RwLockWriteGuard};
 use ::sled::Transactional;
 use serde::Serialize;
 
-use super::audit::{AuditRecord, GENESIS};
+use super::audit::{Appender, AuditRecord};
 use super::codec::{self, Persisted};
 use super::*;
 
@@ -892,11 +892,8 @@ impl RegistryStore for SledStore {
             store: self,
             _guard: guard,
             overlay: BTreeMap::new(),
-            next_seq: head.map(|(s, _)| s + 1).unwrap_or(0),
-            prev_hash: head.map(|(_, h)| h).unwrap_or(GENESIS),
-            audited: 0,
-            replay: None,
-            fresh: std::collections::HashSet::new(),
+            chain: Appender::after(head),
+            fresh: FreshIds::default(),
         })
     }
 }
@@ -906,14 +903,8 @@ pub struct SledTxn<'a> {
     store: &'a SledStore,
     _guard: MutexGuard<'a, ()>,
     overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-    next_seq: u64,
-    prev_hash: [u8; 32],
-    audited: u64,
-    /// A replayed record waiting for its write ([`RegistryTxn::replay_next`]).
-    replay: Option<AuditRecord>,
-    /// Subject, filing and IP-filing ids this transaction allocated and has not yet written:
-    /// a record under such an id has no earlier version, so its write reads none.
-    fresh: std::collections::HashSet<(&'static [u8], u64)>,
+    chain: Appender,
+    fresh: FreshIds,
 }
 
 impl KvGet for SledTxn<'_> {
@@ -956,20 +947,10 @@ impl SledTxn<'_> {
         after: Option<serde_json::Value>,
         stored: Option<&[u8]>,
     ) -> Result<(), StoreError> {
-        let (bytes, h) = super::audit::next_record_bytes(
-            self.replay.take(),
-            self.next_seq,
-            &self.prev_hash,
-            meta,
-            &entity,
-            before.as_ref(),
-            after.as_ref(),
-            stored,
-        )?;
-        self.put(id_key("a/", self.next_seq), bytes);
-        self.prev_hash = h;
-        self.next_seq += 1;
-        self.audited += 1;
+        let (seq, bytes) =
+            self.chain
+                .append(meta, &entity, before.as_ref(), after.as_ref(), stored)?;
+        self.put(id_key("a/", seq), bytes);
         Ok(())
     }
 }
@@ -990,17 +971,12 @@ impl RegistryTxn for SledTxn<'_> {
         };
         let next = cur + 1;
         self.put(k.to_vec(), next.to_be_bytes().to_vec());
-        match seq {
-            Sequence::Subject | Sequence::Filing | Sequence::IpFiling => {
-                self.fresh.insert((k, next));
-            }
-            Sequence::SubjectNumber => {}
-        }
+        self.fresh.allocated(seq, next);
         Ok(next)
     }
 
     fn put_subject(&mut self, meta: &AuditMeta, s: &Subject) -> Result<(), StoreError> {
-        let before = match self.fresh.remove(&(seq_key(Sequence::Subject), s.id)) {
+        let before = match self.fresh.take(Sequence::Subject, s.id) {
             true => None,
             false => read_impl(self).subject(s.id)?,
         };
@@ -1036,7 +1012,7 @@ impl RegistryTxn for SledTxn<'_> {
     }
 
     fn put_filing(&mut self, meta: &AuditMeta, f: &Filing) -> Result<(), StoreError> {
-        let before = match self.fresh.remove(&(seq_key(Sequence::Filing), f.id)) {
+        let before = match self.fresh.take(Sequence::Filing, f.id) {
             true => None,
             false => read_impl(self).filing(f.id)?,
         };
@@ -1112,20 +1088,20 @@ impl RegistryTxn for SledTxn<'_> {
     }
 
     fn replay_next(&mut self, record: AuditRecord) {
-        self.replay = Some(record);
+        self.chain.replay_next(record);
     }
 
     fn replay_pending(&self) -> bool {
-        self.replay.is_some()
+        self.chain.replay_pending()
     }
 
     fn commit(mut self) -> Result<u64, StoreError> {
         if self.overlay.is_empty() {
             return Ok(0);
         }
-        if self.audited > 0 {
-            let mut head = (self.next_seq - 1).to_be_bytes().to_vec();
-            head.extend_from_slice(&self.prev_hash);
+        if let Some((seq, hash)) = self.chain.head() {
+            let mut head = seq.to_be_bytes().to_vec();
+            head.extend_from_slice(&hash);
             self.put(HEAD_KEY.to_vec(), head);
         }
         let mut batches: [::sled::Batch; 4] = Default::default();
@@ -1184,7 +1160,7 @@ impl RegistryTxn for SledTxn<'_> {
         }
         drop(index);
         self.store.db.flush().map_err(io("flush"))?;
-        Ok(self.audited)
+        Ok(self.chain.appended())
     }
 
     // --- Generic records ---
@@ -1320,7 +1296,7 @@ impl IpFilingScan for SledStore {
 
 impl IpFilingWrite for SledTxn<'_> {
     fn put_ip_filing(&mut self, meta: &AuditMeta, f: &IpFiling) -> Result<(), StoreError> {
-        let before = match self.fresh.remove(&(seq_key(Sequence::IpFiling), f.id)) {
+        let before = match self.fresh.take(Sequence::IpFiling, f.id) {
             true => None,
             false => read_impl(self).ip_filing(f.id)?,
         };
