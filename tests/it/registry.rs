@@ -1294,3 +1294,123 @@ fn generic_records_are_typed_enveloped_and_read_their_bare_form(tb) {
     assert!(reg.verify_audit().unwrap().ok());
 }
 }
+
+/// A JSON line of the bench's shape: subject `name`, website `n`.
+fn bulk_line(n: usize, name: &str) -> String {
+    serde_json::json!({
+        "subject": {"name": name, "nature": "企业", "id_type": "统一社会信用代码",
+            "id_number": format!("91110000{n:09}Y"), "province": "京", "address": "北京",
+            "contact": {"name": "某"}},
+        "website": {"name": format!("站点{n}"), "homepage": format!("https://bulk{n}.com/"),
+            "domains": [format!("bulk{n}.com")], "ips": [], "providers": ["基准接入商"],
+            "access_method": "虚拟主机", "categories": [], "operating_licence": null}
+    })
+    .to_string()
+}
+
+both! {
+/// The name index over many subjects written in many transactions (posting lists longer than
+/// one block, windows shared by most names, windows of one name): every fragment finds
+/// exactly the subjects whose name contains it, in id order, before and after a reopen.
+fn the_name_index_finds_what_a_full_scan_finds_across_many_imports(tb) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut names: Vec<String> = (0..700)
+        .map(|n| match n % 7 {
+            0 => format!("北京云端{n}科技有限公司"),
+            1 => format!("上海海云{}信息有限公司", n % 13),
+            2 => format!("深圳端云{n}"),
+            3 => format!("杭州{n}网络科技有限公司"),
+            4 => "云端".to_string() + &"数据".repeat(n % 4),
+            5 => format!("Cloud Duan {n} Ltd"),
+            _ => format!("广州云{}端有限公司", n % 3),
+        })
+        .collect();
+    let fragments = [
+        "云端", "有限公司", "科技有限", "云端1", "端云", "海云7", "数据数据", "cloudduan",
+        "duan 12", "广州云2端", "不存在", "12", "0科", "云", "改名", "云端改名", "别的名字",
+        "限公",
+    ];
+    let check = |reg: &Registry, names: &[String], round: &str| {
+        let mut subjects = Vec::new();
+        reg.store()
+            .scan_subjects(&mut |s| {
+                subjects.push(s);
+                true
+            })
+            .unwrap();
+        assert_eq!(subjects.len(), names.len(), "{round}");
+        subjects.sort_by_key(|s| s.id);
+        for f in fragments {
+            let wanted = beian::registry::store::normalise_name(f);
+            let want: Vec<u64> = subjects
+                .iter()
+                .filter(|s| {
+                    wanted.chars().count() >= 2
+                        && beian::registry::store::normalise_name(&s.name).contains(&wanted)
+                })
+                .map(|s| s.id)
+                .collect();
+            let mut got = Vec::new();
+            reg.store()
+                .subjects_by_name(f, &mut |s| {
+                    got.push(s.id);
+                    true
+                })
+                .unwrap();
+            assert_eq!(got, want, "{round}: {f:?}");
+        }
+    };
+    {
+        let (reg, _) = tb.init(dir.path(), NOW).unwrap();
+        // Transactions of different sizes: one line, a few, many.
+        let mut from = 0;
+        for chunk in [1, 3, 50, 200, 446] {
+            let text: String = (from..from + chunk)
+                .map(|n| bulk_line(n, &names[n]) + "\n")
+                .collect();
+            let report = reg
+                .import_jsonl(Cursor::new(text), Submitter::RowProvider, NOW, 97, &mut |_| {})
+                .unwrap();
+            assert_eq!(report.accepted.len(), chunk, "{:?}", report.errors);
+            from += chunk;
+        }
+        assert_eq!(from, names.len());
+        check(&reg, &names, "written");
+        // Updates of the subjects (numbers at approval) keep the index as it is.
+        reg.verify_access(&Actor::isp("基准接入商"), "基准接入商", None, NOW)
+            .unwrap();
+        reg.review_auto_by_each_bureau(NOW).unwrap();
+        check(&reg, &names, "approved");
+    }
+    let reg = Registry::open(dir.path()).unwrap();
+    check(&reg, &names, "reopened");
+    // Renamed subjects (as a replica replays a primary's change): their old windows go and
+    // new ones come, at ids inside every posting list, not at its end.
+    {
+        use beian::registry::store::{AuditMeta, RegistryTxn};
+        let mut subjects = Vec::new();
+        reg.store()
+            .scan_subjects(&mut |s| {
+                subjects.push(s);
+                true
+            })
+            .unwrap();
+        subjects.sort_by_key(|s| s.id);
+        let meta = AuditMeta::new(&Actor::bureau('京'), "rename", NOW);
+        let mut txn = reg.store().begin().unwrap();
+        for (n, s) in subjects.iter_mut().enumerate().filter(|(n, _)| n % 5 == 2) {
+            s.name = match n % 3 {
+                0 => format!("云端改名{n}"),
+                1 => format!("改名{n}有限公司"),
+                _ => "别的名字".to_string(),
+            };
+            txn.put_subject(&meta, s).unwrap();
+        }
+        txn.commit().unwrap();
+        names = subjects.into_iter().map(|s| s.name).collect();
+    }
+    check(&reg, &names, "renamed");
+    drop(reg);
+    let reg = Registry::open(dir.path()).unwrap();
+    check(&reg, &names, "renamed, reopened");
+}}

@@ -127,6 +127,38 @@ fn a_store_of_the_previous_release_opens_and_reads_the_same() {
             })
             .unwrap();
         assert_eq!(names, ["上海云端信息技术有限公司"]);
+        // The index built on open holds a key per window and subject (the layout before
+        // posting blocks); new subjects go into blocks beside those keys.
+        use beian::registry::store::{AuditMeta, RegistryStore, RegistryTxn, Sequence};
+        let mut txn = store.begin().unwrap();
+        let mut newer = first_subject(&store);
+        let meta = AuditMeta::new(&beian::accounts::Actor::Miit, "test", 1_800_000_000);
+        for (n, name) in ["云端信息二号有限公司", "北京云端信息"]
+            .into_iter()
+            .enumerate()
+        {
+            newer.id = txn.next_id(Sequence::Subject).unwrap();
+            newer.name = name.into();
+            newer.id_number = format!("91310000TEST{n:06}");
+            newer.number = None;
+            txn.put_subject(&meta, &newer).unwrap();
+        }
+        txn.commit().unwrap();
+        let mut names = Vec::new();
+        store
+            .subjects_by_name("云端信息", &mut |s| {
+                names.push(s.name);
+                true
+            })
+            .unwrap();
+        assert_eq!(
+            names,
+            [
+                "上海云端信息技术有限公司",
+                "云端信息二号有限公司",
+                "北京云端信息"
+            ]
+        );
     }
     // The migrated store takes new writes (the MIIT user's contact survived too).
     let out = beian(
@@ -146,6 +178,21 @@ fn a_store_of_the_previous_release_opens_and_reads_the_same() {
         ],
     );
     assert!(out.contains("cancellation requested"), "{out}");
+}
+
+/// The store's first subject.
+fn first_subject(
+    store: &beian::registry::store::sled::SledStore,
+) -> beian::registry::model::Subject {
+    use beian::registry::store::RegistryScan;
+    let mut first = None;
+    store
+        .scan_subjects(&mut |s| {
+            first = Some(s);
+            false
+        })
+        .unwrap();
+    first.unwrap()
 }
 
 /// The registry of `tests/data/registry-records-v0`, made by the release before typed generic

@@ -18,6 +18,7 @@ pub mod any;
 pub mod audit;
 pub mod codec;
 pub mod postgres;
+pub mod postings;
 pub mod records;
 pub mod sled;
 

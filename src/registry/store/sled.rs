@@ -9,17 +9,22 @@
 //! Keys: `s/<id>` subject, `x/<id number>` → subject, `N/<subject number>` → subject,
 //! `f/<id>` filing, `d/<domain>` → filing (stored without the `d/` in `domains`),
 //! `n/<service number>` → filing, `i/<ip>/<id>` IP index, `p/<id>` IP filing,
-//! `P/<network>/<id>` its network index, `g/<gram>\0<id>` the subject-name index (every
-//! two-character window of the subject's normalised name, see `name_grams`), `u/<username>`
+//! `P/<network>/<id>` its network index, `g/<gram>\0<lower bound>` the subject-name index
+//! (every two-character window of the subject's normalised name, see `name_grams`: the
+//! window's subject ids in blocks, see [`super::postings`]), `u/<username>`
 //! user, `a/<seq>` audit record, `m/…` counters and the audit head. Ids and sequence numbers
 //! are big-endian u64.
 //!
 //! A name search intersects the posting lists of the fragment's windows by leapfrogging
-//! (each list is sorted by subject id, and each step is one ordered seek), then reads only the
+//! (each list is sorted by subject id, and each step is one ordered seek to the block that
+//! may hold the next id), then reads only the
 //! subjects every window agrees on and checks the name really contains the fragment: the cost
-//! follows the shortest list, not the number of subjects. The name index is kept by
-//! `put_subject`; a store written before it existed gets it built once on open (marker
-//! `m/subject_name_index`).
+//! follows the shortest list, not the number of subjects. A transaction collects its
+//! subjects' window changes and `commit` rewrites each touched window's blocks once (a
+//! thousand new subjects write a few keys per window, not one per window and subject: the
+//! windows were half the keys of an import). A store written before it existed gets the
+//! index built once on open (marker `m/subject_name_index`), one key per window and subject,
+//! which reads as blocks of one.
 //!
 //! The domain index can also be held in memory (domain → filing id), derived from the
 //! `domains` tree: built from it by `warm_lookups` (long-running processes; on 1M filings the
@@ -32,6 +37,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockWriteGuard};
 
@@ -40,6 +46,7 @@ use serde::Serialize;
 
 use super::audit::{Appender, AuditRecord};
 use super::codec::{self, Persisted};
+use super::postings;
 use super::*;
 
 /// The sled-backed registry store.
@@ -255,11 +262,107 @@ fn gram_prefix(gram: &str) -> Vec<u8> {
     k
 }
 
-/// The subject-name index entry of `gram` for subject `id`.
+/// The subject-name index key of `gram`'s block with lower bound `id`.
 fn gram_key(gram: &str, id: SubjectId) -> Vec<u8> {
     let mut k = gram_prefix(gram);
     k.extend_from_slice(&id.to_be_bytes());
     k
+}
+
+/// The lower bound and ids of the posting block stored under `k` (window prefix of
+/// `prefix_len` bytes).
+fn decode_block(k: &[u8], prefix_len: usize, v: &[u8]) -> Result<(u64, Vec<u64>), StoreError> {
+    let lower = decode_id(k, k.get(prefix_len..).unwrap_or_default())?;
+    let ids = postings::decode(lower, v).map_err(|e| StoreError::Corrupt {
+        key: String::from_utf8_lossy(k).into_owned(),
+        reason: format!("subject-name posting block: {}", e.0),
+    })?;
+    Ok((lower, ids))
+}
+
+/// The posting block of window `prefix` that may hold `id` (the one with the greatest lower
+/// bound at or below it), as (key, value).
+fn gram_block_at(
+    index: &::sled::Tree,
+    prefix: &[u8],
+    id: u64,
+) -> Result<Option<(::sled::IVec, ::sled::IVec)>, StoreError> {
+    let mut at = prefix.to_vec();
+    at.extend_from_slice(&id.to_be_bytes());
+    match index.range(prefix.to_vec()..=at).next_back() {
+        None => Ok(None),
+        Some(kv) => kv.map(Some).map_err(io("name index")),
+    }
+}
+
+/// The key of window `prefix`'s first block after key `k`.
+fn gram_block_after(
+    index: &::sled::Tree,
+    prefix: &[u8],
+    k: &[u8],
+) -> Result<Option<(::sled::IVec, ::sled::IVec)>, StoreError> {
+    match index
+        .range::<&[u8], _>((Bound::Excluded(k), Bound::Unbounded))
+        .next()
+    {
+        Some(kv) => {
+            let (k, v) = kv.map_err(io("name index"))?;
+            Ok(k.starts_with(prefix).then_some((k, v)))
+        }
+        None => Ok(None),
+    }
+}
+
+/// A key and its new value (`None`: removed).
+type KeyWrite = (Vec<u8>, Option<Vec<u8>>);
+
+/// The block writes (key, value or removal) that apply a transaction's window changes
+/// (window → subject id → present) to the stored blocks.
+fn gram_block_writes(
+    index: &::sled::Tree,
+    grams: &BTreeMap<String, BTreeMap<u64, bool>>,
+) -> Result<Vec<KeyWrite>, StoreError> {
+    let mut out = Vec::new();
+    for (gram, changes) in grams {
+        let prefix = gram_prefix(gram);
+        let changes: Vec<(u64, bool)> = changes.iter().map(|(id, p)| (*id, *p)).collect();
+        let mut i = 0;
+        while let Some(&(x, _)) = changes.get(i) {
+            let (lower, ids, old_key, next) = match gram_block_at(index, &prefix, x)? {
+                Some((k, v)) => {
+                    let (lower, ids) = decode_block(&k, prefix.len(), &v)?;
+                    let next = gram_block_after(index, &prefix, &k)?;
+                    (lower, ids, Some(k), next)
+                }
+                None => {
+                    // Below every block (or the window's first posting): a new block at `x`.
+                    let mut at = prefix.clone();
+                    at.extend_from_slice(&x.to_be_bytes());
+                    let next = gram_block_after(index, &prefix, &at)?;
+                    (x, Vec::new(), None, next)
+                }
+            };
+            let upper = match next {
+                Some((k, _)) => Some(decode_id(&k, &k[prefix.len()..])?),
+                None => None,
+            };
+            let end = changes[i..]
+                .iter()
+                .position(|(id, _)| upper.is_some_and(|u| *id >= u))
+                .map_or(changes.len(), |p| i + p);
+            let blocks = postings::rewrite(lower, ids, &changes[i..end]);
+            if blocks.is_empty() {
+                if let Some(k) = old_key {
+                    out.push((k.to_vec(), None));
+                }
+            }
+            for (l, ids) in blocks {
+                out.push((gram_key(gram, l), Some(postings::encode(l, &ids))));
+            }
+            i = end;
+        }
+    }
+    Ok(out)
 }
 /// The record format of the store (u16 little-endian; absent: format 0).
 const FORMAT_KEY: &[u8] = b"m/format";
@@ -526,18 +629,24 @@ impl SledStore {
         Ok(())
     }
 
-    /// The first subject id at or after `from` in the posting list `prefix`.
+    /// The first subject id at or after `from` in the posting list `prefix`: in the block
+    /// that may hold `from`, else the first of the next block.
     fn next_in_postings(&self, prefix: &[u8], from: u64) -> Result<Option<u64>, StoreError> {
-        let mut start = prefix.to_vec();
-        start.extend_from_slice(&from.to_be_bytes());
-        match self.tree.index.range(start..).next() {
+        let index = &self.tree.index;
+        let mut after = prefix.to_vec();
+        after.extend_from_slice(&from.to_be_bytes());
+        if let Some((k, v)) = gram_block_at(index, prefix, from)? {
+            let (_, ids) = decode_block(&k, prefix.len(), &v)?;
+            if let Some(&id) = ids.iter().find(|&&id| id >= from) {
+                return Ok(Some(id));
+            }
+            after = k.to_vec();
+        }
+        match gram_block_after(index, prefix, &after)? {
             None => Ok(None),
-            Some(kv) => {
-                let (k, _) = kv.map_err(io("name index"))?;
-                if !k.starts_with(prefix) {
-                    return Ok(None);
-                }
-                decode_id(&k, &k[prefix.len()..]).map(Some)
+            Some((k, v)) => {
+                let (_, ids) = decode_block(&k, prefix.len(), &v)?;
+                Ok(ids.first().copied())
             }
         }
     }
@@ -892,6 +1001,7 @@ impl RegistryStore for SledStore {
             store: self,
             _guard: guard,
             overlay: BTreeMap::new(),
+            grams: BTreeMap::new(),
             chain: Appender::after(head),
             fresh: FreshIds::default(),
         })
@@ -903,6 +1013,9 @@ pub struct SledTxn<'a> {
     store: &'a SledStore,
     _guard: MutexGuard<'a, ()>,
     overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Subject-name window changes (window → subject id → present), written as blocks by
+    /// `commit`.
+    grams: BTreeMap<String, BTreeMap<u64, bool>>,
     chain: Appender,
     fresh: FreshIds,
 }
@@ -937,6 +1050,13 @@ impl SledTxn<'_> {
     }
     fn del(&mut self, k: Vec<u8>) {
         self.overlay.insert(k, None);
+    }
+    /// Subject `id`'s name has (`present`) or no longer has window `gram`.
+    fn gram(&mut self, gram: &str, id: SubjectId, present: bool) {
+        self.grams
+            .entry(gram.to_string())
+            .or_default()
+            .insert(id, present);
     }
 
     fn append_audit(
@@ -981,16 +1101,20 @@ impl RegistryTxn for SledTxn<'_> {
             false => read_impl(self).subject(s.id)?,
         };
         let grams = name_grams(&s.name);
+        let old_grams = before
+            .as_ref()
+            .map(|b| name_grams(&b.name))
+            .unwrap_or_default();
         if let Some(b) = &before {
             if b.id_number != s.id_number {
                 self.del(key("x/", b.id_number.as_bytes()));
             }
-            for g in name_grams(&b.name).difference(&grams) {
-                self.del(gram_key(g, s.id));
-            }
         }
-        for g in &grams {
-            self.put(gram_key(g, s.id), Vec::new());
+        for g in old_grams.difference(&grams) {
+            self.gram(g, s.id, false);
+        }
+        for g in grams.difference(&old_grams) {
+            self.gram(g, s.id, true);
         }
         self.put(
             key("x/", s.id_number.as_bytes()),
@@ -1096,7 +1220,7 @@ impl RegistryTxn for SledTxn<'_> {
     }
 
     fn commit(mut self) -> Result<u64, StoreError> {
-        if self.overlay.is_empty() {
+        if self.overlay.is_empty() && self.grams.is_empty() {
             return Ok(0);
         }
         if let Some((seq, hash)) = self.chain.head() {
@@ -1105,6 +1229,14 @@ impl RegistryTxn for SledTxn<'_> {
             self.put(HEAD_KEY.to_vec(), head);
         }
         let mut batches: [::sled::Batch; 4] = Default::default();
+        // Read under the writer lock this transaction holds: no other commit moves a block.
+        for (k, v) in gram_block_writes(&self.store.tree.index, &self.grams)? {
+            let b = &mut batches[Slot::Index as usize];
+            match v {
+                Some(v) => b.insert(k, v),
+                None => b.remove(k),
+            }
+        }
         // Domain → the new entry (`None`: removed).
         let mut domain_writes: Vec<(Box<[u8]>, Option<DomainEntry>)> = Vec::new();
         for (k, v) in std::mem::take(&mut self.overlay) {
