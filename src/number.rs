@@ -68,7 +68,21 @@ pub fn primary_province(c: char) -> Option<char> {
         all.sort_unstable();
         all
     });
+    // Most characters are not abbreviations: one bit per BMP character says which may be.
+    static MAYBE: std::sync::LazyLock<Box<[u64; 1024]>> = std::sync::LazyLock::new(|| {
+        let mut bits = Box::new([0u64; 1024]);
+        for (k, _) in SORTED.iter() {
+            if let Some(slot) = bits.get_mut(*k as usize >> 6) {
+                *slot |= 1 << (*k as u32 & 63);
+            }
+        }
+        bits
+    });
     if c.is_ascii() {
+        return None;
+    }
+    let n = c as usize;
+    if n < 0x1_0000 && MAYBE[n >> 6] & (1 << (n & 63)) == 0 {
         return None;
     }
     SORTED

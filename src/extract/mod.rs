@@ -28,6 +28,7 @@
 
 pub mod challenge;
 pub mod decode;
+pub mod dom;
 pub mod guard;
 pub mod link;
 pub mod serverside;
@@ -35,7 +36,6 @@ pub mod visible;
 
 use std::collections::HashMap;
 
-use scraper::Html;
 use serde::{Deserialize, Serialize};
 
 use crate::number::{
@@ -174,7 +174,7 @@ pub fn extract_document(bytes: &[u8], content_type: Option<&str>) -> Document {
 pub fn extract_html(html: &str) -> Extraction {
     let stripped = serverside::strip_server_code(html);
     let limited = guard::limit_nesting(&stripped, guard::MAX_DEPTH);
-    let dom = Html::parse_document(&limited);
+    let dom = dom::parse(&limited);
     let page = visible_text(&dom);
     let mut out = extract_visible(&page);
     if out.icp.iter().any(|m| m.via == Via::Text) {

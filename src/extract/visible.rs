@@ -16,8 +16,7 @@
 //!
 //! The walk is iterative (no recursion), so deeply nested markup cannot overflow the stack.
 
-use scraper::node::Element;
-use scraper::{Html, Node};
+use super::dom::{Dom, Element, Node, NodeId};
 
 use super::link::miit_host;
 use crate::number::ScanText;
@@ -144,7 +143,7 @@ struct Walker {
 }
 
 /// Collect the visible text of a parsed document.
-pub fn visible_text(html: &Html) -> VisibleText {
+pub fn visible_text(dom: &Dom) -> VisibleText {
     let mut w = Walker {
         out: VisibleText {
             contexts: vec![Context::default()],
@@ -155,13 +154,13 @@ pub fn visible_text(html: &Html) -> VisibleText {
         head_only: false,
         template_depth: 0,
     };
-    let root = html.tree.root();
-    let mut node = root;
+    let root = dom.root();
+    let mut node: NodeId = root;
     'walk: loop {
-        if let Node::Element(e) = node.value() {
+        if let Node::Element(e) = dom.node(node) {
             if e.name().eq_ignore_ascii_case("script") {
-                let has_code = node.children().any(|c| match c.value() {
-                    Node::Text(t) => !t.text.trim().is_empty(),
+                let has_code = dom.children(node).any(|c| match dom.node(c) {
+                    Node::Text(t) => !t.trim().is_empty(),
                     _ => false,
                 });
                 if w.template_depth == 0 && is_executable_script(e, has_code) {
@@ -169,25 +168,25 @@ pub fn visible_text(html: &Html) -> VisibleText {
                 }
             }
         }
-        if w.enter(node.value()) {
-            if let Some(child) = node.first_child() {
+        if w.enter(dom.node(node)) {
+            if let Some(child) = dom.first_child(node) {
                 node = child;
                 continue;
             }
-            w.leave(node.value());
+            w.leave(dom.node(node));
         }
         loop {
-            if node.id() == root.id() {
+            if node == root {
                 break 'walk;
             }
-            if let Some(next) = node.next_sibling() {
+            if let Some(next) = dom.next_sibling(node) {
                 node = next;
                 break;
             }
-            match node.parent() {
+            match dom.parent(node) {
                 Some(parent) => {
                     node = parent;
-                    w.leave(node.value());
+                    w.leave(dom.node(node));
                 }
                 None => break 'walk,
             }
@@ -206,7 +205,7 @@ impl Walker {
         match node {
             Node::Document => true,
             Node::Text(t) => {
-                self.push_text(&t.text);
+                self.push_text(t);
                 false
             }
             Node::Element(e) => self.enter_element(e),
@@ -463,6 +462,20 @@ pub fn is_executable_script(e: &Element, has_code: bool) -> bool {
     )
 }
 
+/// Whether `hay` contains the ASCII lower-case `needle`, ignoring ASCII case.
+fn contains_ignore_case(hay: &str, needle: &str) -> bool {
+    hay.as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+/// Whether `hay` starts with the ASCII lower-case `prefix`, ignoring ASCII case.
+fn starts_with_ignore_case(hay: &str, prefix: &str) -> bool {
+    hay.as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|h| h.eq_ignore_ascii_case(prefix.as_bytes()))
+}
+
 /// The `hidden` attribute, or an inline style with `display:none` / `visibility:hidden`.
 fn is_hidden(e: &Element) -> bool {
     if e.attr("hidden").is_some() {
@@ -493,16 +506,16 @@ fn is_footer_like(name: &str, e: &Element) -> bool {
     if name == "footer" {
         return true;
     }
-    if let Some(id) = e.id() {
-        let id = id.to_ascii_lowercase();
-        if FOOTER_WORDS.iter().any(|w| id.contains(w)) {
+    if let Some(id) = e.attr_in_any_namespace("id") {
+        if FOOTER_WORDS.iter().any(|w| contains_ignore_case(id, w)) {
             return true;
         }
     }
     e.classes().any(|class| {
-        let class = class.to_ascii_lowercase();
-        FOOTER_WORDS.iter().any(|w| class.contains(w))
-            && !BOTTOM_UTILITIES.iter().any(|u| class.starts_with(u))
+        FOOTER_WORDS.iter().any(|w| contains_ignore_case(class, w))
+            && !BOTTOM_UTILITIES
+                .iter()
+                .any(|u| starts_with_ignore_case(class, u))
     })
 }
 
@@ -510,11 +523,8 @@ fn is_content_like(name: &str, e: &Element) -> bool {
     if CONTENT_TAGS.contains(&name) {
         return true;
     }
-    let mentions = |v: &str| {
-        let v = v.to_ascii_lowercase();
-        CONTENT_WORDS.iter().any(|w| v.contains(w))
-    };
-    e.id().is_some_and(mentions) || e.classes().any(mentions)
+    let mentions = |v: &str| CONTENT_WORDS.iter().any(|w| contains_ignore_case(v, w));
+    e.attr_in_any_namespace("id").is_some_and(mentions) || e.classes().any(mentions)
 }
 
 #[cfg(test)]
@@ -522,7 +532,7 @@ mod tests {
     use super::*;
 
     fn text_of(html: &str) -> String {
-        let v = visible_text(&Html::parse_document(html));
+        let v = visible_text(&super::super::dom::parse(html));
         v.text
             .chars()
             .iter()
@@ -551,7 +561,7 @@ mod tests {
 
     #[test]
     fn template_content_is_walked_and_marked() {
-        let v = visible_text(&Html::parse_document(
+        let v = visible_text(&super::super::dom::parse(
             "<body><p>ab</p><template><div class=footer>cd<script>x()</script>\
              <span hidden>ef</span></div></template><script src=a.js></script></body>",
         ));
@@ -566,14 +576,14 @@ mod tests {
     #[test]
     fn a_template_in_head_is_shown() {
         // A Vue single-file component: html5ever puts the leading template into <head>.
-        let v = visible_text(&Html::parse_document(
+        let v = visible_text(&super::super::dom::parse(
             "<template><div class=footer>ab<p hidden>x</p></div></template>\
              <script>export default {}</script><style scoped>.a{}</style>",
         ));
         let text: String = v.text.chars().iter().map(|c| c.c).collect();
         assert_eq!(text, "ab");
         assert!(v.context_at(0).template && v.context_at(0).footer);
-        let v = visible_text(&Html::parse_document(
+        let v = visible_text(&super::super::dom::parse(
             "<head><title>t</title><template>cd</template><meta charset=utf-8></head><body>e</body>",
         ));
         let text: String = v.text.chars().iter().map(|c| c.c).collect();
@@ -582,7 +592,7 @@ mod tests {
 
     #[test]
     fn scripts_in_head_and_hidden_elements_count() {
-        let v = visible_text(&Html::parse_document(
+        let v = visible_text(&super::super::dom::parse(
             "<html><head><script src=a.js></script><script type=application/json>{}</script>\
              </head><body><div hidden><script>run()</script></div>x</body></html>",
         ));
