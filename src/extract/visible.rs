@@ -21,31 +21,73 @@ use super::dom::{Dom, Element, Node, NodeId};
 use super::link::miit_host;
 use crate::number::ScanText;
 
-/// Elements whose content is never rendered as page text.
-const NOT_RENDERED: &[&str] = &[
-    "head",
-    "title",
-    "script",
-    "style",
-    "noscript",
-    "iframe",
-    "noembed",
-    "noframes",
-    "xmp",
-    "plaintext",
-    // Vue single-file components: the translation block is data, not markup.
-    "i18n",
-];
+/// Elements whose content is never rendered as page text. (A `match`, not a list searched
+/// per element: every element of a page asks.)
+fn not_rendered(name: &str) -> bool {
+    matches!(
+        name,
+        "head"
+            | "title"
+            | "script"
+            | "style"
+            | "noscript"
+            | "iframe"
+            | "noembed"
+            | "noframes"
+            | "xmp"
+            | "plaintext"
+            // Vue single-file components: the translation block is data, not markup.
+            | "i18n"
+    )
+}
 
 /// Elements that flow inline with their neighbours: their text joins the surrounding text.
-const INLINE: &[&str] = &[
-    "a", "abbr", "acronym", "b", "bdi", "bdo", "big", "cite", "code", "data", "del", "dfn", "em",
-    "font", "i", "ins", "kbd", "label", "mark", "nobr", "q", "rp", "rt", "ruby", "s", "samp",
-    "small", "span", "strike", "strong", "sub", "sup", "time", "tt", "u", "var", "output",
-];
+fn is_inline(name: &str) -> bool {
+    matches!(
+        name,
+        "a" | "abbr"
+            | "acronym"
+            | "b"
+            | "bdi"
+            | "bdo"
+            | "big"
+            | "cite"
+            | "code"
+            | "data"
+            | "del"
+            | "dfn"
+            | "em"
+            | "font"
+            | "i"
+            | "ins"
+            | "kbd"
+            | "label"
+            | "mark"
+            | "nobr"
+            | "q"
+            | "rp"
+            | "rt"
+            | "ruby"
+            | "s"
+            | "samp"
+            | "small"
+            | "span"
+            | "strike"
+            | "strong"
+            | "sub"
+            | "sup"
+            | "time"
+            | "tt"
+            | "u"
+            | "var"
+            | "output"
+    )
+}
 
 /// Tags that mark a header, navigation or main content region.
-const CONTENT_TAGS: &[&str] = &["header", "nav", "article", "main", "aside"];
+fn is_content_tag(name: &str) -> bool {
+    matches!(name, "header" | "nav" | "article" | "main" | "aside")
+}
 
 /// Class/id words that mark a header or navigation region.
 const CONTENT_WORDS: &[&str] = &["header", "nav", "menu", "topbar", "top-bar"];
@@ -258,7 +300,7 @@ impl Walker {
         } else {
             name
         };
-        if NOT_RENDERED.contains(&name) && name != "head" {
+        if not_rendered(name) && name != "head" {
             return false;
         }
         let template = name == "template";
@@ -296,7 +338,7 @@ impl Walker {
             }
             _ => {}
         }
-        let block = !INLINE.contains(&name);
+        let block = !is_inline(name);
         if block {
             self.out.text.push_break();
         }
@@ -520,7 +562,7 @@ fn is_footer_like(name: &str, e: &Element) -> bool {
 }
 
 fn is_content_like(name: &str, e: &Element) -> bool {
-    if CONTENT_TAGS.contains(&name) {
+    if is_content_tag(name) {
         return true;
     }
     let mentions = |v: &str| CONTENT_WORDS.iter().any(|w| contains_ignore_case(v, w));
