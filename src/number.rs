@@ -769,7 +769,7 @@ pub struct ScanChar {
 }
 
 /// Text prepared for [`scan_numbers`], built piece by piece (text, spaces, block breaks).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScanText {
     chars: Vec<ScanChar>,
     pending_space: bool,

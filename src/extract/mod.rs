@@ -32,6 +32,7 @@ pub mod dom;
 pub mod guard;
 pub mod link;
 pub mod serverside;
+pub mod stream;
 pub mod visible;
 
 use std::collections::HashMap;
@@ -174,8 +175,8 @@ pub fn extract_document(bytes: &[u8], content_type: Option<&str>) -> Document {
 pub fn extract_html(html: &str) -> Extraction {
     let stripped = serverside::strip_server_code(html);
     let limited = guard::limit_nesting(&stripped, guard::MAX_DEPTH);
-    let dom = dom::parse(&limited);
-    let page = visible_text(&dom);
+    let page =
+        stream::visible_text(&limited).unwrap_or_else(|| visible_text(&dom::parse(&limited)));
     let mut out = extract_visible(&page);
     if out.icp.iter().any(|m| m.via == Via::Text) {
         out.icp.retain(|m| m.via == Via::Text);

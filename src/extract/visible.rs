@@ -18,6 +18,43 @@
 
 use super::dom::{Dom, Element, Node, NodeId};
 
+/// What the walk reads of an element: its name and attributes (names in lower case, as the
+/// HTML parser stores them). Implemented by the arena's [`Element`] and by the streaming
+/// reader's tags, so that both feed one [`Walker`].
+pub trait ElementView {
+    /// The element's local name.
+    fn name(&self) -> &str;
+    /// Attribute names and values, in source order.
+    fn attrs(&self) -> impl Iterator<Item = (&str, &str)>;
+    /// The value of attribute `name` in no namespace (ordinary HTML attributes).
+    fn attr(&self, name: &str) -> Option<&str>;
+    /// The value of the first attribute called `name` in any namespace.
+    fn attr_in_any_namespace(&self, name: &str) -> Option<&str> {
+        self.attrs().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+    /// The element's classes: its `class` attributes split at white space.
+    fn classes(&self) -> impl Iterator<Item = &str> {
+        self.attrs()
+            .filter(|(n, _)| *n == "class")
+            .flat_map(|(_, v)| v.split_whitespace())
+    }
+}
+
+impl ElementView for Element {
+    fn name(&self) -> &str {
+        Element::name(self)
+    }
+    fn attrs(&self) -> impl Iterator<Item = (&str, &str)> {
+        Element::attrs(self)
+    }
+    fn attr(&self, name: &str) -> Option<&str> {
+        Element::attr(self, name)
+    }
+    fn attr_in_any_namespace(&self, name: &str) -> Option<&str> {
+        Element::attr_in_any_namespace(self, name)
+    }
+}
+
 use super::link::miit_host;
 use crate::number::ScanText;
 
@@ -120,7 +157,7 @@ pub struct Context {
 }
 
 /// The visible text of a page with per-character context.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VisibleText {
     pub text: ScanText,
     /// Distinct contexts; `runs` refer to them by index.
@@ -170,7 +207,7 @@ struct Frame {
     template: bool,
 }
 
-struct Walker {
+pub(super) struct Walker {
     out: VisibleText,
     frames: Vec<Frame>,
     /// Whether text at the current position is shown. Hidden subtrees (`<head>`, hidden
@@ -186,31 +223,29 @@ struct Walker {
 
 /// Collect the visible text of a parsed document.
 pub fn visible_text(dom: &Dom) -> VisibleText {
-    let mut w = Walker {
-        out: VisibleText {
-            contexts: vec![Context::default()],
-            ..VisibleText::default()
-        },
-        frames: Vec::new(),
-        shown: true,
-        head_only: false,
-        template_depth: 0,
-    };
+    let mut w = Walker::new();
     let root = dom.root();
     let mut node: NodeId = root;
     'walk: loop {
-        if let Node::Element(e) = dom.node(node) {
-            if e.name().eq_ignore_ascii_case("script") {
-                let has_code = dom.children(node).any(|c| match dom.node(c) {
-                    Node::Text(t) => !t.trim().is_empty(),
-                    _ => false,
-                });
-                if w.template_depth == 0 && is_executable_script(e, has_code) {
-                    w.out.scripts = w.out.scripts.saturating_add(1);
-                }
+        let entered = match dom.node(node) {
+            Node::Element(e) => {
+                let has_code = e.name().eq_ignore_ascii_case("script")
+                    && dom.children(node).any(|c| match dom.node(c) {
+                        Node::Text(t) => !t.trim().is_empty(),
+                        _ => false,
+                    });
+                w.element(e, has_code)
             }
-        }
-        if w.enter(dom.node(node)) {
+            Node::Text(t) => {
+                w.push_text(t);
+                false
+            }
+            // The document, and the content of a `<template>` element.
+            Node::Document | Node::Fragment => true,
+            // Comments, doctypes, processing instructions: not shown.
+            Node::Other => false,
+        };
+        if entered {
             if let Some(child) = dom.first_child(node) {
                 node = child;
                 continue;
@@ -234,46 +269,64 @@ pub fn visible_text(dom: &Dom) -> VisibleText {
             }
         }
     }
-    w.out
+    w.finish()
 }
 
 impl Walker {
+    pub(super) fn new() -> Walker {
+        Walker {
+            out: VisibleText {
+                contexts: vec![Context::default()],
+                ..VisibleText::default()
+            },
+            frames: Vec::new(),
+            shown: true,
+            head_only: false,
+            template_depth: 0,
+        }
+    }
+
+    pub(super) fn finish(self) -> VisibleText {
+        self.out
+    }
+
     fn current_ctx(&self) -> u32 {
         self.frames.last().map_or(0, |f| f.ctx)
     }
 
-    /// Handle a node on the way down; `true` means "visit its children, then call `leave`".
-    fn enter(&mut self, node: &Node) -> bool {
-        match node {
-            Node::Document => true,
-            Node::Text(t) => {
-                self.push_text(t);
-                false
-            }
-            Node::Element(e) => self.enter_element(e),
-            // The content of a `<template>` element.
-            Node::Fragment => true,
-            // Comments, doctypes, processing instructions: not shown.
-            _ => false,
+    /// An element on the way down (`has_code`: it is a `<script>` with code in it); `true`
+    /// means "walk its content, then call [`Walker::leave_element`]".
+    pub(super) fn element<E: ElementView>(&mut self, e: &E, has_code: bool) -> bool {
+        if self.template_depth == 0
+            && e.name().eq_ignore_ascii_case("script")
+            && is_executable_script(e, has_code)
+        {
+            self.out.scripts = self.out.scripts.saturating_add(1);
         }
+        self.enter_element(e)
     }
 
     fn leave(&mut self, node: &Node) {
         if let Node::Element(_) = node {
-            if let Some(frame) = self.frames.pop() {
-                self.shown = frame.shown_before;
-                self.head_only = frame.head_only_before;
-                if frame.block && self.shown {
-                    self.out.text.push_break();
-                }
-                if frame.template {
-                    self.template_depth = self.template_depth.saturating_sub(1);
-                }
+            self.leave_element();
+        }
+    }
+
+    /// Leave an element [`Walker::element`] entered.
+    pub(super) fn leave_element(&mut self) {
+        if let Some(frame) = self.frames.pop() {
+            self.shown = frame.shown_before;
+            self.head_only = frame.head_only_before;
+            if frame.block && self.shown {
+                self.out.text.push_break();
+            }
+            if frame.template {
+                self.template_depth = self.template_depth.saturating_sub(1);
             }
         }
     }
 
-    fn push_text(&mut self, text: &str) {
+    pub(super) fn push_text(&mut self, text: &str) {
         if !self.shown {
             return;
         }
@@ -291,7 +344,7 @@ impl Walker {
         }
     }
 
-    fn enter_element(&mut self, e: &Element) -> bool {
+    fn enter_element<E: ElementView>(&mut self, e: &E) -> bool {
         let name = e.name();
         let name_lower;
         let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -451,7 +504,7 @@ const REPLACING_ATTRIBUTES: &[&str] = &[
 
 /// Whether a template engine replaces the element's content at render time (see
 /// [`REPLACING_ATTRIBUTES`]).
-pub fn engine_replaces_content(e: &Element) -> bool {
+pub fn engine_replaces_content<E: ElementView + ?Sized>(e: &E) -> bool {
     // The HTML parser stores attribute names in lower case.
     e.attrs().any(|(name, value)| {
         // Vue modifiers: `:inner-html.prop`, `v-bind:innerHTML.camel`.
@@ -482,7 +535,7 @@ fn knockout_replaces(name: &str, value: &str) -> bool {
 /// Whether a `<script>` element runs in a browser: it has a `src` or inline code, and its
 /// `type` is a JavaScript MIME type or `module` (absent or empty means JavaScript). Data
 /// blocks (`application/json`, `application/ld+json`, `text/template`, …) do not run.
-pub fn is_executable_script(e: &Element, has_code: bool) -> bool {
+pub fn is_executable_script<E: ElementView + ?Sized>(e: &E, has_code: bool) -> bool {
     if !has_code && e.attr("src").is_none_or(|s| s.trim().is_empty()) {
         return false;
     }
@@ -519,7 +572,7 @@ fn starts_with_ignore_case(hay: &str, prefix: &str) -> bool {
 }
 
 /// The `hidden` attribute, or an inline style with `display:none` / `visibility:hidden`.
-fn is_hidden(e: &Element) -> bool {
+fn is_hidden<E: ElementView + ?Sized>(e: &E) -> bool {
     if e.attr("hidden").is_some() {
         return true;
     }
@@ -544,7 +597,7 @@ pub fn style_hides(style: &str) -> bool {
     })
 }
 
-fn is_footer_like(name: &str, e: &Element) -> bool {
+fn is_footer_like<E: ElementView + ?Sized>(name: &str, e: &E) -> bool {
     if name == "footer" {
         return true;
     }
@@ -561,7 +614,7 @@ fn is_footer_like(name: &str, e: &Element) -> bool {
     })
 }
 
-fn is_content_like(name: &str, e: &Element) -> bool {
+fn is_content_like<E: ElementView + ?Sized>(name: &str, e: &E) -> bool {
     if is_content_tag(name) {
         return true;
     }
