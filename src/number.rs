@@ -806,29 +806,40 @@ impl ScanText {
             return;
         }
         // The current segment: its start (byte offset), and its head when the segment is so
-        // far exactly one boundary character (`None`: it needs the normaliser).
+        // far exactly one boundary character (`None`: it needs the normaliser); `plain`: that
+        // head is a plain character (see `is_plain`).
         let mut start = 0usize;
         let mut head: Option<char> = None;
+        let mut plain = false;
         for (i, c) in text.char_indices() {
+            if is_plain(c) {
+                self.flush_segment(&text[start..i], head, plain);
+                start = i;
+                head = Some(c);
+                plain = true;
+                continue;
+            }
             match nfkc_head(c) {
                 Some(mapped) => {
-                    self.flush_segment(&text[start..i], head);
+                    self.flush_segment(&text[start..i], head, plain);
                     start = i;
                     head = Some(mapped);
                 }
                 None => head = None,
             }
+            plain = false;
         }
-        self.flush_segment(&text[start..], head);
+        self.flush_segment(&text[start..], head, plain);
     }
 
     /// Push one segment of [`ScanText::push_str`]: its head as mapped when the segment is one
     /// boundary character, else the segment normalised.
-    fn flush_segment(&mut self, segment: &str, head: Option<char>) {
+    fn flush_segment(&mut self, segment: &str, head: Option<char>, plain: bool) {
         if segment.is_empty() {
             return;
         }
         match head {
+            Some(c) if plain => self.push_plain(c),
             Some(c) => self.push_char(c),
             None => {
                 for c in segment.nfkc() {
@@ -838,16 +849,24 @@ impl ScanText {
         }
     }
 
+    /// Push a character [`is_plain`] holds for: nothing to fold, drop or turn into a flag.
+    fn push_plain(&mut self, c: char) {
+        self.chars.push(ScanChar {
+            c,
+            space_before: self.pending_space || self.pending_break,
+            break_before: self.pending_break,
+        });
+        self.pending_space = false;
+        self.pending_break = false;
+    }
+
     fn push_char(&mut self, c: char) {
         {
             if c.is_whitespace() {
                 self.pending_space = true;
                 return;
             }
-            if matches!(
-                c,
-                '\u{200b}' | '\u{200c}' | '\u{200d}' | '\u{2060}' | '\u{feff}' | '\u{ad}'
-            ) {
+            if is_dropped(c) {
                 return;
             }
             let c = fold_dash(c);
@@ -885,6 +904,40 @@ impl ScanText {
     pub fn chars(&self) -> &[ScanChar] {
         &self.chars
     }
+}
+
+/// Whether `c` is a BMP character that NFKC leaves as it is with a boundary before it (see
+/// [`nfkc_head`]), that is not whitespace, not dropped and not a dash to fold: pushed as it
+/// is. One bit per BMP character, computed once from the same rules (every page's every
+/// character asks).
+fn is_plain(c: char) -> bool {
+    static PLAIN: std::sync::LazyLock<Box<[u64; 1024]>> = std::sync::LazyLock::new(|| {
+        let mut bits = Box::new([0u64; 1024]);
+        for u in 0..0x1_0000u32 {
+            let Some(c) = char::from_u32(u) else {
+                continue;
+            };
+            let plain = nfkc_head(c) == Some(c)
+                && !c.is_whitespace()
+                && !is_dropped(c)
+                && fold_dash(c) == c;
+            if plain {
+                bits[(u >> 6) as usize] |= 1 << (u & 63);
+            }
+        }
+        bits
+    });
+    let n = c as usize;
+    n < 0x1_0000 && PLAIN[n >> 6] & (1 << (n & 63)) != 0
+}
+
+/// Invisible format characters the text drops (zero-width space and joiners, word joiner,
+/// BOM, soft hyphen).
+fn is_dropped(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200b}' | '\u{200c}' | '\u{200d}' | '\u{2060}' | '\u{feff}' | '\u{ad}'
+    )
 }
 
 /// What NFKC makes of `c` when NFKC has a boundary before `c` and maps `c` alone to one
