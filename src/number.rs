@@ -54,44 +54,46 @@ pub const PROVINCES: &[(char, &str)] = &[
 pub const ALT_PROVINCES: &[(char, char)] =
     &[('陇', '甘'), ('黔', '贵'), ('滇', '云'), ('蜀', '川')];
 
-/// The primary abbreviation for a province character, if it is one (alternatives map to
-/// their primary form: `陇` → `甘`).
-pub fn primary_province(c: char) -> Option<char> {
-    // Called for every character of a page's text: a binary search over the abbreviations
-    // (primary and alternative) sorted once.
-    static SORTED: std::sync::LazyLock<Vec<(char, char)>> = std::sync::LazyLock::new(|| {
-        let mut all: Vec<(char, char)> = PROVINCES
-            .iter()
-            .map(|(p, _)| (*p, *p))
-            .chain(ALT_PROVINCES.iter().copied())
-            .collect();
-        all.sort_unstable();
-        all
-    });
-    // Most characters are not abbreviations: one bit per BMP character says which may be.
-    static MAYBE: std::sync::LazyLock<Box<[u64; 1024]>> = std::sync::LazyLock::new(|| {
-        let mut bits = Box::new([0u64; 1024]);
-        for (k, _) in SORTED.iter() {
-            if let Some(slot) = bits.get_mut(*k as usize >> 6) {
-                *slot |= 1 << (*k as u32 & 63);
-            }
+/// Every abbreviation (primary and alternative) with its primary form, sorted once.
+static SORTED_PROVINCES: std::sync::LazyLock<Vec<(char, char)>> = std::sync::LazyLock::new(|| {
+    let mut all: Vec<(char, char)> = PROVINCES
+        .iter()
+        .map(|(p, _)| (*p, *p))
+        .chain(ALT_PROVINCES.iter().copied())
+        .collect();
+    all.sort_unstable();
+    all
+});
+
+/// One bit per BMP character: set for the abbreviations (most characters are not one).
+static MAYBE_PROVINCE: std::sync::LazyLock<Box<[u64; 1024]>> = std::sync::LazyLock::new(|| {
+    let mut bits = Box::new([0u64; 1024]);
+    for (k, _) in SORTED_PROVINCES.iter() {
+        if let Some(slot) = bits.get_mut(*k as usize >> 6) {
+            *slot |= 1 << (*k as u32 & 63);
         }
-        bits
-    });
-    if c.is_ascii() {
-        return None;
     }
+    bits
+});
+
+/// The primary abbreviation for a province character, if it is one (alternatives map to
+/// their primary form: `陇` → `甘`). Called for every character of a page's text: the bitmap
+/// answers most of them inline, a binary search the rest.
+#[inline]
+pub fn primary_province(c: char) -> Option<char> {
     let n = c as usize;
-    if n < 0x1_0000 && MAYBE[n >> 6] & (1 << (n & 63)) == 0 {
+    // Every abbreviation is a CJK unified ideograph.
+    if !(0x4E00..=0x9FFF).contains(&n) || MAYBE_PROVINCE[n >> 6] & (1 << (n & 63)) == 0 {
         return None;
     }
-    SORTED
+    SORTED_PROVINCES
         .binary_search_by_key(&c, |(k, _)| *k)
         .ok()
-        .map(|i| SORTED[i].1)
+        .map(|i| SORTED_PROVINCES[i].1)
 }
 
 /// Whether `c` is a province abbreviation (primary or alternative).
+#[inline]
 pub fn is_province(c: char) -> bool {
     primary_province(c).is_some()
 }
