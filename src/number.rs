@@ -810,12 +810,17 @@ impl ScanText {
         // The current segment: its start (byte offset), and its head when the segment is so
         // far exactly one boundary character (`None`: it needs the normaliser); `plain`: that
         // head is a plain character (see `is_plain`).
+        let table: &[u64; 1024] = &PLAIN;
         let mut start = 0usize;
         let mut head: Option<char> = None;
         let mut plain = false;
         for (i, c) in text.char_indices() {
-            if is_plain(c) {
-                self.flush_segment(&text[start..i], head, plain);
+            if is_plain(table, c) {
+                match head {
+                    // The segment before is that one plain character.
+                    Some(p) if plain => self.push_plain(p),
+                    _ => self.flush_segment(&text[start..i], head, false),
+                }
                 start = i;
                 head = Some(c);
                 plain = true;
@@ -912,26 +917,28 @@ impl ScanText {
 /// [`nfkc_head`]), that is not whitespace, not dropped and not a dash to fold: pushed as it
 /// is. One bit per BMP character, computed once from the same rules (every page's every
 /// character asks).
-fn is_plain(c: char) -> bool {
-    static PLAIN: std::sync::LazyLock<Box<[u64; 1024]>> = std::sync::LazyLock::new(|| {
-        let mut bits = Box::new([0u64; 1024]);
-        for u in 0..0x1_0000u32 {
-            let Some(c) = char::from_u32(u) else {
-                continue;
-            };
-            let plain = nfkc_head(c) == Some(c)
-                && !c.is_whitespace()
-                && !is_dropped(c)
-                && fold_dash(c) == c;
-            if plain {
-                bits[(u >> 6) as usize] |= 1 << (u & 63);
-            }
-        }
-        bits
-    });
+/// `table` is [`PLAIN`], dereferenced once per text by the caller.
+#[inline]
+fn is_plain(table: &[u64; 1024], c: char) -> bool {
     let n = c as usize;
-    n < 0x1_0000 && PLAIN[n >> 6] & (1 << (n & 63)) != 0
+    n < 0x1_0000 && table[n >> 6] & (1 << (n & 63)) != 0
 }
+
+/// The bits of [`is_plain`].
+static PLAIN: std::sync::LazyLock<Box<[u64; 1024]>> = std::sync::LazyLock::new(|| {
+    let mut bits = Box::new([0u64; 1024]);
+    for u in 0..0x1_0000u32 {
+        let Some(c) = char::from_u32(u) else {
+            continue;
+        };
+        let plain =
+            nfkc_head(c) == Some(c) && !c.is_whitespace() && !is_dropped(c) && fold_dash(c) == c;
+        if plain {
+            bits[(u >> 6) as usize] |= 1 << (u & 63);
+        }
+    }
+    bits
+});
 
 /// Invisible format characters the text drops (zero-width space and joiners, word joiner,
 /// BOM, soft hyphen).
