@@ -783,6 +783,21 @@ impl ScanText {
         Self::default()
     }
 
+    /// Empty text that fills `buffer` (cleared) instead of growing a new one.
+    pub fn with_buffer(mut buffer: Vec<ScanChar>) -> Self {
+        buffer.clear();
+        ScanText {
+            chars: buffer,
+            pending_space: false,
+            pending_break: false,
+        }
+    }
+
+    /// The characters' buffer, for [`ScanText::with_buffer`].
+    pub fn into_buffer(self) -> Vec<ScanChar> {
+        self.chars
+    }
+
     /// Text prepared from one plain string (no block breaks).
     pub fn from_text(text: &str) -> Self {
         let mut t = Self::new();

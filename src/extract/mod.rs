@@ -178,12 +178,20 @@ pub fn extract_html(html: &str) -> Extraction {
     let page =
         stream::visible_text(&limited).unwrap_or_else(|| visible_text(&dom::parse(&limited)));
     let mut out = extract_visible(&page);
+    let VisibleText {
+        text,
+        scripts,
+        text_chars,
+        template_chars,
+        ..
+    } = page;
+    visible::recycle(text);
     if out.icp.iter().any(|m| m.via == Via::Text) {
         out.icp.retain(|m| m.via == Via::Text);
     }
-    out.facts.scripts = page.scripts;
-    out.facts.text_chars = u32::try_from(page.text_chars).unwrap_or(u32::MAX);
-    out.facts.template_text = page.template_chars > 0;
+    out.facts.scripts = scripts;
+    out.facts.text_chars = u32::try_from(text_chars).unwrap_or(u32::MAX);
+    out.facts.template_text = template_chars > 0;
     let shows_number = out.icp.iter().any(|m| m.via == Via::Text);
     out.facts.challenge =
         challenge::detect(html, out.facts.text_chars, shows_number).map(str::to_string);

@@ -196,6 +196,25 @@ impl VisibleText {
     }
 }
 
+thread_local! {
+    /// The character buffer of the last page this thread read, reused by the next: a page's
+    /// text is tens of thousands of characters, and growing a new buffer for each page (with
+    /// its copies and fresh pages from the kernel) was a tenth of reading one.
+    static CHARS: std::cell::Cell<Vec<crate::number::ScanChar>> =
+        const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Buffers above this many characters are not kept for the next page.
+const KEEP_CHARS: usize = 1 << 20;
+
+/// Give a page's character buffer back for the next page this thread reads.
+pub fn recycle(text: ScanText) {
+    let buffer = text.into_buffer();
+    if buffer.capacity() <= KEEP_CHARS {
+        CHARS.set(buffer);
+    }
+}
+
 struct Frame {
     ctx: u32,
     block: bool,
@@ -276,6 +295,7 @@ impl Walker {
     pub(super) fn new() -> Walker {
         Walker {
             out: VisibleText {
+                text: ScanText::with_buffer(CHARS.take()),
                 contexts: vec![Context::default()],
                 ..VisibleText::default()
             },
