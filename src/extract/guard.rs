@@ -4,6 +4,10 @@
 //! (Blink stops nesting at 512); here start tags beyond [`MAX_DEPTH`] open elements (and the end
 //! tags that balance them) are dropped, keeping all text. Ordinary pages are returned as they are.
 //!
+//! A tag with more than [`MAX_ATTRIBUTES`] attributes loses the ones after: the HTML
+//! tokenizer checks each attribute against the tag's earlier ones for duplicates, so one tag
+//! of a hundred thousand attributes took seconds (quadratic) to read.
+//!
 //! The scan is a light tokenizer: comments, doctypes and raw-text elements (`<script>`,
 //! `<style>`, …) are skipped, quoted attribute values may hold `>`, void elements and elements
 //! whose end tag is usually omitted (`<p>`, `<li>`, `<td>`, …) are not counted.
@@ -12,6 +16,10 @@ use std::borrow::Cow;
 
 /// Open (counted) elements allowed before further start tags are dropped.
 pub const MAX_DEPTH: usize = 256;
+
+/// Attributes a tag keeps (real pages stay far below: framework components carry a few
+/// dozen).
+pub const MAX_ATTRIBUTES: usize = 128;
 
 const VOID: &[&str] = &[
     "area", "base", "basefont", "bgsound", "br", "col", "embed", "frame", "hr", "image", "img",
@@ -79,11 +87,18 @@ pub fn limit_nesting(html: &str, max_depth: usize) -> Cow<'_, str> {
             }
             None => "",
         };
-        let (tag_end, self_closing) = match tag_end(b, name_end) {
+        let (tag_end, self_closing, cut) = match tag_end(b, name_end) {
             Some(t) => t,
             None => break,
         };
         i = tag_end;
+        if let Some(cut) = cut {
+            // Too many attributes: the tag ends before the first one over the limit.
+            let o = out.get_or_insert_with(|| String::with_capacity(html.len()));
+            o.push_str(&html[copied..cut]);
+            o.push('>');
+            copied = tag_end;
+        }
         if !counted(name) {
             if !end_tag && RAW_TEXT.contains(&name) {
                 i = skip_raw_text(b, tag_end, name.as_bytes());
@@ -124,25 +139,45 @@ fn counted(name: &str) -> bool {
         && name != "plaintext"
 }
 
-/// The index after the `>` closing a tag whose attributes start at `from`, and whether the tag
-/// ends with `/>`. Quoted attribute values may contain `>`.
-fn tag_end(b: &[u8], from: usize) -> Option<(usize, bool)> {
+/// The index after the `>` closing a tag whose attributes start at `from`, whether the tag
+/// ends with `/>`, and where the first attribute over [`MAX_ATTRIBUTES`] starts, if there is
+/// one. Quoted attribute values may contain `>`.
+fn tag_end(b: &[u8], from: usize) -> Option<(usize, bool, Option<usize>)> {
     let mut i = from;
     let mut quote: Option<u8> = None;
     let mut prev = 0u8;
+    // After white space or a closing quote: a new attribute may start here.
+    let mut boundary = true;
+    let mut attributes = 0usize;
+    let mut cut = None;
     while i < b.len() {
         let c = b[i];
+        let mut closed = false;
         match quote {
-            Some(q) if c == q => quote = None,
+            Some(q) if c == q => {
+                quote = None;
+                closed = true;
+            }
             Some(_) => {}
             // Quotes only open a value right after `=` (ignoring spaces).
             None if (c == b'"' || c == b'\'') && prev == b'=' => quote = Some(c),
-            None if c == b'>' => return Some((i + 1, prev == b'/')),
+            None if c == b'>' => return Some((i + 1, prev == b'/', cut)),
+            None if boundary
+                && !c.is_ascii_whitespace()
+                && !matches!(c, b'=' | b'/')
+                && prev != b'=' =>
+            {
+                attributes += 1;
+                if attributes > MAX_ATTRIBUTES && cut.is_none() {
+                    cut = Some(i);
+                }
+            }
             None => {}
         }
         if !c.is_ascii_whitespace() {
             prev = c;
         }
+        boundary = quote.is_none() && (c.is_ascii_whitespace() || closed);
         i += 1;
     }
     None
@@ -213,6 +248,27 @@ mod tests {
     fn quoted_gt_and_self_closing() {
         let html = "<span title='a>b'><svg><path d='M0'/><path/></svg></span>";
         assert!(matches!(limit_nesting(html, 2), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn a_tag_keeps_its_first_attributes() {
+        let many: String = (0..MAX_ATTRIBUTES + 50)
+            .map(|i| format!(" a{i}='x y>'"))
+            .collect();
+        let html = format!("<div{many}>text</div><p class=b id=c>d</p>");
+        let out = limit_nesting(&html, MAX_DEPTH);
+        let kept: String = (0..MAX_ATTRIBUTES)
+            .map(|i| format!(" a{i}='x y>'"))
+            .collect();
+        assert_eq!(out, format!("<div{kept} >text</div><p class=b id=c>d</p>"));
+        // At the limit, nothing changes (unquoted values, `a="1"b="2"`, bare names).
+        let at: String = (0..MAX_ATTRIBUTES / 2)
+            .map(|i| format!(" a{i}=v b{i}=\"w\""))
+            .collect();
+        let html = format!("<div{at}/>x");
+        assert!(matches!(limit_nesting(&html, MAX_DEPTH), Cow::Borrowed(_)));
+        let html = format!("<div{}>x", " c=\"1\"d=\"2\"".repeat(MAX_ATTRIBUTES / 2));
+        assert!(matches!(limit_nesting(&html, MAX_DEPTH), Cow::Borrowed(_)));
     }
 
     #[test]
