@@ -190,8 +190,11 @@ impl<'a> Lexer<'a> {
             self.pos = from + 2;
             return Some(Token::Comment);
         }
+        // `--!>` is looked for only before the first `-->` (searching the rest of the page for
+        // it at every comment would be quadratic on a page of comments).
         let close = memchr::memmem::find(rest, b"-->").map(|i| i + 3);
-        let bang = memchr::memmem::find(rest, b"--!>").map(|i| i + 4);
+        let before_close = close.map_or(rest, |c| &rest[..c]);
+        let bang = memchr::memmem::find(before_close, b"--!>").map(|i| i + 4);
         let end = match (close, bang) {
             (Some(c), Some(b)) => c.min(b),
             (Some(c), None) => c,
