@@ -65,16 +65,37 @@ static SORTED_PROVINCES: std::sync::LazyLock<Vec<(char, char)>> = std::sync::Laz
     all
 });
 
-/// One bit per BMP character: set for the abbreviations (most characters are not one).
-static MAYBE_PROVINCE: std::sync::LazyLock<Box<[u64; 1024]>> = std::sync::LazyLock::new(|| {
-    let mut bits = Box::new([0u64; 1024]);
-    for (k, _) in SORTED_PROVINCES.iter() {
-        if let Some(slot) = bits.get_mut(*k as usize >> 6) {
-            *slot |= 1 << (*k as u32 & 63);
-        }
-    }
-    bits
+/// The abbreviations, one bit each (most characters are not one).
+static MAYBE_PROVINCE: std::sync::LazyLock<BmpSet> = std::sync::LazyLock::new(|| {
+    BmpSet::from_fn(|c| {
+        SORTED_PROVINCES
+            .binary_search_by_key(&c, |(k, _)| *k)
+            .is_ok()
+    })
 });
+
+/// A set of BMP characters, one bit each: a per-character question that every character of
+/// a page asks, answered once for all of them.
+struct BmpSet(Box<[u64; 1024]>);
+
+impl BmpSet {
+    /// The BMP characters `member` holds for.
+    fn from_fn(member: impl Fn(char) -> bool) -> BmpSet {
+        let mut bits = Box::new([0u64; 1024]);
+        for u in 0..0x1_0000u32 {
+            if char::from_u32(u).is_some_and(&member) {
+                bits[(u >> 6) as usize] |= 1 << (u & 63);
+            }
+        }
+        BmpSet(bits)
+    }
+
+    #[inline]
+    fn contains(&self, c: char) -> bool {
+        let n = c as usize;
+        n < 0x1_0000 && self.0[n >> 6] & (1 << (n & 63)) != 0
+    }
+}
 
 /// The primary abbreviation for a province character, if it is one (alternatives map to
 /// their primary form: `陇` → `甘`). Called for every character of a page's text: the bitmap
@@ -83,7 +104,7 @@ static MAYBE_PROVINCE: std::sync::LazyLock<Box<[u64; 1024]>> = std::sync::LazyLo
 pub fn primary_province(c: char) -> Option<char> {
     let n = c as usize;
     // Every abbreviation is a CJK unified ideograph.
-    if !(0x4E00..=0x9FFF).contains(&n) || MAYBE_PROVINCE[n >> 6] & (1 << (n & 63)) == 0 {
+    if !(0x4E00..=0x9FFF).contains(&n) || !MAYBE_PROVINCE.contains(c) {
         return None;
     }
     SORTED_PROVINCES
@@ -824,13 +845,13 @@ impl ScanText {
         }
         // The current segment: its start (byte offset), and its head when the segment is so
         // far exactly one boundary character (`None`: it needs the normaliser); `plain`: that
-        // head is a plain character (see `is_plain`).
-        let table: &[u64; 1024] = &PLAIN;
+        // head is a plain character (see [`PLAIN`]).
+        let plain_set: &BmpSet = &PLAIN;
         let mut start = 0usize;
         let mut head: Option<char> = None;
         let mut plain = false;
         for (i, c) in text.char_indices() {
-            if is_plain(table, c) {
+            if plain_set.contains(c) {
                 match head {
                     // The segment before is that one plain character.
                     Some(p) if plain => self.push_plain(p),
@@ -871,7 +892,8 @@ impl ScanText {
         }
     }
 
-    /// Push a character [`is_plain`] holds for: nothing to fold, drop or turn into a flag.
+    /// Push a character of [`PLAIN`] (or one [`ScanText::push_char`] has checked): nothing to
+    /// fold, drop or turn into a flag.
     fn push_plain(&mut self, c: char) {
         self.chars.push(ScanChar {
             c,
@@ -891,14 +913,7 @@ impl ScanText {
             if is_dropped(c) {
                 return;
             }
-            let c = fold_dash(c);
-            self.chars.push(ScanChar {
-                c,
-                space_before: self.pending_space || self.pending_break,
-                break_before: self.pending_break,
-            });
-            self.pending_space = false;
-            self.pending_break = false;
+            self.push_plain(fold_dash(c));
         }
     }
 
@@ -928,31 +943,13 @@ impl ScanText {
     }
 }
 
-/// Whether `c` is a BMP character that NFKC leaves as it is with a boundary before it (see
-/// [`nfkc_head`]), that is not whitespace, not dropped and not a dash to fold: pushed as it
-/// is. One bit per BMP character, computed once from the same rules (every page's every
-/// character asks).
-/// `table` is [`PLAIN`], dereferenced once per text by the caller.
-#[inline]
-fn is_plain(table: &[u64; 1024], c: char) -> bool {
-    let n = c as usize;
-    n < 0x1_0000 && table[n >> 6] & (1 << (n & 63)) != 0
-}
-
-/// The bits of [`is_plain`].
-static PLAIN: std::sync::LazyLock<Box<[u64; 1024]>> = std::sync::LazyLock::new(|| {
-    let mut bits = Box::new([0u64; 1024]);
-    for u in 0..0x1_0000u32 {
-        let Some(c) = char::from_u32(u) else {
-            continue;
-        };
-        let plain =
-            nfkc_head(c) == Some(c) && !c.is_whitespace() && !is_dropped(c) && fold_dash(c) == c;
-        if plain {
-            bits[(u >> 6) as usize] |= 1 << (u & 63);
-        }
-    }
-    bits
+/// The plain characters: BMP characters that NFKC leaves as they are with a boundary before
+/// them (see [`nfkc_head`]), that are not whitespace, not dropped and not dashes to fold —
+/// pushed as they are.
+static PLAIN: std::sync::LazyLock<BmpSet> = std::sync::LazyLock::new(|| {
+    BmpSet::from_fn(|c| {
+        nfkc_head(c) == Some(c) && !c.is_whitespace() && !is_dropped(c) && fold_dash(c) == c
+    })
 });
 
 /// Invisible format characters the text drops (zero-width space and joiners, word joiner,

@@ -15,6 +15,8 @@ use html5ever::tendril::{StrTendril, TendrilSink};
 use html5ever::tree_builder::{ElementFlags, NodeOrText, QuirksMode, TreeSink};
 use html5ever::{Attribute, ExpandedName, LocalName, Namespace, QualName};
 
+use super::visible::ElementView;
+
 /// A node's index in the arena.
 pub type NodeId = u32;
 
@@ -25,39 +27,21 @@ pub struct Element {
     pub attrs: Vec<Attribute>,
 }
 
-impl Element {
-    /// The element's local name.
-    pub fn name(&self) -> &str {
+impl ElementView for Element {
+    fn name(&self) -> &str {
         &self.name.local
     }
 
-    /// Attribute local names and values, in source order.
-    pub fn attrs(&self) -> impl Iterator<Item = (&str, &str)> {
+    fn attrs(&self) -> impl Iterator<Item = (&str, &str)> {
         self.attrs.iter().map(|a| (&*a.name.local, &*a.value))
     }
 
-    /// The value of attribute `name` in no namespace (ordinary HTML attributes).
-    pub fn attr(&self, name: &str) -> Option<&str> {
+    /// Ordinary HTML attributes only (no namespace: not `xlink:href` in SVG).
+    fn attr(&self, name: &str) -> Option<&str> {
         self.attrs
             .iter()
             .find(|a| a.name.ns.is_empty() && &*a.name.local == name)
             .map(|a| &*a.value)
-    }
-
-    /// The value of the first attribute called `name` in any namespace.
-    pub fn attr_in_any_namespace(&self, name: &str) -> Option<&str> {
-        self.attrs
-            .iter()
-            .find(|a| &*a.name.local == name)
-            .map(|a| &*a.value)
-    }
-
-    /// The element's classes: its `class` attribute split at white space.
-    pub fn classes(&self) -> impl Iterator<Item = &str> {
-        self.attrs
-            .iter()
-            .filter(|a| &*a.name.local == "class")
-            .flat_map(|a| a.value.split_whitespace())
     }
 }
 
@@ -362,7 +346,7 @@ impl TreeSink for Dom {
 }
 
 #[cfg(test)]
-mod tests {
+pub(in crate::extract) mod tests {
     use super::*;
 
     /// The tree as nested text: elements by name, text in quotes.
@@ -451,7 +435,9 @@ mod tests {
         }
     }
 
-    const PIECES: &[&str] = &[
+    /// Tag soup: misnesting, tables, templates, foreign content, raw text, stray markup
+    /// (also the start of the stream's vocabulary).
+    pub(in crate::extract) const PIECES: &[&str] = &[
         "<p>",
         "</p>",
         "<b>",

@@ -14,13 +14,17 @@
 //! marked [`Context::template`]. It is not counted in [`VisibleText::text_chars`], and scripts
 //! inside it are not counted in [`VisibleText::scripts`] (they run only once mounted).
 //!
-//! The walk is iterative (no recursion), so deeply nested markup cannot overflow the stack.
+//! One [`Walker`] turns elements and text, in document order, into that text. Two readers
+//! feed it: [`visible_text`] walks html5ever's tree (`dom.rs`), iteratively (no recursion,
+//! so deeply nested markup cannot overflow the stack); `stream.rs` feeds it in one pass for
+//! pages that need no tree. [`recycle`] gives a page's character buffer back for the thread's
+//! next page.
 
-use super::dom::{Dom, Element, Node, NodeId};
+use super::dom::{Dom, Node, NodeId};
 
 /// What the walk reads of an element: its name and attributes (names in lower case, as the
-/// HTML parser stores them). Implemented by the arena's [`Element`] and by the streaming
-/// reader's tags, so that both feed one [`Walker`].
+/// HTML parser stores them). Implemented by the arena's [`Element`](super::dom::Element) and
+/// by the streaming reader's tags, so that both feed one [`Walker`].
 pub trait ElementView {
     /// The element's local name.
     fn name(&self) -> &str;
@@ -37,21 +41,6 @@ pub trait ElementView {
         self.attrs()
             .filter(|(n, _)| *n == "class")
             .flat_map(|(_, v)| v.split_whitespace())
-    }
-}
-
-impl ElementView for Element {
-    fn name(&self) -> &str {
-        Element::name(self)
-    }
-    fn attrs(&self) -> impl Iterator<Item = (&str, &str)> {
-        Element::attrs(self)
-    }
-    fn attr(&self, name: &str) -> Option<&str> {
-        Element::attr(self, name)
-    }
-    fn attr_in_any_namespace(&self, name: &str) -> Option<&str> {
-        Element::attr_in_any_namespace(self, name)
     }
 }
 
